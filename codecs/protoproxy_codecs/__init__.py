@@ -1,0 +1,27 @@
+"""Sans-IO wire codecs for protoproxy: no asyncio, no sockets, no runtime imports."""
+
+from .base import (
+    DOWNSTREAM,
+    UPSTREAM,
+    BaseCodec,
+    Codec,
+    DecodeError,
+    Direction,
+    Exchange,
+    Limits,
+    Message,
+    Sniff,
+)
+
+__all__ = [
+    "DOWNSTREAM",
+    "UPSTREAM",
+    "BaseCodec",
+    "Codec",
+    "DecodeError",
+    "Direction",
+    "Exchange",
+    "Limits",
+    "Message",
+    "Sniff",
+]
