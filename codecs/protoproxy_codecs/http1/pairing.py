@@ -1,0 +1,86 @@
+"""What the codec remembers about one request until its response has ended.
+
+Responses carry no id in HTTP/1.1: the n-th response answers the n-th request,
+so pairing is a FIFO of these records, bounded by Limits.max_pending.
+"""
+
+from __future__ import annotations
+
+from ..base import Exchange
+
+
+class Pending:
+    """One request on the connection, from its head to the end of its response."""
+
+    __slots__ = (
+        "connect",
+        "finished",
+        "host",
+        "method",
+        "req_body",
+        "req_bytes",
+        "req_done",
+        "resp_body",
+        "resp_bytes",
+        "resp_done",
+        "seq",
+        "started",
+        "status",
+        "target",
+        "upgrade",
+    )
+
+    def __init__(
+        self,
+        seq: int,
+        method: str,
+        target: str,
+        host: str | None,
+        upgrade: list[bytes],
+        started: float,
+    ) -> None:
+        self.seq = seq
+        self.method = method
+        self.target = target
+        self.host = host
+        self.upgrade = upgrade
+        self.connect = method == "CONNECT"
+        self.started = started
+        self.finished = started
+        self.status = 0
+        self.req_body = 0
+        self.req_bytes = 0
+        self.req_done = False
+        self.resp_body = 0
+        self.resp_bytes = 0
+        self.resp_done = False
+
+    @property
+    def switches(self) -> bool:
+        """The request proposes to leave HTTP/1.1 (Upgrade or CONNECT)."""
+        return self.connect or bool(self.upgrade)
+
+    def exchange(self, **extra: object) -> Exchange:
+        path = self.target.partition("?")[0]
+        status = str(self.status)
+        attrs = {
+            "method": self.method,
+            "path": path,
+            "host": self.host,
+            "status_class": status[0] + "xx",
+            "request_body_bytes": self.req_body,
+            "response_body_bytes": self.resp_body,
+        }
+        if extra:
+            attrs.update(extra)
+        return Exchange(
+            protocol="http",
+            operation=f"{self.method} {path}",
+            started=self.started,
+            finished=self.finished,
+            status=status,
+            request_bytes=self.req_bytes,
+            response_bytes=self.resp_bytes,
+            key=self.seq,
+            attrs=attrs,
+        )
