@@ -1,0 +1,26 @@
+"""Kafka codec (sans-IO): framing, schema lookup, records, SASL and address rewriting.
+
+Public surface:
+- ``KafkaCodec``: the per-connection codec (proxy and fake-broker side);
+- ``schema``: (api_key, version) -> kafka-python class, names, header versions, errors;
+- ``framing``: encode/decode complete frames;
+- ``records``: RecordBatch / MessageSet headers without decompressing;
+- ``rewrite``: broker address rewriting and routing data.
+"""
+
+from __future__ import annotations
+
+from . import framing, records, schema
+from .codec import STATUS_OK, STATUS_UNDECODED, KafkaCodec, SecretView
+from .framing import RequestHeaderInfo
+
+__all__ = [
+    "STATUS_OK",
+    "STATUS_UNDECODED",
+    "KafkaCodec",
+    "RequestHeaderInfo",
+    "SecretView",
+    "framing",
+    "records",
+    "schema",
+]

@@ -1,0 +1,498 @@
+"""KafkaCodec: size-prefixed frames in, request/response Messages and Exchanges out.
+
+One instance per connection, fed both directions. UPSTREAM frames are
+requests, DOWNSTREAM frames responses; a response's header version and body
+schema depend on the request it answers, so requests are remembered by
+correlation id until answered (bounded by ``limits.max_pending``).
+
+What is decoded on the hot path, and why:
+- every header (a few ``unpack_from`` calls);
+- Produce request bodies: acks decides whether a response will come at all,
+  and metrics want records per topic-partition;
+- Fetch request bodies (topics, for fault matching), SaslHandshake requests
+  (the mechanism);
+- every known response body: the Exchange status is the first non-zero error
+  code, wherever it sits.
+Everything else decodes lazily through ``Message.view``.
+
+Unknown API keys/versions and bodies that do not decode are forwarded as-is
+and counted in ``unknown`` / ``undecodable``; only broken framing raises.
+
+SASL: SaslAuthenticate messages and raw SASL tokens carry credentials; they are
+marked ``info["secret"] = True`` and their ``view`` is redacted. After a
+SaslHandshake v0 succeeds the client sends bare size-prefixed tokens (no Kafka
+header), so the codec switches both directions to token mode until the
+mechanism's round trips are done or a real Kafka request shows up again.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from collections import Counter
+from typing import Any, ClassVar, NamedTuple
+
+from ..base import (
+    DOWNSTREAM,
+    UPSTREAM,
+    BaseCodec,
+    Clock,
+    DecodeError,
+    Direction,
+    Exchange,
+    Limits,
+    Message,
+    Sniff,
+)
+from . import framing, schema, summary
+from .framing import BodyError
+
+_I32 = struct.Struct(">i")
+_SNIFF = struct.Struct(">ihhih")
+
+PRODUCE = 0
+FETCH = 1
+SASL_HANDSHAKE = schema.SASL_HANDSHAKE_KEY
+SASL_AUTHENTICATE = schema.SASL_AUTHENTICATE_KEY
+
+STATUS_OK = "NONE"
+STATUS_UNDECODED = "UNDECODED"  # unknown API/version, or a body that did not decode
+
+REDACTED = b"<redacted>"
+
+# Round trips of bare tokens after SaslHandshake v0, per mechanism. Mechanisms
+# not listed (GSSAPI) end token mode only when a Kafka request reappears.
+_SASL_ROUNDS = {"PLAIN": 1, "SCRAM-SHA-256": 2, "SCRAM-SHA-512": 2, "OAUTHBEARER": 1}
+
+# Sniffing: how large a first request may plausibly be.
+_SNIFF_MAX_SIZE = 100 * 1024 * 1024
+_SNIFF_MAX_CLIENT_ID = 4096
+
+
+class _Pending(NamedTuple):
+    api_key: int
+    api_version: int
+    api: str
+    started: float
+    request_bytes: int
+    client_id: str | None
+    known: bool
+    attrs: dict[str, Any] | None  # per-API extras from the request (topics, records)
+
+
+class SecretView(NamedTuple):
+    """What ``.view`` gives for a secret message: sizes, never contents."""
+
+    kind: str
+    api: str
+    size: int
+    redacted: bytes = REDACTED
+
+
+class KafkaCodec(BaseCodec):
+    """Sans-IO Kafka codec; usable by the proxy and by a fake broker alike."""
+
+    name: ClassVar[str] = "kafka"
+
+    def __init__(self, limits: Limits | None = None, clock: Clock = time.monotonic) -> None:
+        super().__init__(limits, clock)
+        self._buf = (bytearray(), bytearray())
+        self._pending: dict[int, _Pending] = {}
+        # Counters the runtime exports; plain Counters, no labels per message.
+        self.unknown: Counter[tuple[int, int]] = Counter()
+        self.undecodable: Counter[tuple[int, int, str]] = Counter()
+        self.unmatched_responses = 0
+        self.sasl_mechanism: str | None = None
+        self._sasl_client_id: str | None = None
+        # Token mode: None when off; else rounds still expected (-1: unknown).
+        self._sasl_rounds: int | None = None
+        self._sasl_token_started: list[float] = []
+        self._client_ids: dict[bytes, str | None] = {}
+        t = schema.tables()
+        self._max_version = t.max_version
+        self._names = t.names
+
+    # ------------------------------------------------------------------ sniffing
+
+    @classmethod
+    def sniff(cls, head: bytes) -> Sniff:
+        """YES when the first bytes look like a Kafka request header.
+
+        Needs 14 bytes: size, api_key, api_version, correlation_id and the
+        client_id length, each checked for plausibility.
+        """
+        if len(head) < 14:
+            if len(head) >= 4 and not 10 <= _I32.unpack_from(head, 0)[0] <= _SNIFF_MAX_SIZE:
+                return Sniff.NO
+            return Sniff.NEED_MORE
+        size, api_key, version, corr, cid_len = _SNIFF.unpack_from(head, 0)
+        if not 10 <= size <= _SNIFF_MAX_SIZE or corr < 0:
+            return Sniff.NO
+        if not schema.is_known(api_key, version):
+            return Sniff.NO
+        if cid_len < -1 or cid_len > _SNIFF_MAX_CLIENT_ID or 10 + max(cid_len, 0) > size:
+            return Sniff.NO
+        return Sniff.YES
+
+    # ------------------------------------------------------------------ framing
+
+    def feed(self, direction: Direction, data: bytes) -> list[Message]:
+        buf = self._buf[direction]
+        out: list[Message] = []
+        if not buf and type(data) is bytes:
+            # Common case: nothing buffered, so frames are sliced straight from
+            # `data` (and a read holding exactly one frame is used as is).
+            used = self._frames(direction, data, out)
+            if used < len(data):
+                buf += memoryview(data)[used:]
+            return out
+        buf += data
+        with memoryview(buf) as view:
+            used = self._frames(direction, view, out)
+        if used:
+            del buf[:used]
+        return out
+
+    def _frames(self, direction: Direction, src: Any, out: list[Message]) -> int:
+        n = len(src)
+        pos = 0
+        max_size = self.limits.max_message_size
+        on_frame = self._on_request if direction is UPSTREAM else self._on_response
+        while n - pos >= 4:
+            size = _I32.unpack_from(src, pos)[0]
+            if size < 0:
+                raise DecodeError(f"negative Kafka frame size {size}", "negative_size")
+            if size > max_size:
+                raise DecodeError(
+                    f"Kafka frame of {size} bytes exceeds the limit of {max_size}",
+                    "frame_too_large",
+                )
+            end = pos + 4 + size
+            if end > n:
+                break
+            raw = src if pos == 0 and end == n and type(src) is bytes else bytes(src[pos:end])
+            pos = end
+            out.append(on_frame(raw))
+        return pos
+
+    def eof(self, direction: Direction) -> list[Message]:
+        return []
+
+    # ------------------------------------------------------------------ requests
+
+    def _client_id(self, raw: bytes, cid_len: int) -> str | None:
+        if cid_len < 0:
+            return None
+        key = raw[14 : 14 + cid_len]
+        cid = self._client_ids.get(key)
+        if cid is None:
+            if len(self._client_ids) >= 64:
+                self._client_ids.clear()
+            cid = str(key, "utf-8", "replace")
+            self._client_ids[key] = cid
+        return cid
+
+    def _on_request(self, raw: bytes) -> Message:
+        if self._sasl_rounds is not None and not self._looks_like_request(raw):
+            return self._token(UPSTREAM, raw)
+        api_key, version, corr, cid_len, body_at = framing.parse_request_header(raw, 4, len(raw))
+        client_id = self._client_id(raw, cid_len)
+        hi = self._max_version.get(api_key)
+        known = hi is not None and version <= hi
+        api = self._names.get(api_key) or schema.api_name(api_key)
+        info: dict[str, Any] = {
+            "api_key": api_key,
+            "api_version": version,
+            "api": api,
+            "correlation_id": corr,
+            "client_id": client_id,
+            "header_size": body_at - 4,
+        }
+        msg = Message(UPSTREAM, "request", raw, corr, info)
+        expects = True
+        attrs: dict[str, Any] | None = None
+        if not known:
+            self.unknown[(api_key, version)] += 1
+            info["known"] = False
+        elif api_key in (PRODUCE, FETCH, SASL_HANDSHAKE):
+            body = self._decode_eagerly(msg, api_key, version, True, body_at)
+            if body is not None:
+                if api_key == PRODUCE:
+                    tally = summary.produce_request(body)
+                    info["topics"] = tally.topics
+                    info["record_count"] = tally.records
+                    info["record_bytes"] = tally.bytes
+                    info["acks"] = body.acks
+                    if body.transactional_id is not None:
+                        info["transactional_id"] = body.transactional_id
+                    expects = body.acks != 0
+                    attrs = {
+                        "topics": tally.topics,
+                        "records": tally.by_partition,
+                        "record_count": tally.records,
+                        "record_bytes": tally.bytes,
+                        "acks": body.acks,
+                    }
+                elif api_key == FETCH:
+                    topics = summary.fetch_request_topics(body)
+                    info["topics"] = topics
+                    attrs = {"topics": topics}
+                else:
+                    self.sasl_mechanism = body.mechanism
+                    self._sasl_client_id = client_id
+                    info["sasl_mechanism"] = body.mechanism
+        elif api_key == SASL_AUTHENTICATE:
+            info["secret"] = True
+            if self.sasl_mechanism is not None:
+                info["sasl_mechanism"] = self.sasl_mechanism
+            msg._view = SecretView("request", api, len(raw))
+        else:
+            msg._decode = _LazyBody(self, raw, api_key, version, True, body_at)
+        info["expects_response"] = expects
+        started = self.clock()
+        if not expects:
+            ex_attrs = {"api": api, "version": version, "client_id": client_id}
+            if attrs:
+                ex_attrs.update(attrs)
+            self.exchanges.append(
+                Exchange(
+                    "kafka",
+                    f"{api} v{version}",
+                    started,
+                    started,
+                    STATUS_OK,
+                    len(raw),
+                    0,
+                    corr,
+                    ex_attrs,
+                )
+            )
+            return msg
+        if corr in self._pending:
+            raise DecodeError(
+                f"correlation id {corr} reused while a request is outstanding",
+                "duplicate_correlation_id",
+            )
+        if len(self._pending) >= self.limits.max_pending:
+            raise DecodeError(
+                f"more than {self.limits.max_pending} requests awaiting responses",
+                "too_many_pending",
+            )
+        self._pending[corr] = _Pending(
+            api_key, version, api, started, len(raw), client_id, known, attrs
+        )
+        return msg
+
+    def _decode_eagerly(
+        self, msg: Message, api_key: int, version: int, request: bool, body_at: int
+    ) -> Any:
+        raw = msg.raw
+        try:
+            body = framing.decode_body(api_key, version, request, raw, body_at, len(raw))
+        except BodyError as exc:
+            self.undecodable[(api_key, version, "request" if request else "response")] += 1
+            msg.info["decode_error"] = str(exc)  # type: ignore[index]
+            return None
+        msg._view = body
+        return body
+
+    # ------------------------------------------------------------------ responses
+
+    def _on_response(self, raw: bytes) -> Message:
+        if self._sasl_rounds is not None and self._sasl_token_started:
+            return self._token(DOWNSTREAM, raw)
+        end = len(raw)
+        if end < 8:
+            raise DecodeError(f"response header needs 4 bytes, frame has {end - 4}", "bad_header")
+        corr = _I32.unpack_from(raw, 4)[0]
+        pending = self._pending.pop(corr, None)
+        if pending is None:
+            self.unmatched_responses += 1
+            return Message(
+                DOWNSTREAM, "response", raw, corr, {"correlation_id": corr, "matched": False}
+            )
+        api_key, version, api = pending.api_key, pending.api_version, pending.api
+        info: dict[str, Any] = {
+            "api_key": api_key,
+            "api_version": version,
+            "api": api,
+            "correlation_id": corr,
+        }
+        msg = Message(DOWNSTREAM, "response", raw, corr, info)
+        attrs: dict[str, Any] = {"api": api, "version": version, "client_id": pending.client_id}
+        if pending.attrs:
+            attrs.update(pending.attrs)
+        status = STATUS_UNDECODED
+        if pending.known:
+            _, body_at = framing.parse_response_header(raw, 4, end, api_key, version)
+            info["header_size"] = body_at - 4
+            body = self._decode_eagerly(msg, api_key, version, False, body_at)
+            if body is not None:
+                codes = summary.error_codes(api_key, version, body)
+                if codes:
+                    status = schema.error_name(codes[0])
+                    attrs["errors"] = summary.error_counts(codes)
+                else:
+                    status = STATUS_OK
+                if api_key == FETCH:
+                    tally = summary.fetch_response(body)
+                    attrs["topics"] = tally.topics
+                    attrs["records"] = tally.by_partition
+                    attrs["record_count"] = tally.records
+                    attrs["record_bytes"] = tally.bytes
+                elif api_key == SASL_HANDSHAKE:
+                    info["sasl_mechanism"] = self.sasl_mechanism
+                    if version == 0 and body.error_code == 0:
+                        self._sasl_rounds = _SASL_ROUNDS.get(self.sasl_mechanism or "", -1)
+                elif api_key == SASL_AUTHENTICATE:
+                    info["secret"] = True
+                    info["sasl_mechanism"] = self.sasl_mechanism
+                    msg._view = SecretView("response", api, end)
+        info["status"] = status
+        self.exchanges.append(
+            Exchange(
+                "kafka",
+                f"{api} v{version}",
+                pending.started,
+                self.clock(),
+                status,
+                pending.request_bytes,
+                end,
+                corr,
+                attrs,
+            )
+        )
+        return msg
+
+    # ------------------------------------------------------------------ SASL tokens
+
+    def _looks_like_request(self, raw: bytes) -> bool:
+        """In token mode: is this frame a Kafka request after all?
+
+        Only a known (api_key, version) carrying the client_id of the
+        SaslHandshake counts; a credential token matching that by chance
+        would need the exact client_id bytes at the exact offset.
+        """
+        if len(raw) < 14:
+            return False
+        api_key, version, _corr, cid_len = struct.unpack_from(">hhih", raw, 4)
+        if not schema.is_known(api_key, version) or cid_len < -1 or 14 + cid_len > len(raw):
+            return False
+        cid = None if cid_len < 0 else str(raw[14 : 14 + cid_len], "utf-8", "replace")
+        if cid != self._sasl_client_id:
+            return False
+        self._sasl_rounds = None
+        self._sasl_token_started.clear()
+        return True
+
+    def _token(self, direction: Direction, raw: bytes) -> Message:
+        info: dict[str, Any] = {
+            "api": "SaslToken",
+            "secret": True,
+            "sasl_mechanism": self.sasl_mechanism,
+        }
+        msg = Message(direction, "sasl_token", raw, None, info)
+        msg._view = SecretView("sasl_token", "SaslToken", len(raw))
+        if direction is UPSTREAM:
+            self._sasl_token_started.append(self.clock())
+            if len(self._sasl_token_started) > self.limits.max_pending:
+                raise DecodeError("too many unanswered SASL tokens", "too_many_pending")
+            return msg
+        started = self._sasl_token_started.pop(0)
+        self.exchanges.append(
+            Exchange(
+                "kafka",
+                "SaslToken",
+                started,
+                self.clock(),
+                STATUS_OK,
+                0,
+                len(raw),
+                None,
+                {"api": "SaslToken", "sasl_mechanism": self.sasl_mechanism},
+            )
+        )
+        if self._sasl_rounds is not None and self._sasl_rounds > 0:
+            self._sasl_rounds -= 1
+            if self._sasl_rounds == 0:
+                self._sasl_rounds = None
+        return msg
+
+    # ------------------------------------------------------------------ server side
+
+    @property
+    def pending(self) -> int:
+        """Requests still awaiting a response."""
+        return len(self._pending)
+
+    @property
+    def in_sasl_token_mode(self) -> bool:
+        return self._sasl_rounds is not None
+
+    def unredacted_view(self, message: Message) -> Any:
+        """The real decoded body of a secret message (a broker must see credentials).
+
+        Never call this on the proxy's logging/tap paths. A raw SASL token is
+        returned as its bytes (without the size prefix).
+        """
+        if message.kind == "sasl_token":
+            return message.raw[4:]
+        info = message.info or {}
+        api_key, version = info["api_key"], info["api_version"]
+        request = message.kind == "request"
+        raw = message.raw
+        if request:
+            body_at = 4 + info["header_size"]
+        else:
+            _, body_at = framing.parse_response_header(raw, 4, len(raw), api_key, version)
+        return framing.decode_body(api_key, version, request, raw, body_at, len(raw))
+
+    def respond(self, request: Message, body: Any) -> bytes:
+        """Encode the response to `request` and account for it as if it passed by.
+
+        `body` is a kafka-python response instance or a dict of its fields.
+        Returns the complete frame to write to the client; the Exchange lands
+        in take_exchanges() and SASL state advances exactly as in the proxy.
+        """
+        info = request.info or {}
+        if request.kind == "sasl_token":
+            frame = _I32.pack(len(body)) + bytes(body)
+        else:
+            frame = framing.encode_response(
+                info["api_key"], info["api_version"], info["correlation_id"], body
+            )
+        self.feed(DOWNSTREAM, frame)
+        return frame
+
+
+class _LazyBody:
+    """Deferred body decode for Message.view; counts failures, returns None."""
+
+    __slots__ = ("api_key", "body_at", "codec", "raw", "request", "version")
+
+    def __init__(
+        self,
+        codec: KafkaCodec,
+        raw: bytes,
+        api_key: int,
+        version: int,
+        request: bool,
+        body_at: int,
+    ) -> None:
+        self.codec = codec
+        self.raw = raw
+        self.api_key = api_key
+        self.version = version
+        self.request = request
+        self.body_at = body_at
+
+    def __call__(self) -> Any:
+        raw = self.raw
+        try:
+            return framing.decode_body(
+                self.api_key, self.version, self.request, raw, self.body_at, len(raw)
+            )
+        except BodyError:
+            kind = "request" if self.request else "response"
+            self.codec.undecodable[(self.api_key, self.version, kind)] += 1
+            return None
