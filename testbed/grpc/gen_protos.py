@@ -44,26 +44,36 @@ def _make_relative(path: Path, local: set[str]) -> None:
     path.write_text(_ABSOLUTE_IMPORT.sub(fix, text))
 
 
-def main() -> int:
+def generate(out_dir: Path = OUT_DIR, descriptor_set: Path = DESCRIPTOR_SET) -> list[str]:
+    """Write the modules to `out_dir` and the descriptor set; returns the .proto names.
+
+    The paths are parameters so a test can regenerate into a temporary
+    directory and check that the committed files are current.
+    """
     protos = sorted(p.name for p in PROTO_DIR.glob("*.proto"))
     if not protos:
         raise SystemExit(f"no .proto files in {PROTO_DIR}")
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
     _protoc(
         [
-            f"--python_out={OUT_DIR}",
-            f"--pyi_out={OUT_DIR}",
-            f"--grpc_python_out={OUT_DIR}",
+            f"--python_out={out_dir}",
+            f"--pyi_out={out_dir}",
+            f"--grpc_python_out={out_dir}",
             *protos,
         ]
     )
-    _protoc([f"--descriptor_set_out={DESCRIPTOR_SET}", "--include_imports", *protos])
+    _protoc([f"--descriptor_set_out={descriptor_set}", "--include_imports", *protos])
     local = {Path(p).stem + "_pb2" for p in protos}
-    for generated in OUT_DIR.glob("*_pb2*.py"):
+    for generated in out_dir.glob("*_pb2*.py"):
         _make_relative(generated, local)
-    init = OUT_DIR / "__init__.py"
+    init = out_dir / "__init__.py"
     if not init.exists():
         init.write_text('"""Generated protobuf modules; regenerate with gen_protos.py."""\n')
+    return protos
+
+
+def main() -> int:
+    protos = generate()
     print(f"generated {', '.join(protos)} -> {OUT_DIR.relative_to(ROOT)}, {DESCRIPTOR_SET.name}")
     return 0
 

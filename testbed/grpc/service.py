@@ -94,12 +94,13 @@ class FakeGrpcService:
             (SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
         bind = f"{self.host}:{self._requested_port}"
-        if self.tls is None:
-            port = server.add_insecure_port(bind)
-        else:
-            port = server.add_secure_port(bind, self.tls.credentials())
-        if port == 0:
-            raise OSError(f"gRPC server could not bind {bind}")
+        try:
+            if self.tls is None:
+                port = server.add_insecure_port(bind)
+            else:
+                port = server.add_secure_port(bind, self.tls.credentials())
+        except RuntimeError as exc:  # grpcio's only signal for a failed bind
+            raise OSError(f"gRPC server could not bind {bind}: {exc}") from None
         await server.start()
         await self._health.set("", SERVING)
         await self._health.set(SERVICE, SERVING)

@@ -2,9 +2,9 @@
 
 Every handler follows one shape: count the call in, resolve the plan (request
 over the method's program), sleep and send as told, end with the planned
-status, and count the call out in ``finally`` so cancelled calls are counted
-too. Counting happens before the status leaves the server, so a client that
-has seen the end of its call can read final counters.
+status. A call is counted out when its status is decided, before the status
+leaves the server, so a client that has seen the end of its call can read
+final counters; ``finally`` counts the calls that were cancelled instead.
 """
 
 from __future__ import annotations
@@ -44,9 +44,10 @@ async def _sleep(seconds: float) -> None:
 class _Outcome:
     """How a call ended, filled in by the handler, read by ``finally``."""
 
-    __slots__ = ("code", "received", "sent")
+    __slots__ = ("code", "received", "sent", "stats")
 
-    def __init__(self) -> None:
+    def __init__(self, stats: MethodStats) -> None:
+        self.stats = stats
         self.code: grpc.StatusCode | None = None
         self.sent = 0
         self.received = 0
@@ -74,7 +75,7 @@ class TestServiceServicer(pb_grpc.TestServiceServicer):
     def _begin(self, method: str) -> tuple[MethodStats, _Outcome]:
         stats = self._state.stats[method]
         stats.started += 1
-        return stats, _Outcome()
+        return stats, _Outcome(stats)
 
     def _plan(self, method: str, request: pb.Request | None) -> Plan:
         wanted = None
@@ -109,23 +110,29 @@ class TestServiceServicer(pb_grpc.TestServiceServicer):
         code: grpc.StatusCode,
         message: str,
     ) -> NoReturn:
-        outcome.code = code
+        # aio's abort() sends the status before it raises, so count first.
+        self._count_end(outcome, code)
         await context.abort(code, message, self._trailers(outcome))
         raise AssertionError("context.abort returned")  # pragma: no cover
 
     def _finish_ok(self, context: aio.ServicerContext, outcome: _Outcome) -> None:
-        outcome.code = OK
         context.set_trailing_metadata(self._trailers(outcome))
+        self._count_end(outcome, OK)
 
     @staticmethod
-    def _end(stats: MethodStats, outcome: _Outcome, context: aio.ServicerContext) -> None:
-        code = outcome.code
-        if code is None:  # interrupted: the client cancelled or the deadline passed
+    def _count_end(outcome: _Outcome, code: grpc.StatusCode) -> None:
+        if outcome.code is None:
+            outcome.code = code
+            outcome.stats.finished += 1
+            outcome.stats.statuses[code.name] += 1
+
+    def _end(self, outcome: _Outcome, context: aio.ServicerContext) -> None:
+        """Count a call that ended without a status of ours: cancelled or expired."""
+        if outcome.code is None:
             remaining = context.time_remaining()
             expired = remaining is not None and remaining <= 0
             code = grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED
-        stats.finished += 1
-        stats.statuses[code.name] += 1
+            self._count_end(outcome, code)
 
     @staticmethod
     def _echo(context: aio.ServicerContext) -> dict[str, str]:
@@ -178,7 +185,7 @@ class TestServiceServicer(pb_grpc.TestServiceServicer):
             self._finish_ok(context, outcome)
             return response
         finally:
-            self._end(stats, outcome, context)
+            self._end(outcome, context)
 
     async def ServerStream(
         self, request: pb.Request, context: aio.ServicerContext
@@ -207,7 +214,7 @@ class TestServiceServicer(pb_grpc.TestServiceServicer):
                 await self._abort(context, outcome, plan.status, plan.message)
             self._finish_ok(context, outcome)
         finally:
-            self._end(stats, outcome, context)
+            self._end(outcome, context)
 
     async def ClientStream(
         self, request_iterator: AsyncIterator[pb.Request], context: aio.ServicerContext
@@ -251,7 +258,7 @@ class TestServiceServicer(pb_grpc.TestServiceServicer):
             self._finish_ok(context, outcome)
             return response
         finally:
-            self._end(stats, outcome, context)
+            self._end(outcome, context)
 
     async def Bidi(
         self, request_iterator: AsyncIterator[pb.Request], context: aio.ServicerContext
@@ -297,5 +304,4 @@ class TestServiceServicer(pb_grpc.TestServiceServicer):
                 await self._abort(context, outcome, call_plan.status, call_plan.message)
             self._finish_ok(context, outcome)
         finally:
-            self._end(stats, outcome, context)
-
+            self._end(outcome, context)
