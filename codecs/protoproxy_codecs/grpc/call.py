@@ -1,0 +1,118 @@
+"""One gRPC call seen from the middle: its messages, its status, its Exchange.
+
+Fed by the HTTP/2 codec for streams whose request content-type starts with
+application/grpc. Pure bookkeeping on decoded headers and DATA payloads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..base import DOWNSTREAM, UPSTREAM, Direction, Exchange
+from .framing import GrpcMessage, MessageReader
+from .status import decode_message, http_status, parse_status, rst_status
+from .timeout import parse_timeout
+
+Headers = Sequence[tuple[str, str]]
+
+
+def is_grpc(content_type: str | None) -> bool:
+    return content_type is not None and content_type.startswith("application/grpc")
+
+
+def split_path(path: str) -> tuple[str, str]:
+    """("/pkg.Svc/Method") -> ("pkg.Svc", "Method"); a malformed path gives ("", path)."""
+    service, sep, method = path[1:].partition("/")
+    if not path.startswith("/") or not sep:
+        return "", path
+    return service, method
+
+
+class GrpcCall:
+    __slots__ = (
+        "encoding",
+        "grpc_message",
+        "http_status",
+        "path",
+        "readers",
+        "started",
+        "status",
+        "stream_id",
+        "timeout",
+    )
+
+    protocol = "grpc"
+
+    def __init__(
+        self, stream_id: int, path: str, headers: Headers, started: float, max_message_size: int
+    ) -> None:
+        self.stream_id = stream_id
+        self.path = path
+        self.started = started
+        self.encoding: str | None = None
+        self.timeout: float | None = None
+        for name, value in headers:
+            if name == "grpc-encoding":
+                self.encoding = value
+            elif name == "grpc-timeout":
+                self.timeout = parse_timeout(value)
+        self.readers = (
+            MessageReader(UPSTREAM, stream_id, max_message_size),
+            MessageReader(DOWNSTREAM, stream_id, max_message_size),
+        )
+        self.http_status: str | None = None
+        self.status: str | None = None
+        self.grpc_message: str | None = None
+
+    def on_data(self, direction: Direction, payload: memoryview) -> list[GrpcMessage]:
+        return self.readers[direction].feed(payload)
+
+    def on_response_headers(self, headers: Headers) -> None:
+        """Response headers, trailers, or a trailers-only response."""
+        for name, value in headers:
+            if name == "grpc-status":
+                self.status = parse_status(value)
+            elif name == "grpc-message":
+                self.grpc_message = decode_message(value)
+            elif name == ":status":
+                self.http_status = value
+
+    def on_rst(self, error_code: int) -> None:
+        if self.status is None:
+            self.status = rst_status(error_code)
+
+    def on_abort(self) -> None:
+        """The connection ended first: clients see UNAVAILABLE."""
+        if self.status is None:
+            self.status = "UNAVAILABLE"
+
+    def exchange(self, finished: float, request_bytes: int, response_bytes: int) -> Exchange:
+        status = self.status
+        if status is None:
+            status = http_status(self.http_status)
+        service, method = split_path(self.path)
+        req, resp = self.readers
+        attrs = {
+            "service": service,
+            "method": method,
+            "request_messages": req.count,
+            "response_messages": resp.count,
+            "request_message_bytes": req.bytes,
+            "response_message_bytes": resp.bytes,
+            "grpc_encoding": self.encoding,
+            "timeout": self.timeout,
+            "http_status": self.http_status,
+        }
+        if self.grpc_message is not None:
+            attrs["grpc_message"] = self.grpc_message
+        return Exchange(
+            protocol="grpc",
+            operation=self.path,
+            started=self.started,
+            finished=finished,
+            status=status,
+            request_bytes=request_bytes,
+            response_bytes=response_bytes,
+            key=self.stream_id,
+            attrs=attrs,
+        )

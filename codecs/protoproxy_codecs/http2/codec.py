@@ -1,0 +1,760 @@
+"""The passive HTTP/2 codec: one Message per frame, the exact bytes relayed.
+
+HTTP/2 is never terminated here (DESIGN: terminating one side with the h2
+library costs ~3x a passive decode). The codec watches both directions of one
+connection and keeps only what observing needs: the frame boundaries, each
+direction's HPACK decoder, the SETTINGS in effect, the stream states, the
+flow-control ledger, and per-stream call bookkeeping for Exchanges.
+
+Anything the codec cannot accept is a DecodeError whose reason maps to an
+HTTP/2 error code; `error_reply` turns it into the GOAWAYs that close the
+connection the protocol's way.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from collections import deque
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from ..base import (
+    DOWNSTREAM,
+    UPSTREAM,
+    BaseCodec,
+    Clock,
+    DecodeError,
+    Direction,
+    Limits,
+    Message,
+    Sniff,
+)
+from ..grpc.call import GrpcCall, is_grpc
+from . import frames as F
+from .calls import HttpCall
+from .flow import FlowLedger
+from .frames import ErrorCode, SettingId
+from .hpack_state import HeaderDecoder, Headers, MirrorEncoder, encode_context_free
+from .streams import N_EVENTS, TABLE, Event, State
+
+_HDR = struct.Struct(">HBBBL")
+_U32 = struct.Struct(">L")
+_GOAWAY = struct.Struct(">LL")
+_KINDS = F.FRAME_KINDS
+_N_KINDS = len(_KINDS)
+_PREFACE = F.PREFACE
+_PREFACE_LEN = len(_PREFACE)
+
+_HEADERS_EV = (Event.HEADERS_UP, Event.HEADERS_DOWN)
+_DATA_EV = (Event.DATA_UP, Event.DATA_DOWN)
+_END_EV = (Event.END_UP, Event.END_DOWN)
+_CLOSED = int(State.CLOSED)
+_IDLE = int(State.IDLE)
+
+# Slack on top of max_header_list_size for a compressed block still being
+# collected: size updates and string prefixes are not counted by the list size.
+_BLOCK_SLACK = 4096
+
+
+def _err(message: str, reason: str = "protocol_error") -> DecodeError:
+    return DecodeError(message, reason)
+
+
+class _Stream:
+    __slots__ = ("call", "request_bytes", "response_bytes", "state")
+
+    def __init__(self, state: int) -> None:
+        self.state = state
+        self.call: HttpCall | GrpcCall | None = None
+        self.request_bytes = 0
+        self.response_bytes = 0
+
+
+class _Side:
+    """Parse state of one direction, and what its sender has advertised."""
+
+    __slots__ = (
+        "block",
+        "block_end_stream",
+        "block_promised",
+        "block_stream",
+        "block_type",
+        "buf",
+        "frames",
+        "hpack",
+        "max_frame_size",
+        "max_stream",
+        "need",
+        "pending_settings",
+        "preface_left",
+        "settings",
+        "started",
+    )
+
+    def __init__(self, limits: Limits, preface: bool) -> None:
+        self.buf = bytearray()
+        self.need = 0
+        self.preface_left = _PREFACE_LEN if preface else 0
+        self.started = False  # the sender's first SETTINGS was seen
+        #: Largest frame this direction may carry (set by the *other* side's SETTINGS).
+        self.max_frame_size = min(F.DEFAULT_MAX_FRAME_SIZE, limits.max_message_size)
+        #: Decoder for blocks this direction carries.
+        self.hpack = HeaderDecoder(limits.max_header_list_size)
+        self.block: bytearray | None = None
+        self.block_stream = 0
+        self.block_type = 0
+        self.block_end_stream = False
+        self.block_promised = 0
+        #: Highest stream id this direction's sender initiated (or promised).
+        self.max_stream = 0
+        #: SETTINGS this sender sent that the other side has not acked yet.
+        self.pending_settings: deque[list[tuple[int, int]]] = deque()
+        #: This sender's settings as acknowledged by its peer.
+        self.settings: dict[int, int] = {}
+        self.frames = 0
+
+
+class Http2Codec(BaseCodec):
+    """Passive HTTP/2 observer for one connection (both directions).
+
+    `upgraded=True` is the h2c handover: the connection began as HTTP/1.1 with
+    `Upgrade: h2c`, so stream 1 already carries the request (half closed from
+    the client). `upgrade_request` (its pseudo-headers and headers, if known)
+    and `upgrade_settings` (the decoded HTTP2-Settings payload) seed the state.
+    """
+
+    name: ClassVar[str] = "http2"
+
+    def __init__(
+        self,
+        limits: Limits | None = None,
+        clock: Clock = time.monotonic,
+        *,
+        upgraded: bool = False,
+        upgrade_request: Sequence[tuple[str, str]] | None = None,
+        upgrade_settings: bytes | None = None,
+        enforce_flow_control: bool = True,
+    ) -> None:
+        super().__init__(limits, clock)
+        lim = self.limits
+        self._sides = (_Side(lim, preface=True), _Side(lim, preface=False))
+        self._streams: dict[int, _Stream] = {}
+        self.ledger = FlowLedger(enforce=enforce_flow_control)
+        self._failed: DecodeError | None = None
+        self._reencoders: list[MirrorEncoder | None] = [None, None]
+        self.goaway: list[tuple[int, int] | None] = [None, None]  # (last id, code) per sender
+        if upgraded:
+            if upgrade_settings:
+                pairs = F.parse_settings(upgrade_settings[: len(upgrade_settings) // 6 * 6])
+                self._validate_settings(pairs)
+                self._apply_settings(UPSTREAM, pairs)  # acked implicitly by the 101
+            self._sides[UPSTREAM].max_stream = 1
+            stream = self._open(1, int(State.HALF_CLOSED_UP))
+            stream.call = self._new_call(1, tuple(upgrade_request or ()), self.clock())
+
+    # -- detection -------------------------------------------------------------
+
+    @classmethod
+    def sniff(cls, head: bytes) -> Sniff:
+        if head.startswith(_PREFACE):
+            return Sniff.YES
+        if _PREFACE.startswith(head):
+            return Sniff.NEED_MORE
+        return Sniff.NO
+
+    # -- framing ---------------------------------------------------------------
+
+    def feed(self, direction: Direction, data: bytes) -> list[Message]:
+        if self._failed is not None:
+            raise DecodeError("connection already failed", self._failed.reason)
+        try:
+            return self._feed(direction, data)
+        except DecodeError as exc:
+            self._failed = exc
+            raise
+
+    def _feed(self, direction: Direction, data: bytes) -> list[Message]:
+        side = self._sides[direction]
+        out: list[Message] = []
+        if side.buf:
+            side.buf += data
+            if len(side.buf) < side.need:
+                return out
+            data = bytes(side.buf)
+            side.buf = bytearray()
+        elif not data:
+            return out
+        n = len(data)
+        pos = 0
+        if side.preface_left:
+            pos = self._preface(direction, side, data, out)
+            if side.preface_left:
+                return out
+        unpack = _HDR.unpack_from
+        limit = side.max_frame_size
+        length = 0
+        while n - pos >= 9:
+            hi, lo, ftype, flags, sid = unpack(data, pos)
+            length = (hi << 8) | lo
+            if length > limit:
+                raise _err(
+                    f"{_kind(ftype)} frame of {length} bytes exceeds the peer's max frame size {limit}",
+                    "frame_size_error",
+                )
+            end = pos + 9 + length
+            if end > n:
+                break
+            raw = data if (pos == 0 and end == n) else data[pos:end]
+            out.append(self._frame(direction, side, ftype, flags, sid & 0x7FFFFFFF, length, raw))
+            limit = side.max_frame_size
+            pos = end
+        if pos < n:
+            side.buf = bytearray(data[pos:]) if pos else bytearray(data)
+            side.need = 9 + length if n - pos >= 9 else 9
+        return out
+
+    def _preface(self, direction: Direction, side: _Side, data: bytes, out: list[Message]) -> int:
+        have = _PREFACE_LEN - side.preface_left  # only nonzero if bytes were buffered
+        take = min(len(data), side.preface_left)
+        if data[:take] != _PREFACE[have : have + take]:
+            raise _err("bad HTTP/2 client preface")
+        if take < side.preface_left:
+            side.buf = bytearray(data)
+            side.need = side.preface_left
+            # keep preface_left: the buffered bytes are re-checked with the rest
+            return len(data)
+        side.preface_left = 0
+        out.append(Message(direction, "preface", data[:take], 0, {"type": -1, "length": take}))
+        return take
+
+    def _frame(
+        self,
+        direction: Direction,
+        side: _Side,
+        ftype: int,
+        flags: int,
+        sid: int,
+        length: int,
+        raw: bytes,
+    ) -> Message:
+        info: dict[str, Any] = {"type": ftype, "flags": flags, "stream_id": sid, "length": length}
+        kind = _KINDS[ftype] if ftype < _N_KINDS else "unknown"
+        if side.block is not None and ftype != F.CONTINUATION:
+            raise _err(f"{kind} frame inside a header block on stream {side.block_stream}")
+        if not side.started:
+            if ftype != F.SETTINGS or flags & F.FLAG_ACK:
+                raise _err(f"first frame from {direction.name} is {kind}, not SETTINGS")
+            side.started = True
+        side.frames += 1
+        if ftype == F.DATA:
+            self._data(direction, side, flags, sid, length, raw, info)
+        elif ftype == F.HEADERS:
+            self._headers(direction, side, flags, sid, length, raw, info)
+        elif ftype == F.CONTINUATION:
+            self._continuation(direction, side, flags, sid, raw, info)
+        elif ftype == F.SETTINGS:
+            self._settings(direction, flags, sid, length, raw, info)
+        elif ftype == F.WINDOW_UPDATE:
+            self._window_update(direction, sid, length, raw, info)
+        elif ftype == F.RST_STREAM:
+            self._rst(sid, length, raw, info)
+        elif ftype == F.PING:
+            if sid or length != 8:
+                raise _err("bad PING frame", "protocol_error" if sid else "frame_size_error")
+            info["ack"] = bool(flags & F.FLAG_ACK)
+        elif ftype == F.PRIORITY:
+            if not sid:
+                raise _err("PRIORITY on stream 0")
+            if length != 5:
+                raise _err("PRIORITY frame of wrong size", "frame_size_error")
+            self._priority(sid, raw, 9, info)
+            self._event(sid, Event.PRIORITY)
+        elif ftype == F.GOAWAY:
+            if sid:
+                raise _err("GOAWAY on a stream")
+            if length < 8:
+                raise _err("GOAWAY frame too short", "frame_size_error")
+            last, code = _GOAWAY.unpack_from(raw, 9)
+            info["last_stream_id"] = last & 0x7FFFFFFF
+            info["error_code"] = code
+            self.goaway[direction] = (last & 0x7FFFFFFF, code)
+        elif ftype == F.PUSH_PROMISE:
+            self._push_promise(direction, side, flags, sid, length, raw, info)
+        # Unknown types (ALTSVC, ORIGIN, extensions) pass through untouched.
+        return Message(direction, kind, raw, sid, info)
+
+    # -- frame types ---------------------------------------------------------------
+
+    def _payload_bounds(
+        self, flags: int, length: int, raw: bytes, extra: int = 0
+    ) -> tuple[int, int]:
+        """(start, end) of the payload after padding and `extra` fixed bytes."""
+        start = 9
+        end = 9 + length
+        if flags & F.FLAG_PADDED:
+            if length < 1:
+                raise _err("padded frame without a pad length", "frame_size_error")
+            pad = raw[9]
+            start = 10
+            end -= pad
+        start += extra
+        if end < start:
+            raise _err("padding exceeds the frame payload")
+        return start, end
+
+    def _data(
+        self,
+        direction: Direction,
+        side: _Side,
+        flags: int,
+        sid: int,
+        length: int,
+        raw: bytes,
+        info: dict[str, Any],
+    ) -> None:
+        if not sid:
+            raise _err("DATA on stream 0")
+        if flags & F.FLAG_PADDED:
+            start, end = self._payload_bounds(flags, length, raw)
+        else:
+            start, end = 9, 9 + length
+        end_stream = flags & F.FLAG_END_STREAM
+        info["end_stream"] = bool(end_stream)
+        stream = self._event(sid, _DATA_EV[direction])
+        self.ledger.on_data(direction, sid, length)
+        if stream is None:
+            return
+        if direction:
+            stream.response_bytes += end - start
+        else:
+            stream.request_bytes += end - start
+        call = stream.call
+        if call is not None and call.protocol == "grpc" and end > start:
+            events = call.on_data(direction, memoryview(raw)[start:end])  # type: ignore[union-attr]
+            if events:
+                info["grpc_messages"] = events
+        if end_stream:
+            self._end_stream(direction, sid, stream)
+
+    def _headers(
+        self,
+        direction: Direction,
+        side: _Side,
+        flags: int,
+        sid: int,
+        length: int,
+        raw: bytes,
+        info: dict[str, Any],
+    ) -> None:
+        if not sid:
+            raise _err("HEADERS on stream 0")
+        if flags & (F.FLAG_PADDED | F.FLAG_PRIORITY):
+            start, end = self._payload_bounds(
+                flags, length, raw, 5 if flags & F.FLAG_PRIORITY else 0
+            )
+            if flags & F.FLAG_PRIORITY:
+                self._priority(sid, raw, start - 5, info)
+        else:
+            start, end = 9, 9 + length
+        end_stream = bool(flags & F.FLAG_END_STREAM)
+        info["end_stream"] = end_stream
+        if flags & F.FLAG_END_HEADERS:
+            fragment = memoryview(raw)[start:end]
+            self._block_done(direction, side, F.HEADERS, sid, end_stream, 0, fragment, info)
+        else:
+            self._block_start(side, F.HEADERS, sid, end_stream, 0, raw[start:end])
+
+    def _push_promise(
+        self,
+        direction: Direction,
+        side: _Side,
+        flags: int,
+        sid: int,
+        length: int,
+        raw: bytes,
+        info: dict[str, Any],
+    ) -> None:
+        if direction is UPSTREAM:
+            raise _err("PUSH_PROMISE sent by the client")
+        if not sid:
+            raise _err("PUSH_PROMISE on stream 0")
+        if self._sides[UPSTREAM].settings.get(SettingId.ENABLE_PUSH, 1) == 0:
+            raise _err("PUSH_PROMISE after the client disabled push")
+        start, end = self._payload_bounds(flags, length, raw, 4)
+        promised = _U32.unpack_from(raw, start - 4)[0] & 0x7FFFFFFF
+        info["promised_stream_id"] = promised
+        if promised & 1 or promised <= side.max_stream:
+            raise _err(f"bad promised stream id {promised}")
+        if flags & F.FLAG_END_HEADERS:
+            self._block_done(
+                direction,
+                side,
+                F.PUSH_PROMISE,
+                sid,
+                False,
+                promised,
+                memoryview(raw)[start:end],
+                info,
+            )
+        else:
+            self._block_start(side, F.PUSH_PROMISE, sid, False, promised, raw[start:end])
+
+    def _continuation(
+        self,
+        direction: Direction,
+        side: _Side,
+        flags: int,
+        sid: int,
+        raw: bytes,
+        info: dict[str, Any],
+    ) -> None:
+        block = side.block
+        if block is None:
+            raise _err("CONTINUATION without a header block in progress")
+        if sid != side.block_stream:
+            raise _err(f"CONTINUATION on stream {sid}, block is on {side.block_stream}")
+        block += memoryview(raw)[9:]
+        if len(block) > self.limits.max_header_list_size + _BLOCK_SLACK:
+            raise _err("header block too large", "header_list_too_large")
+        if flags & F.FLAG_END_HEADERS:
+            side.block = None
+            info["end_stream"] = side.block_end_stream
+            if side.block_promised:
+                info["promised_stream_id"] = side.block_promised
+            self._block_done(
+                direction,
+                side,
+                side.block_type,
+                sid,
+                side.block_end_stream,
+                side.block_promised,
+                bytes(block),
+                info,
+            )
+
+    def _block_start(
+        self, side: _Side, ftype: int, sid: int, end_stream: bool, promised: int, fragment: bytes
+    ) -> None:
+        side.block = bytearray(fragment)
+        side.block_type = ftype
+        side.block_stream = sid
+        side.block_end_stream = end_stream
+        side.block_promised = promised
+
+    def _block_done(
+        self,
+        direction: Direction,
+        side: _Side,
+        ftype: int,
+        sid: int,
+        end_stream: bool,
+        promised: int,
+        block: bytes | memoryview,
+        info: dict[str, Any],
+    ) -> None:
+        headers = side.hpack.decode(block)
+        info["headers"] = headers
+        if ftype == F.PUSH_PROMISE:
+            parent = self._streams.get(sid)
+            if parent is None and not self._is_closed(sid):
+                raise _err(f"PUSH_PROMISE on idle stream {sid}")
+            if parent is not None and parent.state not in (State.OPEN, State.HALF_CLOSED_UP):
+                raise _err(f"PUSH_PROMISE on stream {sid} in state {State(parent.state).name}")
+            stream = self._transition(promised, None, Event.PUSH_PROMISE)
+            side.max_stream = promised
+            if stream is not None:
+                stream.call = self._new_call(promised, headers, self.clock())
+            return
+        if (
+            direction is UPSTREAM
+            and not sid & 1
+            and sid not in self._streams
+            and sid > self._sides[DOWNSTREAM].max_stream
+        ):
+            raise _err(f"client opened even stream {sid}")
+        is_new = sid not in self._streams
+        stream = self._event(sid, _HEADERS_EV[direction])
+        if stream is not None:
+            if direction is UPSTREAM:
+                if is_new:
+                    stream.call = self._new_call(sid, headers, self.clock())
+            elif stream.call is not None:
+                stream.call.on_response_headers(headers)
+        if end_stream:
+            self._end_stream(direction, sid, stream)
+
+    def _new_call(self, sid: int, headers: Headers, now: float) -> HttpCall | GrpcCall:
+        method = path = authority = ""
+        content_type = None
+        for name, value in headers:
+            if name[0] == ":":
+                if name == ":path":
+                    path = value
+                elif name == ":method":
+                    method = value
+                elif name == ":authority":
+                    authority = value
+            elif name == "content-type":
+                content_type = value
+                break  # pseudo-headers precede regular ones
+        if is_grpc(content_type):
+            return GrpcCall(sid, path, headers, now, self.limits.max_message_size)
+        return HttpCall(sid, method, path, authority, now)
+
+    def _priority(self, sid: int, raw: bytes, at: int, info: dict[str, Any]) -> None:
+        dep = _U32.unpack_from(raw, at)[0]
+        depends_on = dep & 0x7FFFFFFF
+        if depends_on == sid:
+            raise _err(f"stream {sid} depends on itself")
+        info["depends_on"] = depends_on
+        info["exclusive"] = bool(dep >> 31)
+        info["weight"] = raw[at + 4] + 1
+
+    def _rst(self, sid: int, length: int, raw: bytes, info: dict[str, Any]) -> None:
+        if not sid:
+            raise _err("RST_STREAM on stream 0")
+        if length != 4:
+            raise _err("RST_STREAM frame of wrong size", "frame_size_error")
+        code = _U32.unpack_from(raw, 9)[0]
+        info["error_code"] = code
+        stream = self._streams.get(sid)
+        if stream is not None and stream.call is not None:
+            stream.call.on_rst(code)
+        self._event(sid, Event.RST)
+
+    def _window_update(
+        self, direction: Direction, sid: int, length: int, raw: bytes, info: dict[str, Any]
+    ) -> None:
+        if length != 4:
+            raise _err("WINDOW_UPDATE frame of wrong size", "frame_size_error")
+        increment = _U32.unpack_from(raw, 9)[0] & 0x7FFFFFFF
+        info["increment"] = increment
+        if not increment:
+            raise _err(f"WINDOW_UPDATE of 0 on stream {sid}")
+        if sid:
+            self._event(sid, Event.WINDOW_UPDATE)
+        self.ledger.on_window_update(direction.other, sid, increment)
+
+    # -- settings ------------------------------------------------------------------
+
+    def _settings(
+        self,
+        direction: Direction,
+        flags: int,
+        sid: int,
+        length: int,
+        raw: bytes,
+        info: dict[str, Any],
+    ) -> None:
+        if sid:
+            raise _err("SETTINGS on a stream")
+        if flags & F.FLAG_ACK:
+            if length:
+                raise _err("SETTINGS ACK with a payload", "frame_size_error")
+            info["ack"] = True
+            pending = self._sides[direction.other].pending_settings
+            if pending:
+                self._apply_settings(direction.other, pending.popleft())
+            return
+        if length % 6:
+            raise _err("SETTINGS payload not a multiple of 6", "frame_size_error")
+        pairs = F.parse_settings(memoryview(raw)[9:])
+        self._validate_settings(pairs)
+        info["ack"] = False
+        info["settings"] = pairs
+        side = self._sides[direction]
+        if len(side.pending_settings) >= self.limits.max_pending:
+            raise _err("too many unacknowledged SETTINGS", "too_many_streams")
+        side.pending_settings.append(pairs)
+        receiver = self._sides[direction.other]
+        for key, value in pairs:
+            # Raising a limit at sight is safe: the other sender cannot use it
+            # before the frame the proxy is relaying reaches it.
+            if key == SettingId.MAX_FRAME_SIZE and value > receiver.max_frame_size:
+                receiver.max_frame_size = min(value, self.limits.max_message_size)
+            elif (
+                key == SettingId.HEADER_TABLE_SIZE and value > receiver.hpack.max_allowed_table_size
+            ):
+                receiver.hpack.allow_table_size(value)
+
+    @staticmethod
+    def _validate_settings(pairs: list[tuple[int, int]]) -> None:
+        for key, value in pairs:
+            if key == SettingId.ENABLE_PUSH and value > 1:
+                raise _err("SETTINGS_ENABLE_PUSH must be 0 or 1")
+            if key == SettingId.INITIAL_WINDOW_SIZE and value > F.MAX_WINDOW:
+                raise _err("SETTINGS_INITIAL_WINDOW_SIZE above 2^31-1", "flow_control_error")
+            if (
+                key == SettingId.MAX_FRAME_SIZE
+                and not F.DEFAULT_MAX_FRAME_SIZE <= value <= F.MAX_MAX_FRAME_SIZE
+            ):
+                raise _err(f"SETTINGS_MAX_FRAME_SIZE {value} out of range")
+
+    def _apply_settings(self, sender: Direction, pairs: list[tuple[int, int]]) -> None:
+        """`sender`'s SETTINGS were acknowledged: they now bind the other direction."""
+        side = self._sides[sender]
+        receiver = self._sides[sender.other]  # the direction these settings constrain
+        for key, value in pairs:
+            side.settings[key] = value
+            if key == SettingId.MAX_FRAME_SIZE:
+                receiver.max_frame_size = min(value, self.limits.max_message_size)
+            elif key == SettingId.HEADER_TABLE_SIZE:
+                receiver.hpack.allow_table_size(value)
+                enc = self._reencoders[sender.other]
+                if enc is not None:
+                    enc.set_table_size(value)
+            elif key == SettingId.INITIAL_WINDOW_SIZE:
+                self.ledger.set_initial_window(sender.other, value)
+
+    def settings(self, sender: Direction) -> dict[int, int]:
+        """SETTINGS advertised by `sender` and acknowledged by its peer."""
+        return self._sides[sender].settings
+
+    def max_frame_size(self, direction: Direction) -> int:
+        """Largest frame the proxy may write in `direction` (the receiver's setting)."""
+        return self._sides[direction].max_frame_size
+
+    # -- stream states ---------------------------------------------------------------
+
+    def _is_closed(self, sid: int) -> bool:
+        """A stream we no longer hold: already used, so not idle."""
+        initiator = self._sides[UPSTREAM if sid & 1 else DOWNSTREAM]
+        return sid <= initiator.max_stream and sid not in self._streams
+
+    def _open(self, sid: int, state: int) -> _Stream:
+        if len(self._streams) >= self.limits.max_pending:
+            raise _err(f"more than {self.limits.max_pending} open streams", "too_many_streams")
+        stream = _Stream(state)
+        self._streams[sid] = stream
+        self.ledger.open_stream(sid)
+        return stream
+
+    def _event(self, sid: int, event: int) -> _Stream | None:
+        return self._transition(sid, self._streams.get(sid), event)
+
+    def _transition(self, sid: int, stream: _Stream | None, event: int) -> _Stream | None:
+        """Apply `event`; returns the live stream, or None when it is closed or idle."""
+        if stream is None:
+            if self._is_closed(sid):
+                return None  # late frame on a closed stream: relayed, not tracked
+            state = _IDLE
+        else:
+            state = stream.state
+        new = TABLE[state * N_EVENTS + event]
+        if new < 0:
+            raise _err(f"{Event(event).name} on stream {sid} in state {State(state).name}")
+        if stream is None:
+            if new == _IDLE:
+                return None  # PRIORITY for an idle stream
+            if sid & 1:
+                self._sides[UPSTREAM].max_stream = sid
+            stream = self._open(sid, new)
+            return stream
+        stream.state = new
+        if new == _CLOSED:
+            self._close(sid, stream)
+        return stream
+
+    def _end_stream(self, direction: Direction, sid: int, stream: _Stream | None) -> None:
+        if stream is None:
+            return
+        if direction is DOWNSTREAM and stream.call is not None:
+            self._finish(sid, stream)
+        self._transition(sid, stream, _END_EV[direction])
+
+    def _close(self, sid: int, stream: _Stream) -> None:
+        del self._streams[sid]
+        self.ledger.close_stream(sid)
+        if stream.call is not None:
+            self._finish(sid, stream)
+
+    def _finish(self, sid: int, stream: _Stream) -> None:
+        call = stream.call
+        assert call is not None
+        stream.call = None
+        self.exchanges.append(
+            call.exchange(self.clock(), stream.request_bytes, stream.response_bytes)
+        )
+
+    def stream_state(self, sid: int) -> State:
+        """The stream's state; forgotten streams read CLOSED, unused ids IDLE."""
+        stream = self._streams.get(sid)
+        if stream is not None:
+            return State(stream.state)
+        return State.CLOSED if self._is_closed(sid) else State.IDLE
+
+    @property
+    def open_streams(self) -> int:
+        return len(self._streams)
+
+    # -- connection end ---------------------------------------------------------------
+
+    def eof(self, direction: Direction) -> list[Message]:
+        """A half-close ends HTTP/2: calls still open are reported as aborted."""
+        for sid, stream in list(self._streams.items()):
+            if stream.call is not None:
+                stream.call.on_abort()
+                self._finish(sid, stream)
+        return []
+
+    def error_reply(self, direction: Direction, error: DecodeError) -> tuple[bytes, bytes]:
+        """GOAWAYs for the offender (sender of `direction`) and for its peer.
+
+        Each names the last stream the proxy relayed that its recipient
+        initiated, so neither end retries work the other already saw. No GOAWAY
+        goes to the server before the client preface has reached it.
+        """
+        self._failed = self._failed or error
+        code = F.REASON_CODES.get(error.reason, ErrorCode.PROTOCOL_ERROR)
+        debug = error.reason.encode()
+        up, down = self._sides
+        to_client = F.build_goaway(up.max_stream, code, debug)
+        to_server = F.build_goaway(down.max_stream, code, debug) if not up.preface_left else b""
+        return (to_client, to_server) if direction is UPSTREAM else (to_server, to_client)
+
+    # -- injection support --------------------------------------------------------------
+
+    def reencoder(self, direction: Direction) -> MirrorEncoder:
+        """The encoder for `direction` once it switches to re-encoding (made on first use).
+
+        Its table starts as a copy of the destination decoder's table, as that
+        stands after the last block relayed verbatim. From then on every header
+        block in `direction` must be written through it.
+        """
+        enc = self._reencoders[direction]
+        if enc is None:
+            enc = self._sides[direction].hpack.mirror_encoder()
+            self._reencoders[direction] = enc
+        return enc
+
+    def build_headers(
+        self,
+        direction: Direction,
+        stream_id: int,
+        headers: Sequence[tuple[str, str]],
+        end_stream: bool = False,
+    ) -> bytes:
+        """HEADERS (+CONTINUATION) to inject in `direction`.
+
+        Without a re-encoder for the direction the block is context-free (no
+        dynamic-table reads or writes), so relayed blocks stay valid around it;
+        with one, it goes through the re-encoder like every other block.
+        """
+        enc = self._reencoders[direction]
+        block = enc.encode(headers) if enc is not None else encode_context_free(headers)
+        return F.build_header_block(stream_id, block, end_stream, self.max_frame_size(direction))
+
+    def build_data(
+        self, direction: Direction, stream_id: int, data: bytes, end_stream: bool = False
+    ) -> bytes:
+        """DATA to inject in `direction`; the credit it uses is withheld from the receiver."""
+        self.ledger.withhold(direction, stream_id, len(data))
+        return F.build_data(stream_id, data, end_stream, self.max_frame_size(direction))
+
+    def stream_ids(self) -> list[int]:
+        return list(self._streams)
+
+
+def _kind(ftype: int) -> str:
+    return _KINDS[ftype].upper() if ftype < _N_KINDS else f"type-{ftype:#x}"
