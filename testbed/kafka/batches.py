@@ -1,0 +1,109 @@
+"""RecordBatch v2 headers: read them and re-stamp them, without decompressing.
+
+The broker never needs the records themselves on the produce/fetch path: it
+needs the header (count, producer id/epoch/sequence) and must write the base
+offset and partition leader epoch it assigns. Both of those fields sit before
+the CRC'd region (CRC32C covers `attributes` onward), so re-stamping them keeps
+the client's CRC valid and costs one copy of the batch, no checksum.
+
+Layout (byte offsets): base_offset q@0, batch_length i@8, partition_leader_epoch
+i@12, magic b@16, crc I@17, attributes h@21, last_offset_delta i@23,
+first_timestamp q@27, max_timestamp q@35, producer_id q@43, producer_epoch h@51,
+base_sequence i@53, record_count i@57, records@61.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from typing import NamedTuple
+
+from .errors import CORRUPT_MESSAGE, UNSUPPORTED_FOR_MESSAGE_FORMAT
+
+HEADER_SIZE = 61
+LOG_OVERHEAD = 12  # base_offset + batch_length
+_HEADER = struct.Struct(">qiibIhiqqqhii")
+_PACK_OFFSET = struct.Struct(">q").pack_into
+_PACK_EPOCH = struct.Struct(">i").pack_into
+_UNPACK_LEN = struct.Struct(">i").unpack_from
+
+ATTR_TRANSACTIONAL = 0x10
+ATTR_CONTROL = 0x20
+NO_PRODUCER_ID = -1
+
+
+class BatchError(ValueError):
+    """A batch that cannot be stored; `code` is the Kafka error to answer with."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class BatchHeader(NamedTuple):
+    base_offset: int
+    batch_length: int
+    partition_leader_epoch: int
+    magic: int
+    crc: int
+    attributes: int
+    last_offset_delta: int
+    first_timestamp: int
+    max_timestamp: int
+    producer_id: int
+    producer_epoch: int
+    base_sequence: int
+    record_count: int
+
+    @property
+    def size(self) -> int:
+        """Bytes the whole batch occupies, including offset and length fields."""
+        return self.batch_length + LOG_OVERHEAD
+
+    @property
+    def is_transactional(self) -> bool:
+        return bool(self.attributes & ATTR_TRANSACTIONAL)
+
+    @property
+    def is_control(self) -> bool:
+        return bool(self.attributes & ATTR_CONTROL)
+
+
+def read_header(buf: bytes | bytearray | memoryview, pos: int = 0) -> BatchHeader:
+    return BatchHeader._make(_HEADER.unpack_from(buf, pos))
+
+
+def split_batches(
+    records: bytes | memoryview, max_batch_size: int
+) -> Iterator[tuple[BatchHeader, memoryview]]:
+    """Each v2 batch in a produce request's records blob, as (header, view).
+
+    Raises BatchError(CORRUPT_MESSAGE) on truncation or a length past the limit,
+    and BatchError(UNSUPPORTED_FOR_MESSAGE_FORMAT) on magic 0/1 message sets,
+    which this broker does not store (Produce v3+ always carries v2 batches).
+    """
+    view = memoryview(records)
+    end = len(view)
+    pos = 0
+    while pos < end:
+        if end - pos < HEADER_SIZE:
+            raise BatchError("truncated record batch header", CORRUPT_MESSAGE)
+        (length,) = _UNPACK_LEN(view, pos + 8)
+        size = length + LOG_OVERHEAD
+        if length < HEADER_SIZE - LOG_OVERHEAD or size > max_batch_size or pos + size > end:
+            raise BatchError(f"bad record batch length {length}", CORRUPT_MESSAGE)
+        header = read_header(view, pos)
+        if header.magic != 2:
+            raise BatchError(f"magic {header.magic} unsupported", UNSUPPORTED_FOR_MESSAGE_FORMAT)
+        if header.record_count < 0 or header.last_offset_delta < 0:
+            raise BatchError("negative record count", CORRUPT_MESSAGE)
+        yield header, view[pos : pos + size]
+        pos += size
+
+
+def restamp(batch: memoryview, base_offset: int, leader_epoch: int) -> bytearray:
+    """A copy of `batch` carrying the broker-assigned base offset and leader epoch."""
+    out = bytearray(batch)
+    _PACK_OFFSET(out, 0, base_offset)
+    _PACK_EPOCH(out, 12, leader_epoch)
+    return out

@@ -1,0 +1,118 @@
+"""Route a decoded request to its handler and frame the handler's answer.
+
+Handlers take a `Request` (who asked, which version) and the decoded body, and
+return a kafka-python response instance, or None when no response is due
+(Produce with acks=0). Handlers that must wait (Fetch, JoinGroup, SyncGroup)
+are coroutines; the rest are plain functions, to spare a coroutine per request.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from protoproxy_codecs.kafka import framing, schema
+from protoproxy_codecs.kafka.framing import RequestHeaderInfo
+
+from . import admin_api, data_api, errors, group_api
+from .versions import SUPPORTED
+
+if TYPE_CHECKING:
+    from .cluster import FakeKafkaCluster
+    from .server import BrokerServer
+
+
+@dataclass(slots=True)
+class Request:
+    cluster: FakeKafkaCluster
+    node_id: int
+    api_key: int
+    version: int
+    correlation_id: int
+    client_id: str | None
+    client_host: str
+
+    def response_class(self) -> Any:
+        return schema.response_class(self.api_key, self.version)
+
+
+Handler = Callable[[Request, Any], Any]
+
+HANDLERS: dict[int, Handler] = {
+    0: data_api.produce,
+    1: data_api.fetch,
+    2: data_api.list_offsets,
+    3: admin_api.metadata,
+    8: group_api.offset_commit,
+    9: group_api.offset_fetch,
+    10: group_api.find_coordinator,
+    11: group_api.join_group,
+    12: group_api.heartbeat,
+    13: group_api.leave_group,
+    14: group_api.sync_group,
+    15: group_api.describe_groups,
+    16: group_api.list_groups,
+    18: admin_api.api_versions,
+    19: admin_api.create_topics,
+    20: admin_api.delete_topics,
+    22: data_api.init_producer_id,
+    23: data_api.offset_for_leader_epoch,
+    32: admin_api.describe_configs,
+    60: admin_api.describe_cluster,
+}
+assert set(HANDLERS) == set(SUPPORTED), "advertise exactly what is implemented"
+_ASYNC = {key for key, fn in HANDLERS.items() if inspect.iscoroutinefunction(fn)}
+
+
+async def dispatch(
+    server: BrokerServer, header: RequestHeaderInfo, body: Any, client_host: str
+) -> bytes | None:
+    """The framed response to one request, or None when none is due."""
+    key = header.api_key
+    version = header.api_version
+    cluster = server.cluster
+    cluster.requests_handled += 1
+    req = Request(
+        cluster, server.node_id, key, version, header.correlation_id, header.client_id, client_host
+    )
+    rng = SUPPORTED.get(key)
+    if key == 18 and rng is not None and not rng[0] <= version <= rng[1]:
+        # KIP-511: answer an ApiVersions we cannot speak with v0 + our ranges.
+        req.version = 0
+        return framing.encode_response(
+            18, 0, header.correlation_id, admin_api.api_versions_body(0, errors.UNSUPPORTED_VERSION)
+        )
+    if rng is None or not rng[0] <= version <= rng[1] or body is None:
+        cluster.unsupported_requests += 1
+        return unsupported_response(req)
+    handler = HANDLERS[key]
+    if key in _ASYNC:
+        resp = await handler(req, body)
+    else:
+        resp = handler(req, body)
+    if resp is None:
+        return None
+    return framing.encode_response(key, req.version, header.correlation_id, resp)
+
+
+def unsupported_response(req: Request) -> bytes:
+    """A well-formed error answer to a request this broker does not implement.
+
+    When kafka-python knows the response schema, the response is that schema's
+    defaults with every top-level error code set to UNSUPPORTED_VERSION. When it
+    does not (an unknown api key or a version newer than the schemas), there is
+    no correct body to write; we send the correlation id and an int16
+    UNSUPPORTED_VERSION so the client fails the request instead of hanging.
+    """
+    cls = schema.response_class(req.api_key, req.version)
+    if cls is None:
+        head = req.correlation_id.to_bytes(4, "big", signed=True)
+        body = errors.UNSUPPORTED_VERSION.to_bytes(2, "big")
+        return (len(head) + len(body)).to_bytes(4, "big") + head + body
+    resp = cls()
+    for field in cls[None]._struct._fields:
+        if field.for_version_q(req.version) and field.name == "error_code":
+            resp.error_code = errors.UNSUPPORTED_VERSION
+    return framing.encode_response(req.api_key, req.version, req.correlation_id, resp)

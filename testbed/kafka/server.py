@@ -1,0 +1,111 @@
+"""One fake broker's listener: frames in, handler, frames out.
+
+Requests on a connection are handled one at a time, in order, exactly as a
+Kafka broker does (it mutes a channel while a request is in flight). That is
+what makes a blocked JoinGroup or a long-polling Fetch hold back later requests
+on the same connection, and clients are written to expect it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+from typing import TYPE_CHECKING
+
+from protoproxy_codecs.base import DecodeError
+from protoproxy_codecs.kafka import framing
+
+from .dispatch import dispatch
+from .topology import BrokerInfo
+
+if TYPE_CHECKING:
+    from .cluster import FakeKafkaCluster
+
+log = logging.getLogger(__name__)
+
+_SIZE = struct.Struct(">i")
+_WRITE_HIGH_WATER = 1 << 20
+
+
+class BrokerServer:
+    """The listener and live connections of one node id."""
+
+    def __init__(self, cluster: FakeKafkaCluster, info: BrokerInfo) -> None:
+        self.cluster = cluster
+        self.info = info
+        self.connections_accepted = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    @property
+    def node_id(self) -> int:
+        return self.info.node_id
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    @property
+    def address(self) -> str:
+        return f"{self.info.host}:{self.info.port}"
+
+    async def start(self) -> None:
+        """Listen; a restarted broker reuses the port it had, like a real one."""
+        self._server = await asyncio.start_server(
+            self._on_connection, self.info.host, self.info.port, reuse_address=True
+        )
+        self.info.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        """Close the listener and every connection (clients see a broken connection)."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await server.wait_closed()
+
+    async def _on_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.connections_accepted += 1
+        self._tasks.add(task)
+        self._writers.add(writer)
+        peer = writer.get_extra_info("peername")
+        client_host = peer[0] if peer else ""
+        max_size = self.cluster.limits.max_message_size
+        try:
+            while True:
+                (size,) = _SIZE.unpack(await reader.readexactly(4))
+                if not 0 < size <= max_size:
+                    log.info("broker %d: frame size %d from %s, closing", self.node_id, size, peer)
+                    return
+                frame = await reader.readexactly(size)
+                try:
+                    header, body = framing.decode_request(frame)
+                except DecodeError as exc:
+                    # A real broker closes a connection whose request it cannot parse.
+                    log.info("broker %d: bad request from %s: %s", self.node_id, peer, exc)
+                    return
+                out = await dispatch(self, header, body, client_host)
+                if out is not None:
+                    writer.write(out)
+                    if writer.transport.get_write_buffer_size() > _WRITE_HIGH_WATER:
+                        await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self._writers.discard(writer)
+            self._tasks.discard(task)
+            writer.transport.abort()
