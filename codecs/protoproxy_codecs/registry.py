@@ -53,7 +53,7 @@ def get(name: str) -> type[Codec]:
 def available(name: str) -> bool:
     try:
         get(name)
-    except (KeyError, ImportError):
+    except (KeyError, ImportError, AttributeError):
         return False
     return True
 

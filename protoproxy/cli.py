@@ -1,0 +1,100 @@
+"""The `protoproxy` command: run, check, and subcommands found through entry points."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable
+from importlib.metadata import entry_points
+
+from . import config as config_mod
+from .proxy import Proxy, install_uvloop
+
+ENTRY_POINT_GROUP = "protoproxy.commands"
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    try:
+        cfg = config_mod.load(args.config)
+    except config_mod.ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    problems = config_mod.check_files(cfg)
+    if problems:
+        print(str(config_mod.ConfigError(problems, args.config)), file=sys.stderr)
+        return 2
+    print(
+        f"{args.config}: OK ({len(cfg.listeners)} listeners, {len(cfg.upstreams)} upstreams, "
+        f"{len(cfg.faults)} faults)"
+    )
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        cfg = config_mod.load(args.config)
+    except config_mod.ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    problems = config_mod.check_files(cfg)
+    if problems:
+        print(f"error: {config_mod.ConfigError(problems, args.config)}", file=sys.stderr)
+        return 2
+    install_uvloop()
+    from .app import run_app
+
+    try:
+        asyncio.run(run_app(Proxy(cfg)))
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _plugin_commands() -> dict[str, Callable[[argparse._SubParsersAction], None]]:
+    found = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        found[ep.name] = ep.load
+    return found  # type: ignore[return-value]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="protoproxy",
+        description="A protocol-analysis proxy for Kafka, gRPC/HTTP2, HTTP/1.1 and TCP.",
+    )
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_run = sub.add_parser("run", help="run the proxy from a config file")
+    p_run.add_argument("config")
+    p_run.set_defaults(func=cmd_run)
+    p_check = sub.add_parser("check", help="validate a config file and exit")
+    p_check.add_argument("config")
+    p_check.set_defaults(func=cmd_check)
+    for _name, loader in sorted(_plugin_commands().items()):
+        register = loader()
+        register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.log_level)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,484 @@
+"""The config file: YAML validated by pydantic into typed models.
+
+Every mistake is reported as ``path.into[2].config: the problem``, because a
+user with a 200-line config needs to know *where*, not just *what*. Unknown
+keys are errors: a typo must never be silently ignored.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import core_schema
+
+from .units import parse_duration, parse_size
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Size = Annotated[int, BeforeValidator(parse_size)]
+Protocol = Literal["auto", "tcp", "http", "http2", "grpc", "kafka"]
+
+
+class ConfigError(Exception):
+    """A config that cannot be used; `problems` are ``(path, message)`` pairs."""
+
+    def __init__(self, problems: list[tuple[str, str]], source: str = "") -> None:
+        self.problems = problems
+        self.source = source
+        lines = [f"{path}: {msg}" if path else msg for path, msg in problems]
+        head = f"{source}: " if source else ""
+        super().__init__(
+            head + ("; ".join(lines) if len(lines) == 1 else "\n  " + "\n  ".join(lines))
+        )
+
+
+def parse_hostport(value: str, *, allow_port_zero: bool = True) -> tuple[str, int]:
+    """``"127.0.0.1:9092"`` / ``"[::1]:80"`` / ``"host:80"`` -> (host, port)."""
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not host:port")
+    text = value.strip()
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep or not rest.startswith(":"):
+            raise ValueError(f"{value!r} is not [ipv6]:port")
+        port_text = rest[1:]
+    else:
+        host, sep, port_text = text.rpartition(":")
+        if not sep:
+            raise ValueError(f"{value!r} has no port (use host:port)")
+    if not host:
+        raise ValueError(f"{value!r} has no host")
+    if not port_text.isdigit():
+        raise ValueError(f"port {port_text!r} is not a number")
+    port = int(port_text)
+    if port > 65535 or (port == 0 and not allow_port_zero):
+        raise ValueError(f"port {port} is out of range")
+    return host, port
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False, populate_by_name=True)
+
+
+class Address(str):
+    """A validated ``host:port`` string that also knows its parts."""
+
+    host: str
+    port: int
+
+    def __new__(cls, value: str) -> Address:
+        host, port = parse_hostport(value)
+        obj = super().__new__(cls, value)
+        obj.host, obj.port = host, port
+        return obj
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> Any:
+        return core_schema.no_info_plain_validator_function(
+            lambda v: v if isinstance(v, Address) else Address(v),
+            serialization=core_schema.plain_serializer_function_ser_schema(str),
+        )
+
+
+HostPort = Address
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class CertKey(Model):
+    cert: Path
+    key: Path
+    #: Hostnames this certificate serves (SNI); empty means "from the certificate".
+    names: list[str] = Field(default_factory=list)
+
+
+class ListenerTls(Model):
+    """Terminate TLS (certificates given) or pass it through (route by SNI only)."""
+
+    mode: Literal["terminate", "passthrough"] = "terminate"
+    cert: Path | None = None
+    key: Path | None = None
+    certs: list[CertKey] = Field(default_factory=list)
+    alpn: list[str] = Field(default_factory=list)
+    client_ca: Path | None = None
+    require_client_cert: bool = False
+    min_version: Literal["1.2", "1.3"] = "1.2"
+    handshake_timeout: Duration = 10.0
+
+    @model_validator(mode="after")
+    def _check(self) -> ListenerTls:
+        if self.mode == "terminate":
+            if (self.cert is None) != (self.key is None):
+                raise ValueError("cert and key must be given together")
+            if self.cert is None and not self.certs:
+                raise ValueError("terminate mode needs cert and key (or certs)")
+        elif self.cert or self.certs or self.client_ca:
+            raise ValueError("passthrough mode takes no certificates (TLS is not terminated)")
+        if self.require_client_cert and self.client_ca is None:
+            raise ValueError("require_client_cert needs client_ca")
+        return self
+
+    def all_certs(self) -> list[CertKey]:
+        out = list(self.certs)
+        if self.cert is not None and self.key is not None:
+            out.insert(0, CertKey(cert=self.cert, key=self.key))
+        return out
+
+
+class Route(Model):
+    """Pick an upstream by the TLS server name the client asked for."""
+
+    sni: str
+    upstream: str
+
+    @field_validator("sni")
+    @classmethod
+    def _lower(cls, v: str) -> str:
+        if not v:
+            raise ValueError("sni must not be empty")
+        return v.lower().rstrip(".")
+
+
+class KafkaListener(Model):
+    """Per-broker proxy listeners for Kafka address rewriting."""
+
+    #: Port range for automatically opened broker listeners, e.g. "19093-19199".
+    broker_ports: str | None = None
+    #: Pinned broker listeners: node id -> listen address.
+    brokers: dict[int, HostPort] = Field(default_factory=dict)
+    #: Host advertised to clients for broker listeners (defaults to the listen host).
+    advertised_host: str | None = None
+
+    @field_validator("broker_ports")
+    @classmethod
+    def _range(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        lo, sep, hi = v.partition("-")
+        if not sep or not lo.strip().isdigit() or not hi.strip().isdigit():
+            raise ValueError(f"{v!r} is not a port range like 19093-19199")
+        a, b = int(lo), int(hi)
+        if not 0 < a <= b <= 65535:
+            raise ValueError(f"port range {v!r} is out of range")
+        return v
+
+    def port_range(self) -> range | None:
+        if self.broker_ports is None:
+            return None
+        lo, _, hi = self.broker_ports.partition("-")
+        return range(int(lo), int(hi) + 1)
+
+
+class Listener(Model):
+    name: str
+    listen: HostPort
+    protocol: Protocol = "auto"
+    tls: ListenerTls | None = None
+    upstream: str | None = None
+    routes: list[Route] = Field(default_factory=list)
+    kafka: KafkaListener | None = None
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _check(self) -> Listener:
+        if self.upstream is None and not self.routes:
+            raise ValueError("needs an upstream (or routes)")
+        if self.routes and self.tls is None:
+            raise ValueError("routes select by SNI, so they need tls (terminate or passthrough)")
+        if (
+            self.tls is not None
+            and self.tls.mode == "passthrough"
+            and self.protocol
+            not in (
+                "auto",
+                "tcp",
+            )
+        ):
+            raise ValueError(f"protocol {self.protocol} cannot be decoded in TLS passthrough mode")
+        if self.kafka is not None and self.protocol != "kafka":
+            raise ValueError("kafka settings need protocol: kafka")
+        return self
+
+
+class UpstreamTls(Model):
+    """Originate TLS to the upstream. Verification is on unless `insecure: true`."""
+
+    ca: Path | None = None
+    server_name: str | None = None
+    insecure: bool = False
+    cert: Path | None = None
+    key: Path | None = None
+    alpn: list[str] | None = None
+    min_version: Literal["1.2", "1.3"] = "1.2"
+
+    @model_validator(mode="after")
+    def _check(self) -> UpstreamTls:
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("client cert and key must be given together")
+        return self
+
+
+class Upstream(Model):
+    name: str
+    endpoints: list[HostPort] = Field(min_length=1)
+    tls: UpstreamTls | None = None
+    connect_timeout: Duration | None = None
+    #: Connect attempts across endpoints before giving up (default: one per endpoint).
+    connect_attempts: int | None = Field(default=None, ge=1, le=100)
+
+
+class Timeouts(Model):
+    connect: Duration = 5.0
+    idle: Duration = 300.0
+    drain: Duration = 10.0
+
+
+class Limits(Model):
+    max_message_size: Size = 16 * 1024 * 1024
+    write_buffer_high: Size = 1024 * 1024
+    write_buffer_low: Size = 256 * 1024
+    max_connections: int = Field(default=10000, ge=1)
+    max_pending: int = Field(default=4096, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> Limits:
+        if self.write_buffer_low > self.write_buffer_high:
+            raise ValueError("write_buffer_low must not exceed write_buffer_high")
+        return self
+
+
+class Admin(Model):
+    listen: HostPort = Address("127.0.0.1:9901")
+    token: str | None = Field(default=None, json_schema_extra={"secret": True})
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _check(self) -> Admin:
+        if self.enabled and not is_loopback(self.listen.host) and not self.token:
+            raise ValueError(
+                f"admin listens on non-loopback {self.listen.host}; set admin.token "
+                "(a bearer token is required off loopback)"
+            )
+        return self
+
+
+class Fault(Model):
+    """A message fault; the fault engine validates match/action in detail."""
+
+    name: str
+    match: dict[str, Any] = Field(default_factory=dict)
+    action: dict[str, Any]
+    probability: float = Field(default=1.0, ge=0.0, le=1.0)
+    schedule: dict[str, Any] | None = None
+    enabled: bool = True
+
+
+class AccessLog(Model):
+    path: str | None = None  # "-" or None for stdout
+    enabled: bool = False
+    sample: float = Field(default=1.0, ge=0.0, le=1.0)
+
+
+class Config(Model):
+    admin: Admin = Field(default_factory=Admin)
+    listeners: list[Listener] = Field(min_length=1)
+    upstreams: list[Upstream] = Field(default_factory=list)
+    faults: list[Fault] = Field(default_factory=list)
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+    limits: Limits = Field(default_factory=Limits)
+    access_log: AccessLog = Field(default_factory=AccessLog)
+    seed: int | None = None
+
+    def upstream(self, name: str) -> Upstream:
+        for up in self.upstreams:
+            if up.name == name:
+                return up
+        raise KeyError(name)
+
+
+def _cross_check(cfg: Config) -> list[tuple[str, str]]:
+    """Checks that span sections: names that must exist, things that must be unique."""
+    problems: list[tuple[str, str]] = []
+    known = [u.name for u in cfg.upstreams]
+    seen_up: set[str] = set()
+    for i, up in enumerate(cfg.upstreams):
+        if up.name in seen_up:
+            problems.append((f"upstreams[{i}].name", f"duplicate upstream name {up.name!r}"))
+        seen_up.add(up.name)
+    names: set[str] = set()
+    addrs: dict[tuple[str, int], str] = {}
+    for i, lst in enumerate(cfg.listeners):
+        if lst.name in names:
+            problems.append((f"listeners[{i}].name", f"duplicate listener name {lst.name!r}"))
+        names.add(lst.name)
+        key = (lst.listen.host, lst.listen.port)
+        if lst.listen.port and key in addrs:
+            problems.append(
+                (
+                    f"listeners[{i}].listen",
+                    f"{lst.listen} is already used by listener {addrs[key]!r}",
+                )
+            )
+        addrs.setdefault(key, lst.name)
+        if lst.upstream is not None and lst.upstream not in known:
+            problems.append(
+                (
+                    f"listeners[{i}].upstream",
+                    f"unknown upstream {lst.upstream!r} (known: {', '.join(known) or 'none'})",
+                )
+            )
+        for j, route in enumerate(lst.routes):
+            if route.upstream not in known:
+                problems.append(
+                    (
+                        f"listeners[{i}].routes[{j}].upstream",
+                        f"unknown upstream {route.upstream!r} (known: {', '.join(known) or 'none'})",
+                    )
+                )
+    fault_names: set[str] = set()
+    for i, fault in enumerate(cfg.faults):
+        if fault.name in fault_names:
+            problems.append((f"faults[{i}].name", f"duplicate fault name {fault.name!r}"))
+        fault_names.add(fault.name)
+    return problems
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif str(part).startswith(("function-", "function_")):
+            continue  # pydantic's name for a BeforeValidator wrapper
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _message(err: dict[str, Any]) -> str:
+    msg = str(err["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            msg = msg[len(prefix) :]
+    if err["type"] == "extra_forbidden":
+        return "unknown key (not allowed here)"
+    if err["type"] == "missing":
+        return "is required"
+    return msg
+
+
+def from_dict(data: Any, source: str = "") -> Config:
+    """Validate a parsed document; raise ConfigError naming every problem's path."""
+    if not isinstance(data, dict):
+        raise ConfigError([("", "the config must be a mapping at the top level")], source)
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as exc:
+        problems = [(_loc(e["loc"]), _message(e)) for e in exc.errors()]
+        raise ConfigError(problems, source) from None
+    problems = _cross_check(cfg)
+    if problems:
+        raise ConfigError(problems, source)
+    return cfg
+
+
+def load(path: str | Path) -> Config:
+    """Read and validate a YAML config file. Relative paths inside resolve from its folder."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError([("", f"cannot read config: {exc.strerror}")], str(path)) from None
+    return loads(text, source=str(path), base=path.parent)
+
+
+def loads(text: str, source: str = "<config>", base: Path | None = None) -> Config:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([("", f"invalid YAML: {where}{problem}")], source) from None
+    cfg = from_dict(data, source)
+    if base is not None:
+        _resolve_paths(cfg, base)
+    return cfg
+
+
+def _resolve_paths(cfg: Config, base: Path) -> None:
+    def fix(p: Path | None) -> Path | None:
+        return p if p is None or p.is_absolute() else base / p
+
+    for lst in cfg.listeners:
+        if lst.tls is not None:
+            lst.tls.cert, lst.tls.key = fix(lst.tls.cert), fix(lst.tls.key)
+            lst.tls.client_ca = fix(lst.tls.client_ca)
+            for ck in lst.tls.certs:
+                ck.cert, ck.key = fix(ck.cert), fix(ck.key)  # type: ignore[assignment]
+    for up in cfg.upstreams:
+        if up.tls is not None:
+            up.tls.ca, up.tls.cert, up.tls.key = fix(up.tls.ca), fix(up.tls.cert), fix(up.tls.key)
+
+
+def check_files(cfg: Config) -> list[tuple[str, str]]:
+    """Files the config names must exist; `protoproxy check` reports the ones that don't."""
+    problems: list[tuple[str, str]] = []
+
+    def need(path: Path | None, where: str) -> None:
+        if path is not None and not path.is_file():
+            problems.append((where, f"file {str(path)!r} does not exist"))
+
+    for i, lst in enumerate(cfg.listeners):
+        if lst.tls is None:
+            continue
+        need(lst.tls.cert, f"listeners[{i}].tls.cert")
+        need(lst.tls.key, f"listeners[{i}].tls.key")
+        need(lst.tls.client_ca, f"listeners[{i}].tls.client_ca")
+        for j, ck in enumerate(lst.tls.certs):
+            need(ck.cert, f"listeners[{i}].tls.certs[{j}].cert")
+            need(ck.key, f"listeners[{i}].tls.certs[{j}].key")
+    for i, up in enumerate(cfg.upstreams):
+        if up.tls is not None:
+            need(up.tls.ca, f"upstreams[{i}].tls.ca")
+            need(up.tls.cert, f"upstreams[{i}].tls.cert")
+            need(up.tls.key, f"upstreams[{i}].tls.key")
+    return problems
+
+
+SECRET_KEYS = frozenset({"token", "password", "sasl_password", "secret", "key_password"})
+
+
+def redacted(cfg: Config) -> dict[str, Any]:
+    """The effective config as plain data with secrets replaced (for /config)."""
+
+    def scrub(obj: Any) -> Any:
+        if isinstance(obj, dict):
+            return {
+                k: ("<redacted>" if k in SECRET_KEYS and v is not None else scrub(v))
+                for k, v in obj.items()
+            }
+        if isinstance(obj, list):
+            return [scrub(v) for v in obj]
+        return obj
+
+    return scrub(cfg.model_dump(mode="json"))

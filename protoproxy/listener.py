@@ -1,0 +1,80 @@
+"""Listeners: accept sockets, terminate or pass through TLS, pick the upstream."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from typing import TYPE_CHECKING
+
+from protoproxy_codecs.base import Direction
+
+from .config import Listener
+from .connection import Connection, Side
+from .tls import ServerTls
+
+if TYPE_CHECKING:
+    from .proxy import Proxy
+    from .upstream import Cluster
+
+log = logging.getLogger("protoproxy.listener")
+
+
+class ListenerRuntime:
+    def __init__(self, proxy: Proxy, config: Listener) -> None:
+        self.proxy = proxy
+        self.config = config
+        self.name = config.name
+        self.tls_mode = config.tls.mode if config.tls is not None else None
+        self.server_tls = (
+            ServerTls(config.tls)
+            if config.tls is not None and config.tls.mode == "terminate"
+            else None
+        )
+        self.default: Cluster | None = (
+            proxy.clusters[config.upstream] if config.upstream is not None else None
+        )
+        self.by_sni: dict[str, Cluster] = {r.sni: proxy.clusters[r.upstream] for r in config.routes}
+        self.server: asyncio.Server | None = None
+        self.enabled = config.enabled
+
+    def route(self, conn: Connection) -> Cluster | None:
+        """The cluster for a connection: its SNI's route, else the default."""
+        if conn.sni is not None and self.by_sni:
+            cluster = self.by_sni.get(conn.sni)
+            if cluster is None:
+                # wildcard routes: "*.example.com"
+                for pattern, c in self.by_sni.items():
+                    if pattern.startswith("*.") and conn.sni.partition(".")[2] == pattern[2:]:
+                        cluster = c
+                        break
+            if cluster is not None:
+                return cluster
+        return self.default
+
+    def _accept(self) -> Side:
+        conn = Connection(self.proxy, self)
+        return Side(conn, Direction.UPSTREAM)
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(
+            self._accept,
+            self.config.listen.host,
+            self.config.listen.port,
+            reuse_address=True,
+            backlog=1024,
+        )
+        sock = self.server.sockets[0]
+        self.address = sock.getsockname()[:2]
+        for s in self.server.sockets:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        log.info("listener %s on %s:%d (%s)", self.name, *self.address, self.config.protocol)
+
+    @property
+    def port(self) -> int:
+        return int(self.address[1])
+
+    def stop_accepting(self) -> None:
+        if self.server is not None:
+            self.server.close()

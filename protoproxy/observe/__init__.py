@@ -1,0 +1,1 @@
+"""Observability: the stats store, exporters, access log and message tail."""

@@ -1,0 +1,169 @@
+"""The stats store: plain dicts of ints, indexed by label tuples.
+
+The hot path does ``family.values[key] += 1`` style work on a tuple it
+already holds (per connection or per codec state); no locks (one event loop),
+no label objects per message. Exporters (Prometheus, /stats JSON) read the
+families when asked.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+OTHER = "other"
+
+# Seconds; covers sub-millisecond proxy hops to multi-second Kafka long polls.
+LATENCY_BUCKETS: tuple[float, ...] = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+)
+
+
+@dataclass(eq=False)
+class Counter:
+    name: str
+    help: str
+    labelnames: tuple[str, ...]
+    values: dict[tuple[str, ...], float] = field(default_factory=dict)
+    #: Distinct label sets kept before new ones fold into ("other", ...).
+    max_series: int = 10000
+
+    def inc(self, key: tuple[str, ...], amount: float = 1) -> None:
+        values = self.values
+        if key in values:
+            values[key] += amount
+        elif len(values) < self.max_series:
+            values[key] = amount
+        else:
+            other = (OTHER,) * len(self.labelnames)
+            values[other] = values.get(other, 0) + amount
+
+    def get(self, key: tuple[str, ...]) -> float:
+        return self.values.get(key, 0)
+
+    def total(self) -> float:
+        return sum(self.values.values())
+
+
+@dataclass(eq=False)
+class Gauge(Counter):
+    def set(self, key: tuple[str, ...], value: float) -> None:
+        if key in self.values or len(self.values) < self.max_series:
+            self.values[key] = value
+
+    def dec(self, key: tuple[str, ...], amount: float = 1) -> None:
+        self.inc(key, -amount)
+
+
+class HistogramSeries:
+    """Bucket counts (non-cumulative), sum and count for one label set."""
+
+    __slots__ = ("buckets", "count", "sum")
+
+    def __init__(self, n: int) -> None:
+        self.buckets = [0] * (n + 1)  # last slot is +Inf
+        self.sum = 0.0
+        self.count = 0
+
+
+@dataclass(eq=False)
+class Histogram:
+    name: str
+    help: str
+    labelnames: tuple[str, ...]
+    bounds: tuple[float, ...] = LATENCY_BUCKETS
+    series: dict[tuple[str, ...], HistogramSeries] = field(default_factory=dict)
+    max_series: int = 10000
+
+    def observe(self, key: tuple[str, ...], value: float) -> None:
+        s = self.series.get(key)
+        if s is None:
+            if len(self.series) >= self.max_series:
+                key = (OTHER,) * len(self.labelnames)
+                s = self.series.get(key)
+            if s is None:
+                s = self.series[key] = HistogramSeries(len(self.bounds))
+        s.buckets[bisect_left(self.bounds, value)] += 1
+        s.sum += value
+        s.count += 1
+
+    def count(self, key: tuple[str, ...]) -> int:
+        s = self.series.get(key)
+        return s.count if s else 0
+
+
+class Stats:
+    """Every metric family of one proxy process, by name."""
+
+    def __init__(self, max_series: int = 10000) -> None:
+        self.max_series = max_series
+        self.families: dict[str, Counter | Histogram] = {}
+
+    def counter(self, name: str, help: str, labelnames: tuple[str, ...]) -> Counter:
+        fam = self.families.get(name)
+        if fam is None:
+            fam = self.families[name] = Counter(name, help, labelnames, max_series=self.max_series)
+        assert isinstance(fam, Counter)
+        return fam
+
+    def gauge(self, name: str, help: str, labelnames: tuple[str, ...]) -> Gauge:
+        fam = self.families.get(name)
+        if fam is None:
+            fam = self.families[name] = Gauge(name, help, labelnames, max_series=self.max_series)
+        assert isinstance(fam, Gauge)
+        return fam
+
+    def histogram(
+        self,
+        name: str,
+        help: str,
+        labelnames: tuple[str, ...],
+        bounds: tuple[float, ...] = LATENCY_BUCKETS,
+    ) -> Histogram:
+        fam = self.families.get(name)
+        if fam is None:
+            fam = self.families[name] = Histogram(
+                name, help, labelnames, bounds, max_series=self.max_series
+            )
+        assert isinstance(fam, Histogram)
+        return fam
+
+    def __iter__(self) -> Iterator[Counter | Histogram]:
+        return iter(self.families.values())
+
+    def snapshot(self) -> dict[str, object]:
+        """JSON-able view for /stats and tests."""
+        out: dict[str, object] = {}
+        for fam in self:
+            if isinstance(fam, Histogram):
+                out[fam.name] = [
+                    {
+                        "labels": dict(zip(fam.labelnames, key, strict=True)),
+                        "count": s.count,
+                        "sum": s.sum,
+                    }
+                    for key, s in fam.series.items()
+                ]
+            else:
+                out[fam.name] = [
+                    {"labels": dict(zip(fam.labelnames, key, strict=True)), "value": v}
+                    for key, v in fam.values.items()
+                ]
+        return out

@@ -1,0 +1,49 @@
+"""`protoproxy testbed [SCENARIO.yaml]`: fake services and the proxy, on one laptop."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+
+from protoproxy.config import ConfigError
+from protoproxy.proxy import install_uvloop
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("testbed", help="start fake services behind the proxy and print where")
+    p.add_argument("scenario", nargs="?", help="scenario YAML (default: the embedded one)")
+    p.add_argument(
+        "--duration", type=float, default=None, help="stop after this many seconds (for demos/CI)"
+    )
+    p.set_defaults(func=run)
+
+
+async def _main(args: argparse.Namespace) -> int:
+    from .harness import Testbed
+    from .scenario import load_scenario
+
+    scenario = load_scenario(args.scenario)
+    async with Testbed(scenario) as tb:
+        print(tb.describe(), flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        if args.duration is not None:
+            loop.call_later(args.duration, stop.set)
+        await stop.wait()
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    install_uvloop()
+    try:
+        return asyncio.run(_main(args))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

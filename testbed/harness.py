@@ -1,0 +1,88 @@
+"""The Testbed: fake services plus the proxy in front of them, in one process.
+
+Tests, `protoproxy testbed` and the pytest plugin all go through this class,
+so what a user runs on a laptop is exactly what the test suite exercises.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from protoproxy.config import from_dict
+from protoproxy.proxy import Proxy
+
+from .echo import EchoService
+from .scenario import Scenario
+
+
+class Testbed:
+    """`async with Testbed(Scenario.ephemeral()) as tb:` then use `tb.addresses`."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, scenario: Scenario | None = None) -> None:
+        self.scenario = scenario or Scenario()
+        self.services: dict[str, Any] = {}
+        self.proxy: Proxy | None = None
+        self.addresses: dict[str, str] = {}
+        self._stack = contextlib.AsyncExitStack()
+
+    async def start(self) -> None:
+        sc = self.scenario
+        listeners: list[dict[str, Any]] = []
+        upstreams: list[dict[str, Any]] = []
+        if sc.echo.enabled:
+            echo = await self._stack.enter_async_context(EchoService(sc.host))
+            self.services["echo"] = echo
+            upstreams.append({"name": "echo", "endpoints": [echo.address]})
+            listeners.append(
+                {
+                    "name": "echo",
+                    "listen": f"{sc.host}:{sc.ports.get('echo', 0)}",
+                    "protocol": "tcp",
+                    "upstream": "echo",
+                }
+            )
+        config = from_dict(
+            {
+                "admin": {"listen": f"{sc.host}:{sc.ports.get('admin', 0)}"},
+                "listeners": listeners,
+                "upstreams": upstreams,
+                "seed": sc.seed,
+            },
+            source="testbed scenario",
+        )
+        self.proxy = Proxy(config)
+        await self.proxy.start()
+        self._stack.push_async_callback(self.proxy.stop, 0)
+        for name, lst in self.proxy.listeners.items():
+            self.addresses[name] = f"{lst.address[0]}:{lst.address[1]}"
+
+    async def stop(self) -> None:
+        await self._stack.aclose()
+
+    async def __aenter__(self) -> Testbed:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def describe(self) -> str:
+        """Where everything is, and how to reach it, for humans."""
+        lines = ["protoproxy testbed is up:"]
+        for name, addr in self.addresses.items():
+            service = self.services.get(name)
+            behind = f" -> {service.address}" if service is not None else ""
+            lines.append(f"  {name:<8} proxy {addr}{behind}")
+        if "echo" in self.addresses:
+            host, _, port = self.addresses["echo"].rpartition(":")
+            lines.append("")
+            lines.append(f"  try:  echo hello | nc -q1 {host} {port}")
+        lines.append("Press Ctrl-C to stop.")
+        return "\n".join(lines)

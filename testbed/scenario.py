@@ -1,0 +1,64 @@
+"""Testbed scenarios: which fake services to start and where the proxy listens.
+
+A scenario is a small YAML document; the embedded default starts everything
+on the ports DESIGN.md promises, so `protoproxy testbed` needs no file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from protoproxy.config import ConfigError, _loc, _message
+
+DEFAULT_PORTS = {"kafka": 19092, "grpc": 15051, "http": 18080, "echo": 17000, "admin": 9901}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class KafkaScenario(_Model):
+    enabled: bool = True
+    brokers: int = Field(default=3, ge=1, le=16)
+    topics: dict[str, int] = Field(default_factory=lambda: {"orders": 6})
+    auto_create: bool = True
+
+
+class ServiceScenario(_Model):
+    enabled: bool = True
+
+
+class Scenario(_Model):
+    seed: int = 0
+    host: str = "127.0.0.1"
+    #: Proxy listener ports; 0 asks for ephemeral ports (what tests use).
+    ports: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_PORTS))
+    kafka: KafkaScenario = Field(default_factory=KafkaScenario)
+    grpc: ServiceScenario = Field(default_factory=ServiceScenario)
+    http: ServiceScenario = Field(default_factory=ServiceScenario)
+    echo: ServiceScenario = Field(default_factory=ServiceScenario)
+    faults: list[dict[str, Any]] = Field(default_factory=list)
+
+    @classmethod
+    def ephemeral(cls, **overrides: Any) -> Scenario:
+        """Every port chosen by the OS: for tests running side by side."""
+        data: dict[str, Any] = {"ports": dict.fromkeys(DEFAULT_PORTS, 0)}
+        data.update(overrides)
+        return cls.model_validate(data)
+
+
+def load_scenario(path: str | Path | None) -> Scenario:
+    if path is None:
+        return Scenario()
+    text = Path(path).read_text()
+    data = yaml.safe_load(text) or {}
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(
+            [(_loc(e["loc"]), _message(e)) for e in exc.errors()], str(path)
+        ) from None

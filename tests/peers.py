@@ -1,0 +1,276 @@
+"""Real peers for runtime tests: scripted TCP/TLS servers and clients on threads.
+
+Both ends run on plain blocking sockets so that the proxy under test, on its
+own event loop in another thread, is the only asyncio code in the path. TLS
+peers use OpenSSL through `ssl.SSLObject` so that they can half-close with
+close_notify while still reading, which blocking `SSLSocket`s cannot do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from protoproxy.config import Config, from_dict
+from protoproxy.proxy import Proxy
+from protoproxy.tls import TlsEngine
+
+
+class ProxyThread:
+    """A Proxy on its own event loop in a daemon thread."""
+
+    def __init__(
+        self, config: Config | dict[str, Any], setup: Callable[[Proxy], Any] | None = None
+    ):
+        self.config = config if isinstance(config, Config) else from_dict(config)
+        self.setup = setup
+        self.loop = asyncio.new_event_loop()
+        self.proxy: Proxy | None = None
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def __enter__(self) -> ProxyThread:
+        self._thread.start()
+        self.call(self._start)
+        return self
+
+    async def _start(self) -> None:
+        self.proxy = Proxy(self.config)
+        if self.setup is not None:
+            self.setup(self.proxy)
+        await self.proxy.start()
+
+    def call(self, coro_fn: Callable[[], Any], timeout: float = 30) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro_fn(), self.loop).result(timeout)
+
+    def run(self, fn: Callable[[], Any], timeout: float = 30) -> Any:
+        """Run a plain function on the proxy's loop (to read state safely)."""
+
+        async def wrapper() -> Any:
+            return fn()
+
+        return self.call(wrapper, timeout)
+
+    def port(self, listener: str) -> int:
+        assert self.proxy is not None
+        return self.proxy.listeners[listener].port
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.proxy is not None
+        with contextlib.suppress(Exception):
+            self.call(lambda: self.proxy.stop(drain=0), timeout=10)  # type: ignore[union-attr]
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+
+
+def chunked(data: bytes, sizes: list[int]) -> Iterator[bytes]:
+    """Split `data` by cycling through `sizes` (each >= 1)."""
+    pos, i = 0, 0
+    while pos < len(data):
+        n = sizes[i % len(sizes)] if sizes else len(data)
+        yield data[pos : pos + n]
+        pos += n
+        i += 1
+
+
+class Stream:
+    """A blocking socket, plain or TLS-over-MemoryBIO, with half-close.
+
+    An SSLObject is not thread-safe, and our reader and writer threads both
+    produce ciphertext; so every TLS operation runs under one lock and every
+    resulting byte goes out through one sender thread, in production order.
+    """
+
+    def __init__(self, sock: socket.socket, engine: TlsEngine | None = None) -> None:
+        self.sock = sock
+        self.engine = engine
+        self._plain: list[bytes] = []
+        self._lock = threading.Lock()
+        self._out: queue.Queue[bytes | None] = queue.Queue()
+        self._sender: threading.Thread | None = None
+        if engine is not None:
+            self._handshake()
+            self._sender = threading.Thread(target=self._send_loop, daemon=True)
+            self._sender.start()
+
+    def _handshake(self) -> None:
+        eng = self.engine
+        assert eng is not None
+        if not eng.obj.server_side:
+            self.sock.sendall(eng.start())
+        while not eng.handshaked:
+            data = self.sock.recv(65536)
+            if not data:
+                raise ConnectionError("closed during TLS handshake")
+            out = eng.receive(data, self._plain.append)
+            if out:
+                self.sock.sendall(out)
+
+    def _send_loop(self) -> None:
+        while True:
+            data = self._out.get()
+            if data is None:
+                return
+            try:
+                self.sock.sendall(data)
+            except OSError:
+                return
+
+    def _tls(self, op: Callable[[], bytes]) -> None:
+        with self._lock:
+            out = op()
+            if out:
+                self._out.put(out)
+
+    def send(self, data: bytes) -> None:
+        if self.engine is None:
+            self.sock.sendall(data)
+        else:
+            self._tls(lambda: self.engine.send(data))  # type: ignore[union-attr]
+
+    def shutdown_write(self) -> None:
+        if self.engine is None:
+            self.sock.shutdown(socket.SHUT_WR)
+        else:
+            self._tls(self.engine.close_notify)
+            self.flush()
+
+    def flush(self, timeout: float = 60) -> None:
+        """Wait until everything queued for the socket has been written."""
+        if self._sender is not None:
+            self._out.put(None)
+            self._sender.join(timeout)
+            self._sender = threading.Thread(target=self._send_loop, daemon=True)
+            self._sender.start()
+
+    def read_all(self) -> bytes:
+        """Read until the peer half-closes (FIN or close_notify)."""
+        out = bytearray(b"".join(self._plain))
+        self._plain.clear()
+        while True:
+            data = self.sock.recv(262144)
+            if not data:
+                if self.engine is not None and not self.engine.eof:
+                    raise ConnectionError("TCP closed without close_notify")
+                return bytes(out)
+            if self.engine is None:
+                out += data
+                continue
+            eng = self.engine
+            self._tls(partial(eng.receive, data, out.extend))
+            if eng.eof:
+                return bytes(out)
+
+    def close(self) -> None:
+        if self._sender is not None:
+            self._out.put(None)
+        self.sock.close()
+
+
+@dataclass
+class Script:
+    """What a scripted server sends back, and how."""
+
+    payload: bytes = b""
+    chunks: list[int] = field(default_factory=lambda: [65536])
+
+
+class ScriptedServer:
+    """Accepts connections; for each, takes the next Script, sends it, reports what it got.
+
+    Reading and writing run on separate threads so that a multi-MB exchange in
+    both directions cannot deadlock on full socket buffers.
+    """
+
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        self.tls = tls
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.scripts: queue.Queue[Script] = queue.Queue()
+        self.received: queue.Queue[bytes | BaseException] = queue.Queue()
+        self.accepted = 0
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        try:
+            engine = TlsEngine(self.tls, server_side=True) if self.tls else None
+            stream = Stream(conn, engine)
+            script = self.scripts.get(timeout=30)
+            writer = threading.Thread(target=self._write, args=(stream, script), daemon=True)
+            writer.start()
+            got = stream.read_all()
+            writer.join(60)
+            self.received.put(got)
+        except BaseException as exc:  # a test peer: report anything to the test thread
+            self.received.put(exc)
+        finally:
+            with contextlib.suppress(OSError):
+                # Wait for the proxy to close after both half-closes, then close.
+                conn.settimeout(5)
+                conn.recv(1)
+            conn.close()
+
+    @staticmethod
+    def _write(stream: Stream, script: Script) -> None:
+        for piece in chunked(script.payload, script.chunks):
+            stream.send(piece)
+        stream.shutdown_write()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def exchange(
+    port: int,
+    payload: bytes,
+    chunks: list[int],
+    tls: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
+) -> bytes:
+    """Connect, send `payload` in `chunks`, half-close, and read until the peer's EOF."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+    try:
+        engine = TlsEngine(tls, server_side=False, server_hostname=server_hostname) if tls else None
+        stream = Stream(sock, engine)
+        result: dict[str, Any] = {}
+
+        def read() -> None:
+            try:
+                result["got"] = stream.read_all()
+            except BaseException as exc:  # handed to the test thread
+                result["error"] = exc
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        for piece in chunked(payload, chunks):
+            stream.send(piece)
+        stream.shutdown_write()
+        reader.join(60)
+        if "error" in result:
+            raise result["error"]
+        if "got" not in result:
+            raise TimeoutError("no EOF from the proxy")
+        return result["got"]
+    finally:
+        sock.close()
