@@ -222,7 +222,12 @@ def build_body(api_key: int, version: int, request: bool, body: Any) -> Any:
 
 
 def encode_body(api_key: int, version: int, request: bool, body: Any) -> bytes:
-    return build_body(api_key, version, request, body).encode(version=version)
+    msg = build_body(api_key, version, request, body)
+    if not hasattr(msg, "_header"):
+        # Decoded messages are built without __init__ and lack `_header`,
+        # which kafka-python's encode (via its version setter) reads.
+        msg._header = None
+    return msg.encode(version=version)
 
 
 def _encode_str16(value: str | None) -> bytes:
