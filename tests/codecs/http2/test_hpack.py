@@ -1,0 +1,157 @@
+"""HPACK: in sync over thousands of blocks, a cache that never lies, safe encoders."""
+
+from __future__ import annotations
+
+import random
+
+import hpack
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM, DecodeError
+from protoproxy_codecs.http2 import PREFACE, HeaderDecoder, Http2Codec, encode_context_free
+from protoproxy_codecs.http2 import frames as F
+
+
+def _request(rng: random.Random, i: int) -> list[tuple[str, str]]:
+    headers = [
+        (":method", rng.choice(["GET", "POST", "PUT"])),
+        (":scheme", "http"),
+        (":path", f"/svc/{rng.randrange(50)}"),
+        (":authority", "example"),
+    ]
+    for _ in range(rng.randrange(6)):
+        headers.append((f"x-h{rng.randrange(40)}", f"v{rng.randrange(10 ** rng.randrange(1, 6))}"))
+    if i % 7 == 0:
+        headers.append(("x-big", "z" * rng.randrange(100, 3000)))  # evicts a lot
+    return headers
+
+
+def test_decoder_stays_in_sync_over_thousands_of_blocks_with_resizes() -> None:
+    """Encode with a real hpack.Encoder (table resizes as the peer's SETTINGS
+    change) and check every block the codec decodes, through SETTINGS acks."""
+    rng = random.Random(1234)
+    enc = hpack.Encoder()
+    codec = Http2Codec()
+    codec.feed(UPSTREAM, PREFACE + F.build_settings())
+    codec.feed(DOWNSTREAM, F.build_settings() + F.build_settings(ack=True))
+    codec.feed(UPSTREAM, F.build_settings(ack=True))
+    sid = 1
+    for i in range(3000):
+        if i % 250 == 125:
+            size = rng.choice([0, 64, 256, 1024, 4096, 8192])
+            codec.feed(DOWNSTREAM, F.build_settings([(F.SettingId.HEADER_TABLE_SIZE, size)]))
+            codec.feed(UPSTREAM, F.build_settings(ack=True))
+            enc.header_table_size = size  # emits a size update in the next block
+        headers = _request(rng, i)
+        block = enc.encode(headers, huffman=bool(i & 1))
+        (msg,) = codec.feed(UPSTREAM, F.build_header_block(sid, block, end_stream=True))
+        assert msg.info["headers"] == tuple(headers), i
+        codec.feed(DOWNSTREAM, F.build_header_block(sid, b"\x88", end_stream=True))  # :status 200
+        sid += 2
+    assert codec.open_streams == 0
+    assert codec.take_exchanges()[-1].status == "200"
+
+
+def test_size_update_above_the_acked_setting_is_a_compression_error() -> None:
+    codec = Http2Codec()
+    codec.feed(UPSTREAM, PREFACE + F.build_settings())
+    codec.feed(DOWNSTREAM, F.build_settings([(F.SettingId.HEADER_TABLE_SIZE, 100)]))
+    codec.feed(UPSTREAM, F.build_settings(ack=True))
+    block = b"\x3f\xe1\x1f" + b"\x82"  # size update to 4096, then :method GET
+    with pytest.raises(DecodeError) as info:
+        codec.feed(UPSTREAM, F.build_header_block(1, block))
+    assert info.value.reason == "compression_error"
+
+
+@given(
+    st.lists(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["a", "b", "c", "x-long"]), st.sampled_from(["1", "2", "33"])
+            ),
+            max_size=5,
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    st.lists(st.booleans(), min_size=40, max_size=40),
+)
+def test_cached_decoder_matches_a_plain_decoder(
+    blocks: list[list[tuple[str, str]]], indexing: list[bool]
+) -> None:
+    """Repeated blocks hit the cache; every result equals an uncached decode,
+    including repeats of blocks that inserted into the table."""
+    enc = hpack.Encoder()
+    enc.header_table_size = 128  # small table: frequent evictions
+    ours = HeaderDecoder(65536)
+    plain = hpack.Decoder()
+    seen: list[bytes] = []
+    for i, headers in enumerate(blocks):
+        # Either a fresh block or a verbatim replay of an earlier one.
+        block = enc.encode(headers) if indexing[i] or not seen else seen[i % len(seen)]
+        seen.append(block)
+        try:
+            expected = tuple(plain.decode(block))
+        except hpack.HPACKError:
+            expected = None
+        if expected is None:  # a replay invalid against the current table
+            with pytest.raises(DecodeError):
+                ours.decode(block)
+            return
+        assert ours.decode(block) == expected
+        assert list(ours._table.dynamic_entries) == list(plain.header_table.dynamic_entries)
+
+
+def test_cache_hits_on_repeated_non_mutating_blocks() -> None:
+    enc = hpack.Encoder()
+    dec = HeaderDecoder(65536)
+    headers = [(":status", "200"), ("content-type", "application/grpc"), ("x-id", "7")]
+    for _ in range(10):
+        assert dec.decode(enc.encode(headers)) == tuple(headers)
+    assert dec.hits >= 8  # the first block inserted; the rest are pure references
+
+
+def test_context_free_block_leaves_the_table_alone() -> None:
+    enc = hpack.Encoder()
+    dec = hpack.Decoder()
+    dec.decode(enc.encode([("x-a", "1"), ("x-b", "2"), (":path", "/q")]))
+    before = list(dec.header_table.dynamic_entries)
+    headers = [
+        (":status", "200"),
+        ("content-type", "application/grpc"),
+        ("grpc-status", "14"),
+        ("x-a", "1"),
+    ]
+    assert dec.decode(encode_context_free(headers)) == headers
+    assert list(dec.header_table.dynamic_entries) == before
+    assert dec.decode(enc.encode([("x-a", "1"), ("x-b", "2")])) == [("x-a", "1"), ("x-b", "2")]
+
+
+def test_mirror_encoder_continues_the_destination_table() -> None:
+    """After relaying blocks verbatim, switch to re-encoding: the real receiver
+    (an hpack.Decoder fed the same relayed bytes) decodes the re-encoded blocks."""
+    rng = random.Random(7)
+    src = hpack.Encoder()
+    receiver = hpack.Decoder()
+    codec = Http2Codec()
+    codec.feed(UPSTREAM, PREFACE + F.build_settings())
+    sid = 1
+    for i in range(30):
+        block = src.encode(_request(rng, i))
+        codec.feed(UPSTREAM, F.build_header_block(sid, block, end_stream=True))
+        receiver.decode(block)
+        codec.feed(DOWNSTREAM, F.build_settings() if i == 0 else b"")
+        codec.feed(DOWNSTREAM, F.build_header_block(sid, b"\x88", end_stream=True))
+        sid += 2
+    mirror = codec.reencoder(UPSTREAM)
+    for i in range(200):
+        headers = _request(rng, i)
+        (msg,) = codec.feed(
+            UPSTREAM, F.build_header_block(sid, src.encode(headers), end_stream=True)
+        )
+        out = mirror.encode(msg.info["headers"])
+        assert receiver.decode(out) == headers
+        codec.feed(DOWNSTREAM, F.build_header_block(sid, b"\x88", end_stream=True))
+        sid += 2
