@@ -46,6 +46,8 @@ class ConfigError(Exception):
 
 def parse_hostport(value: str, *, allow_port_zero: bool = True) -> tuple[str, int]:
     """``"127.0.0.1:9092"`` / ``"[::1]:80"`` / ``"host:80"`` -> (host, port)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise ValueError(f"{value} is not host:port (did you mean 127.0.0.1:{value}?)")
     if not isinstance(value, str):
         raise ValueError(f"{value!r} is not host:port")
     text = value.strip()

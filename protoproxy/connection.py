@@ -13,7 +13,7 @@ import asyncio
 import itertools
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from protoproxy_codecs import registry
 from protoproxy_codecs.base import Codec, DecodeError, Direction, Exchange, Message, Sniff
@@ -69,13 +69,13 @@ class Side(asyncio.Protocol):
 
     # -- asyncio callbacks -------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses; same interface.
+        self.transport = cast(asyncio.Transport, transport)
         limits = self.conn.proxy.config.limits
-        transport.set_write_buffer_limits(limits.write_buffer_high, limits.write_buffer_low)
+        self.transport.set_write_buffer_limits(limits.write_buffer_high, limits.write_buffer_low)
         if self.reads is DOWNSTREAM:  # an upstream socket we opened
             if self.tls is not None:
-                transport.write(self.tls.start())
+                self.transport.write(self.tls.start())
             else:
                 self.ready.set_result(None)
         else:

@@ -7,12 +7,12 @@ echo finishes sending what it has and then shuts down its own.
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
 
 class _Echo(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self.transport.write(data)

@@ -24,6 +24,15 @@ from protoproxy.proxy import Proxy
 from protoproxy.tls import TlsEngine
 
 
+def _new_loop() -> asyncio.AbstractEventLoop:
+    """uvloop when installed (what `protoproxy run` uses), else asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 class ProxyThread:
     """A Proxy on its own event loop in a daemon thread."""
 
@@ -32,7 +41,7 @@ class ProxyThread:
     ):
         self.config = config if isinstance(config, Config) else from_dict(config)
         self.setup = setup
-        self.loop = asyncio.new_event_loop()
+        self.loop = _new_loop()
         self.proxy: Proxy | None = None
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 
@@ -189,8 +198,9 @@ class ScriptedServer:
     both directions cannot deadlock on full socket buffers.
     """
 
-    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None, default: Script | None = None) -> None:
         self.tls = tls
+        self.default = default
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.scripts: queue.Queue[Script] = queue.Queue()
@@ -216,7 +226,10 @@ class ScriptedServer:
         try:
             engine = TlsEngine(self.tls, server_side=True) if self.tls else None
             stream = Stream(conn, engine)
-            script = self.scripts.get(timeout=30)
+            if self.default is not None and self.scripts.empty():
+                script = self.default
+            else:
+                script = self.scripts.get(timeout=30)
             writer = threading.Thread(target=self._write, args=(stream, script), daemon=True)
             writer.start()
             got = stream.read_all()
