@@ -54,6 +54,9 @@ PRODUCE = 0
 FETCH = 1
 SASL_HANDSHAKE = schema.SASL_HANDSHAKE_KEY
 SASL_AUTHENTICATE = schema.SASL_AUTHENTICATE_KEY
+FIND_COORDINATOR = 10
+# Requests whose bodies are decoded as they pass (see the module docstring).
+_EAGER_REQUESTS = frozenset((PRODUCE, FETCH, SASL_HANDSHAKE, FIND_COORDINATOR))
 
 STATUS_OK = "NONE"
 STATUS_UNDECODED = "UNDECODED"  # unknown API/version, or a body that did not decode
@@ -214,7 +217,7 @@ class KafkaCodec(BaseCodec):
         if not known:
             self.unknown[(api_key, version)] += 1
             info["known"] = False
-        elif api_key in (PRODUCE, FETCH, SASL_HANDSHAKE):
+        elif api_key in _EAGER_REQUESTS:
             body = self._decode_eagerly(msg, api_key, version, True, body_at)
             if body is not None:
                 if api_key == PRODUCE:
@@ -237,6 +240,11 @@ class KafkaCodec(BaseCodec):
                     topics = summary.fetch_request_topics(body)
                     info["topics"] = topics
                     attrs = {"topics": topics}
+                elif api_key == FIND_COORDINATOR:
+                    # v0-3 responses do not repeat the key; routing data needs it.
+                    keys = body.coordinator_keys if version >= 4 else [body.key]
+                    info["coordinator_keys"] = keys
+                    attrs = {"coordinator_keys": keys, "key_type": body.key_type}
                 else:
                     self.sasl_mechanism = body.mechanism
                     self._sasl_client_id = client_id
@@ -340,6 +348,8 @@ class KafkaCodec(BaseCodec):
                     attrs["records"] = tally.by_partition
                     attrs["record_count"] = tally.records
                     attrs["record_bytes"] = tally.bytes
+                elif api_key == FIND_COORDINATOR and pending.attrs:
+                    info["coordinator_keys"] = pending.attrs["coordinator_keys"]
                 elif api_key == SASL_HANDSHAKE:
                     info["sasl_mechanism"] = self.sasl_mechanism
                     if version == 0 and body.error_code == 0:

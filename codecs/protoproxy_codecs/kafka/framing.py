@@ -107,7 +107,8 @@ def parse_request_header(buf: Any, start: int, end: int) -> tuple[int, int, int,
         raise DecodeError(f"negative api_key {api_key}", "bad_header")
     if api_version < 0:
         raise DecodeError(f"negative api_version {api_version}", "bad_header")
-    if schema.is_flexible(api_key, api_version):
+    # Only for versions we know: a future version's header is not ours to judge.
+    if schema.is_known(api_key, api_version) and schema.is_flexible(api_key, api_version):
         pos = skip_tagged_fields(buf, pos, end)
     return api_key, api_version, correlation_id, cid_len, pos
 
