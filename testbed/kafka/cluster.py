@@ -13,6 +13,7 @@ import random
 import time
 import uuid
 import zlib
+from collections import Counter
 from types import TracebackType
 
 from protoproxy_codecs.base import Limits
@@ -83,6 +84,9 @@ class FakeKafkaCluster:
         self.requests_handled = 0
         self.unsupported_requests = 0
         self.records_appended = 0
+        # Partition-level errors answered (error code -> count): shows that clients
+        # really met a NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH, ...
+        self.partition_errors: Counter[int] = Counter()
 
     # -- lifecycle -----------------------------------------------------------------
 

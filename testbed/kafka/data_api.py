@@ -25,15 +25,17 @@ def leader_check(
     """
     p = cluster.topology.partition(topic, index)
     if p is None:
-        return errors.UNKNOWN_TOPIC_OR_PARTITION, None
-    if p.leader != node_id:
-        return errors.NOT_LEADER_OR_FOLLOWER, p
-    if current_leader_epoch >= 0:
-        if current_leader_epoch < p.leader_epoch:
-            return errors.FENCED_LEADER_EPOCH, p
-        if current_leader_epoch > p.leader_epoch:
-            return errors.UNKNOWN_LEADER_EPOCH, p
-    return errors.NONE, p
+        err = errors.UNKNOWN_TOPIC_OR_PARTITION
+    elif p.leader != node_id:
+        err = errors.NOT_LEADER_OR_FOLLOWER
+    elif 0 <= current_leader_epoch < p.leader_epoch:
+        err = errors.FENCED_LEADER_EPOCH
+    elif current_leader_epoch > p.leader_epoch:
+        err = errors.UNKNOWN_LEADER_EPOCH
+    else:
+        return errors.NONE, p
+    cluster.partition_errors[err] += 1
+    return err, p
 
 
 # -- Produce ---------------------------------------------------------------------

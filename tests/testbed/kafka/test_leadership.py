@@ -1,0 +1,191 @@
+"""Leadership moves and broker stops mid-stream: clients follow, nothing is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import Callable
+
+from testbed.kafka import FakeKafkaCluster, errors
+
+from .helpers import check_exactly_once_in_order
+
+PARTITIONS = 6
+HALF = 1000
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop, fn: Callable[[], object]) -> None:
+    """Run a cluster control call on the cluster's loop from a client thread."""
+
+    async def call() -> None:
+        fn()
+
+    asyncio.run_coroutine_threadsafe(call(), loop).result(timeout=10)
+
+
+def _move_all_leaders(cluster: FakeKafkaCluster, topic: str) -> None:
+    for p in range(PARTITIONS):
+        cluster.move_leader(topic, p, (cluster.leader(topic, p) + 1) % 3)
+
+
+def _kafka_python_through_moves(cluster: FakeKafkaCluster, loop, topic: str):
+    from kafka import KafkaConsumer, KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=cluster.bootstrap, linger_ms=5)
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=cluster.bootstrap,
+        group_id="kp-move",
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=100,
+        metadata_max_age_ms=60_000,
+    )
+    produced: dict[int, list[bytes]] = defaultdict(list)
+    consumed: dict[int, list[tuple[int, bytes]]] = defaultdict(list)
+    total = 0
+
+    def send(start: int) -> None:
+        futures = [
+            (producer.send(topic, value=b"m-%05d" % i), b"m-%05d" % i)
+            for i in range(start, start + HALF)
+        ]
+        producer.flush(timeout=30)
+        for fut, value in futures:
+            produced[fut.get(timeout=10).partition].append(value)
+
+    def consume_until(n: int) -> None:
+        nonlocal total
+        deadline = time.monotonic() + 30
+        while total < n and time.monotonic() < deadline:
+            for tp, records in consumer.poll(timeout_ms=200).items():
+                consumed[tp.partition].extend((r.offset, r.value) for r in records)
+                total += len(records)
+
+    send(0)
+    consume_until(HALF)
+    _on_loop(loop, lambda: _move_all_leaders(cluster, topic))  # consumer and producer must follow
+    send(HALF)
+    _on_loop(loop, lambda: _move_all_leaders(cluster, topic))
+    consume_until(2 * HALF)
+    consumer.close()
+    producer.close()
+    return produced, consumed
+
+
+async def test_kafka_python_follows_leader_moves(cluster: FakeKafkaCluster):
+    cluster.create_topic("moves", PARTITIONS)
+    loop = asyncio.get_running_loop()
+    produced, consumed = await asyncio.to_thread(
+        _kafka_python_through_moves, cluster, loop, "moves"
+    )
+    assert sum(map(len, produced.values())) == 2 * HALF
+    check_exactly_once_in_order(consumed, produced)
+    assert all(cluster.leader_epoch("moves", p) == 2 for p in range(PARTITIONS))
+    assert cluster.partition_errors[errors.NOT_LEADER_OR_FOLLOWER] > 0  # the moves were seen
+
+
+def _librdkafka_through_moves(cluster: FakeKafkaCluster, loop, topic: str, stop_node: int):
+    from confluent_kafka import Consumer, Producer
+
+    producer = Producer(
+        {
+            "bootstrap.servers": cluster.bootstrap_servers,
+            "linger.ms": 5,
+            "enable.idempotence": True,
+            "topic.metadata.refresh.interval.ms": 60000,
+        }
+    )
+    consumer = Consumer(
+        {
+            "bootstrap.servers": cluster.bootstrap_servers,
+            "group.id": "rd-move",
+            "auto.offset.reset": "earliest",
+            "fetch.wait.max.ms": 100,
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    produced: dict[int, list[bytes]] = defaultdict(list)
+    consumed: dict[int, list[tuple[int, bytes]]] = defaultdict(list)
+    failures: list[object] = []
+    total = 0
+
+    def delivered(err, msg):
+        if err is not None:
+            failures.append(err)
+        else:
+            produced[msg.partition()].append(msg.value())
+
+    def send(start: int, step: Callable[[], None] | None = None) -> None:
+        for i in range(start, start + HALF):
+            producer.produce(topic, value=b"r-%05d" % i, on_delivery=delivered)
+            producer.poll(0)
+            if step is not None and i == start + HALF // 2:
+                step()  # mid-stream, with batches in flight
+        assert producer.flush(30) == 0
+
+    def consume_until(n: int) -> None:
+        nonlocal total
+        deadline = time.monotonic() + 30
+        while total < n and time.monotonic() < deadline:
+            for m in consumer.consume(1000, 0.2):
+                assert m.error() is None, m.error()
+                consumed[m.partition()].append((m.offset(), m.value()))
+                total += 1
+
+    def stop_broker() -> None:
+        asyncio.run_coroutine_threadsafe(cluster.stop_broker(stop_node), loop).result(timeout=10)
+
+    send(0)
+    consume_until(HALF)  # both clients now know (and use) the current leaders
+    _on_loop(loop, lambda: _move_all_leaders(cluster, topic))
+    send(HALF, stop_broker)  # the broker goes away with batches in flight
+    consume_until(2 * HALF)
+    consumer.close()
+    assert not failures, failures
+    return produced, consumed
+
+
+async def test_librdkafka_follows_leader_moves_and_a_broker_stop(cluster: FakeKafkaCluster):
+    cluster.create_topic("rdmoves", PARTITIONS)
+    loop = asyncio.get_running_loop()
+    stop_node = 2
+    produced, consumed = await asyncio.to_thread(
+        _librdkafka_through_moves, cluster, loop, "rdmoves", stop_node
+    )
+    assert sum(map(len, produced.values())) == 2 * HALF
+    check_exactly_once_in_order(consumed, produced)
+    assert all(cluster.leader("rdmoves", p) != stop_node for p in range(PARTITIONS))
+    assert cluster.partition_errors[errors.NOT_LEADER_OR_FOLLOWER] > 0
+    await cluster.start_broker(stop_node)
+    assert cluster.servers[stop_node].running
+
+
+async def test_stopped_broker_refuses_connections_and_leadership_moves(cluster: FakeKafkaCluster):
+    cluster.create_topic("stop", PARTITIONS, replication_factor=2)
+    led_by_0 = [p for p in range(PARTITIONS) if cluster.leader("stop", p) == 0]
+    assert led_by_0
+    address = cluster.servers[0].address
+    await cluster.stop_broker(0)
+    for p in led_by_0:
+        assert cluster.leader("stop", p) not in (0, -1)
+        assert cluster.leader_epoch("stop", p) == 1
+    host, _, port = address.rpartition(":")
+    try:
+        _, writer = await asyncio.open_connection(host, int(port))
+    except ConnectionError:
+        pass
+    else:
+        writer.close()
+        raise AssertionError("stopped broker still accepts connections")
+    await cluster.start_broker(0)
+    assert cluster.servers[0].address == address
+    # Stopping every replica of a partition leaves it leaderless until one returns.
+    p0 = cluster.topology.partition("stop", 0)
+    assert p0 is not None
+    for node in p0.replicas:
+        await cluster.stop_broker(node)
+    assert cluster.leader("stop", 0) == -1
+    await cluster.start_broker(p0.replicas[0])
+    assert cluster.leader("stop", 0) == p0.replicas[0]

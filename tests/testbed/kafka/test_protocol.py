@@ -1,0 +1,301 @@
+"""Wire-level behaviour checked with a raw client: idempotent sequences,
+unsupported requests, Fetch long-polling, NOT_LEADER routing, admin APIs."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+
+from protoproxy_codecs.kafka import framing
+from testbed.kafka import FakeKafkaCluster, errors
+from testbed.kafka.versions import SUPPORTED
+
+from .helpers import RawClient, make_batch
+
+
+def _produce_body(topic: str, partition: int, records: bytes, acks: int = -1) -> dict:
+    return {
+        "acks": acks,
+        "timeout_ms": 5000,
+        "topic_data": [
+            {"name": topic, "partition_data": [{"index": partition, "records": records}]}
+        ],
+    }
+
+
+def _produce_result(resp) -> tuple[int, int]:
+    part = resp.responses[0].partition_responses[0]
+    return part.error_code, part.base_offset
+
+
+async def _leader_client(cluster: FakeKafkaCluster, topic: str, partition: int) -> RawClient:
+    return await RawClient.connect(cluster.servers[cluster.leader(topic, partition)].address)
+
+
+async def test_idempotent_producer_duplicates_and_sequence_errors(cluster: FakeKafkaCluster):
+    cluster.create_topic("idem", 1)
+    client = await _leader_client(cluster, "idem", 0)
+    try:
+        init = await client.request(
+            22, 4, {"transactional_id": None, "transaction_timeout_ms": 60000}
+        )
+        assert init.error_code == errors.NONE
+        pid, epoch = init.producer_id, init.producer_epoch
+
+        async def send(seq: int, n: int, ep: int = epoch) -> tuple[int, int]:
+            batch = make_batch(
+                [b"s%d" % (seq + i) for i in range(n)], producer_id=pid, epoch=ep, base_sequence=seq
+            )
+            return _produce_result(await client.request(0, 9, _produce_body("idem", 0, batch)))
+
+        assert await send(0, 3) == (errors.NONE, 0)
+        assert await send(3, 2) == (errors.NONE, 3)
+        # A retry of a recent batch is acked with its original offset, not stored again.
+        assert await send(0, 3) == (errors.NONE, 0)
+        assert await send(3, 2) == (errors.NONE, 3)
+        # A gap, or an overlapping batch that is not a retry, is out of order.
+        assert (await send(7, 1))[0] == errors.OUT_OF_ORDER_SEQUENCE_NUMBER
+        assert (await send(4, 2))[0] == errors.OUT_OF_ORDER_SEQUENCE_NUMBER
+        for seq in range(5, 11):  # six more batches push seq 0 out of the cache
+            assert (await send(seq, 1))[0] == errors.NONE
+        assert (await send(0, 3))[0] == errors.OUT_OF_ORDER_SEQUENCE_NUMBER
+        # A fenced (older) epoch after a bump.
+        bumped = await client.request(
+            22,
+            4,
+            {
+                "transactional_id": None,
+                "transaction_timeout_ms": 60000,
+                "producer_id": pid,
+                "producer_epoch": epoch,
+            },
+        )
+        assert bumped.producer_epoch == epoch + 1
+        assert await send(0, 1, epoch + 1) == (errors.NONE, 11)
+        assert (await send(1, 1, epoch))[0] == errors.INVALID_PRODUCER_EPOCH
+    finally:
+        await client.close()
+    values = [r.value for r in cluster.records("idem", 0)]
+    assert values == [b"s0", b"s1", b"s2", b"s3", b"s4", *(b"s%d" % i for i in range(5, 11)), b"s0"]
+
+
+async def test_produce_and_fetch_on_a_follower_get_not_leader(cluster: FakeKafkaCluster):
+    cluster.create_topic("nl", 1)
+    follower = next(n for n in cluster.servers if n != cluster.leader("nl", 0))
+    client = await RawClient.connect(cluster.servers[follower].address)
+    try:
+        resp = await client.request(0, 9, _produce_body("nl", 0, make_batch([b"x"])))
+        assert _produce_result(resp)[0] == errors.NOT_LEADER_OR_FOLLOWER
+        fetch = await client.request(
+            1,
+            12,
+            {
+                "max_wait_ms": 0,
+                "min_bytes": 0,
+                "topics": [
+                    {
+                        "topic": "nl",
+                        "partitions": [
+                            {"partition": 0, "fetch_offset": 0, "partition_max_bytes": 1 << 20}
+                        ],
+                    }
+                ],
+            },
+        )
+        assert fetch.responses[0].partitions[0].error_code == errors.NOT_LEADER_OR_FOLLOWER
+    finally:
+        await client.close()
+    assert cluster.records("nl", 0) == []
+
+
+async def test_fetch_waits_for_data_instead_of_answering_empty(cluster: FakeKafkaCluster):
+    cluster.create_topic("lp", 1)
+    consumer = await _leader_client(cluster, "lp", 0)
+    producer = await _leader_client(cluster, "lp", 0)
+    try:
+        fetch = asyncio.create_task(
+            consumer.request(
+                1,
+                11,
+                {
+                    "max_wait_ms": 30_000,
+                    "min_bytes": 1,
+                    "max_bytes": 1 << 20,
+                    "isolation_level": 1,
+                    "topics": [
+                        {
+                            "topic": "lp",
+                            "partitions": [
+                                {"partition": 0, "fetch_offset": 0, "partition_max_bytes": 1 << 20}
+                            ],
+                        }
+                    ],
+                },
+            )
+        )
+        await asyncio.sleep(0.05)
+        assert not fetch.done()
+        handled = cluster.requests_handled
+        await producer.request(0, 7, _produce_body("lp", 0, make_batch([b"wake"]), acks=1))
+        async with asyncio.timeout(10):  # far below max_wait: the append woke the fetch
+            resp = await fetch
+        part = resp.responses[0].partitions[0]
+        assert part.error_code == errors.NONE and part.high_watermark == 1
+        assert b"wake" in bytes(part.records)
+        assert cluster.requests_handled == handled + 1  # no polling behind the client's back
+    finally:
+        await consumer.close()
+        await producer.close()
+
+
+async def test_acks_zero_gets_no_response_but_is_stored(cluster: FakeKafkaCluster):
+    cluster.create_topic("a0", 1)
+    client = await _leader_client(cluster, "a0", 0)
+    try:
+        frame = framing.encode_request(0, 9, 1, "c", _produce_body("a0", 0, make_batch([b"q"]), 0))
+        client.writer.write(frame)
+        # The next request's response must be the next thing on the wire.
+        meta = await client.request(3, 9, {"topics": [{"name": "a0"}]})
+        assert meta.topics[0].name == "a0"
+    finally:
+        await client.close()
+    assert [r.value for r in cluster.records("a0", 0)] == [b"q"]
+
+
+async def test_api_versions_advertises_exactly_what_is_served(cluster: FakeKafkaCluster):
+    client = await RawClient.connect(cluster.bootstrap)
+    try:
+        resp = await client.request(
+            18, 3, {"client_software_name": "t", "client_software_version": "1"}
+        )
+        assert {k.api_key: (k.min_version, k.max_version) for k in resp.api_keys} == SUPPORTED
+        # A version above ours: KIP-511 answer in v0, with UNSUPPORTED_VERSION and our ranges.
+        frame = framing.encode_request(
+            18, 4, 9, "c", {"client_software_name": "t", "client_software_version": "1"}
+        )
+        corr, body = framing.decode_response(18, 0, await client.send_raw(frame))
+        assert corr == 9 and body.error_code == errors.UNSUPPORTED_VERSION
+        assert len(body.api_keys) == len(SUPPORTED)
+    finally:
+        await client.close()
+
+
+async def test_unsupported_requests_get_an_error_response(cluster: FakeKafkaCluster):
+    client = await RawClient.connect(cluster.bootstrap)
+    try:
+        # Known to the schemas, not implemented here: DescribeAcls v1.
+        resp = await client.request(
+            29,
+            1,
+            {
+                "resource_type_filter": 1,
+                "resource_name_filter": None,
+                "principal_filter": None,
+                "host_filter": None,
+                "operation": 1,
+                "permission_type": 1,
+            },
+        )
+        assert resp.error_code == errors.UNSUPPORTED_VERSION
+        # An api key nobody knows: header + UNSUPPORTED_VERSION, connection kept.
+        frame = struct.pack(">hhih", 999, 0, 77, 1) + b"c" + b"\x00" * 4
+        payload = await client.send_raw(struct.pack(">i", len(frame)) + frame)
+        assert struct.unpack(">ih", payload) == (77, errors.UNSUPPORTED_VERSION)
+        meta = await client.request(3, 12, {"topics": None})
+        assert len(meta.brokers) == 3
+    finally:
+        await client.close()
+    assert cluster.unsupported_requests == 2
+
+
+async def test_admin_topics_metadata_and_configs(cluster: FakeKafkaCluster):
+    client = await RawClient.connect(cluster.bootstrap)
+    try:
+        created = await client.request(
+            19,
+            5,
+            {
+                "topics": [
+                    {
+                        "name": "adm",
+                        "num_partitions": 4,
+                        "replication_factor": 2,
+                        "assignments": [],
+                        "configs": [{"name": "retention.ms", "value": "1000"}],
+                    },
+                    {
+                        "name": "bad/name",
+                        "num_partitions": 1,
+                        "replication_factor": 1,
+                        "assignments": [],
+                        "configs": [],
+                    },
+                ],
+                "timeout_ms": 1000,
+                "validate_only": False,
+            },
+        )
+        assert [t.error_code for t in created.topics] == [
+            errors.NONE,
+            errors.INVALID_TOPIC_EXCEPTION,
+        ]
+        again = await client.request(
+            19,
+            5,
+            {
+                "topics": [
+                    {
+                        "name": "adm",
+                        "num_partitions": 1,
+                        "replication_factor": 1,
+                        "assignments": [],
+                        "configs": [],
+                    }
+                ],
+                "timeout_ms": 1000,
+                "validate_only": False,
+            },
+        )
+        assert again.topics[0].error_code == errors.TOPIC_ALREADY_EXISTS
+        meta = await client.request(
+            3,
+            12,
+            {"topics": [{"name": "adm"}, {"name": "auto"}], "allow_auto_topic_creation": False},
+        )
+        adm, auto = meta.topics
+        assert adm.error_code == errors.NONE and len(adm.partitions) == 4
+        assert {len(p.replica_nodes) for p in adm.partitions} == {2}
+        assert len({p.leader_id for p in adm.partitions}) == 3  # spread over the brokers
+        assert auto.error_code == errors.UNKNOWN_TOPIC_OR_PARTITION
+        configs = await client.request(
+            32,
+            4,
+            {
+                "resources": [
+                    {"resource_type": 2, "resource_name": "adm", "configuration_keys": None}
+                ],
+                "include_synonyms": False,
+                "include_documentation": False,
+            },
+        )
+        values = {c.name: c.value for c in configs.results[0].configs}
+        assert values["retention.ms"] == "1000"
+        deleted = await client.request(20, 4, {"topic_names": ["adm", "nope"], "timeout_ms": 1000})
+        assert [r.error_code for r in deleted.responses] == [
+            errors.NONE,
+            errors.UNKNOWN_TOPIC_OR_PARTITION,
+        ]
+    finally:
+        await client.close()
+    assert cluster.topics() == []
+
+
+async def test_connections_are_counted_per_broker(cluster: FakeKafkaCluster):
+    before = cluster.connections_accepted_by_broker
+    clients = [await RawClient.connect(cluster.servers[n].address) for n in (0, 1, 1)]
+    for c in clients:
+        await c.request(18, 0, {})
+        await c.close()
+    after = cluster.connections_accepted_by_broker
+    assert {n: after[n] - before[n] for n in after} == {0: 1, 1: 2, 2: 0}
+    assert cluster.connections_accepted == sum(after.values())
