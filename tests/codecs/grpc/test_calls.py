@@ -1,0 +1,208 @@
+"""gRPC calls and plain HTTP/2 requests as Exchanges, through real h2 peers."""
+
+from __future__ import annotations
+
+import itertools
+import struct
+
+from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM
+from protoproxy_codecs.http2 import ErrorCode, Http2Codec
+
+from ..http2.peers import H2Pair
+
+
+class Ticks:
+    """A clock that moves one second per reading: Exchange times become checkable."""
+
+    def __init__(self) -> None:
+        self._n = itertools.count()
+
+    def __call__(self) -> float:
+        return float(next(self._n))
+
+
+def grpc_request(path: str = "/demo.Echo/Say", **extra: str) -> list[tuple[str, str]]:
+    headers = [
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", path),
+        (":authority", "svc"),
+        ("content-type", "application/grpc+proto"),
+        ("te", "trailers"),
+    ]
+    headers += list(extra.items())
+    return [(k.replace("_", "-"), v) for k, v in headers]
+
+
+def msg(payload: bytes, flag: int = 0) -> bytes:
+    return struct.pack(">BL", flag, len(payload)) + payload
+
+
+def _pair() -> H2Pair:
+    return H2Pair(codec=Http2Codec(clock=Ticks()))
+
+
+def test_unary_call_ok() -> None:
+    pair = _pair()
+    c, s = pair.client, pair.server
+    sid = c.get_next_available_stream_id()
+    c.send_headers(sid, grpc_request(grpc_timeout="250m", grpc_encoding="identity"))
+    c.send_data(sid, msg(b"hello"), end_stream=True)
+    pair.pump()
+    s.send_headers(sid, [(":status", "200"), ("content-type", "application/grpc")])
+    s.send_data(sid, msg(b"wor")[:4])
+    s.send_data(sid, msg(b"wor")[4:] + msg(b"ld", flag=1))
+    s.send_headers(sid, [("grpc-status", "0")], end_stream=True)
+    pair.pump()
+    (ex,) = pair.codec.take_exchanges()
+    assert (ex.protocol, ex.operation, ex.status, ex.key) == ("grpc", "/demo.Echo/Say", "OK", sid)
+    assert ex.started < ex.finished
+    assert ex.attrs["service"] == "demo.Echo" and ex.attrs["method"] == "Say"
+    assert ex.attrs["request_messages"] == 1 and ex.attrs["response_messages"] == 2
+    assert ex.attrs["request_message_bytes"] == 5 and ex.attrs["response_message_bytes"] == 5
+    assert ex.attrs["grpc_encoding"] == "identity" and ex.attrs["timeout"] == 0.25
+    assert ex.request_bytes == 10 and ex.response_bytes == 15
+    events = [e for m in pair.of_kind("data", DOWNSTREAM) for e in m.info.get("grpc_messages", [])]
+    assert [(e.index, e.compressed, bytes(e.payload)) for e in events] == [
+        (0, 0, b"wor"),
+        (1, 1, b"ld"),
+    ]
+    assert pair.codec.take_exchanges() == []
+
+
+def test_trailers_only_error_with_percent_encoded_message() -> None:
+    pair = _pair()
+    c, s = pair.client, pair.server
+    sid = c.get_next_available_stream_id()
+    c.send_headers(sid, grpc_request("/a.B/C"))
+    c.send_data(sid, msg(b"x"), end_stream=True)
+    pair.pump()
+    s.send_headers(
+        sid,
+        [
+            (":status", "200"),
+            ("content-type", "application/grpc"),
+            ("grpc-status", "14"),
+            ("grpc-message", "backend%20down"),
+        ],
+        end_stream=True,
+    )
+    pair.pump()
+    (ex,) = pair.codec.take_exchanges()
+    assert ex.status == "UNAVAILABLE" and ex.attrs["grpc_message"] == "backend down"
+    assert ex.attrs["response_messages"] == 0
+
+
+def _reset_call(code: int, by_client: bool) -> str:
+    pair = _pair()
+    c, s = pair.client, pair.server
+    sid = c.get_next_available_stream_id()
+    c.send_headers(sid, grpc_request())
+    pair.pump()
+    s.send_headers(sid, [(":status", "200"), ("content-type", "application/grpc")])
+    pair.pump()
+    (c if by_client else s).reset_stream(sid, code)
+    pair.pump()
+    (ex,) = pair.codec.take_exchanges()
+    return ex.status
+
+
+def test_rst_stream_without_trailers_is_the_status_clients_see() -> None:
+    assert _reset_call(ErrorCode.CANCEL, by_client=True) == "CANCELLED"
+    assert _reset_call(ErrorCode.CANCEL, by_client=False) == "CANCELLED"
+    assert _reset_call(ErrorCode.INTERNAL_ERROR, by_client=False) == "INTERNAL"
+    assert _reset_call(ErrorCode.REFUSED_STREAM, by_client=False) == "UNAVAILABLE"
+
+
+def test_missing_grpc_status_maps_the_http_status() -> None:
+    pair = _pair()
+    c, s = pair.client, pair.server
+    sid = c.get_next_available_stream_id()
+    c.send_headers(sid, grpc_request(), end_stream=True)
+    pair.pump()
+    s.send_headers(sid, [(":status", "503")], end_stream=True)
+    pair.pump()
+    assert pair.codec.take_exchanges()[0].status == "UNAVAILABLE"
+
+
+def test_streaming_call_counts_many_messages() -> None:
+    pair = _pair()
+    c, s = pair.client, pair.server
+    sid = c.get_next_available_stream_id()
+    c.send_headers(sid, grpc_request("/chat.Room/Talk"))
+    s_msgs = b"".join(msg(bytes([i]) * i) for i in range(50))
+    pair.pump()
+    c.send_data(sid, s_msgs[:7000])
+    c.send_data(sid, s_msgs[7000:], end_stream=True)
+    s.send_headers(sid, [(":status", "200"), ("content-type", "application/grpc")])
+    for i in range(30):
+        s.send_data(sid, msg(b"r" * i))
+    s.send_headers(sid, [("grpc-status", "0")], end_stream=True)
+    pair.pump()
+    (ex,) = pair.codec.take_exchanges()
+    assert ex.attrs["request_messages"] == 50 and ex.attrs["response_messages"] == 30
+    assert ex.attrs["request_message_bytes"] == sum(range(50))
+
+
+def test_plain_http2_request_is_an_http2_exchange() -> None:
+    pair = _pair()
+    c, s = pair.client, pair.server
+    sid = c.get_next_available_stream_id()
+    c.send_headers(
+        sid,
+        [(":method", "GET"), (":scheme", "http"), (":path", "/index.html"), (":authority", "w")],
+        end_stream=True,
+    )
+    pair.pump()
+    s.send_headers(sid, [(":status", "100")])
+    s.send_headers(sid, [(":status", "404")])
+    s.send_data(sid, b"nope", end_stream=True)
+    pair.pump()
+    (ex,) = pair.codec.take_exchanges()
+    assert (ex.protocol, ex.operation, ex.status) == ("http2", "GET /index.html", "404")
+    assert ex.response_bytes == 4 and ex.attrs["authority"] == "w"
+
+
+def test_open_calls_end_as_unavailable_at_eof() -> None:
+    pair = _pair()
+    sid = pair.client.get_next_available_stream_id()
+    pair.client.send_headers(sid, grpc_request())
+    pair.pump()
+    assert pair.codec.eof(UPSTREAM) == []
+    (ex,) = pair.codec.take_exchanges()
+    assert ex.status == "UNAVAILABLE"
+
+
+def test_injected_trailers_only_error_reaches_the_client() -> None:
+    """DESIGN's injected gRPC error: a trailers-only response downstream, built
+    context-free so the relayed HPACK state stays valid for later blocks."""
+    pair = _pair()
+    c, s = pair.client, pair.server
+    first = c.get_next_available_stream_id()
+    c.send_headers(first, grpc_request(), end_stream=True)
+    pair.pump()
+    s.send_headers(
+        first, [(":status", "200"), ("content-type", "application/grpc"), ("x-keep", "1")]
+    )
+    pair.pump()
+    sid = c.get_next_available_stream_id()
+    c.send_headers(sid, grpc_request(), end_stream=True)
+    pair.pump()
+    frames = pair.codec.build_headers(
+        DOWNSTREAM,
+        sid,
+        [
+            (":status", "200"),
+            ("content-type", "application/grpc"),
+            ("grpc-status", "14"),
+            ("grpc-message", "injected"),
+        ],
+        end_stream=True,
+    )
+    pair.inject(DOWNSTREAM, frames)
+    ends = [e for e in pair.client_events if getattr(e, "stream_id", None) == sid]
+    assert any(("grpc-status", "14") in getattr(e, "headers", []) for e in ends)
+    # The relayed direction still decodes: the server's next block uses its table.
+    s.send_headers(first, [("grpc-status", "0"), ("x-keep", "1")], end_stream=True)
+    pair.pump()
+    assert ("x-keep", "1") in pair.client_events[-2].headers
