@@ -611,6 +611,10 @@ class Http2Codec(BaseCodec):
         """SETTINGS advertised by `sender` and acknowledged by its peer."""
         return self._sides[sender].settings
 
+    def header_decoder(self, direction: Direction) -> HeaderDecoder:
+        """The HPACK decoder for blocks travelling in `direction` (cache stats, table)."""
+        return self._sides[direction].hpack
+
     def max_frame_size(self, direction: Direction) -> int:
         """Largest frame the proxy may write in `direction` (the receiver's setting)."""
         return self._sides[direction].max_frame_size
