@@ -31,6 +31,7 @@ from ..base import (
 )
 from . import replies
 from .grammar import CHUNK_LINE, HEAD_END, METHODS
+from .h2c import h2c_seed
 from .head import Head, parse_request, parse_response, parse_trailers
 from .pairing import Pending
 
@@ -51,15 +52,23 @@ CHUNK_CRLF = 2
 _LONGEST_METHOD = max(len(m) for m in METHODS) + 1
 _SNIFF_PREFIXES = tuple(m + b" " for m in METHODS)
 
-H2Factory = Callable[[Limits, Clock], Codec]
+#: (limits, clock, the upgrade request as HTTP/2 header pairs, decoded HTTP2-Settings)
+H2Factory = Callable[[Limits, Clock, list[tuple[str, str]], bytes | None], Codec]
 
 
-def _load_http2(limits: Limits, clock: Clock) -> Codec:
-    """The h2c handover seam: imported only when a connection upgrades."""
+def _load_http2(
+    limits: Limits, clock: Clock, request: list[tuple[str, str]], settings: bytes | None
+) -> Codec:
+    """The h2c handover seam: the HTTP/2 codec is imported only when a connection upgrades."""
     from ..http2 import Http2Codec
 
-    codec: Codec = Http2Codec(limits=limits, clock=clock, upgraded=True)  # type: ignore[call-arg]
-    return codec
+    return Http2Codec(
+        limits=limits,
+        clock=clock,
+        upgraded=True,
+        upgrade_request=request,
+        upgrade_settings=settings,
+    )
 
 
 class _Side:
@@ -274,6 +283,8 @@ class Http1Codec(BaseCodec):
         }
         if head.expect_continue:
             info["expect_continue"] = True
+        if b"h2c" in head.upgrade:
+            rec.h2c = h2c_seed(head, method, target, host)
         out.append(Message(UPSTREAM, "head", block, rec.seq, info))
         if head.chunked:
             self._start_chunked(side)
@@ -363,7 +374,8 @@ class Http1Codec(BaseCodec):
         self._tunnel_key = rec.seq
         self._resume = True
         if protocol == "h2c":
-            self._h2 = type(self).h2_factory(self.limits, self.clock)
+            request, settings = rec.h2c or ([], None)
+            self._h2 = type(self).h2_factory(self.limits, self.clock, request, settings)
             up.state = down.state = HTTP2
         else:
             up.state = down.state = TUNNEL

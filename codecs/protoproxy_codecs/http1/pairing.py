@@ -15,6 +15,7 @@ class Pending:
     __slots__ = (
         "connect",
         "finished",
+        "h2c",
         "host",
         "method",
         "req_body",
@@ -54,6 +55,8 @@ class Pending:
         self.resp_body = 0
         self.resp_bytes = 0
         self.resp_done = False
+        #: For an `Upgrade: h2c` request: what the HTTP/2 codec needs to take over.
+        self.h2c: tuple[list[tuple[str, str]], bytes | None] | None = None
 
     @property
     def switches(self) -> bool:

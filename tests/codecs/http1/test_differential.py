@@ -117,6 +117,9 @@ def _smuggling(headers: list[tuple[bytes, bytes]]) -> bool:
 @example(b"GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n folded\r\n\r\n")
 @example(b"GET / HTTP/1.1\r\n folded\r\nHost: a\r\n\r\n")
 @example(b"GET / HTTP/1.0\r\n\r\n")
+@example(
+    data=b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length:5\r\nContent-Length:5\r\n\r\n",
+).via("discovered failure")
 def test_request_heads_agree_with_h11(data: bytes) -> None:
     theirs = _h11_first(h11.Connection(h11.SERVER), data)
     ours = _codec_first_head(UPSTREAM, data, Http1Codec())
@@ -133,7 +136,12 @@ def test_request_heads_agree_with_h11(data: bytes) -> None:
     assert ours["method"].encode() == theirs.method
     assert ours["target"].encode() == theirs.target
     assert ours["version"].encode() == theirs.http_version
-    assert [n for n, _ in ours["headers"]] == [n for n, _ in theirs.headers]
+    # h11 keeps only the first of repeated equal Content-Length fields; the
+    # codec reports what was on the wire.
+    names = [n for n, _ in ours["headers"]]
+    while names.count(b"content-length") > 1:
+        del names[len(names) - 1 - names[::-1].index(b"content-length")]
+    assert names == [n for n, _ in theirs.headers]
 
 
 @given(response_heads())
