@@ -96,7 +96,12 @@ def metadata(req: Request, body: Any) -> Any:
     out = []
     for name in names:
         t = topology.topics.get(name)
-        if t is None and allow_create and valid_topic_name(name):
+        if (
+            t is None
+            and allow_create
+            and valid_topic_name(name)
+            and not cluster.can_create(cluster.default_partitions)[0]
+        ):
             t = cluster.create_topic(name)
         if t is None:
             err = (
@@ -156,6 +161,8 @@ def create_topics(req: Request, body: Any) -> Any:
             err, msg = errors.INVALID_REQUEST, "manual replica assignment is not supported"
         elif partitions <= 0:
             err, msg = errors.INVALID_PARTITIONS, "number of partitions must be positive"
+        elif cluster.can_create(partitions)[0]:
+            err, msg = cluster.can_create(partitions)
         elif not 0 < rf <= len(cluster.topology.live_brokers()):
             err, msg = (
                 errors.INVALID_REPLICATION_FACTOR,

@@ -18,6 +18,7 @@ from types import TracebackType
 
 from protoproxy_codecs.base import Limits
 
+from . import errors
 from .groups import GroupConfig, GroupCoordinator
 from .log import PartitionLog, StoredRecord
 from .producers import ProducerStates
@@ -40,6 +41,12 @@ class FakeKafkaCluster:
             (Kafka's group.min.session.timeout.ms, 6000 by default).
         limits: bounds on request frames (max_message_size).
         tick_interval: how often group sessions and rebalance timeouts are checked.
+        retention_bytes: per-partition log size past which the oldest batches are
+            dropped (Kafka's retention.bytes; a topic's own "retention.bytes" config
+            wins). None keeps everything.
+        max_topics, max_partitions: bounds on what clients can make the cluster hold
+            (topic count, partitions per topic); requests past them get
+            POLICY_VIOLATION / INVALID_PARTITIONS.
     """
 
     def __init__(
@@ -55,6 +62,9 @@ class FakeKafkaCluster:
         min_session_timeout_ms: int = 6000,
         limits: Limits | None = None,
         tick_interval: float = 0.05,
+        retention_bytes: int | None = 32 * 1024 * 1024,
+        max_topics: int = 1000,
+        max_partitions: int = 1000,
     ) -> None:
         if brokers < 1:
             raise ValueError("a cluster needs at least one broker")
@@ -67,6 +77,9 @@ class FakeKafkaCluster:
         self.default_replication_factor = default_replication_factor or min(3, brokers)
         self.limits = limits or Limits()
         self.tick_interval = tick_interval
+        self.retention_bytes = retention_bytes
+        self.max_topics = max_topics
+        self.max_partitions = max_partitions
         self.topology = Topology(self._rng)
         self.producers = ProducerStates(first_producer_id=1000 + self._rng.randrange(1000))
         self.groups = GroupCoordinator(
@@ -84,6 +97,7 @@ class FakeKafkaCluster:
         self.requests_handled = 0
         self.unsupported_requests = 0
         self.records_appended = 0
+        self.requests_by_api: Counter[int] = Counter()
         # Partition-level errors answered (error code -> count): shows that clients
         # really met a NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH, ...
         self.partition_errors: Counter[int] = Counter()
@@ -172,12 +186,29 @@ class FakeKafkaCluster:
         existing = self.topology.topics.get(name)
         if existing is not None:
             return existing
+        configs = dict(configs or {})
+        retention: int | None = self.retention_bytes
+        if "retention.bytes" in configs:
+            value = int(configs["retention.bytes"])
+            retention = None if value < 0 else value
         return self.topology.create_topic(
             name,
             partitions or self.default_partitions,
             replication_factor or self.default_replication_factor,
             configs,
+            retention,
         )
+
+    def can_create(self, partitions: int) -> tuple[int, str | None]:
+        """(error, message) if creating a topic now would break the cluster's bounds."""
+        if len(self.topology.topics) >= self.max_topics:
+            return (
+                errors.POLICY_VIOLATION,
+                f"the fake cluster holds at most {self.max_topics} topics",
+            )
+        if partitions > self.max_partitions:
+            return errors.INVALID_PARTITIONS, f"at most {self.max_partitions} partitions per topic"
+        return errors.NONE, None
 
     def delete_topic(self, name: str) -> bool:
         topic = self.topology.delete_topic(name)

@@ -74,6 +74,7 @@ async def dispatch(
     version = header.api_version
     cluster = server.cluster
     cluster.requests_handled += 1
+    cluster.requests_by_api[key] += 1
     req = Request(
         cluster, server.node_id, key, version, header.correlation_id, header.client_id, client_host
     )

@@ -91,6 +91,7 @@ class Group:
 class GroupConfig:
     min_session_timeout_ms: int = 6000
     max_session_timeout_ms: int = 1_800_000
+    max_group_size: int = 1000  # Kafka's group.max.size; bounds what a client can add
 
 
 class GroupCoordinator:
@@ -143,6 +144,9 @@ class GroupCoordinator:
         now = self._clock()
         if rebalance_timeout_ms < 0:
             rebalance_timeout_ms = session_timeout_ms  # JoinGroup v0 has none
+        if not member_id and len(group.members) + len(group.pending) >= cfg.max_group_size:
+            reply(JoinResult(errors.GROUP_MAX_SIZE_REACHED))
+            return
         if not member_id:
             new_id = self._new_member_id(client_id)
             if require_known_member_id:
@@ -198,7 +202,9 @@ class GroupCoordinator:
     ) -> bool:
         if not group.members:
             return True
-        if protocol_type != group.protocol_type:
+        # Before the first rebalance completes, the group's type is its members'.
+        expected = group.protocol_type or next(iter(group.members.values())).protocol_type
+        if protocol_type != expected:
             return False
         names = {name for name, _ in protocols}
         return all(names & {n for n, _ in m.protocols} for m in group.members.values())

@@ -44,10 +44,14 @@ class PartitionLog:
         "listeners",
         "log_start_offset",
         "next_offset",
+        "retention_bytes",
         "size_bytes",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, retention_bytes: int | None = None) -> None:
+        # Like Kafka's retention.bytes: past it, the oldest batches go and the log
+        # start offset moves up, so a long-running testbed has bounded memory.
+        self.retention_bytes = retention_bytes
         self._bases: list[int] = []
         self._batches: list[bytearray] = []
         self._max_ts: list[int] = []
@@ -77,10 +81,25 @@ class PartitionLog:
         self._max_ts.append(header.max_timestamp)
         self.next_offset = base + header.last_offset_delta + 1
         self.size_bytes += len(batch)
+        if self.retention_bytes is not None and self.size_bytes > self.retention_bytes:
+            self._enforce_retention(self.retention_bytes)
         if self.listeners:
             for wake in tuple(self.listeners):
                 wake()
         return base
+
+    def _enforce_retention(self, limit: int) -> None:
+        """Drop whole batches from the head down to 90% of `limit` (amortised)."""
+        target = limit * 9 // 10
+        drop = 0
+        size = self.size_bytes
+        while drop < len(self._batches) - 1 and size > target:
+            size -= len(self._batches[drop])
+            drop += 1
+        if drop:
+            del self._batches[:drop], self._bases[:drop], self._max_ts[:drop]
+            self.size_bytes = size
+            self.log_start_offset = self._bases[0]
 
     def read(self, offset: int, max_bytes: int) -> list[bytearray]:
         """Whole batches from the one holding `offset`, up to `max_bytes`.
@@ -89,7 +108,7 @@ class PartitionLog:
         a real broker does (KIP-74), so a consumer can always make progress.
         Clients skip the records before `offset` in the first batch themselves.
         """
-        if offset >= self.next_offset:
+        if offset >= self.next_offset or offset < self.log_start_offset:
             return []
         i = bisect.bisect_right(self._bases, offset) - 1
         i = max(i, 0)

@@ -48,7 +48,11 @@ class _PartitionProducer:
 class ProducerStates:
     """All producers known to the cluster; keyed by (producer_id, topic, partition)."""
 
-    def __init__(self, first_producer_id: int = 1000) -> None:
+    def __init__(self, first_producer_id: int = 1000, max_states: int = 100_000) -> None:
+        # Past max_states the oldest (producer, partition) entry is forgotten, as
+        # Kafka expires idle producer state: that producer's next batch is then
+        # judged as a first batch.
+        self.max_states = max_states
         self._next_pid = first_producer_id
         self._epochs: dict[int, int] = {}
         self._partitions: dict[tuple[int, str, int], _PartitionProducer] = {}
@@ -116,6 +120,8 @@ class ProducerStates:
         if state is None or epoch != state.epoch:
             state = _PartitionProducer(epoch)
             self._partitions[key] = state
+            if len(self._partitions) > self.max_states:
+                del self._partitions[next(iter(self._partitions))]
         state.batches.append(_Written(first_seq, last_sequence(first_seq, count), base_offset))
         self._epochs.setdefault(producer_id, epoch)
 

@@ -71,6 +71,7 @@ class Topology:
         partitions: int,
         replication_factor: int,
         configs: dict[str, str] | None = None,
+        retention_bytes: int | None = None,
     ) -> Topic:
         """Leaders spread round-robin from a seeded start, as Kafka's assignor does."""
         nodes = sorted(self.brokers)
@@ -79,7 +80,7 @@ class Topology:
         for i in range(partitions):
             replicas = [nodes[(start + i + r) % len(nodes)] for r in range(replication_factor)]
             leader = next((n for n in replicas if self.brokers[n].alive), NO_LEADER)
-            parts.append(Partition(name, i, replicas, leader))
+            parts.append(Partition(name, i, replicas, leader, log=PartitionLog(retention_bytes)))
         topic = Topic(
             name, uuid.UUID(int=self._rng.getrandbits(128), version=4), parts, dict(configs or {})
         )

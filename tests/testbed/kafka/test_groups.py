@@ -154,3 +154,15 @@ def test_v0_join_needs_no_member_id_round_trip_and_commit_rules():
     assert gc.validate_commit("standalone", -1, "") == errors.NONE
     gc.commit("standalone", "t", 0, 42, 3, "meta")
     assert gc.committed("standalone", "t", 0) == (42, 3, "meta")
+
+
+def test_members_joining_together_form_one_generation():
+    """Both get MEMBER_ID_REQUIRED before either rejoins (a regression: the second
+    rejoin was refused as INCONSISTENT_GROUP_PROTOCOL before the first rebalance)."""
+    gc, _ = make()
+    first_a, first_b = join(gc).value, join(gc).value
+    a = join(gc, first_a.member_id)
+    assert a.value is None  # waits for the other pending member
+    b = join(gc, first_b.member_id)
+    assert a.value.error == b.value.error == errors.NONE
+    assert a.value.generation_id == b.value.generation_id == 1

@@ -158,6 +158,7 @@ async def test_librdkafka_follows_leader_moves_and_a_broker_stop(cluster: FakeKa
     check_exactly_once_in_order(consumed, produced)
     assert all(cluster.leader("rdmoves", p) != stop_node for p in range(PARTITIONS))
     assert cluster.partition_errors[errors.NOT_LEADER_OR_FOLLOWER] > 0
+    assert cluster.requests_by_api[23] > 0  # it validated its positions (KIP-320)
     await cluster.start_broker(stop_node)
     assert cluster.servers[stop_node].running
 

@@ -93,3 +93,14 @@ def test_truncated_and_legacy_batches_are_rejected():
         assert exc.code != CORRUPT_MESSAGE
     else:
         raise AssertionError("magic 1 accepted")
+
+
+def test_retention_drops_oldest_batches_and_moves_log_start():
+    log = PartitionLog(retention_bytes=1000)
+    for _ in range(50):
+        _append(log, [b"v" * 100])
+    assert log.size_bytes <= 1000
+    assert log.log_start_offset > 0
+    assert log.read(0, 1 << 20) == []  # below log start: nothing (OFFSET_OUT_OF_RANGE upstream)
+    assert log.next_offset == 50
+    assert [r.offset for r in log.records()][-1] == 49

@@ -127,3 +127,44 @@ async def test_librdkafka_consumers_rebalance_on_join_and_leave(cluster: FakeKaf
     assert (a, b) == (3, 3)
     assert final == set(range(PARTITIONS))
     assert cluster.groups.groups["rd-rb"].generation_id >= 3
+
+
+async def test_silent_member_times_out_and_survivor_takes_all_partitions():
+    """A member that stops heartbeating is dropped after its session timeout."""
+    from aiokafka import AIOKafkaConsumer
+
+    from .helpers import RawClient
+
+    async with FakeKafkaCluster(brokers=3, seed=3, min_session_timeout_ms=100) as cluster:
+        cluster.create_topic("to", PARTITIONS)
+        coordinator = cluster.servers[cluster.coordinator_for("to-group")]
+        ghost = await RawClient.connect(coordinator.address)
+        join = {
+            "group_id": "to-group",
+            "session_timeout_ms": 300,
+            "rebalance_timeout_ms": 300,
+            "member_id": "",
+            "protocol_type": "consumer",
+            "protocols": [{"name": "roundrobin", "metadata": b""}],
+        }
+        first = await ghost.request(11, 5, join)
+        assert first.error_code == 79  # MEMBER_ID_REQUIRED
+        joined = await ghost.request(11, 5, {**join, "member_id": first.member_id})
+        assert joined.error_code == 0 and joined.leader == first.member_id
+        # It never syncs nor heartbeats again.
+        consumer = AIOKafkaConsumer(
+            "to",
+            bootstrap_servers=cluster.bootstrap,
+            group_id="to-group",
+            heartbeat_interval_ms=100,
+            session_timeout_ms=6000,
+        )
+        await consumer.start()
+        try:
+            async with asyncio.timeout(20):
+                while len(consumer.assignment()) != PARTITIONS:
+                    await consumer.getmany(timeout_ms=100)
+        finally:
+            await consumer.stop()
+            await ghost.close()
+        assert first.member_id not in cluster.groups.groups["to-group"].members
