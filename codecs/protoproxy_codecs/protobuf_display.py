@@ -126,9 +126,14 @@ class _RawDecoder:
         """Fields from pos to end (or to the END_GROUP of `group`); raises _Bad."""
         fields: list[JSON] = [] if out is None else out
         budget = self.budget
+        buf = self.buf
         while pos < end:
             tag_at = pos
-            tag, pos = self.varint(pos, end)
+            tag = buf[pos]
+            if tag < 0x80:  # one-byte tags (fields 1..15) are the common case
+                pos += 1
+            else:
+                tag, pos = self.varint(pos, end)
             number, wire = tag >> 3, tag & 7
             if number == 0 or number > MAX_FIELD_NUMBER:
                 raise _Bad("bad_field_number", tag_at)
@@ -140,26 +145,34 @@ class _RawDecoder:
                 raise _Bad("too_many_fields", tag_at)
             budget.left -= 1
             if wire == VARINT:
-                value, pos = self.varint(pos, end)
+                if pos < end and buf[pos] < 0x80:
+                    value = buf[pos]
+                    pos += 1
+                else:
+                    value, pos = self.varint(pos, end)
                 entry: JSON = {"field": number, "type": "varint", "value": value}
                 if value >> 63:
                     entry["signed"] = value - (1 << 64)
             elif wire == I64:
                 if pos + 8 > end:
                     raise _Bad("truncated_fixed64", pos)
-                (value,) = _unpack_u64(self.buf, pos)
-                (real,) = _unpack_f64(self.buf, pos)
+                (value,) = _unpack_u64(buf, pos)
+                (real,) = _unpack_f64(buf, pos)
                 entry = {"field": number, "type": "fixed64", "value": value, "double": _float(real)}
                 pos += 8
             elif wire == I32:
                 if pos + 4 > end:
                     raise _Bad("truncated_fixed32", pos)
-                (value,) = _unpack_u32(self.buf, pos)
-                (real,) = _unpack_f32(self.buf, pos)
+                (value,) = _unpack_u32(buf, pos)
+                (real,) = _unpack_f32(buf, pos)
                 entry = {"field": number, "type": "fixed32", "value": value, "float": _float(real)}
                 pos += 4
             elif wire == LEN:
-                size, pos = self.varint(pos, end)
+                if pos < end and buf[pos] < 0x80:
+                    size = buf[pos]
+                    pos += 1
+                else:
+                    size, pos = self.varint(pos, end)
                 if size > end - pos:
                     raise _Bad("truncated_length_delimited", pos)
                 entry = self.length_delimited(number, pos, pos + size, depth)
