@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from protoproxy_codecs.base import DecodeError
-from protoproxy_codecs.kafka import framing
+from protoproxy_codecs.kafka import framing, schema
 
 from .dispatch import dispatch
 from .topology import BrokerInfo
@@ -26,6 +26,30 @@ log = logging.getLogger(__name__)
 
 _SIZE = struct.Struct(">i")
 _WRITE_HIGH_WATER = 1 << 20
+
+
+def decode_request(frame: bytes) -> tuple[framing.RequestHeaderInfo, Any]:
+    """The codec's strict decode, falling back to Kafka's leniency on trailing bytes.
+
+    A Kafka broker parses a request body field by field and ignores whatever
+    follows it. librdkafka 2.16 relies on that: its all-topics Metadata v12
+    request carries three stray bytes after the body. The codec (rightly, for a
+    proxy that checks framing) rejects such a body, so the broker decodes it
+    again without the end-of-frame check; anything else that fails is still bad.
+    """
+    try:
+        return framing.decode_request(frame)
+    except DecodeError as exc:
+        if exc.reason != "bad_body":
+            raise
+        key, version, corr, cid_len, body_at = framing.parse_request_header(frame, 0, len(frame))
+        cls = schema.request_class(key, version)
+        try:
+            body = cls.decode(memoryview(frame)[body_at:], version=version)
+        except framing.BODY_ERRORS:
+            raise exc from None
+        client_id = framing.decode_client_id(frame, 0, cid_len)
+        return framing.RequestHeaderInfo(key, version, corr, client_id, body_at), body
 
 
 class BrokerServer:
@@ -91,7 +115,7 @@ class BrokerServer:
                     return
                 frame = await reader.readexactly(size)
                 try:
-                    header, body = framing.decode_request(frame)
+                    header, body = decode_request(frame)
                 except DecodeError as exc:
                     # A real broker closes a connection whose request it cannot parse.
                     log.info("broker %d: bad request from %s: %s", self.node_id, peer, exc)
