@@ -157,6 +157,8 @@ def _parse_fields(head: Head, block: bytes, pos: int, max_headers: int) -> int:
 
 
 def _content_length(value: bytes, seen: bytes | None) -> bytes:
+    if value.isdigit() and len(value) <= CONTENT_LENGTH_MAX_DIGITS and seen is None:
+        return value  # the common case, without the list handling below
     # h11's rule: "5, 5" is 5; differing values, in one field or across
     # several, are a smuggling vector and rejected.
     lengths = {part.strip() for part in value.split(b",")}

@@ -182,17 +182,31 @@ def test_h2c_upgrade_hands_over(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_h2c_with_the_real_http2_codec() -> None:
-    pytest.importorskip("protoproxy_codecs.http2", reason="the HTTP/2 codec has not landed yet")
+    """A real h2c upgrade, both ends played by the h2 library, observed by both codecs."""
+    h2_config = pytest.importorskip("h2.config")
+    h2_connection = pytest.importorskip("h2.connection")
+    client = h2_connection.H2Connection(h2_config.H2Configuration(client_side=True))
+    server = h2_connection.H2Connection(h2_config.H2Configuration(client_side=False))
+    settings = client.initiate_upgrade_connection()
+    request = (
+        b"GET /up HTTP/1.1\r\nHost: svc\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+        b"Upgrade: h2c\r\nHTTP2-Settings: " + settings + b"\r\n\r\n"
+    )
+    client_preface = client.data_to_send()
+    server.initiate_upgrade_connection(settings)
+    server.send_headers(1, [(":status", "200"), ("content-length", "2")])
+    server.send_data(1, b"hi", end_stream=True)
+    server_bytes = server.data_to_send()
+
     codec = Http1Codec()
-    codec.feed(UPSTREAM, H2C_REQ)
-    out = codec.feed(DOWNSTREAM, H2C_SWITCH + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
-    assert out[0].kind == "head"
-    out += codec.feed(UPSTREAM, PREFACE + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
-    assert (
-        b"".join(m.raw for m in out if m.direction == UPSTREAM)
-        == PREFACE + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
-    )
-    assert (
-        b"".join(m.raw for m in out if m.direction == DOWNSTREAM)
-        == H2C_SWITCH + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
-    )
+    out = codec.feed(UPSTREAM, request)
+    out += codec.feed(DOWNSTREAM, H2C_SWITCH + server_bytes)
+    out += codec.feed(UPSTREAM, client_preface)
+    assert raw_of(out, UPSTREAM) == request + client_preface
+    assert raw_of(out, DOWNSTREAM) == H2C_SWITCH + server_bytes
+    kinds_after = [m.kind for m in out if m.kind not in ("head", "end")]
+    assert kinds_after and "tunnel" not in kinds_after  # HTTP/2 frames, not opaque bytes
+    exchanges = codec.take_exchanges()
+    assert exchanges[0].protocol == "http" and exchanges[0].attrs["upgrade"] == "h2c"
+    h2 = [e for e in exchanges if e.protocol != "http"]
+    assert [(e.key, e.status, e.operation) for e in h2] == [(1, "200", "GET /up")]
