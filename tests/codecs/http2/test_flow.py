@@ -33,13 +33,16 @@ def _pick(sids: list[int], i: int) -> int | None:
     return sids[i % len(sids)] if sids else None
 
 
-def _send_data(conn, sid: int | None, n: int, end: bool = False) -> None:
-    if sid is None:
+def _send_data(conn, sid: int | None, n: int, ended: set[int], end: bool = False) -> None:
+    # h2 closes a stream it was misused on, so never send after our own END_STREAM.
+    if sid is None or sid in ended:
         return
     try:
         n = min(n, conn.local_flow_control_window(sid), conn.max_outbound_frame_size)
         if n > 0:
             conn.send_data(sid, b"d" * n, end_stream=end)
+            if end:
+                ended.add(sid)
     except h2.exceptions.ProtocolError:
         pass  # closed or not yet allowed: a no-op for this run
 
@@ -50,7 +53,7 @@ def _credit(conn, sid: int | None, n: int) -> None:
             conn.increment_flow_control_window(n)
         else:
             conn.increment_flow_control_window(n, stream_id=sid)
-    except (h2.exceptions.ProtocolError, ValueError):
+    except (h2.exceptions.ProtocolError, ValueError, KeyError):  # KeyError: h2 forgot it
         pass
 
 
@@ -75,6 +78,8 @@ def test_ledger_matches_both_h2_ends(script: list[tuple], auto_ack: bool) -> Non
     c, s = pair.client, pair.server
     sids: list[int] = []
     responded: set[int] = set()
+    c_ended: set[int] = set()
+    s_ended: set[int] = set()
     for op in script:
         name = op[0]
         if name == "open" and len(sids) < 6:
@@ -90,10 +95,10 @@ def test_ledger_matches_both_h2_ends(script: list[tuple], auto_ack: bool) -> Non
                 except h2.exceptions.ProtocolError:
                     pass
         elif name == "cdata":
-            _send_data(c, _pick(sids, op[1]), op[2])
+            _send_data(c, _pick(sids, op[1]), op[2], c_ended)
         elif name == "sdata":
             sid = _pick(sids, op[1])
-            _send_data(s, sid if sid in responded else None, op[2])
+            _send_data(s, sid if sid in responded else None, op[2], s_ended)
         elif name == "csettings":
             c.update_settings({IWS: op[1]})
         elif name == "ssettings":
@@ -103,10 +108,10 @@ def test_ledger_matches_both_h2_ends(script: list[tuple], auto_ack: bool) -> Non
         elif name == "scredit":
             _credit(s, None if op[1] < 0 else _pick(sids, op[1]), op[2])
         elif name == "cend":
-            _send_data(c, _pick(sids, op[1]), 1, end=True)
+            _send_data(c, _pick(sids, op[1]), 1, c_ended, end=True)
         elif name == "send":
             sid = _pick(sids, op[1])
-            _send_data(s, sid if sid in responded else None, 1, end=True)
+            _send_data(s, sid if sid in responded else None, 1, s_ended, end=True)
         pair.pump()
         check_ledger(pair)
 

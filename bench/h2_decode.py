@@ -1,0 +1,156 @@
+"""Passive HTTP/2 + gRPC decode cost per unary call (both directions).
+
+Generates a connection's worth of unary gRPC calls with two h2 endpoints
+(header sets shaped like grpc C-core's, a varying grpc-timeout, a 100-byte
+request and response), records the bytes each direction writes per call, then
+times Http2Codec.feed over them. Prints µs per call and frames per second,
+and the same bytes through h2's own parser (receive_data on both ends) for
+comparison. DESIGN's reference figure: 43 µs per call.
+
+    python bench/h2_decode.py [--calls N] [--repeat R] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import struct
+import time
+
+import h2.config
+import h2.connection
+import h2.events
+
+from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM
+from protoproxy_codecs.http2 import Http2Codec
+
+REQUEST = [
+    (":scheme", "http"),
+    (":method", "POST"),
+    (":authority", "127.0.0.1:50051"),
+    (":path", "/helloworld.Greeter/SayHello"),
+    ("te", "trailers"),
+    ("content-type", "application/grpc"),
+    ("user-agent", "grpc-python/1.85.3 grpc-c/52.0.0 (linux; chttp2)"),
+    ("grpc-accept-encoding", "identity, deflate, gzip"),
+    ("grpc-timeout", "TIMEOUT"),
+]
+RESPONSE = [
+    (":status", "200"),
+    ("content-type", "application/grpc"),
+    ("grpc-accept-encoding", "identity, deflate, gzip"),
+]
+TRAILERS = [("grpc-status", "0")]
+
+
+def _conn(client: bool) -> h2.connection.H2Connection:
+    return h2.connection.H2Connection(
+        h2.config.H2Configuration(client_side=client, header_encoding="utf-8")
+    )
+
+
+def _ack(conn: h2.connection.H2Connection, events: list) -> None:
+    for ev in events:
+        if isinstance(ev, h2.events.DataReceived):
+            conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+
+
+def record(calls: int, vary_timeout: bool) -> tuple[bytes, bytes, list[tuple[bytes, bytes]]]:
+    """(client setup bytes, server setup bytes, [(request bytes, response bytes)] per call)."""
+    c, s = _conn(True), _conn(False)
+    c.initiate_connection()
+    s.initiate_connection()
+    c_setup, s_setup = c.data_to_send(), s.data_to_send()
+    s.receive_data(c_setup)
+    c.receive_data(s_setup)
+    c_ack, s_ack = c.data_to_send(), s.data_to_send()
+    s.receive_data(c_ack)
+    c.receive_data(s_ack)
+    message = struct.pack(">BL", 0, 100) + b"m" * 100
+    out = []
+    for i in range(calls):
+        sid = c.get_next_available_stream_id()
+        timeout = f"{99_000 - i % 997}u" if vary_timeout else "100m"
+        c.send_headers(sid, [(k, timeout if v == "TIMEOUT" else v) for k, v in REQUEST])
+        c.send_data(sid, message, end_stream=True)
+        req = c.data_to_send()
+        _ack(s, s.receive_data(req))
+        s.send_headers(sid, RESPONSE)
+        s.send_data(sid, message)
+        s.send_headers(sid, TRAILERS, end_stream=True)
+        resp = s.data_to_send()  # with the server's WINDOW_UPDATEs for the request
+        _ack(c, c.receive_data(resp))  # the client's go out with its next request
+        out.append((req, resp))
+    return c_setup + c_ack, s_setup + s_ack, out
+
+
+def run_codec(
+    setup: tuple[bytes, bytes], calls: list[tuple[bytes, bytes]]
+) -> tuple[float, int, int]:
+    codec = Http2Codec()
+    codec.feed(UPSTREAM, setup[0][: 24 + 9 + 42])
+    codec.feed(DOWNSTREAM, setup[1])
+    codec.feed(UPSTREAM, setup[0][24 + 9 + 42 :])
+    feed = codec.feed
+    frames = 0
+    t0 = time.perf_counter()
+    for req, resp in calls:
+        frames += len(feed(UPSTREAM, req))
+        frames += len(feed(DOWNSTREAM, resp))
+    elapsed = time.perf_counter() - t0
+    assert len(codec.take_exchanges()) == len(calls)
+    return (
+        elapsed,
+        frames,
+        codec.header_decoder(DOWNSTREAM).hits + codec.header_decoder(UPSTREAM).hits,
+    )
+
+
+def run_h2(setup: tuple[bytes, bytes], calls: list[tuple[bytes, bytes]]) -> float:
+    server, client = _conn(False), _conn(True)
+    client.initiate_connection()
+    client.clear_outbound_data_buffer()
+    server.initiate_connection()
+    server.receive_data(setup[0])
+    client.receive_data(setup[1])
+    t0 = time.perf_counter()
+    for req, resp in calls:
+        server.receive_data(req)
+        client.receive_data(resp)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--calls", type=int, default=2000)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--fixed-timeout", action="store_true", help="same grpc-timeout every call")
+    ap.add_argument("--profile", action="store_true", help="pyinstrument profile of one run")
+    ap.add_argument("--no-h2", action="store_true", help="skip the h2 comparison")
+    args = ap.parse_args()
+    c_setup, s_setup, calls = record(args.calls, not args.fixed_timeout)
+    setup = (c_setup, s_setup)
+    if args.profile:
+        from pyinstrument import Profiler
+
+        prof = Profiler(interval=0.0001)
+        prof.start()
+        run_codec(setup, calls)
+        prof.stop()
+        print(prof.output_text(unicode=True, color=False))
+        return
+    best = min(run_codec(setup, calls) for _ in range(args.repeat))
+    elapsed, frames, hits = best
+    per_call = elapsed / len(calls) * 1e6
+    print(f"calls: {len(calls)}, frames/call: {frames / len(calls):.1f}, hpack cache hits: {hits}")
+    print(f"Http2Codec passive decode: {per_call:.1f} µs/call, {frames / elapsed:,.0f} frames/s")
+    if not args.no_h2:
+        h2_time = min(run_h2(setup, calls) for _ in range(args.repeat))
+        h2_per_call = h2_time / len(calls) * 1e6
+        print(
+            f"h2 receive_data, both ends: {h2_per_call:.1f} µs/call ({h2_per_call / per_call:.1f}x ours)"
+        )
+    print("DESIGN reference (passive frame + HPACK decode): 43 µs/call")
+
+
+if __name__ == "__main__":
+    main()
