@@ -24,6 +24,7 @@ from __future__ import annotations
 import importlib
 import math
 import struct
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -429,3 +430,66 @@ def _well_known(name: str) -> descriptor_pb2.FileDescriptorProto:
     except KeyError:
         raise DecodeError(f"missing dependency {name}", "descriptor_set_invalid") from None
     return descriptor_pb2.FileDescriptorProto.FromString(found.serialized_pb)
+
+
+# -- gRPC messages ------------------------------------------------------------------
+
+# grpc-encoding -> zlib wbits. gRPC's "deflate" is the zlib format (RFC 1950).
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+def inflate(data: bytes | bytearray | memoryview, encoding: str, limit: int) -> bytes:
+    """Undo gRPC message compression, producing at most `limit` bytes.
+
+    A compressed message is a decompression bomb waiting to happen, so the
+    output is capped rather than trusted. DecodeError for an unknown encoding,
+    corrupt or truncated data, or output past the limit.
+    """
+    if encoding == "identity":
+        return bytes(data)
+    wbits = _WBITS.get(encoding)
+    if wbits is None:
+        raise DecodeError(f"unsupported grpc-encoding {encoding!r}", "grpc_unknown_encoding")
+    inflater = zlib.decompressobj(wbits)
+    try:
+        out = inflater.decompress(data, limit)
+    except zlib.error as exc:
+        raise DecodeError(f"bad {encoding} data: {exc}", "grpc_bad_compression") from None
+    if inflater.unconsumed_tail:
+        raise DecodeError(
+            f"{encoding} message inflates past {limit} bytes", "grpc_inflated_too_large"
+        )
+    if not inflater.eof:
+        raise DecodeError(f"truncated {encoding} data", "grpc_bad_compression")
+    return out
+
+
+def display_grpc_message(
+    payload: bytes | bytearray | memoryview,
+    *,
+    compressed: bool = False,
+    encoding: str | None = None,
+    catalog: DescriptorCatalog | None = None,
+    path: str | None = None,
+    direction: Direction = Direction.UPSTREAM,
+    limits: RawLimits = DEFAULT_LIMITS,
+) -> JSON:
+    """The display form of one gRPC message payload (after the 5-byte prefix).
+
+    `compressed` is the message's flag and `encoding` the call's grpc-encoding.
+    Typed when `catalog` knows `path`, else raw. Never raises: a payload that
+    cannot be inflated comes back as ``{"error": reason, "detail": text}``.
+    """
+    if compressed:
+        if encoding is None:
+            return {
+                "error": "grpc_unknown_encoding",
+                "detail": "compressed message without grpc-encoding",
+            }
+        try:
+            payload = inflate(payload, encoding, limits.max_input)
+        except DecodeError as exc:
+            return {"error": exc.reason, "detail": str(exc)}
+    if catalog is not None and path is not None:
+        return catalog.display_call(path, direction, payload)
+    return {"raw": decode_raw(payload, limits)}

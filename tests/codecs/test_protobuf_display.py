@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,8 @@ from protoproxy_codecs.protobuf_display import (
     DescriptorCatalog,
     RawLimits,
     decode_raw,
+    display_grpc_message,
+    inflate,
 )
 from testbed.grpc.protos import testbed_pb2 as pb
 
@@ -345,3 +349,54 @@ def test_well_known_imports_are_filled_in() -> None:
     )
     catalog = DescriptorCatalog.from_bytes(fds.SerializeToString())
     assert catalog.decode("t.Holder", b"\x0a\x02\x08\x01") == {"at": "1970-01-01T00:00:01Z"}
+
+
+# -- gRPC messages ------------------------------------------------------------------
+
+
+def _gzip(data: bytes) -> bytes:
+    return gzip.compress(data, mtime=0)
+
+
+def test_compressed_grpc_messages(catalog: DescriptorCatalog) -> None:
+    data = pb.Response(seq=5, tag="z" * 100).SerializeToString()
+    path = f"/{PKG}.TestService/ServerStream"
+    for encoding, packed in (("gzip", _gzip(data)), ("deflate", zlib.compress(data))):
+        shown = display_grpc_message(
+            packed,
+            compressed=True,
+            encoding=encoding,
+            catalog=catalog,
+            path=path,
+            direction=Direction.DOWNSTREAM,
+        )
+        assert shown == {"type": f"{PKG}.Response", "json": {"seq": "5", "tag": "z" * 100}}
+    assert display_grpc_message(memoryview(data)) == {"raw": decode_raw(data)}
+    assert display_grpc_message(data, compressed=True)["error"] == "grpc_unknown_encoding"
+    assert display_grpc_message(data, compressed=True, encoding="snappy")["error"] == (
+        "grpc_unknown_encoding"
+    )
+    assert display_grpc_message(data, compressed=True, encoding="gzip")["error"] == (
+        "grpc_bad_compression"
+    )
+    truncated = _gzip(data)[:-12]
+    assert display_grpc_message(truncated, compressed=True, encoding="gzip")["error"] == (
+        "grpc_bad_compression"
+    )
+
+
+def test_inflate_is_bounded() -> None:
+    bomb = _gzip(b"\x00" * 1_000_000)
+    with pytest.raises(DecodeError) as err:
+        inflate(bomb, "gzip", 64 * 1024)
+    assert err.value.reason == "grpc_inflated_too_large"
+    assert inflate(bomb, "gzip", 1_000_000) == b"\x00" * 1_000_000
+    shown = display_grpc_message(
+        bomb, compressed=True, encoding="gzip", limits=RawLimits(max_input=1000)
+    )
+    assert shown["error"] == "grpc_inflated_too_large"
+
+
+@given(st.binary(max_size=200), st.sampled_from(["gzip", "deflate", "identity", "br"]))
+def test_grpc_display_never_raises(data: bytes, encoding: str) -> None:
+    json.dumps(display_grpc_message(data, compressed=True, encoding=encoding), allow_nan=False)
