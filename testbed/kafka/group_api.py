@@ -44,7 +44,15 @@ def find_coordinator(req: Request, body: Any) -> Any:
 
     def lookup(key: str) -> tuple[int, str | None, int, str, int]:
         if body.key_type != GROUP_KEY:
-            return errors.COORDINATOR_NOT_AVAILABLE, "transactions are not supported", -1, "", -1
+            # Fatal for the client (it gives up at once) rather than a retriable
+            # COORDINATOR_NOT_AVAILABLE it would retry until its timeout.
+            return (
+                errors.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                "transactions are not supported by the fake cluster",
+                -1,
+                "",
+                -1,
+            )
         node = cluster.coordinator_for(key)
         if node < 0:
             return errors.COORDINATOR_NOT_AVAILABLE, "no live broker", -1, "", -1
@@ -92,7 +100,8 @@ async def join_group(req: Request, body: Any) -> Any:
             body.rebalance_timeout_ms,
             body.protocol_type,
             [(p.name, p.metadata) for p in body.protocols],
-            req.version >= 4,
+            # Static members (KIP-345) skip the member-id round trip, as in Kafka.
+            req.version >= 4 and body.group_instance_id is None,
             _resolver(fut),
         )
         result = await fut
