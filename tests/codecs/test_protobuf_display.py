@@ -400,3 +400,22 @@ def test_inflate_is_bounded() -> None:
 @given(st.binary(max_size=200), st.sampled_from(["gzip", "deflate", "identity", "br"]))
 def test_grpc_display_never_raises(data: bytes, encoding: str) -> None:
     json.dumps(display_grpc_message(data, compressed=True, encoding=encoding), allow_nan=False)
+
+
+def test_descriptor_sets_in_any_order_and_conflicts() -> None:
+    fds = descriptor_pb2.FileDescriptorSet()
+    user = fds.file.add(name="user.proto", package="q", dependency=["base.proto"])
+    user.message_type.add(name="U").field.add(
+        name="b", number=1, type=11, label=1, type_name=".q.B"
+    )
+    base = fds.file.add(name="base.proto", package="q")
+    base.message_type.add(name="B").field.add(name="x", number=1, type=5, label=1)
+    catalog = DescriptorCatalog.from_bytes(fds.SerializeToString())  # user before base
+    assert catalog.decode("q.U", b"\x0a\x02\x08\x07") == {"b": {"x": 7}}
+    catalog.add(fds)  # the same files again are no-ops
+
+    clash = descriptor_pb2.FileDescriptorSet()
+    clash.file.add(name="other.proto", package="q").message_type.add(name="B")
+    with pytest.raises(DecodeError) as err:
+        catalog.add(clash)
+    assert err.value.reason == "descriptor_set_invalid"
