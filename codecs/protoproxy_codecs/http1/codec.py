@@ -113,6 +113,7 @@ class Http1Codec(BaseCodec):
         self._resume = False
         self._h2: Codec | None = None
         self._tunnel_key: int | None = None
+        self._failed: DecodeError | None = None
 
     # -- detection ----------------------------------------------------------
 
@@ -129,16 +130,23 @@ class Http1Codec(BaseCodec):
     def feed(self, direction: Direction, data: bytes) -> list[Message]:
         if self._h2 is not None:
             return self._h2.feed(direction, data)
+        if self._failed is not None:
+            raise DecodeError("connection already failed", self._failed.reason)
         out: list[Message] = []
-        self._parse(direction, data, out)
-        if self._resume:
-            self._resume = False
-            held, self._held = self._held, b""
-            if self._h2 is not None:
-                if held:
-                    out.extend(self._h2.feed(UPSTREAM, held))
-            else:
-                self._parse(UPSTREAM, held, out)
+        try:
+            self._parse(direction, data, out)
+            if self._resume:
+                self._resume = False
+                held, self._held = self._held, b""
+                if self._h2 is not None:
+                    if held:
+                        out.extend(self._h2.feed(UPSTREAM, held))
+                else:
+                    self._parse(UPSTREAM, held, out)
+        except DecodeError as e:
+            # Parse state is undefined past bad bytes: refuse to go on.
+            self._failed = e
+            raise
         return out
 
     def eof(self, direction: Direction) -> list[Message]:

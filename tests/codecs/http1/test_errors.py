@@ -118,6 +118,15 @@ def test_limits() -> None:
     assert info.value.reason == "too_many_pending"
 
 
+def test_no_parsing_after_an_error() -> None:
+    codec = Http1Codec()
+    with pytest.raises(DecodeError):
+        codec.feed(UPSTREAM, b"GET / HTTP/1.1\r\nHost: a\r\nBad\r\n\r\n")
+    with pytest.raises(DecodeError) as info:
+        codec.feed(UPSTREAM, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert info.value.reason == "bad_header"
+
+
 def test_truncation_at_eof() -> None:
     codec = Http1Codec()
     codec.feed(UPSTREAM, b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9\r\n\r\nabc")
