@@ -10,7 +10,7 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 
 from . import config as config_mod
-from .proxy import Proxy, install_uvloop
+from .proxy import install_uvloop
 
 ENTRY_POINT_GROUP = "protoproxy.commands"
 
@@ -51,10 +51,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"error: {config_mod.ConfigError(problems, args.config)}", file=sys.stderr)
         return 2
     install_uvloop()
-    from .app import run_app
+    from .admin.server import AdminSecurityError
+    from .app import App
 
     try:
-        asyncio.run(run_app(Proxy(cfg)))
+        asyncio.run(App(cfg).serve_forever())
+    except AdminSecurityError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

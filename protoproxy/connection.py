@@ -48,6 +48,20 @@ class Filter(Protocol):
     ) -> list[Message]: ...
 
 
+class Outlet(Protocol):
+    """Where one direction's bytes go: a Side, or a fault stage in front of it.
+
+    Stream toxics wrap a direction's outlet (delay, throttle, slice, cut) and
+    unwrap it when removed, so live connections keep flowing.
+    """
+
+    def write(self, data: bytes) -> None: ...
+
+    def writelines(self, chunks: list[bytes]) -> None: ...
+
+    def write_eof(self) -> None: ...
+
+
 class Side(asyncio.Protocol):
     """One socket of a proxied connection, optionally wrapped in TLS.
 
@@ -205,6 +219,8 @@ class Connection:
         self.alpn: str | None = None
         self.bytes = [0, 0]  # by Direction
         self.filters: list[Filter] = list(proxy.filters)
+        #: by Direction: where that direction's bytes are written (see Outlet)
+        self.outlets: list[Outlet | None] = [None, None]
         self.pending: list[bytes] = []  # client bytes that arrived before the upstream
         self.pending_size = 0
         self.head = b""  # bytes buffered while sniffing the ClientHello / protocol
@@ -220,6 +236,7 @@ class Connection:
     # -- setup ---------------------------------------------------------------
     def accepted(self, side: Side) -> None:
         self.down = side
+        self.outlets[DOWNSTREAM] = side
         self.proxy.connection_opened(self)
         lst = self.listener
         if lst.tls_mode is not None:
@@ -252,6 +269,7 @@ class Connection:
             endpoint.active -= 1
             return
         self.up, self.endpoint = up, endpoint
+        self.outlets[UPSTREAM] = up
         if self.codec is None and self.state == "sniff" and self.pending_size == 0:
             pass  # still waiting for client bytes to sniff
         elif self.state == "connecting":
@@ -301,7 +319,7 @@ class Connection:
         codec = self.codec
         if codec is not None and self.up is not None:
             if self.opaque:
-                (self.up if direction is UPSTREAM else self.down).write(data)  # type: ignore[union-attr]
+                self.outlets[direction].write(data)  # type: ignore[union-attr]
                 return
             self._relay(direction, data)
             return
@@ -328,18 +346,19 @@ class Connection:
 
     def send(self, direction: Direction, messages: list[Message]) -> None:
         """Write messages toward the receiver of `direction`."""
-        peer = self.up if direction is UPSTREAM else self.down
-        if peer is None:
+        out = self.outlets[direction]
+        if out is None:
             return
         if len(messages) == 1:
-            peer.write(messages[0].raw)
+            out.write(messages[0].raw)
         else:
-            peer.writelines([m.raw for m in messages])
+            out.writelines([m.raw for m in messages])
 
     def send_raw(self, direction: Direction, data: bytes) -> None:
-        peer = self.up if direction is UPSTREAM else self.down
-        if peer is not None:
-            peer.write(data)
+        """Write bytes toward the receiver of `direction` (injection, rewrites)."""
+        out = self.outlets[direction]
+        if out is not None:
+            out.write(data)
 
     def _early(self, direction: Direction, data: bytes) -> None:
         """Bytes before the path is set up: ClientHello, sniffing, or a slow upstream."""
@@ -379,7 +398,7 @@ class Connection:
             self.down.resume_reading()
         self.state = "open"
         if self.opaque:
-            self.up.write(data)
+            self.outlets[UPSTREAM].write(data)  # type: ignore[union-attr]
         else:
             self._relay(UPSTREAM, data)
 
@@ -440,11 +459,22 @@ class Connection:
             exchanges = self.codec.take_exchanges()
             if exchanges:
                 self.proxy.exchanges_done(self, exchanges)
-        peer = self.up if direction is UPSTREAM else self.down
-        if peer is not None:
-            peer.write_eof()
-        if self.eof[UPSTREAM] and self.eof[DOWNSTREAM]:
-            self.close("done")
+        out = self.outlets[direction]
+        if out is not None:
+            out.write_eof()
+        self.outlet_drained()
+
+    def outlet_drained(self) -> None:
+        """Close once both directions ended and no outlet still holds bytes.
+
+        A fault stage holding delayed bytes sets `busy` and calls this when it
+        has written everything (EOF included).
+        """
+        if not (self.eof[UPSTREAM] and self.eof[DOWNSTREAM]):
+            return
+        if any(getattr(o, "busy", False) for o in self.outlets):
+            return
+        self.close("done")
 
     def backpressure(self, writer: Side, paused: bool) -> None:
         """`writer`'s buffer is full (or drained): stop (or resume) the other side's reads."""

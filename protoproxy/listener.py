@@ -36,6 +36,7 @@ class ListenerRuntime:
         )
         self.by_sni: dict[str, Cluster] = {r.sni: proxy.clusters[r.upstream] for r in config.routes}
         self.server: asyncio.Server | None = None
+        self.address: tuple[str, int] | None = None
         self.enabled = config.enabled
 
     def route(self, conn: Connection) -> Cluster | None:
@@ -58,10 +59,12 @@ class ListenerRuntime:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        # Once bound, keep the port: a re-enabled listener must come back where it was.
+        port = self.address[1] if self.address else self.config.listen.port
         self.server = await loop.create_server(
             self._accept,
             self.config.listen.host,
-            self.config.listen.port,
+            port,
             reuse_address=True,
             backlog=1024,
         )
@@ -73,8 +76,28 @@ class ListenerRuntime:
 
     @property
     def port(self) -> int:
+        assert self.address is not None, "listener not started"
         return int(self.address[1])
 
     def stop_accepting(self) -> None:
         if self.server is not None:
             self.server.close()
+
+    async def set_enabled(self, enabled: bool) -> None:
+        """Take the listener down (close it and its connections) or bring it back.
+
+        This is Toxiproxy's `enabled: false`: clients see connection refused.
+        """
+        if enabled == self.enabled:
+            return
+        self.enabled = enabled
+        if enabled:
+            await self.start()
+            return
+        self.stop_accepting()
+        for conn in list(self.proxy.connections.values()):
+            if conn.listener is self:
+                conn.fail("listener_down", "listener disabled")
+        if self.server is not None:
+            await self.server.wait_closed()
+            self.server = None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -100,17 +99,6 @@ class Proxy:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop(drain=0)
-
-    async def serve_forever(self) -> None:
-        """Run until SIGINT/SIGTERM, then shut down gracefully."""
-        loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await self.start()
-        await stop.wait()
-        log.info("shutting down: draining %d connections", len(self.connections))
-        await self.stop()
 
     async def _sweep_idle(self) -> None:
         idle = self.config.timeouts.idle

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from protoproxy.app import App
 from protoproxy.config import from_dict
 from protoproxy.proxy import Proxy
 
@@ -25,8 +26,11 @@ class Testbed:
         self.scenario = scenario or Scenario()
         self.services: dict[str, Any] = {}
         self.proxy: Proxy | None = None
+        self.app: App | None = None
         self.addresses: dict[str, str] = {}
         self._stack = contextlib.AsyncExitStack()
+        #: called after the proxy is up (e.g. Kafka broker listeners, fault wiring)
+        self.after_start: list[Any] = []
 
     async def start(self) -> None:
         sc = self.scenario
@@ -44,6 +48,14 @@ class Testbed:
                     "upstream": "echo",
                 }
             )
+        from . import setup_grpc, setup_http, setup_kafka
+
+        if sc.kafka.enabled:
+            await setup_kafka.start(self, listeners, upstreams)
+        if sc.grpc.enabled:
+            await setup_grpc.start(self, listeners, upstreams)
+        if sc.http.enabled:
+            await setup_http.start(self, listeners, upstreams)
         config = from_dict(
             {
                 "admin": {"listen": f"{sc.host}:{sc.ports.get('admin', 0)}"},
@@ -53,11 +65,16 @@ class Testbed:
             },
             source="testbed scenario",
         )
-        self.proxy = Proxy(config)
-        await self.proxy.start()
-        self._stack.push_async_callback(self.proxy.stop, 0)
+        self.app = App(config)
+        self.proxy = self.app.proxy
+        await self.app.start()
+        self._stack.push_async_callback(self.app.stop, 0)
+        if self.app.admin is not None:
+            self.addresses["admin"] = "{}:{}".format(*self.app.admin.address)
         for name, lst in self.proxy.listeners.items():
             self.addresses[name] = f"{lst.address[0]}:{lst.address[1]}"
+        for hook in self.after_start:
+            await hook(self)
 
     async def stop(self) -> None:
         await self._stack.aclose()

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from protoproxy.app import App
 from protoproxy.config import Config, from_dict
 from protoproxy.proxy import Proxy
 from protoproxy.tls import TlsEngine
@@ -43,6 +44,7 @@ class ProxyThread:
         self.setup = setup
         self.loop = _new_loop()
         self.proxy: Proxy | None = None
+        self.app: App | None = None
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 
     def __enter__(self) -> ProxyThread:
@@ -51,10 +53,16 @@ class ProxyThread:
         return self
 
     async def _start(self) -> None:
-        self.proxy = Proxy(self.config)
+        self.app = App(self.config)
+        self.proxy = self.app.proxy
         if self.setup is not None:
             self.setup(self.proxy)
-        await self.proxy.start()
+        await self.app.start()
+
+    @property
+    def admin_url(self) -> str:
+        assert self.app is not None and self.app.admin is not None
+        return self.app.admin.url
 
     def call(self, coro_fn: Callable[[], Any], timeout: float = 30) -> Any:
         return asyncio.run_coroutine_threadsafe(coro_fn(), self.loop).result(timeout)
@@ -74,7 +82,7 @@ class ProxyThread:
     def __exit__(self, *exc: object) -> None:
         assert self.proxy is not None
         with contextlib.suppress(Exception):
-            self.call(lambda: self.proxy.stop(drain=0), timeout=10)  # type: ignore[union-attr]
+            self.call(lambda: self.app.stop(drain=0), timeout=10)  # type: ignore[union-attr]
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
 

@@ -1,0 +1,1 @@
+"""The admin API (aiohttp): metrics, state, faults, and Toxiproxy-compatible routes."""

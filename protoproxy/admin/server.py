@@ -1,0 +1,99 @@
+"""The admin HTTP server and its security rules.
+
+Loopback only by default. Off loopback a bearer token is mandatory (the
+process refuses to start without one); with a token set, every non-GET
+route needs it always, and every route needs it off loopback.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from ..config import Admin, is_loopback
+
+if TYPE_CHECKING:
+    from ..proxy import Proxy
+
+log = logging.getLogger("protoproxy.admin")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+PROXY_KEY = web.AppKey("proxy", object)
+
+
+class AdminSecurityError(Exception):
+    pass
+
+
+class AdminServer:
+    def __init__(self, proxy: Proxy, config: Admin) -> None:
+        if not is_loopback(config.listen.host) and not config.token:
+            raise AdminSecurityError(
+                f"refusing to start the admin API on non-loopback {config.listen.host} "
+                "without a token: set admin.token"
+            )
+        self.proxy = proxy
+        self.config = config
+        self.token = config.token
+        self.require_all = not is_loopback(config.listen.host)
+        self.app = web.Application(middlewares=[self._auth])
+        self.app[PROXY_KEY] = proxy
+        self.app.router.add_get("/healthz", self._healthz)
+        self.app.router.add_get("/ready", self._ready)
+        self.runner: web.AppRunner | None = None
+        self.address: tuple[str, int] | None = None
+
+    def add_routes(self, routes: Iterable[web.AbstractRouteDef]) -> None:
+        """Components (observability, faults, kafka...) register their routes here."""
+        self.app.router.add_routes(list(routes))
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        needs = self.token is not None and (
+            self.require_all or request.method not in ("GET", "HEAD")
+        )
+        if needs:
+            header = request.headers.get("Authorization", "")
+            scheme, _, given = header.partition(" ")
+            assert self.token is not None
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                given.strip().encode(), self.token.encode()
+            ):
+                return web.json_response(
+                    {"error": "missing or wrong bearer token"},
+                    status=401,
+                    headers={"WWW-Authenticate": 'Bearer realm="protoproxy"'},
+                )
+        return await handler(request)
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def _ready(self, request: web.Request) -> web.Response:
+        ready = self.proxy.accepting and all(
+            lst.server is not None for lst in self.proxy.listeners.values() if lst.enabled
+        )
+        return web.json_response({"ready": ready}, status=200 if ready else 503)
+
+    async def start(self) -> None:
+        self.runner = web.AppRunner(self.app, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, self.config.listen.host, self.config.listen.port)
+        await site.start()
+        bound = self.runner.addresses
+        self.address = (str(bound[0][0]), int(bound[0][1])) if bound else None
+        log.info("admin API on http://%s:%d", *(self.address or ("?", 0)))
+
+    @property
+    def url(self) -> str:
+        assert self.address is not None
+        return f"http://{self.address[0]}:{self.address[1]}"
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None

@@ -1,0 +1,1 @@
+"""Fault injection: stream toxics and protocol-aware message faults, one engine."""

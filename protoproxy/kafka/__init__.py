@@ -1,0 +1,1 @@
+"""Kafka in the runtime: per-broker listeners, address rewriting, metrics, routing data."""
