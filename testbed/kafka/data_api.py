@@ -108,6 +108,10 @@ def produce(req: Request, body: Any) -> Any:
                     base_offset=base,
                     log_append_time_ms=-1,
                     log_start_offset=start,
+                    # Set explicitly: a field left unset costs a __getattr__
+                    # fallback on every encode.
+                    record_errors=[],
+                    error_message=None,
                 )
             )
         out.append(TopicResp(name=name, partition_responses=parts))
