@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from testbed.kafka import errors
 from testbed.kafka.groups import GroupCoordinator, GroupState, JoinResult, SyncResult
 
@@ -166,3 +169,56 @@ def test_members_joining_together_form_one_generation():
     b = join(gc, first_b.member_id)
     assert a.value.error == b.value.error == errors.NONE
     assert a.value.generation_id == b.value.generation_id == 1
+
+
+_ACTIONS = st.lists(
+    st.tuples(
+        st.sampled_from(["join", "join_new", "sync", "heartbeat", "leave", "tick"]),
+        st.integers(0, 2),  # which client
+        st.integers(0, 15),  # seconds to advance before acting
+    ),
+    max_size=40,
+)
+
+
+@given(_ACTIONS)
+def test_any_sequence_keeps_invariants_and_answers_every_waiter(actions):
+    """Random clients doing random things: the state stays coherent, no reply is
+    sent twice (Box asserts that), and once time runs out every waiter is answered."""
+    gc, clock = make()
+    ids: dict[int, str] = {}
+    gens: dict[int, int] = {}
+    boxes: list[Box] = []
+    for action, who, wait in actions:
+        clock.now += wait
+        mid = ids.get(who, "")
+        if action in ("join", "join_new"):
+            box = join(gc, "" if action == "join_new" else mid)
+            boxes.append(box)
+            if box.value is not None and box.value.member_id:
+                ids[who] = box.value.member_id
+                gens[who] = box.value.generation_id
+        elif action == "sync":
+            box = Box()
+            gc.sync("g", gens.get(who, 0), mid, [(m, b"a") for m in ids.values()], box)
+            boxes.append(box)
+        elif action == "heartbeat":
+            gc.heartbeat("g", gens.get(who, 0), mid)
+        elif action == "leave":
+            gc.leave("g", [mid])
+        else:
+            gc.tick(clock.now)
+        group = gc.groups.get("g")
+        if group is None:
+            continue
+        if group.state in (GroupState.STABLE, GroupState.COMPLETING_REBALANCE):
+            assert group.leader in group.members
+            assert all(m.join_reply is None for m in group.members.values())
+        if group.state is GroupState.EMPTY:
+            assert not group.members
+        if group.state is GroupState.STABLE:
+            assert all(m.sync_reply is None for m in group.members.values())
+    for _ in range(3):
+        clock.now += 10_000
+        gc.tick(clock.now)
+    assert all(box.value is not None for box in boxes), "a waiter was never answered"
