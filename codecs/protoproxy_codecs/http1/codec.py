@@ -109,8 +109,15 @@ class Http1Codec(BaseCodec):
         self._sides = (_Side(), _Side())
         self._pending: deque[Pending] = deque()
         self._next_seq = 0
-        self._held = b""  # request bytes after an Upgrade/CONNECT request
+        # Client bytes sent after an Upgrade/CONNECT request, before the answer:
+        # forwarded at once (as early tunnel bytes) and kept until the answer
+        # says what they were.
+        self._early = bytearray()
         self._resume = False
+        # Upstream bytes already forwarded as early bytes that still sit at
+        # the front of the next upstream messages (a split head after a
+        # declined upgrade); they are cut from those messages' raw.
+        self._skip = 0
         self._h2: Codec | None = None
         self._tunnel_key: int | None = None
         self._failed: DecodeError | None = None
@@ -129,25 +136,51 @@ class Http1Codec(BaseCodec):
 
     def feed(self, direction: Direction, data: bytes) -> list[Message]:
         if self._h2 is not None:
-            return self._h2.feed(direction, data)
-        if self._failed is not None:
-            raise DecodeError("connection already failed", self._failed.reason)
-        out: list[Message] = []
-        try:
-            self._parse(direction, data, out)
-            if self._resume:
-                self._resume = False
-                held, self._held = self._held, b""
-                if self._h2 is not None:
-                    if held:
-                        out.extend(self._h2.feed(UPSTREAM, held))
-                else:
-                    self._parse(UPSTREAM, held, out)
-        except DecodeError as e:
-            # Parse state is undefined past bad bytes: refuse to go on.
-            self._failed = e
-            raise
+            out = self._h2.feed(direction, data)
+        else:
+            if self._failed is not None:
+                raise DecodeError("connection already failed", self._failed.reason)
+            out = []
+            try:
+                self._parse(direction, data, out)
+                if self._resume:
+                    self._observe_early()
+            except DecodeError as e:
+                # Parse state is undefined past bad bytes: refuse to go on.
+                self._failed = e
+                raise
+        if self._skip and direction == UPSTREAM:
+            self._cut_forwarded(out)
         return out
+
+    def _observe_early(self) -> None:
+        """The answer to an Upgrade/CONNECT arrived: learn what the early bytes were.
+
+        They were forwarded already, so parsing them now only updates state
+        (pairing, exchanges, the HTTP/2 codec); the messages are dropped.
+        Bytes left incomplete in a buffer are remembered in `_skip`.
+        """
+        self._resume = False
+        early, self._early = bytes(self._early), bytearray()
+        if not early:
+            return
+        up = self._sides[UPSTREAM]
+        seen: list[Message] = []
+        if self._h2 is not None:
+            seen = self._h2.feed(UPSTREAM, early)
+        elif up.state == TUNNEL:
+            return  # they were tunnel bytes, as labelled
+        else:
+            self._parse(UPSTREAM, early, seen)
+        self._skip += len(early) - sum(len(m.raw) for m in seen)
+
+    def _cut_forwarded(self, out: list[Message]) -> None:
+        for m in out:
+            if not self._skip:
+                return
+            cut = min(self._skip, len(m.raw))
+            m.raw = m.raw[cut:]
+            self._skip -= cut
 
     def eof(self, direction: Direction) -> list[Message]:
         if self._h2 is not None:
@@ -242,12 +275,16 @@ class Http1Codec(BaseCodec):
                     Message(direction, "tunnel", buf if pos == 0 else buf[pos:], self._tunnel_key)
                 )
                 pos = n
-            else:  # PAUSED: held until the response says whether we switch
-                self._held += buf[pos:]
-                if len(self._held) > self.limits.max_message_size:
+            else:  # PAUSED: forward now, find out what they were when the answer comes
+                chunk = buf if pos == 0 else buf[pos:]
+                self._early += chunk
+                if len(self._early) > self.limits.max_message_size:
                     raise DecodeError(
                         "too many bytes sent before an upgrade was answered", "too_large"
                     )
+                rec = side.current
+                assert rec is not None
+                out.append(Message(direction, "tunnel", chunk, rec.seq, {"early": True}))
                 pos = n
         if pos < n:
             side.buf = buf[pos:] if pos else buf

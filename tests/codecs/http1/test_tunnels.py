@@ -35,11 +35,13 @@ def test_upgrade_becomes_tunnel_both_ways(
     out = []
     for piece in data.draw(cuts(UPGRADE_REQ + early)):
         out += codec.feed(UPSTREAM, piece)
-    # Bytes after an Upgrade request are held: they are tunnel bytes only if the server agrees.
-    assert raw_of(out, UPSTREAM) == UPGRADE_REQ
+    # Bytes sent before the answer are forwarded at once, marked early.
+    assert raw_of(out, UPSTREAM) == UPGRADE_REQ + early
+    assert all(m.info == {"early": True} for m in out if m.kind == "tunnel")
     for piece in data.draw(cuts(SWITCH + after_down)):
         out += codec.feed(DOWNSTREAM, piece)
     out += codec.feed(UPSTREAM, after_up)
+    # Every feed returns messages of its own direction only.
     assert raw_of(out, UPSTREAM) == UPGRADE_REQ + early + after_up
     assert raw_of(out, DOWNSTREAM) == SWITCH + after_down
     tunnel = [m for m in out if m.kind == "tunnel"]
@@ -55,29 +57,47 @@ def test_declined_upgrade_resumes_http() -> None:
     codec = Http1Codec()
     second = b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n"
     out = codec.feed(UPSTREAM, UPGRADE_REQ + second)
-    assert kinds(out) == [("UPSTREAM", "head"), ("UPSTREAM", "end")]
+    # The pipelined request cannot be told from tunnel bytes yet: forwarded as early bytes.
+    assert kinds(out) == [("UPSTREAM", "head"), ("UPSTREAM", "end"), ("UPSTREAM", "tunnel")]
+    assert out[2].raw == second
     out = codec.feed(DOWNSTREAM, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-    # The held pipelined request is parsed now and returned with its own direction.
-    assert kinds(out) == [
-        ("DOWNSTREAM", "head"),
-        ("DOWNSTREAM", "body"),
-        ("DOWNSTREAM", "end"),
-        ("UPSTREAM", "head"),
-        ("UPSTREAM", "end"),
-    ]
-    assert out[3].raw == second and out[3].key == 1
+    assert kinds(out) == [("DOWNSTREAM", "head"), ("DOWNSTREAM", "body"), ("DOWNSTREAM", "end")]
+    # ...but once declined they are read as the request they were: the next answer pairs with it.
     out = codec.feed(DOWNSTREAM, b"HTTP/1.1 204 No Content\r\n\r\n")
-    assert kinds(out) == [("DOWNSTREAM", "head"), ("DOWNSTREAM", "end")]
-    assert [e.status for e in codec.take_exchanges()] == ["200", "204"]
+    assert [(m.kind, m.key) for m in out] == [("head", 1), ("end", 1)]
+    assert [(e.operation, e.status) for e in codec.take_exchanges()] == [
+        ("GET /chat", "200"),
+        ("GET /next", "204"),
+    ]
+
+
+@given(split=st.integers(1, 40), data=st.data())
+def test_declined_upgrade_with_a_split_request(split: int, data: st.DataObject) -> None:
+    """Early bytes end inside a request: the rest is not forwarded twice."""
+    codec = Http1Codec()
+    tail = b"POST /third HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc"
+    second = b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n"
+    up = UPGRADE_REQ + second + tail[:split]
+    out = []
+    for piece in data.draw(cuts(up)):
+        out += codec.feed(UPSTREAM, piece)
+    out += codec.feed(DOWNSTREAM, b"HTTP/1.1 400 No\r\nContent-Length: 0\r\n\r\n")
+    for piece in data.draw(cuts(tail[split:])):
+        out += codec.feed(UPSTREAM, piece)
+    out += codec.feed(DOWNSTREAM, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n" * 2)
+    assert raw_of(out, UPSTREAM) == UPGRADE_REQ + second + tail
+    ops = [(e.operation, e.status, e.attrs["request_body_bytes"]) for e in codec.take_exchanges()]
+    assert ops == [("GET /chat", "400", 0), ("GET /next", "200", 0), ("POST /third", "200", 3)]
 
 
 def test_connect_tunnel() -> None:
     codec = Http1Codec()
     out = codec.feed(UPSTREAM, CONNECT_REQ + b"\x16\x03\x01early")
     assert out[0].info["method"] == "CONNECT" and out[0].info["target"] == "db.internal:5432"
+    assert kinds(out)[-1] == ("UPSTREAM", "tunnel") and out[-1].raw == b"\x16\x03\x01early"
     out = codec.feed(DOWNSTREAM, b"HTTP/1.1 200 Connection Established\r\n\r\nserver-first")
-    assert kinds(out) == [("DOWNSTREAM", "head"), ("DOWNSTREAM", "tunnel"), ("UPSTREAM", "tunnel")]
-    assert out[1].raw == b"server-first" and out[2].raw == b"\x16\x03\x01early"
+    assert kinds(out) == [("DOWNSTREAM", "head"), ("DOWNSTREAM", "tunnel")]
+    assert out[1].raw == b"server-first"
     assert codec.feed(UPSTREAM, b"HTTP/1.1 not parsed")[0].kind == "tunnel"
     [exchange] = codec.take_exchanges()
     assert exchange.operation == "CONNECT db.internal:5432" and exchange.status == "200"
