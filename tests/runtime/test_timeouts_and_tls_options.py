@@ -151,11 +151,8 @@ def test_alpn_negotiated_downstream_is_offered_upstream(certs):
     }
     cfg["upstreams"][0]["tls"] = {"ca": str(certs["ca"]), "server_name": "upstream.test"}
     with ProxyThread(cfg) as proxy:
-        for i, (offered, expected) in enumerate(
-            (["h2"], "h2"),
-            (["http/1.1"], "http/1.1"),
-            (["h2", "http/1.1"], "http/1.1"),
-        ):
+        cases = [(["h2"], "h2"), (["http/1.1"], "http/1.1"), (["h2", "http/1.1"], "http/1.1")]
+        for i, (offered, expected) in enumerate(cases):
             ctx = client_context(certs, alpn=offered)
             with (
                 socket.create_connection(("127.0.0.1", proxy.port("l"))) as raw,
