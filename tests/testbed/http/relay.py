@@ -1,8 +1,7 @@
 """A tiny TCP relay that runs Http1Codec on live traffic (test helper only).
 
-It forwards each message's `raw` toward the message's own direction, which is
-how the runtime must route them too: a feed in one direction can release
-bytes of the other (held bytes after a declined Upgrade, tunnels).
+It forwards each message's `raw` toward the receiver of the message's
+direction (the codec only ever returns messages of the fed direction).
 """
 
 from __future__ import annotations
