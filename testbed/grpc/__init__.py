@@ -6,6 +6,7 @@ from .behaviour import Behaviour, BehaviourError, Plan, status_code
 from .names import METHODS, SERVICE, method_path
 from .service import FakeGrpcService, ServerTls
 from .stats import MethodStats
+from .threaded import ThreadedGrpcService
 
 __all__ = [
     "METHODS",
@@ -16,6 +17,7 @@ __all__ = [
     "MethodStats",
     "Plan",
     "ServerTls",
+    "ThreadedGrpcService",
     "method_path",
     "status_code",
 ]

@@ -299,6 +299,9 @@ class TestServiceServicer(pb_grpc.TestServiceServicer):
                         echo,
                     )
                     yield self._sent(stats, outcome, response)
+            if limit == 0:  # nothing was due, yet "fail after 0" still fails
+                await _sleep(call_plan.latency if outcome.received == 0 else 0.0)
+                await self._abort(context, outcome, call_plan.failure, call_plan.failure_message)
             if call_plan.status is not OK:
                 await _sleep(call_plan.latency if outcome.received == 0 else 0.0)
                 await self._abort(context, outcome, call_plan.status, call_plan.message)
