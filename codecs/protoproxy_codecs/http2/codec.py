@@ -719,16 +719,18 @@ class Http2Codec(BaseCodec):
 
     # -- injection support --------------------------------------------------------------
 
-    def reencoder(self, direction: Direction) -> MirrorEncoder:
+    def reencoder(self, direction: Direction, before_last_block: bool = False) -> MirrorEncoder:
         """The encoder for `direction` once it switches to re-encoding (made on first use).
 
-        Its table starts as a copy of the destination decoder's table, as that
-        stands after the last block relayed verbatim. From then on every header
-        block in `direction` must be written through it.
+        Its table starts as a copy of the destination decoder's table. Pass
+        `before_last_block=True` when the switch is made for the header block
+        just decoded (its original is not forwarded, so the destination never
+        applied it). From then on every header block in `direction` must be
+        written through this encoder.
         """
         enc = self._reencoders[direction]
         if enc is None:
-            enc = self._sides[direction].hpack.mirror_encoder()
+            enc = self._sides[direction].hpack.mirror_encoder(before_last_block)
             self._reencoders[direction] = enc
         return enc
 
@@ -748,6 +750,25 @@ class Http2Codec(BaseCodec):
         enc = self._reencoders[direction]
         block = enc.encode(headers) if enc is not None else encode_context_free(headers)
         return F.build_header_block(stream_id, block, end_stream, self.max_frame_size(direction))
+
+    def reencode_block(self, message: Message) -> bytes:
+        """The frames that replace a relayed header block in a re-encoding direction.
+
+        `message` is the frame that completed the block (it carries "headers").
+        The runtime drops the block's earlier HEADERS/CONTINUATION frames and
+        writes these instead of this one. Priority fields are not carried over
+        (RFC 9113 deprecates them); PUSH_PROMISE blocks are not supported here.
+        """
+        info = message.info
+        if info is None or "headers" not in info or "promised_stream_id" in info:
+            raise ValueError("not the final frame of a HEADERS block")
+        enc = self.reencoder(message.direction, before_last_block=True)
+        return F.build_header_block(
+            info["stream_id"],
+            enc.encode(info["headers"]),
+            info["end_stream"],
+            self.max_frame_size(message.direction),
+        )
 
     def build_data(
         self, direction: Direction, stream_id: int, data: bytes, end_stream: bool = False

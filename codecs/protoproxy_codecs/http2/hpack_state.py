@@ -83,7 +83,7 @@ def _field_end(block: bytes | memoryview, pos: int, first: int) -> int:
 class HeaderDecoder:
     """The passive twin of one receiver's HPACK decoder."""
 
-    __slots__ = ("_cache", "_decoder", "_strs", "_table", "hits", "misses")
+    __slots__ = ("_cache", "_decoder", "_strs", "_table", "_undo", "hits", "misses")
 
     def __init__(self, max_header_list_size: int) -> None:
         self._decoder = hpack.Decoder(max_header_list_size=max_header_list_size)
@@ -91,6 +91,8 @@ class HeaderDecoder:
         self._cache: dict[bytes, Headers] = {}
         #: Dynamic entries as str, with their RFC 7541 size, keyed by hpack's bytes tuple.
         self._strs: dict[tuple[bytes, bytes], tuple[Header, int]] = {}
+        #: The table as it was before the last block, if that block changed it.
+        self._undo: tuple[int, list[tuple[bytes, bytes]]] | None = None
         self.hits = 0
         self.misses = 0
 
@@ -98,6 +100,7 @@ class HeaderDecoder:
         cached = self._cache.get(block)
         if cached is not None:
             self.hits += 1
+            self._undo = None
             return cached
         self.misses += 1
         table = self._table
@@ -133,6 +136,7 @@ class HeaderDecoder:
         strs = self._strs
         limit = decoder.max_header_list_size
         out: list[Header] = []
+        undo = None
         size = 0
         n = len(block)
         pos = 0
@@ -168,6 +172,8 @@ class HeaderDecoder:
                         raise DecodeError(
                             "HPACK: table size update after a header", "compression_error"
                         )
+                    if undo is None and first & 0x60:  # inserts or resizes: keep the old table
+                        undo = (self._table.maxsize, list(entries))
                     fields = decoder.decode(block[pos:end], raw=True)
                     pos = end
                     if not fields:
@@ -189,6 +195,7 @@ class HeaderDecoder:
             raise DecodeError(f"HPACK: {exc}", "compression_error") from exc
         if decoder.header_table_size > decoder.max_allowed_table_size:
             raise DecodeError("HPACK: table larger than the peer allows", "compression_error")
+        self._undo = undo
         return tuple(out)
 
     def allow_table_size(self, size: int) -> None:
@@ -204,8 +211,14 @@ class HeaderDecoder:
         """(max size, entries newest first): what a mirror encoder starts from."""
         return self._table.maxsize, list(self._table.dynamic_entries)
 
-    def mirror_encoder(self) -> MirrorEncoder:
-        size, entries = self.table_snapshot()
+    def mirror_encoder(self, before_last_block: bool = False) -> MirrorEncoder:
+        """An encoder mirroring the receiver's table: as of now, or as of just
+        before the last block (when that block is the first to be re-encoded,
+        the receiver never sees its original and so never applied it)."""
+        if before_last_block and self._undo is not None:
+            size, entries = self._undo
+        else:
+            size, entries = self.table_snapshot()
         return MirrorEncoder(size, entries, self.max_allowed_table_size)
 
 

@@ -155,3 +155,34 @@ def test_mirror_encoder_continues_the_destination_table() -> None:
         assert receiver.decode(out) == headers
         codec.feed(DOWNSTREAM, F.build_header_block(sid, b"\x88", end_stream=True))
         sid += 2
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["x-a", "x-b", ":path"]), st.text("ab", max_size=4)), max_size=6
+    ),
+    st.lists(st.binary(min_size=1, max_size=40), min_size=1, max_size=5),
+    st.data(),
+)
+def test_field_level_decoder_agrees_with_hpack_on_any_bytes(
+    prime: list[tuple[str, str]], blocks: list[bytes], data: st.DataObject
+) -> None:
+    """Our field splitter must accept exactly what hpack accepts and decode it
+    the same; garbage and mutated real blocks included."""
+    enc = hpack.Encoder()
+    real = enc.encode(prime)
+    ours = HeaderDecoder(4096)
+    plain = hpack.Decoder(max_header_list_size=4096)
+    mutated = bytearray(real)
+    if mutated:
+        pos = data.draw(st.integers(0, len(mutated) - 1))
+        mutated[pos] ^= data.draw(st.integers(1, 255))
+    for block in [real, bytes(mutated), *blocks]:
+        try:
+            expected = tuple(plain.decode(block))
+        except hpack.HPACKError:
+            with pytest.raises(DecodeError):
+                ours.decode(block)
+            return  # the connection is over once a block fails
+        assert ours.decode(block) == expected
+        assert list(ours._table.dynamic_entries) == list(plain.header_table.dynamic_entries)
