@@ -1,4 +1,4 @@
-"""Start the fake grpc service(s) for a Testbed and put the proxy in front (filled in by the grpc integration)."""
+"""Start the fake gRPC service for a Testbed and put the proxy in front of it (h2c)."""
 
 from __future__ import annotations
 
@@ -11,5 +11,24 @@ if TYPE_CHECKING:
 async def start(
     tb: Testbed, listeners: list[dict[str, Any]], upstreams: list[dict[str, Any]]
 ) -> None:
-    """Start the service(s) on `tb._stack`, record them in `tb.services`, and append
-    the proxy listener/upstream config dicts for them."""
+    """Start the service on `tb._stack`, record it in `tb.services`, and append
+    the proxy listener/upstream config dicts for it.
+
+    The listener is `protocol: grpc` (the HTTP/2 codec without sniffing), so
+    per-method metrics start with the first frame. grpcio is imported here,
+    not at module load, so scenarios without gRPC do not pay for it.
+    """
+    from .grpc import FakeGrpcService
+
+    sc = tb.scenario
+    service = await tb._stack.enter_async_context(FakeGrpcService(host=sc.host))
+    tb.services["grpc"] = service
+    upstreams.append({"name": "grpc", "endpoints": [service.address]})
+    listeners.append(
+        {
+            "name": "grpc",
+            "listen": f"{sc.host}:{sc.ports.get('grpc', 0)}",
+            "protocol": "grpc",
+            "upstream": "grpc",
+        }
+    )

@@ -1,4 +1,4 @@
-"""Start the fake http service(s) for a Testbed and put the proxy in front (filled in by the http integration)."""
+"""Start the fake HTTP/1.1 service for a Testbed and put the proxy in front of it."""
 
 from __future__ import annotations
 
@@ -11,5 +11,24 @@ if TYPE_CHECKING:
 async def start(
     tb: Testbed, listeners: list[dict[str, Any]], upstreams: list[dict[str, Any]]
 ) -> None:
-    """Start the service(s) on `tb._stack`, record them in `tb.services`, and append
-    the proxy listener/upstream config dicts for them."""
+    """Start the service on `tb._stack`, record it in `tb.services`, and append
+    the proxy listener/upstream config dicts for it.
+
+    The listener is `protocol: http`: the fake service speaks HTTP/1.1 only,
+    so there is nothing to sniff, and requests are paired from the first byte.
+    """
+    from .http import FakeHttpService
+
+    sc = tb.scenario
+    service = await tb._stack.enter_async_context(FakeHttpService(host=sc.host))
+    tb.services["http"] = service
+    host, port = service.address
+    upstreams.append({"name": "http", "endpoints": [f"{host}:{port}"]})
+    listeners.append(
+        {
+            "name": "http",
+            "listen": f"{sc.host}:{sc.ports.get('http', 0)}",
+            "protocol": "http",
+            "upstream": "http",
+        }
+    )
