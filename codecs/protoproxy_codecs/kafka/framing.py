@@ -22,6 +22,7 @@ from . import schema
 _HEADER = struct.Struct(">hhih")  # api_key, api_version, correlation_id, client_id length
 _SIZE = struct.Struct(">i")
 _I32 = struct.Struct(">i")
+_HEADER_TAGS = schema.HEADER_TAGS
 
 # What kafka-python's generated decoders raise on bytes that do not fit the
 # schema (short buffer, bad UTF-8, bad UUID, nonsense lengths).
@@ -73,6 +74,8 @@ def read_uvarint(buf: Any, pos: int, end: int) -> tuple[int, int]:
 
 def skip_tagged_fields(buf: Any, pos: int, end: int) -> int:
     """Skip a tagged-field section, staying within [pos, end)."""
+    if pos < end and buf[pos] == 0:  # almost always: no tagged fields
+        return pos + 1
     count, pos = read_uvarint(buf, pos, end)
     for _ in range(count):
         _tag, pos = read_uvarint(buf, pos, end)
@@ -108,7 +111,8 @@ def parse_request_header(buf: Any, start: int, end: int) -> tuple[int, int, int,
     if api_version < 0:
         raise DecodeError(f"negative api_version {api_version}", "bad_header")
     # Only for versions we know: a future version's header is not ours to judge.
-    if schema.is_known(api_key, api_version) and schema.is_flexible(api_key, api_version):
+    tags = _HEADER_TAGS.get((api_key, api_version))
+    if tags is not None and tags[0]:
         pos = skip_tagged_fields(buf, pos, end)
     return api_key, api_version, correlation_id, cid_len, pos
 
@@ -121,7 +125,8 @@ def parse_response_header(
         raise DecodeError(f"response header needs 4 bytes, frame has {end - start}", "bad_header")
     correlation_id = _I32.unpack_from(buf, start)[0]
     pos = start + 4
-    if schema.response_header_version(api_key, api_version) == 1:
+    tags = _HEADER_TAGS.get((api_key, api_version))
+    if tags is not None and tags[1]:
         pos = skip_tagged_fields(buf, pos, end)
     return correlation_id, pos
 

@@ -89,6 +89,10 @@ class _Tables:
             fv = req._flexible_versions
             self.flexible[key] = None if fv is None or fv[0] < 0 else fv
         self.name_to_key = {name: key for key, name in self.names.items()}
+        for key, hi in self.max_version.items():
+            for version in range(hi + 1):
+                flexible = is_flexible_in(self.flexible[key], version)
+                HEADER_TAGS[(key, version)] = (flexible, flexible and key != API_VERSIONS_KEY)
         self.versioned: dict[tuple[int, int, bool], Any] = {}
         self.error_names = _build_error_names()
 
@@ -100,6 +104,15 @@ def _build_error_names() -> dict[int, str]:
     names.update(_ERROR_NAME_OVERRIDES)
     return names
 
+
+def is_flexible_in(flexible: tuple[int, int] | None, version: int) -> bool:
+    return flexible is not None and flexible[0] <= version <= flexible[1]
+
+
+# (api_key, version) -> (request header has tagged fields, response header has
+# them), for every known pair; one dict lookup on the hot path answers both
+# "is it known?" and "which header?".
+HEADER_TAGS: dict[tuple[int, int], tuple[bool, bool]] = {}
 
 _tables: _Tables | None = None
 
@@ -133,8 +146,7 @@ def known_apis() -> dict[int, tuple[str, int, int]]:
 
 def is_known(api_key: int, version: int) -> bool:
     """True when kafka-python can decode this (api_key, version)."""
-    hi = tables().max_version.get(api_key)
-    return hi is not None and 0 <= version <= hi
+    return (api_key, version) in HEADER_TAGS
 
 
 def _versioned(api_key: int, version: int, request: bool) -> Any:
@@ -162,8 +174,7 @@ def response_class(api_key: int, version: int) -> Any:
 
 def is_flexible(api_key: int, version: int) -> bool:
     """Flexible versions use compact encodings, tagged fields and header v2/v1."""
-    fv = tables().flexible.get(api_key)
-    return fv is not None and fv[0] <= version <= fv[1]
+    return is_flexible_in(tables().flexible.get(api_key), version)
 
 
 def request_header_version(api_key: int, version: int) -> int:
@@ -186,3 +197,6 @@ def error_name(code: int) -> str:
     """Kafka's name for an error code: 0 -> 'NONE', 6 -> 'NOT_LEADER_OR_FOLLOWER'."""
     name = tables().error_names.get(code)
     return name if name is not None else f"UNKNOWN_ERROR_CODE({code})"
+
+
+tables()  # build once at import: HEADER_TAGS must be complete before any frame is parsed
