@@ -14,7 +14,6 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     GetCoreSchemaHandler,
@@ -24,10 +23,9 @@ from pydantic import (
 )
 from pydantic_core import core_schema
 
-from .units import parse_duration, parse_size
+from .faults.model import FaultSpec
+from .units import Duration, Size
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-Size = Annotated[int, BeforeValidator(parse_size)]
 Protocol = Literal["auto", "tcp", "http", "http2", "grpc", "kafka"]
 
 
@@ -169,6 +167,8 @@ class KafkaListener(Model):
     brokers: dict[int, HostPort] = Field(default_factory=dict)
     #: Host advertised to clients for broker listeners (defaults to the listen host).
     advertised_host: str | None = None
+    #: Broker listeners one bootstrap listener may open (node ids come from the wire).
+    max_brokers: int = Field(default=64, ge=1, le=4096)
 
     @field_validator("broker_ports")
     @classmethod
@@ -283,31 +283,41 @@ class Admin(Model):
         return self
 
 
-class Fault(Model):
-    """A message fault; the fault engine validates match/action in detail."""
-
-    name: str
-    match: dict[str, Any] = Field(default_factory=dict)
-    action: dict[str, Any]
-    probability: float = Field(default=1.0, ge=0.0, le=1.0)
-    schedule: dict[str, Any] | None = None
-    enabled: bool = True
-
-
 class AccessLog(Model):
     path: str | None = None  # "-" or None for stdout
     enabled: bool = False
     sample: float = Field(default=1.0, ge=0.0, le=1.0)
 
 
+class Metrics(Model):
+    """Series caps: every label set beyond a cap is counted under `other`."""
+
+    #: Distinct label sets per family unless `families` says otherwise.
+    max_series: int = Field(default=10000, ge=1)
+    #: Per-family caps by full metric name, e.g. {protoproxy_client_requests_total: 1000}.
+    families: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
+
+
+class Tail(Model):
+    """The /messages ring buffer of recent decoded messages (off unless enabled)."""
+
+    enabled: bool = False
+    max_messages: int = Field(default=1000, ge=1, le=1_000_000)
+    max_bytes: Size = 8 * 1024 * 1024
+    #: Listeners to capture from; empty means all.
+    listeners: list[str] = Field(default_factory=list)
+
+
 class Config(Model):
     admin: Admin = Field(default_factory=Admin)
     listeners: list[Listener] = Field(min_length=1)
     upstreams: list[Upstream] = Field(default_factory=list)
-    faults: list[Fault] = Field(default_factory=list)
+    faults: list[FaultSpec] = Field(default_factory=list)
     timeouts: Timeouts = Field(default_factory=Timeouts)
     limits: Limits = Field(default_factory=Limits)
     access_log: AccessLog = Field(default_factory=AccessLog)
+    metrics: Metrics = Field(default_factory=Metrics)
+    tail: Tail = Field(default_factory=Tail)
     seed: int | None = None
 
     def upstream(self, name: str) -> Upstream:

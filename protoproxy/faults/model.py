@@ -1,0 +1,164 @@
+"""Fault specifications: what to match, what to do, and when.
+
+One model for the config file, the admin API and the Python API, so the
+three ways of controlling faults cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ..units import Duration
+
+TOXIC_TYPES = (
+    "latency",
+    "bandwidth",
+    "slow_close",
+    "timeout",
+    "reset_peer",
+    "slicer",
+    "limit_data",
+)
+
+#: Match keys understood for each protocol (plus the generic ones).
+GENERIC_MATCH = {"listener", "protocol", "direction"}
+PROTOCOL_MATCH: dict[str, set[str]] = {
+    "kafka": {"api", "version", "topic", "partition", "client_id"},
+    "grpc": {"service", "method", "message_index"},
+    "http": {"method", "path_prefix", "header", "host"},
+    "http2": {"frame_type", "path_prefix", "method", "header"},
+    "tcp": set(),
+}
+ACTIONS = {
+    "delay",
+    "abort",
+    "drop",
+    "close",
+    "reset",
+    "corrupt",
+    "truncate",
+    "duplicate",
+    "rst_stream",
+    "goaway",
+    "withhold_window_updates",
+    "delay_settings_ack",
+    "delay_ping",
+}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Schedule(_Model):
+    """Deterministic gates, all of which must pass (then `probability` is drawn).
+
+    Counting is over the fault's *matches*: `first: 3` injects into the first
+    three matching messages, `every: 5` into every fifth, `after: 10` only
+    from the eleventh on. `between` is seconds since the fault was added.
+    `max_active` caps injections in flight at once (delays, holds).
+    """
+
+    first: int | None = Field(default=None, ge=0)
+    every: int | None = Field(default=None, ge=1)
+    after: int | None = Field(default=None, ge=0)
+    between: tuple[Duration, Duration] | None = None
+    max_active: int | None = Field(default=None, ge=1)
+    #: Stop after this many injections in total.
+    limit: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _window(self) -> Schedule:
+        if self.between is not None and self.between[0] > self.between[1]:
+            raise ValueError("between: start must not be after end")
+        return self
+
+
+class Toxic(_Model):
+    """A Toxiproxy stream toxic: same names, attributes and semantics."""
+
+    type: Literal[
+        "latency", "bandwidth", "slow_close", "timeout", "reset_peer", "slicer", "limit_data"
+    ]
+    stream: Literal["upstream", "downstream"] = "downstream"
+    toxicity: float = Field(default=1.0, ge=0.0, le=1.0)
+    attributes: dict[str, float | int] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _attrs(self) -> Toxic:
+        allowed = {
+            "latency": {"latency", "jitter"},
+            "bandwidth": {"rate"},
+            "slow_close": {"delay"},
+            "timeout": {"timeout"},
+            "reset_peer": {"timeout"},
+            "slicer": {"average_size", "size_variation", "delay"},
+            "limit_data": {"bytes"},
+        }[self.type]
+        unknown = set(self.attributes) - allowed
+        if unknown:
+            raise ValueError(
+                f"{self.type} toxic has no attribute(s) {', '.join(sorted(unknown))} "
+                f"(allowed: {', '.join(sorted(allowed))})"
+            )
+        for key, value in self.attributes.items():
+            if value < 0:
+                raise ValueError(f"attribute {key} must not be negative")
+        return self
+
+
+class FaultSpec(_Model):
+    name: str
+    match: dict[str, Any] = Field(default_factory=dict)
+    action: dict[str, Any] | None = None
+    toxic: Toxic | None = None
+    probability: float = Field(default=1.0, ge=0.0, le=1.0)
+    schedule: Schedule | None = None
+    enabled: bool = True
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not v or len(v) > 200:
+            raise ValueError("name must be 1 to 200 characters")
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> FaultSpec:
+        if (self.action is None) == (self.toxic is None):
+            raise ValueError(
+                "give exactly one of action (a message fault) or toxic (a stream toxic)"
+            )
+        proto = self.match.get("protocol")
+        if proto is not None and proto not in PROTOCOL_MATCH:
+            raise ValueError(
+                f"match.protocol {proto!r} is not one of {', '.join(sorted(PROTOCOL_MATCH))}"
+            )
+        allowed = GENERIC_MATCH | (
+            PROTOCOL_MATCH[proto] if proto else set().union(*PROTOCOL_MATCH.values())
+        )
+        unknown = set(self.match) - allowed
+        if unknown:
+            raise ValueError(
+                f"match key(s) {', '.join(sorted(unknown))} not understood"
+                + (f" for protocol {proto}" if proto else "")
+                + f" (allowed: {', '.join(sorted(allowed))})"
+            )
+        if self.action is not None:
+            if len(self.action) != 1:
+                raise ValueError(
+                    f"action must have exactly one kind, one of: {', '.join(sorted(ACTIONS))}"
+                )
+            (kind,) = self.action
+            if kind not in ACTIONS:
+                raise ValueError(f"unknown action {kind!r} (one of: {', '.join(sorted(ACTIONS))})")
+        return self
+
+    @property
+    def kind(self) -> str:
+        if self.toxic is not None:
+            return "toxic"
+        assert self.action is not None
+        return next(iter(self.action))

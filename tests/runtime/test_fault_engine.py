@@ -1,0 +1,96 @@
+"""The fault engine's schedule and seeded RNG: deterministic, replayable decisions."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from protoproxy.faults.engine import FaultEngine
+from protoproxy.faults.model import FaultSpec
+from protoproxy.observe.stats import Stats
+
+
+class _P:
+    def __init__(self) -> None:
+        self.stats = Stats()
+
+
+def _engine(seed: int = 1, clock=None) -> FaultEngine:
+    return FaultEngine(_P(), seed=seed, clock=clock or (lambda: 0.0))  # type: ignore[arg-type]
+
+
+def _spec(**kw) -> FaultSpec:
+    return FaultSpec(name=kw.pop("name", "f"), action=kw.pop("action", {"drop": True}), **kw)
+
+
+def _decisions(engine: FaultEngine, name: str, n: int) -> list[int]:
+    fault = engine.get(name)
+    return [i + 1 for i in range(n) if engine.decide(fault)]
+
+
+def test_first_every_after_limit():
+    e = _engine()
+    e.add(_spec(name="first", schedule={"first": 3}))
+    e.add(_spec(name="every", schedule={"every": 4}))
+    e.add(_spec(name="after", schedule={"after": 7}))
+    e.add(_spec(name="limit", schedule={"every": 2, "limit": 2}))
+    assert _decisions(e, "first", 10) == [1, 2, 3]
+    assert _decisions(e, "every", 10) == [4, 8]
+    assert _decisions(e, "after", 10) == [8, 9, 10]
+    assert _decisions(e, "limit", 10) == [2, 4]
+
+
+def test_between_window_and_max_active():
+    now = [0.0]
+    e = _engine(clock=lambda: now[0])
+    e.add(_spec(name="w", schedule={"between": ["1s", "2s"]}))
+    fault = e.get("w")
+    assert not e.decide(fault)
+    now[0] = 1.5
+    assert e.decide(fault)
+    now[0] = 2.0
+    assert not e.decide(fault)
+    e.add(_spec(name="k", schedule={"max_active": 1}))
+    k = e.get("k")
+    assert e.decide(k)
+    k.active += 1
+    assert not e.decide(k)
+    k.active -= 1
+    assert e.decide(k)
+
+
+@given(seed=st.integers(0, 2**32), p=st.floats(0.05, 0.95), n=st.integers(1, 300))
+def test_same_seed_same_injections(seed, p, n):
+    runs = []
+    for _ in range(2):
+        e = _engine(seed)
+        e.add(_spec(name="a", probability=p))
+        e.add(_spec(name="b", probability=p / 2, schedule={"every": 2}))
+        for _ in range(n):
+            for name in ("a", "b"):
+                e.decide(e.get(name))
+        runs.append(list(e.history))
+    assert runs[0] == runs[1]
+
+
+def test_probability_is_roughly_honoured():
+    e = _engine(7)
+    e.add(_spec(name="p", probability=0.2))
+    hits = len(_decisions(e, "p", 10_000))
+    assert 1_800 < hits < 2_200
+    assert e.injected.get(("p", "drop")) == hits
+
+
+def test_spec_validation_names_the_problem():
+    with pytest.raises(ValidationError, match="exactly one of action"):
+        FaultSpec(name="x")
+    with pytest.raises(ValidationError, match="unknown action 'explode'"):
+        FaultSpec(name="x", action={"explode": True})
+    with pytest.raises(ValidationError, match="not understood for protocol kafka"):
+        FaultSpec(name="x", match={"protocol": "kafka", "method": "Foo"}, action={"drop": True})
+    with pytest.raises(ValidationError, match="latency toxic has no attribute"):
+        FaultSpec(name="x", toxic={"type": "latency", "attributes": {"rate": 1}})
+    with pytest.raises(ValidationError, match="between: start must not be after end"):
+        FaultSpec(name="x", action={"drop": True}, schedule={"between": ["5s", "1s"]})
