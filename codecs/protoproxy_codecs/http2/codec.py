@@ -777,6 +777,21 @@ class Http2Codec(BaseCodec):
         self.ledger.withhold(direction, stream_id, len(data))
         return F.build_data(stream_id, data, end_stream, self.max_frame_size(direction))
 
+    def inject_reset(self, stream_id: int, error_code: int = ErrorCode.CANCEL) -> bytes:
+        """An RST_STREAM frame the proxy sends itself (to one or both peers).
+
+        The codec never sees injected bytes, so this also closes the stream in
+        its books: the call ends with the status a client reports for the
+        reset, and frames still in flight on it are relayed as late frames.
+        """
+        stream = self._streams.get(stream_id)
+        if stream is not None:
+            if stream.call is not None:
+                stream.call.on_rst(error_code)
+            stream.state = _CLOSED
+            self._close(stream_id, stream)
+        return F.build_rst_stream(stream_id, error_code)
+
     def stream_ids(self) -> list[int]:
         return list(self._streams)
 

@@ -88,6 +88,7 @@ REASON_CODES: dict[str, ErrorCode] = {
     "flow_control_error": ErrorCode.FLOW_CONTROL_ERROR,
     "too_many_streams": ErrorCode.ENHANCE_YOUR_CALM,
     "header_list_too_large": ErrorCode.ENHANCE_YOUR_CALM,
+    "message_too_large": ErrorCode.ENHANCE_YOUR_CALM,  # a gRPC message past Limits
 }
 
 _HEADER = struct.Struct(">HBBBL")  # 24-bit length as (hi16, lo8), type, flags, stream id

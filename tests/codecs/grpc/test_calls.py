@@ -206,3 +206,17 @@ def test_injected_trailers_only_error_reaches_the_client() -> None:
     s.send_headers(first, [("grpc-status", "0"), ("x-keep", "1")], end_stream=True)
     pair.pump()
     assert ("x-keep", "1") in pair.client_events[-2].headers
+
+
+def test_injected_reset_ends_the_call_in_the_codec() -> None:
+    pair = _pair()
+    sid = pair.client.get_next_available_stream_id()
+    pair.client.send_headers(sid, grpc_request())
+    pair.pump()
+    rst = pair.codec.inject_reset(sid)
+    pair.inject(UPSTREAM, rst)
+    pair.inject(DOWNSTREAM, rst)
+    (ex,) = pair.codec.take_exchanges()
+    assert ex.status == "CANCELLED"
+    assert pair.codec.open_streams == 0
+    assert pair.codec.ledger.tracks(sid) is False
