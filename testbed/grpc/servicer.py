@@ -4,7 +4,7 @@ Every handler follows one shape: count the call in, resolve the plan (request
 over the method's program), sleep and send as told, end with the planned
 status. A call is counted out when its status is decided, before the status
 leaves the server, so a client that has seen the end of its call can read
-final counters; ``finally`` counts the calls that were cancelled instead.
+final counters; an exception handler counts the calls that were cancelled.
 """
 
 from __future__ import annotations
@@ -126,13 +126,21 @@ class TestServiceServicer(pb_grpc.TestServiceServicer):
             outcome.stats.finished += 1
             outcome.stats.statuses[code.name] += 1
 
-    def _end(self, outcome: _Outcome, context: aio.ServicerContext) -> None:
-        """Count a call that ended without a status of ours: cancelled or expired."""
-        if outcome.code is None:
+    def _end(self, outcome: _Outcome, context: aio.ServicerContext, exc: BaseException) -> None:
+        """Count a call that ended without a status of ours.
+
+        Cancellation means the client went away or its deadline passed; any
+        other exception is a bug here, which grpc reports to the client as UNKNOWN.
+        """
+        if outcome.code is not None:
+            return
+        if isinstance(exc, asyncio.CancelledError | GeneratorExit):
             remaining = context.time_remaining()
             expired = remaining is not None and remaining <= 0
             code = grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED
-            self._count_end(outcome, code)
+        else:
+            code = grpc.StatusCode.UNKNOWN
+        self._count_end(outcome, code)
 
     @staticmethod
     def _echo(context: aio.ServicerContext) -> dict[str, str]:
@@ -184,8 +192,9 @@ class TestServiceServicer(pb_grpc.TestServiceServicer):
             self._sent(stats, outcome, response)
             self._finish_ok(context, outcome)
             return response
-        finally:
-            self._end(outcome, context)
+        except BaseException as exc:  # classify how the call ended, then let it go on
+            self._end(outcome, context, exc)
+            raise
 
     async def ServerStream(
         self, request: pb.Request, context: aio.ServicerContext
@@ -213,8 +222,9 @@ class TestServiceServicer(pb_grpc.TestServiceServicer):
             if plan.status is not OK:
                 await self._abort(context, outcome, plan.status, plan.message)
             self._finish_ok(context, outcome)
-        finally:
-            self._end(outcome, context)
+        except BaseException as exc:  # classify how the call ended, then let it go on
+            self._end(outcome, context, exc)
+            raise
 
     async def ClientStream(
         self, request_iterator: AsyncIterator[pb.Request], context: aio.ServicerContext
@@ -257,8 +267,9 @@ class TestServiceServicer(pb_grpc.TestServiceServicer):
             self._sent(stats, outcome, response)
             self._finish_ok(context, outcome)
             return response
-        finally:
-            self._end(outcome, context)
+        except BaseException as exc:  # classify how the call ended, then let it go on
+            self._end(outcome, context, exc)
+            raise
 
     async def Bidi(
         self, request_iterator: AsyncIterator[pb.Request], context: aio.ServicerContext
@@ -306,5 +317,6 @@ class TestServiceServicer(pb_grpc.TestServiceServicer):
                 await _sleep(call_plan.latency if outcome.received == 0 else 0.0)
                 await self._abort(context, outcome, call_plan.status, call_plan.message)
             self._finish_ok(context, outcome)
-        finally:
-            self._end(outcome, context)
+        except BaseException as exc:  # classify how the call ended, then let it go on
+            self._end(outcome, context, exc)
+            raise

@@ -159,3 +159,17 @@ async def test_large_payloads(client: AioClient) -> None:
     result = await client.server_stream(Behaviour(count=3, size=1_000_000), timeout=30)
     assert result.ok
     assert [len(r.payload) for r in result.responses] == [1_000_000] * 3
+
+
+async def test_stream_cancelled_mid_flight_is_counted(
+    client: AioClient, service: FakeGrpcService
+) -> None:
+    """Cancelled while the server is blocked sending (flow control), not sleeping."""
+    call = client.stub.ServerStream(make_request(Behaviour(count=1000, size=1_000_000)))
+    first = await call.read()
+    assert first.seq == 1
+    call.cancel()
+    await _finished(service, "ServerStream", 1)
+    stats = service.stats("ServerStream")
+    assert (stats.active, stats.statuses["CANCELLED"]) == (0, 1)
+    assert stats.messages_out < 1000
