@@ -10,6 +10,7 @@ final counters; an exception handler counts the calls that were cancelled.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 from collections.abc import AsyncIterator
 from typing import NoReturn
@@ -30,10 +31,23 @@ OK = grpc.StatusCode.OK
 _BLOCK = random.Random(0x7E57).randbytes(64 * 1024)
 
 
+_CACHE_LIMIT = 1024 * 1024  # cache payloads up to this size, at most 16 of them
+
+
 def payload(size: int) -> bytes:
+    """A payload of `size` bytes; small ones are cached, as streams repeat sizes."""
+    if size <= _CACHE_LIMIT:
+        return _cached_payload(size)
+    return _make_payload(size)
+
+
+def _make_payload(size: int) -> bytes:
     if size <= len(_BLOCK):
         return _BLOCK[:size]
     return (_BLOCK * (size // len(_BLOCK) + 1))[:size]
+
+
+_cached_payload = functools.lru_cache(maxsize=16)(_make_payload)
 
 
 async def _sleep(seconds: float) -> None:
