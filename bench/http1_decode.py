@@ -69,6 +69,17 @@ def run_h11(n: int) -> int:
     return messages
 
 
+def trickle(size: int) -> float:
+    """Seconds to parse one `size`-byte head fed one byte at a time (must stay linear)."""
+    lines = b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 1000) for i in range(size // 1010))
+    head = b"GET / HTTP/1.1\r\nHost: a\r\n" + lines + b"\r\n"
+    codec = Http1Codec()
+    t0 = time.perf_counter()
+    for i in range(len(head)):
+        codec.feed(UPSTREAM, head[i : i + 1])
+    return time.perf_counter() - t0
+
+
 def measure(fn, n: int) -> float:
     best = 0.0
     for _ in range(3):
@@ -86,6 +97,8 @@ def main() -> None:
     print(f"Http1Codec   : {ours:10.0f} exchanges/s ({1e6 / ours:.1f} us per exchange)")
     print(f"h11 driver   : {theirs:10.0f} exchanges/s ({1e6 / theirs:.1f} us per exchange)")
     print(f"ratio        : {ours / theirs:.1f}x")
+    for size in (32_000, 128_000):
+        print(f"{size // 1000:3d} kB head fed 1 byte per read: {trickle(size) * 1e3:.0f} ms")
 
 
 if __name__ == "__main__":

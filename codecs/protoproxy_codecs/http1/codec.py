@@ -30,7 +30,7 @@ from ..base import (
     Sniff,
 )
 from . import replies
-from .grammar import CHUNK_LINE, HEAD_END, METHODS
+from .grammar import CHUNK_LINE, HEAD_END, LAST_CHUNK, METHODS
 from .h2c import h2c_seed
 from .head import Head, parse_request, parse_response, parse_trailers
 from .pairing import Pending
@@ -74,10 +74,25 @@ def _load_http2(
 class _Side:
     """Parse state of one direction."""
 
-    __slots__ = ("buf", "chunk_left", "current", "phase", "remaining", "state")
+    __slots__ = (
+        "buf",
+        "chunk_left",
+        "current",
+        "line_end",
+        "phase",
+        "remaining",
+        "scan",
+        "state",
+    )
 
     def __init__(self) -> None:
-        self.buf = b""
+        #: An incomplete head, chunk line or trailer section, waiting for more.
+        #: A bytearray so that a head arriving byte by byte costs O(n), not O(n²).
+        self.buf = bytearray()
+        #: How much of `buf` has been searched for what it waits for.
+        self.scan = 0
+        #: End of the chunk-size line in `buf` once found (-1 before).
+        self.line_end = -1
         self.state = HEAD
         self.remaining = 0
         self.phase = CHUNK_SIZE
@@ -220,8 +235,16 @@ class Http1Codec(BaseCodec):
 
     def _parse(self, direction: Direction, data: bytes, out: list[Message]) -> None:
         side = self._sides[direction]
-        buf = side.buf + data if side.buf else data
-        side.buf = b""
+        if side.buf:
+            side.buf += data
+            if not self._ready(side):
+                return
+            buf = bytes(side.buf)
+            side.buf = bytearray()
+            side.scan = 0
+            side.line_end = -1
+        else:
+            buf = data
         n = len(buf)
         pos = 0
         while pos < n:
@@ -287,7 +310,42 @@ class Http1Codec(BaseCodec):
                 out.append(Message(direction, "tunnel", chunk, rec.seq, {"early": True}))
                 pos = n
         if pos < n:
-            side.buf = buf[pos:] if pos else buf
+            side.buf = bytearray(memoryview(buf)[pos:])
+
+    def _ready(self, side: _Side) -> bool:
+        """Could the buffered bytes now complete what they wait for?
+
+        Searches only bytes not searched before, so a head trickling in costs
+        linear time. False only when the parser would certainly wait too; True
+        also when the parser will raise (a bound exceeded, a bad first byte).
+        """
+        buf = side.buf
+        if side.state == HEAD:
+            start = 0
+        elif side.state == CHUNKED:  # buffered only at a chunk-size line
+            if side.line_end < 0:
+                eol = buf.find(b"\r\n", max(0, side.scan - 1))
+                if eol < 0:
+                    side.scan = len(buf)
+                    return len(buf) >= self.max_line
+                if LAST_CHUNK.match(buf) is None:
+                    return True
+                side.line_end = eol
+                side.scan = eol + 2
+            start = side.line_end + 2
+            rest = len(buf) - start
+            if rest < 2:
+                return buf.startswith(b"\n", start)
+            if buf.startswith(b"\r\n", start):
+                return True
+        else:
+            return True
+        if buf[start] < 0x21 or len(buf) - start > self.max_head:
+            return True
+        if HEAD_END.search(buf, max(start, side.scan - 2)) is not None:
+            return True
+        side.scan = len(buf)
+        return False
 
     def _head_end(self, buf: bytes, pos: int, n: int) -> int:
         """Offset just past the head starting at `pos`, or -1 if it is not complete."""

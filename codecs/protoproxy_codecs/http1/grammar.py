@@ -34,6 +34,8 @@ STATUS_LINE = re.compile(
 #: End of a head: h11 accepts LF or CRLF line ends, so "\n\r?\n" ends a head.
 HEAD_END = re.compile(rb"\n\r?\n")
 CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]{1,20})(?:;[^\n]*)?[ \t]*\r\n")
+#: A chunk-size line of size zero (the last chunk), up to its first byte after the digits.
+LAST_CHUNK = re.compile(rb"0+[;\t \r]")
 CONTENT_LENGTH = re.compile(rb"[0-9]+")
 CONTENT_LENGTH_MAX_DIGITS = 20
 
