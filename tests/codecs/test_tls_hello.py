@@ -11,7 +11,10 @@ from protoproxy_codecs.base import DecodeError, Sniff
 from protoproxy_codecs.tls import parse_client_hello, sniff
 
 label = st.text("abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=20)
-hostnames = st.lists(label, min_size=1, max_size=4).map(".".join)
+# OpenSSL sends no SNI for IP literals, so the last label always has a letter.
+hostnames = st.tuples(st.lists(label, max_size=3), st.from_regex(r"\A[a-z][a-z0-9]{0,9}\Z")).map(
+    lambda parts: ".".join([*parts[0], parts[1]])
+)
 protocols = st.lists(
     st.sampled_from(["h2", "http/1.1", "kafka", "grpc-exp", "acme-tls/1"]), unique=True, max_size=4
 )
