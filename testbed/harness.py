@@ -31,6 +31,8 @@ class Testbed:
         self._stack = contextlib.AsyncExitStack()
         #: called after the proxy is up (e.g. Kafka broker listeners, fault wiring)
         self.after_start: list[Any] = []
+        #: called by describe(): each returns extra "how to connect" lines
+        self.hints: list[Any] = []
 
     async def start(self) -> None:
         sc = self.scenario
@@ -101,5 +103,7 @@ class Testbed:
             host, _, port = self.addresses["echo"].rpartition(":")
             lines.append("")
             lines.append(f"  try:  echo hello | nc -q1 {host} {port}")
+        for hint in self.hints:
+            lines.extend(hint(self))
         lines.append("Press Ctrl-C to stop.")
         return "\n".join(lines)

@@ -146,6 +146,11 @@ class FakeKafkaCluster:
         raise RuntimeError("no broker is running")
 
     @property
+    def address(self) -> str:
+        """Every running broker (what the testbed prints behind the proxy)."""
+        return self.bootstrap_servers
+
+    @property
     def bootstrap_servers(self) -> str:
         """Every running broker, comma-separated (a client bootstrap list)."""
         return ",".join(s.address for s in self.servers.values() if s.running)

@@ -1,0 +1,68 @@
+"""The Kafka component of an App: one routing table and broker set per bootstrap listener.
+
+Shared as ``app.components["kafka"]``; ``snapshot()`` is what
+``/kafka/brokers`` serves.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .brokers import BrokerListeners
+from .filter import KafkaFilter
+from .metrics import KafkaMetrics
+from .routing import RoutingTable
+
+if TYPE_CHECKING:
+    from ..connection import Connection
+    from ..proxy import Proxy
+
+
+class KafkaComponent:
+    def __init__(self, proxy: Proxy) -> None:
+        self.proxy = proxy
+        self.metrics = KafkaMetrics(proxy.stats)
+        #: bootstrap listener name -> its routing table / broker listeners
+        self.tables: dict[str, RoutingTable] = {}
+        self.brokers: dict[str, BrokerListeners] = {}
+        #: listener name (bootstrap or broker) -> the filter its connections get
+        self._filters: dict[str, KafkaFilter] = {}
+        self._sniffed = KafkaFilter(self.metrics, None, None)
+        for cfg in proxy.config.listeners:
+            if cfg.protocol != "kafka":
+                continue
+            table = RoutingTable(cfg.name)
+            brokers = BrokerListeners(proxy, cfg, table, self._listener_failed)
+            self.tables[cfg.name] = table
+            self.brokers[cfg.name] = brokers
+            self._filters[cfg.name] = KafkaFilter(self.metrics, table, brokers)
+            brokers.install_pinned()
+        proxy.codec_observers.append(self.codec_chosen)
+        proxy.exchange_observers.append(self.metrics.on_exchanges)
+
+    def _listener_failed(self, bootstrap: str) -> None:
+        self.metrics.listener_failures.inc((bootstrap,))
+
+    def filter_for(self, listener: str) -> KafkaFilter:
+        f = self._filters.get(listener)
+        if f is not None:
+            return f
+        for name, brokers in self.brokers.items():
+            if any(lst.name == listener for lst in brokers.by_node.values()):
+                f = self._filters[listener] = self._filters[name]
+                return f
+        return self._sniffed
+
+    def codec_chosen(self, conn: Connection) -> None:
+        if conn.protocol == "kafka":
+            conn.filters.append(self.filter_for(conn.listener.name))
+
+    # -- queries ---------------------------------------------------------------------
+    def broker_map(self, bootstrap: str) -> dict[int, tuple[str, str | None, str | None]]:
+        """node id -> (upstream host:port, proxy listener, proxy host:port)."""
+        table = self.tables[bootstrap]
+        return {n: (b.upstream, b.listener, b.proxy) for n, b in table.brokers.items()}
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-able routing data of every proxied Kafka cluster, by bootstrap listener."""
+        return {"clusters": {name: t.snapshot() for name, t in self.tables.items()}}

@@ -1,0 +1,157 @@
+"""Kafka metric families, and the exchange observer that feeds most of them.
+
+Requests are counted as they pass (a request that never gets an answer still
+happened); responses, latency, error codes and record counts are counted from
+the codec's Exchanges, which already pair each response with its request by
+correlation id. So the latency histogram gets exactly one sample per request
+that was answered, and none for acks=0 Produce.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from protoproxy_codecs.base import Exchange
+
+from ..observe.stats import Stats
+
+if TYPE_CHECKING:
+    from ..connection import Connection
+
+# Kafka's request latencies run from sub-millisecond to long-polling Fetches.
+_VERSIONS = tuple(str(v) for v in range(64))
+
+# Per-connection stash of Produce partitions that failed, by correlation id.
+FAILED_KEY = "kafka_failed_partitions"
+
+
+def version_label(version: int) -> str:
+    return _VERSIONS[version] if 0 <= version < 64 else str(version)
+
+
+class KafkaMetrics:
+    """Every Kafka family, created once per proxy in `proxy.stats`."""
+
+    def __init__(self, stats: Stats) -> None:
+        self.requests = stats.counter(
+            "protoproxy_kafka_requests_total",
+            "Kafka requests seen, by API, version and client id",
+            ("listener", "api", "version", "client_id"),
+        )
+        self.responses = stats.counter(
+            "protoproxy_kafka_responses_total",
+            "Kafka responses matched to a request, by API, version and client id",
+            ("listener", "api", "version", "client_id"),
+        )
+        self.latency = stats.histogram(
+            "protoproxy_kafka_request_duration_seconds",
+            "Time from a request to the response with its correlation id",
+            ("listener", "api"),
+        )
+        self.errors = stats.counter(
+            "protoproxy_kafka_errors_total",
+            "Non-zero error codes in Kafka responses, by name (one per occurrence)",
+            ("listener", "api", "error"),
+        )
+        self.produce_records = stats.counter(
+            "protoproxy_kafka_produce_records_total",
+            "Records produced and acknowledged without error (acks=0: as sent)",
+            ("listener", "topic", "partition"),
+        )
+        self.produce_bytes = stats.counter(
+            "protoproxy_kafka_produce_bytes_total",
+            "Record batch bytes produced and acknowledged without error",
+            ("listener", "topic", "partition"),
+        )
+        self.fetch_records = stats.counter(
+            "protoproxy_kafka_fetch_records_total",
+            "Records served in Fetch responses",
+            ("listener", "topic", "partition"),
+        )
+        self.fetch_bytes = stats.counter(
+            "protoproxy_kafka_fetch_bytes_total",
+            "Record batch bytes served in Fetch responses",
+            ("listener", "topic", "partition"),
+        )
+        self.unknown = stats.counter(
+            "protoproxy_kafka_unknown_requests_total",
+            "Requests with an API key or version the codec does not know (forwarded as-is)",
+            ("listener", "api_key", "version"),
+        )
+        self.undecodable = stats.counter(
+            "protoproxy_kafka_undecodable_total",
+            "Known API versions whose body did not decode (forwarded as-is)",
+            ("listener", "api_key", "version", "kind"),
+        )
+        self.unmatched = stats.counter(
+            "protoproxy_kafka_unmatched_responses_total",
+            "Responses whose correlation id matched no outstanding request",
+            ("listener",),
+        )
+        self.rewrites = stats.counter(
+            "protoproxy_kafka_rewritten_responses_total",
+            "Responses re-encoded with the proxy's broker addresses",
+            ("listener", "api"),
+        )
+        self.listener_failures = stats.counter(
+            "protoproxy_kafka_broker_listener_failures_total",
+            "Brokers advertised unrewritten because no listener could be opened",
+            ("listener",),
+        )
+        self.brokers = stats.gauge(
+            "protoproxy_kafka_brokers",
+            "Broker listeners open behind a bootstrap listener",
+            ("listener",),
+        )
+
+    # -- exchange observer ------------------------------------------------------
+    def on_exchanges(self, conn: Connection, exchanges: list[Exchange]) -> None:
+        if conn.protocol != "kafka":
+            return
+        lname = conn.listener.name
+        for ex in exchanges:
+            attrs = ex.attrs
+            api = attrs.get("api", "")
+            answered = ex.response_bytes > 0
+            if answered:
+                version = attrs.get("version")
+                self.responses.inc(
+                    (
+                        lname,
+                        api,
+                        "-" if version is None else version_label(version),
+                        attrs.get("client_id") or "",
+                    )
+                )
+                self.latency.observe((lname, api), ex.finished - ex.started)
+            errors = attrs.get("errors")
+            if errors:
+                for name, n in errors.items():
+                    self.errors.inc((lname, api, name), n)
+            records = attrs.get("records")
+            if records:
+                if api == "Produce":
+                    failed = None
+                    if errors:
+                        stash = conn.extra.get(FAILED_KEY)
+                        if stash is not None:
+                            failed = stash.pop(ex.key, None)
+                    self._records(lname, records, self.produce_records, self.produce_bytes, failed)
+                elif api == "Fetch" and answered:
+                    self._records(lname, records, self.fetch_records, self.fetch_bytes, None)
+
+    @staticmethod
+    def _records(
+        lname: str,
+        records: dict[str, dict[int, list[int]]],
+        count: Any,
+        size: Any,
+        failed: set[tuple[str, int]] | None,
+    ) -> None:
+        for topic, parts in records.items():
+            for partition, (n, nbytes) in parts.items():
+                if not n or (failed and (topic, partition) in failed):
+                    continue
+                key = (lname, topic, str(partition))
+                count.inc(key, n)
+                size.inc(key, nbytes)
