@@ -213,4 +213,4 @@ def test_registry_finds_the_codec() -> None:
     from protoproxy_codecs import registry
 
     assert registry.get("http") is Http1Codec
-    assert registry.sniff(b"POST /x HTTP/1.1\r\n")[0] in ("http", None)
+    assert registry.sniff(b"POST /x HTTP/1.1\r\n") == ("http", Sniff.YES)
