@@ -149,8 +149,13 @@ class Plan:
         return self.message or f"testbed: failing after {self.fail_after} message(s)"
 
 
+DEFAULT_PLAN = Plan()
+
+
 def resolve(request: Behaviour | None, program: Behaviour | None) -> Plan:
     """Merge request over program over defaults, and enforce the caps."""
+    if request is None and program is None:
+        return DEFAULT_PLAN  # the common case in load tests: nothing programmed
     merged = Behaviour()
     if program is not None:
         merged = program.over(merged)
