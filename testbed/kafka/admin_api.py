@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from protoproxy_codecs.kafka import schema
 
 from . import errors
+from .fields import items, text
 from .topology import NO_LEADER, Topic
 from .versions import SUPPORTED
 
@@ -91,7 +92,7 @@ def metadata(req: Request, body: Any) -> Any:
     if requested is None or (req.version == 0 and not requested):
         names: list[str] = sorted(topology.topics)
     else:
-        names = [t.name for t in requested]
+        names = [text(t.name) for t in requested]
     allow_create = body.allow_auto_topic_creation and cluster.auto_create_topics
     out = []
     for name in names:
@@ -144,7 +145,7 @@ def create_topics(req: Request, body: Any) -> Any:
     R = req.response_class()
     TR = R.CreatableTopicResult
     out = []
-    for ct in body.topics:
+    for ct in items(body.topics):
         name = ct.name
         partitions = ct.num_partitions if ct.num_partitions != -1 else cluster.default_partitions
         rf = (
@@ -170,7 +171,7 @@ def create_topics(req: Request, body: Any) -> Any:
             )
         topic_id = None
         if err == errors.NONE and not body.validate_only:
-            configs = {c.name: c.value for c in ct.configs}
+            configs = {text(c.name): text(c.value) for c in items(ct.configs)}
             topic_id = cluster.create_topic(name, partitions, rf, configs).topic_id
         ok = err == errors.NONE
         out.append(
@@ -191,7 +192,7 @@ def delete_topics(req: Request, body: Any) -> Any:
     cluster = req.cluster
     R = req.response_class()
     out = []
-    for name in body.topic_names:
+    for name in items(body.topic_names):
         if name in cluster.topology.topics:
             cluster.delete_topic(name)
             err = errors.NONE
@@ -223,7 +224,7 @@ def describe_configs(req: Request, body: Any) -> Any:
     RR = R.DescribeConfigsResult
     CR = RR.DescribeConfigsResourceResult
     out = []
-    for res in body.resources:
+    for res in items(body.resources):
         err, msg, configs = errors.NONE, None, []
         if res.resource_type == TOPIC_RESOURCE:
             t = cluster.topology.topics.get(res.resource_name)

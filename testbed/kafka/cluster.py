@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import ssl as ssl_module
 import time
 import uuid
 import zlib
@@ -47,6 +48,7 @@ class FakeKafkaCluster:
         max_topics, max_partitions: bounds on what clients can make the cluster hold
             (topic count, partitions per topic); requests past them get
             POLICY_VIOLATION / INVALID_PARTITIONS.
+        ssl: a server-side SSLContext to make every listener speak TLS.
     """
 
     def __init__(
@@ -65,6 +67,7 @@ class FakeKafkaCluster:
         retention_bytes: int | None = 32 * 1024 * 1024,
         max_topics: int = 1000,
         max_partitions: int = 1000,
+        ssl: ssl_module.SSLContext | None = None,
     ) -> None:
         if brokers < 1:
             raise ValueError("a cluster needs at least one broker")
@@ -80,6 +83,8 @@ class FakeKafkaCluster:
         self.retention_bytes = retention_bytes
         self.max_topics = max_topics
         self.max_partitions = max_partitions
+        #: server-side TLS for every listener (None: plaintext)
+        self.ssl = ssl
         self.topology = Topology(self._rng)
         self.producers = ProducerStates(first_producer_id=1000 + self._rng.randrange(1000))
         self.groups = GroupCoordinator(

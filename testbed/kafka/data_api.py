@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import errors
 from .batches import BatchError, split_batches
+from .fields import items
 from .topology import Partition
 
 if TYPE_CHECKING:
@@ -93,10 +94,10 @@ def produce(req: Request, body: Any) -> Any:
     PartResp = TopicResp.PartitionProduceResponse
     bad_acks = acks not in (0, 1, -1)
     out = []
-    for td in body.topic_data:
+    for td in items(body.topic_data):
         name = td.name
         parts = []
-        for pd in td.partition_data:
+        for pd in items(td.partition_data):
             if bad_acks:
                 err, base, start = errors.INVALID_REQUIRED_ACKS, -1, -1
             else:
@@ -135,10 +136,10 @@ def _fetch_once(req: Request, body: Any, partitions_out: list[Any]) -> tuple[int
     total = 0
     led: list[Partition] = []
     partitions_out.clear()
-    for topic in body.topics:
+    for topic in items(body.topics):
         name = topic.topic
         parts = []
-        for fp in topic.partitions:
+        for fp in items(topic.partitions):
             err, p = leader_check(cluster, req.node_id, name, fp.partition, fp.current_leader_epoch)
             if err or p is None:
                 parts.append(
@@ -231,9 +232,9 @@ def list_offsets(req: Request, body: Any) -> Any:
     TR = R.ListOffsetsTopicResponse
     PR = TR.ListOffsetsPartitionResponse
     out = []
-    for topic in body.topics:
+    for topic in items(body.topics):
         parts = []
-        for lp in topic.partitions:
+        for lp in items(topic.partitions):
             err, p = leader_check(
                 cluster, req.node_id, topic.name, lp.partition_index, lp.current_leader_epoch
             )
@@ -260,9 +261,9 @@ def offset_for_leader_epoch(req: Request, body: Any) -> Any:
     TR = R.OffsetForLeaderTopicResult
     PR = TR.EpochEndOffset
     out = []
-    for topic in body.topics:
+    for topic in items(body.topics):
         parts = []
-        for op in topic.partitions:
+        for op in items(topic.partitions):
             err, p = leader_check(
                 cluster, req.node_id, topic.topic, op.partition, op.current_leader_epoch
             )

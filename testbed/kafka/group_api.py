@@ -12,6 +12,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from . import errors
+from .fields import items, text
 from .groups import GroupState, JoinResult, SyncResult
 
 if TYPE_CHECKING:
@@ -20,7 +21,9 @@ if TYPE_CHECKING:
 GROUP_KEY = 0
 
 
-def _not_coordinator(req: Request, group_id: str) -> int:
+def _not_coordinator(req: Request, group_id: str | None) -> int:
+    if not isinstance(group_id, str):
+        return errors.INVALID_GROUP_ID
     node = req.cluster.coordinator_for(group_id)
     if node < 0:
         return errors.COORDINATOR_NOT_AVAILABLE
@@ -60,7 +63,7 @@ def find_coordinator(req: Request, body: Any) -> Any:
         return errors.NONE, None, node, info.host, info.port
 
     if req.version < 4:
-        err, msg, node, host, port = lookup(body.key)
+        err, msg, node, host, port = lookup(text(body.key))
         return R(
             throttle_time_ms=0,
             error_code=err,
@@ -70,8 +73,8 @@ def find_coordinator(req: Request, body: Any) -> Any:
             port=port,
         )
     coords = []
-    for key in body.coordinator_keys:
-        err, msg, node, host, port = lookup(key)
+    for key in items(body.coordinator_keys):
+        err, msg, node, host, port = lookup(text(key))
         coords.append(
             R.Coordinator(
                 key=key, node_id=node, host=host, port=port, error_code=err, error_message=msg
@@ -99,7 +102,7 @@ async def join_group(req: Request, body: Any) -> Any:
             body.session_timeout_ms,
             body.rebalance_timeout_ms,
             body.protocol_type,
-            [(p.name, p.metadata) for p in body.protocols],
+            [(text(p.name), p.metadata or b"") for p in items(body.protocols)],
             # Static members (KIP-345) skip the member-id round trip, as in Kafka.
             req.version >= 4 and body.group_instance_id is None,
             _resolver(fut),
@@ -131,7 +134,7 @@ async def sync_group(req: Request, body: Any) -> Any:
             body.group_id,
             body.generation_id,
             body.member_id,
-            [(a.member_id, a.assignment) for a in body.assignments],
+            [(text(a.member_id), a.assignment or b"") for a in items(body.assignments)],
             _resolver(fut),
         )
         result = await fut
@@ -163,11 +166,12 @@ def leave_group(req: Request, body: Any) -> Any:
         return R(throttle_time_ms=0, error_code=err)
     if err:
         return R(throttle_time_ms=0, error_code=err, members=[])
-    ids = [m.member_id for m in body.members]
+    members_in = list(items(body.members))
+    ids = [text(m.member_id) for m in members_in]
     results = req.cluster.groups.leave(body.group_id, ids)
     members = [
         R.MemberResponse(member_id=m.member_id, group_instance_id=m.group_instance_id, error_code=e)
-        for m, e in zip(body.members, results, strict=True)
+        for m, e in zip(members_in, results, strict=True)
     ]
     return R(throttle_time_ms=0, error_code=errors.NONE, members=members)
 
@@ -185,9 +189,9 @@ def offset_commit(req: Request, body: Any) -> Any:
         body.group_id, body.generation_id_or_member_epoch, body.member_id
     )
     out = []
-    for topic in body.topics:
+    for topic in items(body.topics):
         parts = []
-        for cp in topic.partitions:
+        for cp in items(topic.partitions):
             perr = err
             if not perr and cluster.topology.partition(topic.name, cp.partition_index) is None:
                 perr = errors.UNKNOWN_TOPIC_OR_PARTITION
@@ -214,7 +218,7 @@ def offset_fetch(req: Request, body: Any) -> Any:
     if err:
         if req.version >= 2:
             return R(throttle_time_ms=0, topics=[], error_code=err)
-        requested = [(t.name, list(t.partition_indexes)) for t in body.topics or ()]
+        requested = [(t.name, list(items(t.partition_indexes))) for t in items(body.topics)]
         return R(
             topics=[
                 TR(
@@ -230,7 +234,7 @@ def offset_fetch(req: Request, body: Any) -> Any:
     if body.topics is None:
         wanted = sorted(groups.committed_topics(body.group_id).items())
     else:
-        wanted = [(t.name, list(t.partition_indexes)) for t in body.topics]
+        wanted = [(t.name, list(items(t.partition_indexes))) for t in body.topics]
     out = []
     for name, indexes in wanted:
         parts = []
@@ -258,7 +262,7 @@ def describe_groups(req: Request, body: Any) -> Any:
     DG = R.DescribedGroup
     DM = DG.DescribedGroupMember
     out = []
-    for gid in body.groups:
+    for gid in items(body.groups):
         err = _not_coordinator(req, gid)
         g = groups.groups.get(gid)
         if err or g is None:

@@ -78,7 +78,11 @@ class BrokerServer:
     async def start(self) -> None:
         """Listen; a restarted broker reuses the port it had, like a real one."""
         self._server = await asyncio.start_server(
-            self._on_connection, self.info.host, self.info.port, reuse_address=True
+            self._on_connection,
+            self.info.host,
+            self.info.port,
+            reuse_address=True,
+            ssl=self.cluster.ssl,
         )
         self.info.port = self._server.sockets[0].getsockname()[1]
 
