@@ -56,6 +56,11 @@ class RawLimits:
     max_input: int = Limits().max_message_size
     max_text: int = 1024  # characters of a string, or bytes of a bytes value, shown
 
+    def __post_init__(self) -> None:
+        # Nesting is parsed by recursion: keep it far from Python's stack limit.
+        if not 0 <= self.max_depth <= 100:
+            raise ValueError(f"max_depth must be within 0..100, not {self.max_depth}")
+
 
 DEFAULT_LIMITS = RawLimits()
 
