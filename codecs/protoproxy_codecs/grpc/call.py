@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..base import DOWNSTREAM, UPSTREAM, Direction, Exchange
-from .framing import GrpcMessage, MessageReader
+from .framing import Budget, GrpcMessage, MessageReader
 from .status import decode_message, http_status, parse_status, rst_status
 from .timeout import parse_timeout
 
@@ -44,7 +44,13 @@ class GrpcCall:
     protocol = "grpc"
 
     def __init__(
-        self, stream_id: int, path: str, headers: Headers, started: float, max_message_size: int
+        self,
+        stream_id: int,
+        path: str,
+        headers: Headers,
+        started: float,
+        max_message_size: int,
+        budget: Budget | None = None,
     ) -> None:
         self.stream_id = stream_id
         self.path = path
@@ -57,8 +63,8 @@ class GrpcCall:
             elif name == "grpc-timeout":
                 self.timeout = parse_timeout(value)
         self.readers = (
-            MessageReader(UPSTREAM, stream_id, max_message_size),
-            MessageReader(DOWNSTREAM, stream_id, max_message_size),
+            MessageReader(UPSTREAM, stream_id, max_message_size, budget),
+            MessageReader(DOWNSTREAM, stream_id, max_message_size, budget),
         )
         self.http_status: str | None = None
         self.status: str | None = None
@@ -87,6 +93,9 @@ class GrpcCall:
             self.status = "UNAVAILABLE"
 
     def exchange(self, finished: float, request_bytes: int, response_bytes: int) -> Exchange:
+        """The call's Exchange; the call is over, so partial messages are let go."""
+        for reader in self.readers:
+            reader.release()
         status = self.status
         if status is None:
             status = http_status(self.http_status)

@@ -21,10 +21,12 @@ class GrpcMessage:
 
     `payload` is a memoryview into the DATA frame's bytes when the message fit
     in one frame, else bytes. Keep it only as long as needed: a view pins the
-    frame's bytes in memory.
+    frame's bytes in memory. When the connection's reassembly budget was spent
+    the payload of a spanning message is not kept: `truncated` is then True
+    and `payload` empty; `length` is always the length on the wire.
     """
 
-    __slots__ = ("compressed", "direction", "index", "payload", "stream_id")
+    __slots__ = ("compressed", "direction", "index", "length", "payload", "stream_id", "truncated")
 
     def __init__(
         self,
@@ -33,42 +35,74 @@ class GrpcMessage:
         index: int,
         compressed: int,
         payload: memoryview | bytes,
+        length: int,
+        truncated: bool = False,
     ) -> None:
         self.direction = direction
         self.stream_id = stream_id
         self.index = index  # 0-based position within this call and direction
         self.compressed = compressed
         self.payload = payload
-
-    @property
-    def length(self) -> int:
-        return len(self.payload)
+        self.length = length
+        self.truncated = truncated
 
     def __repr__(self) -> str:
         return (
             f"GrpcMessage({self.direction.name}, stream={self.stream_id}, #{self.index}, "
-            f"compressed={self.compressed}, {len(self.payload)}B)"
+            f"compressed={self.compressed}, {self.length}B{', truncated' if self.truncated else ''})"
         )
+
+
+class Budget:
+    """Bytes a connection may hold for messages that span DATA frames, across
+    all its streams: without it, many streams each holding a partial message
+    could pin max_pending x max_message_size."""
+
+    __slots__ = ("left",)
+
+    def __init__(self, size: int) -> None:
+        self.left = size
 
 
 class MessageReader:
     """Messages of one direction of one call."""
 
-    __slots__ = ("_length", "_partial", "bytes", "count", "direction", "max_size", "stream_id")
+    __slots__ = (
+        "_body",
+        "_budget",
+        "_flag",
+        "_head",
+        "_left",
+        "_length",
+        "_reserved",
+        "bytes",
+        "count",
+        "direction",
+        "max_size",
+        "stream_id",
+    )
 
-    def __init__(self, direction: Direction, stream_id: int, max_size: int) -> None:
+    def __init__(
+        self, direction: Direction, stream_id: int, max_size: int, budget: Budget | None = None
+    ) -> None:
         self.direction = direction
         self.stream_id = stream_id
         self.max_size = max_size
         self.count = 0  # messages completed
         self.bytes = 0  # payload bytes of completed messages
-        self._partial: bytearray | None = None  # prefix and payload of a spanning message
-        self._length = -1  # payload length of the spanning message, once its prefix is in
+        self._budget = budget
+        self._head: bytearray | None = None  # a prefix split across frames
+        self._left = -1  # payload bytes still due for a spanning message; -1: none
+        self._body: bytearray | None = None  # its payload so far, unless not retained
+        self._flag = 0
+        self._length = 0
+        self._reserved = 0
 
     @property
     def pending(self) -> int:
         """Bytes held for a message that has not completed (0 at a message boundary)."""
-        return len(self._partial) if self._partial is not None else 0
+        held = len(self._head) if self._head is not None else 0
+        return held + (len(self._body) if self._body is not None else 0)
 
     def _check(self, length: int) -> None:
         if length > self.max_size:
@@ -77,45 +111,91 @@ class MessageReader:
                 "message_too_large",
             )
 
-    def _emit(self, out: list[GrpcMessage], compressed: int, payload: memoryview | bytes) -> None:
-        out.append(GrpcMessage(self.direction, self.stream_id, self.count, compressed, payload))
+    def _emit(
+        self,
+        out: list[GrpcMessage],
+        flag: int,
+        payload: memoryview | bytes,
+        length: int,
+        truncated: bool,
+    ) -> None:
+        out.append(
+            GrpcMessage(
+                self.direction, self.stream_id, self.count, flag, payload, length, truncated
+            )
+        )
         self.count += 1
-        self.bytes += len(payload)
+        self.bytes += length
+
+    def release(self) -> None:
+        """The call ended: give back any budget a partial message held."""
+        if self._reserved and self._budget is not None:
+            self._budget.left += self._reserved
+        self._reserved = 0
+        self._body = None
+        self._head = None
+        self._left = -1
 
     def feed(self, data: memoryview) -> list[GrpcMessage]:
         """Messages completed by this DATA payload (padding already removed)."""
         out: list[GrpcMessage] = []
         n = len(data)
         pos = 0
-        part = self._partial
-        if part is not None:
-            if len(part) < PREFIX_LEN:
-                take = min(PREFIX_LEN - len(part), n)
-                part += data[:take]
-                pos = take
-                if len(part) < PREFIX_LEN:
+        unpack = _LEN.unpack_from
+        while True:
+            if self._left >= 0:  # inside a message that spans frames
+                take = min(self._left, n - pos)
+                if self._body is not None:
+                    self._body += data[pos : pos + take]
+                pos += take
+                self._left -= take
+                if self._left:
                     return out
-                self._length = _LEN.unpack_from(part, 1)[0]
-                self._check(self._length)
-            want = PREFIX_LEN + self._length - len(part)
-            take = min(want, n - pos)
-            part += data[pos : pos + take]
-            pos += take
-            if take < want:
+                self._left = -1
+                body = self._body
+                if body is not None:
+                    self._body = None
+                    self._emit(out, self._flag, bytes(body), self._length, False)
+                else:
+                    self._emit(out, self._flag, b"", self._length, True)
+                if self._reserved:
+                    assert self._budget is not None
+                    self._budget.left += self._reserved
+                    self._reserved = 0
+                continue
+            if pos >= n:
                 return out
-            self._partial = None
-            self._emit(out, part[0], bytes(memoryview(part)[PREFIX_LEN:]))
-        while pos < n:
-            if n - pos < PREFIX_LEN:
-                self._partial = bytearray(data[pos:])
-                break
-            length = _LEN.unpack_from(data, pos + 1)[0]
-            self._check(length)
-            end = pos + PREFIX_LEN + length
-            if end > n:
-                self._partial = bytearray(data[pos:])
-                self._length = length
-                break
-            self._emit(out, data[pos], data[pos + PREFIX_LEN : end])
-            pos = end
-        return out
+            head = self._head
+            if head is None and n - pos >= PREFIX_LEN:
+                flag = data[pos]
+                length = unpack(data, pos + 1)[0]
+                self._check(length)
+                end = pos + PREFIX_LEN + length
+                if end <= n:  # the common case: the whole message is in this frame
+                    self._emit(out, flag, data[pos + PREFIX_LEN : end], length, False)
+                    pos = end
+                    continue
+                pos += PREFIX_LEN
+            else:
+                if head is None:
+                    head = self._head = bytearray()
+                take = min(PREFIX_LEN - len(head), n - pos)
+                head += data[pos : pos + take]
+                pos += take
+                if len(head) < PREFIX_LEN:
+                    return out
+                self._head = None
+                flag = head[0]
+                length = unpack(head, 1)[0]
+                self._check(length)
+            self._flag = flag
+            self._length = length
+            self._left = length
+            budget = self._budget
+            if budget is None or budget.left >= length:
+                if budget is not None:
+                    budget.left -= length
+                    self._reserved = length
+                self._body = bytearray()
+            else:
+                self._body = None  # over budget: count it, do not keep it

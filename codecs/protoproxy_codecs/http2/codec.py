@@ -31,6 +31,7 @@ from ..base import (
     Sniff,
 )
 from ..grpc.call import GrpcCall, is_grpc
+from ..grpc.framing import Budget
 from . import frames as F
 from .calls import HttpCall
 from .flow import FlowLedger
@@ -141,6 +142,8 @@ class Http2Codec(BaseCodec):
         self._sides = (_Side(lim, preface=True), _Side(lim, preface=False))
         self._streams: dict[int, _Stream] = {}
         self.ledger = FlowLedger(enforce=enforce_flow_control)
+        #: Bytes all streams together may hold for gRPC messages spanning frames.
+        self._grpc_budget = Budget(self.limits.max_message_size)
         self._failed: DecodeError | None = None
         self._reencoders: list[MirrorEncoder | None] = [None, None]
         self.goaway: list[tuple[int, int] | None] = [None, None]  # (last id, code) per sender
@@ -499,7 +502,9 @@ class Http2Codec(BaseCodec):
                 content_type = value
                 break  # pseudo-headers precede regular ones
         if is_grpc(content_type):
-            return GrpcCall(sid, path, headers, now, self.limits.max_message_size)
+            return GrpcCall(
+                sid, path, headers, now, self.limits.max_message_size, self._grpc_budget
+            )
         return HttpCall(sid, method, path, authority, now)
 
     def _priority(self, sid: int, raw: bytes, at: int, info: dict[str, Any]) -> None:

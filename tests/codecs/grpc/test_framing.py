@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM, DecodeError
 from protoproxy_codecs.grpc import (
+    Budget,
     MessageReader,
     decode_message,
     parse_timeout,
@@ -31,7 +32,8 @@ def test_messages_reassembled_across_frames_and_split_within(
     messages: list[tuple[int, bytes]], data: st.DataObject
 ) -> None:
     wire = _encode(messages)
-    reader = MessageReader(UPSTREAM, 5, max_size=1000)
+    budget = Budget(10_000)
+    reader = MessageReader(UPSTREAM, 5, max_size=1000, budget=budget)
     got = []
     for frame in data.draw(chunks(wire)):
         got.extend(reader.feed(memoryview(frame)))
@@ -41,6 +43,8 @@ def test_messages_reassembled_across_frames_and_split_within(
     assert reader.count == len(messages)
     assert reader.bytes == sum(len(p) for _, p in messages)
     assert reader.pending == 0
+    assert budget.left == 10_000  # every reservation was given back
+    assert all(not m.truncated and m.length == len(m.payload) for m in got)
 
 
 def test_message_in_one_frame_is_a_view_not_a_copy() -> None:
@@ -90,3 +94,23 @@ def test_small_helpers() -> None:
     assert split_path("/pkg.Svc/Get") == ("pkg.Svc", "Get")
     assert split_path("weird") == ("", "weird")
     assert http_status("404") == "UNIMPLEMENTED" and http_status("200") == "UNKNOWN"
+
+
+def test_budget_bounds_what_all_streams_hold_together() -> None:
+    budget = Budget(100)
+    a = MessageReader(UPSTREAM, 1, max_size=1000, budget=budget)
+    b = MessageReader(UPSTREAM, 3, max_size=1000, budget=budget)
+    wire = _encode([(0, b"a" * 80)])
+    assert a.feed(memoryview(wire[:10])) == []
+    assert budget.left == 20 and a.pending == 5
+    assert b.feed(memoryview(wire[:10])) == []  # 80 > 20 left: counted, not kept
+    assert b.pending == 0
+    (got_b,) = b.feed(memoryview(wire[10:]))
+    assert got_b.truncated and got_b.length == 80 and got_b.payload == b""
+    (got_a,) = a.feed(memoryview(wire[10:]))
+    assert not got_a.truncated and bytes(got_a.payload) == b"a" * 80
+    assert budget.left == 100
+    a.feed(memoryview(wire[:10]))
+    a.release()  # the call ended mid-message
+    assert budget.left == 100 and a.pending == 0
+    assert a.bytes == 80 and b.bytes == 80
