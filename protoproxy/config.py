@@ -169,8 +169,6 @@ class KafkaListener(Model):
     advertised_host: str | None = None
     #: Broker listeners one bootstrap listener may open (node ids come from the wire).
     max_brokers: int = Field(default=64, ge=1, le=4096)
-    #: Broker listeners one bootstrap listener may open (node ids come from the wire).
-    max_brokers: int = Field(default=64, ge=1, le=4096)
 
     @field_validator("broker_ports")
     @classmethod

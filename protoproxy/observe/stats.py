@@ -112,21 +112,45 @@ class Histogram:
 class Stats:
     """Every metric family of one proxy process, by name."""
 
-    def __init__(self, max_series: int = 10000) -> None:
+    def __init__(self, max_series: int = 10000, caps: dict[str, int] | None = None) -> None:
         self.max_series = max_series
+        #: per-family caps by name, overriding `max_series`
+        self.caps: dict[str, int] = dict(caps or {})
         self.families: dict[str, Counter | Histogram] = {}
+
+    def configure(self, max_series: int, caps: dict[str, int] | None = None) -> None:
+        """Set series caps, for families that exist already and ones made later.
+
+        The Proxy builds its Stats before the config's `metrics:` section is
+        applied, so caps are (re)applied here; lowering a cap keeps the series
+        already held and folds only new ones into `other`.
+        """
+        self.max_series = max_series
+        self.caps = dict(caps or {})
+        for fam in self.families.values():
+            fam.max_series = self.cap(fam.name)
+
+    def cap(self, name: str) -> int:
+        return self.caps.get(name, self.max_series)
+
+    def series_count(self) -> int:
+        """Label sets held across all families (what bounds memory and /metrics)."""
+        return sum(
+            len(f.series) if isinstance(f, Histogram) else len(f.values)
+            for f in self.families.values()
+        )
 
     def counter(self, name: str, help: str, labelnames: tuple[str, ...]) -> Counter:
         fam = self.families.get(name)
         if fam is None:
-            fam = self.families[name] = Counter(name, help, labelnames, max_series=self.max_series)
+            fam = self.families[name] = Counter(name, help, labelnames, max_series=self.cap(name))
         assert isinstance(fam, Counter)
         return fam
 
     def gauge(self, name: str, help: str, labelnames: tuple[str, ...]) -> Gauge:
         fam = self.families.get(name)
         if fam is None:
-            fam = self.families[name] = Gauge(name, help, labelnames, max_series=self.max_series)
+            fam = self.families[name] = Gauge(name, help, labelnames, max_series=self.cap(name))
         assert isinstance(fam, Gauge)
         return fam
 
@@ -140,7 +164,7 @@ class Stats:
         fam = self.families.get(name)
         if fam is None:
             fam = self.families[name] = Histogram(
-                name, help, labelnames, bounds, max_series=self.max_series
+                name, help, labelnames, bounds, max_series=self.cap(name)
             )
         assert isinstance(fam, Histogram)
         return fam

@@ -1,0 +1,147 @@
+"""The access log: one JSON line per Exchange, written through a large buffer.
+
+Lines collect in a BufferedWriter and reach the file when the buffer fills or
+on a once-a-second flush, so a busy proxy makes a few write syscalls a second
+rather than one per exchange. Wall-clock start times are derived from the
+monotonic timestamps with one offset taken when the log is opened, which keeps
+`time.time()` out of the per-line path and makes durations exact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import random
+import sys
+import time
+from typing import IO, TYPE_CHECKING, Any
+
+from protoproxy_codecs.base import Exchange
+
+from .redact import REDACTED
+
+if TYPE_CHECKING:
+    from ..config import AccessLog as AccessLogConfig
+    from ..connection import Connection
+
+BUFFER = 256 * 1024
+FLUSH_INTERVAL = 1.0
+
+# Exchange attrs copied into the line when present (small, bounded values only).
+_ATTRS = (
+    "client_id",
+    "record_count",
+    "request_messages",
+    "response_messages",
+    "grpc_message",
+    "errors",
+    "topics",
+)
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+
+
+class AccessLog:
+    def __init__(self, config: AccessLogConfig) -> None:
+        self.sample = config.sample
+        self.path = config.path
+        self._rng = random.Random()
+        self._out: IO[bytes] | None = None
+        self._owns = False
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self._clock_offset: float | None = None
+        self.lines = 0
+
+    def _open(self, conn: Connection) -> IO[bytes]:
+        if self.path in (None, "-", ""):
+            # Bytes straight to stdout's buffer: TextIOWrapper would flush per line on a tty.
+            out: IO[bytes] = getattr(sys.stdout, "buffer", None) or _TextSink(sys.stdout)
+        else:
+            out = open(self.path, "ab", buffering=BUFFER)  # noqa: SIM115 - closed in close()
+            self._owns = True
+        self._out = out
+        # monotonic (the loop's clock, which stamps Exchanges) -> wall clock
+        self._clock_offset = time.time() - conn.loop.time()
+        return out
+
+    def observe(self, conn: Connection, exchanges: list[Exchange]) -> None:
+        out = self._out or self._open(conn)
+        sample = self.sample
+        offset = self._clock_offset
+        assert offset is not None
+        listener = conn.listener.name
+        peer = conn.down.peername if conn.down is not None else "-"
+        upstream = conn.endpoint.name if conn.endpoint is not None else "-"
+        lines = []
+        for ex in exchanges:
+            if sample < 1.0 and self._rng.random() >= sample:
+                continue
+            line: dict[str, Any] = {
+                "start": round(ex.started + offset, 6),
+                "duration": ex.finished - ex.started,
+                "conn": conn.id,
+                "listener": listener,
+                "downstream": peer,
+                "upstream": upstream,
+                "protocol": ex.protocol,
+                "operation": ex.operation,
+                "status": ex.status,
+                "request_bytes": ex.request_bytes,
+                "response_bytes": ex.response_bytes,
+            }
+            attrs = ex.attrs
+            if attrs:
+                for name in _ATTRS:
+                    v = attrs.get(name)
+                    if v is not None:
+                        line[name] = v
+                fault = attrs.get("fault")
+                if fault is not None:
+                    line["fault"] = fault
+                if attrs.get("secret"):
+                    line["secret"] = REDACTED
+            lines.append(_encode(line))
+        if not lines:
+            return
+        self.lines += len(lines)
+        lines.append("")
+        out.write("\n".join(lines).encode())
+        if self._flush_handle is None:
+            self._flush_handle = conn.loop.call_later(FLUSH_INTERVAL, self._timed_flush)
+
+    def _timed_flush(self) -> None:
+        self._flush_handle = None
+        self.flush()
+
+    def flush(self) -> None:
+        if self._out is not None:
+            try:
+                self._out.flush()
+            except (OSError, ValueError, io.UnsupportedOperation):
+                pass  # stdout closed under us at exit; nothing left to write to
+
+    def close(self) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        self.flush()
+        if self._owns and self._out is not None:
+            self._out.close()
+        self._out = None
+
+
+class _TextSink(io.RawIOBase):
+    """Bytes onto a text stream that has no `.buffer` (a test's captured stdout)."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.stream.write(bytes(data).decode())
+        return len(data)
+
+    def flush(self) -> None:
+        self.stream.flush()

@@ -1,0 +1,125 @@
+"""Per-Exchange metrics, whatever the protocol: counts, latency, messages, records.
+
+Protocol components add their own richer families (per topic, per broker...);
+these generic ones exist so that every listener gets request counts and a
+latency histogram even before, or without, a protocol integration.
+
+The hot path: one dict lookup for the connection's label state, two nested
+dict lookups for the cached label tuple, then ``+=`` on plain numbers. Label
+tuples are built once per (connection, operation, status) and reused.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from protoproxy_codecs.base import Exchange
+
+from .stats import Counter, Histogram, Stats
+
+if TYPE_CHECKING:
+    from ..connection import Connection
+
+#: Label cache entries per connection before it is dropped and rebuilt.
+_CACHE_LIMIT = 256
+
+
+class _OpLabels:
+    """Every label tuple one operation needs, built on its first exchange."""
+
+    __slots__ = ("by_status", "down", "op", "up")
+
+    def __init__(self, listener: str, protocol: str, op: str) -> None:
+        self.op = (listener, protocol, op)
+        self.up = (listener, protocol, op, "upstream")
+        self.down = (listener, protocol, op, "downstream")
+        self.by_status: dict[str, tuple[str, ...]] = {}
+
+
+class _ConnLabels:
+    """Label tuples for one connection; dropped when the connection closes."""
+
+    __slots__ = ("client", "listener", "ops", "protocol")
+
+    def __init__(self, listener: str, protocol: str) -> None:
+        self.listener = listener
+        self.protocol = protocol
+        self.ops: dict[str, _OpLabels] = {}
+        self.client: dict[str, tuple[str, ...]] = {}  # client id -> key
+
+
+class ExchangeMetrics:
+    """An exchange observer feeding the generic exchange families in `stats`."""
+
+    def __init__(self, stats: Stats) -> None:
+        self.exchanges: Counter = stats.counter(
+            "protoproxy_exchanges_total",
+            "Exchanges (request and response; a gRPC call) by outcome",
+            ("listener", "protocol", "operation", "status"),
+        )
+        self.duration: Histogram = stats.histogram(
+            "protoproxy_exchange_duration_seconds",
+            "Time from the request's first message to the response's last",
+            ("listener", "protocol", "operation"),
+        )
+        self.messages: Counter = stats.counter(
+            "protoproxy_exchange_messages_total",
+            "gRPC messages inside calls, by direction",
+            ("listener", "protocol", "operation", "direction"),
+        )
+        self.records: Counter = stats.counter(
+            "protoproxy_exchange_records_total",
+            "Kafka records carried (Produce requests upstream, Fetch responses downstream)",
+            ("listener", "protocol", "operation", "direction"),
+        )
+        self.clients: Counter = stats.counter(
+            "protoproxy_client_requests_total",
+            "Exchanges by the client id the client announced (Kafka client_id)",
+            ("listener", "protocol", "client_id"),
+        )
+        self._conns: dict[int, _ConnLabels] = {}
+
+    def _labels(self, conn: Connection) -> _ConnLabels:
+        state = self._conns.get(conn.id)
+        if state is None or state.protocol != conn.protocol:
+            state = self._conns[conn.id] = _ConnLabels(conn.listener.name, conn.protocol)
+        return state
+
+    def closed(self, conn: Connection) -> None:
+        self._conns.pop(conn.id, None)
+
+    def observe(self, conn: Connection, exchanges: list[Exchange]) -> None:
+        state = self._labels(conn)
+        ops = state.ops
+        for ex in exchanges:
+            op = ex.operation
+            labels = ops.get(op)
+            if labels is None:
+                if len(ops) >= _CACHE_LIMIT:
+                    ops.clear()
+                labels = ops[op] = _OpLabels(state.listener, state.protocol, op)
+            status = ex.status
+            key = labels.by_status.get(status)
+            if key is None:
+                key = labels.by_status[status] = (*labels.op, status)
+            self.exchanges.inc(key)
+            self.duration.observe(labels.op, ex.finished - ex.started)
+            attrs = ex.attrs
+            if not attrs:
+                continue
+            n_up = attrs.get("request_messages")
+            if n_up is not None:
+                self.messages.inc(labels.up, n_up)
+                self.messages.inc(labels.down, attrs.get("response_messages", 0))
+            records = attrs.get("record_count")
+            if records:
+                # Produce requests carry records upstream; Fetch responses downstream.
+                self.records.inc(labels.up if "acks" in attrs else labels.down, records)
+            client = attrs.get("client_id")
+            if client is not None:
+                ckey = state.client.get(client)
+                if ckey is None:
+                    if len(state.client) >= _CACHE_LIMIT:
+                        state.client.clear()
+                    ckey = state.client[client] = (state.listener, state.protocol, client)
+                self.clients.inc(ckey)
