@@ -24,8 +24,13 @@ from ..base import DecodeError
 Header = tuple[str, str]
 Headers = tuple[Header, ...]
 
-_CACHE_MAX = 512
-_STRS_MAX = 1024
+# Memory bounds per direction: at most _CACHE_MAX blocks of up to _CACHE_BLOCK
+# bytes, and _STRS_MAX dynamic entries of up to _STRS_ENTRY bytes (RFC size).
+# gRPC and typical HTTP heads fit easily; bigger blocks are simply not cached.
+_CACHE_MAX = 256
+_CACHE_BLOCK = 1024
+_STRS_MAX = 512
+_STRS_ENTRY = 1024
 _STATIC_LEN = len(HeaderTable.STATIC_TABLE)
 #: Static entries as str with their size, 1-based like HPACK indices.
 _STATIC_STR: tuple[tuple[Header, int], ...] = (
@@ -114,9 +119,10 @@ class HeaderDecoder:
             and (entries[0] if entries else None) is before_first
             and table.maxsize == before_max
         ):
-            if len(self._cache) >= _CACHE_MAX:
-                self._cache.clear()
-            self._cache[bytes(block)] = headers
+            if len(block) <= _CACHE_BLOCK:
+                if len(self._cache) >= _CACHE_MAX:
+                    self._cache.clear()
+                self._cache[bytes(block)] = headers
         elif self._cache:
             self._cache.clear()
         return headers
@@ -158,9 +164,10 @@ class HeaderDecoder:
                                 (entry[0].decode("utf-8"), entry[1].decode("utf-8")),
                                 len(entry[0]) + len(entry[1]) + 32,
                             )
-                            if len(strs) >= _STRS_MAX:
-                                strs.clear()
-                            strs[entry] = hit
+                            if hit[1] <= _STRS_ENTRY:
+                                if len(strs) >= _STRS_MAX:
+                                    strs.clear()
+                                strs[entry] = hit
                         header, hsize = hit
                     else:
                         raise DecodeError(
