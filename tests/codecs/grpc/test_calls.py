@@ -5,6 +5,9 @@ from __future__ import annotations
 import itertools
 import struct
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM
 from protoproxy_codecs.http2 import ErrorCode, Http2Codec
 
@@ -220,3 +223,45 @@ def test_injected_reset_ends_the_call_in_the_codec() -> None:
     assert ex.status == "CANCELLED"
     assert pair.codec.open_streams == 0
     assert pair.codec.ledger.tracks(sid) is False
+
+
+@given(
+    st.lists(st.binary(max_size=3000), min_size=1, max_size=8),
+    st.lists(st.integers(1, 5000), min_size=1, max_size=10),
+    st.randoms(use_true_random=False),
+)
+def test_messages_and_exchange_survive_any_framing_and_chunking(
+    payloads: list[bytes], frame_sizes: list[int], rnd
+) -> None:
+    def chunker(data: bytes) -> list[bytes]:
+        cuts = (
+            sorted(rnd.sample(range(1, len(data)), min(len(data) - 1, 6))) if len(data) > 1 else []
+        )
+        return [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
+
+    pair = H2Pair(codec=Http2Codec(clock=Ticks()), chunker=chunker)
+    c, s = pair.client, pair.server
+    sid = c.get_next_available_stream_id()
+    c.send_headers(sid, grpc_request("/x.Y/Z"))
+    wire = b"".join(msg(p, flag=i % 2) for i, p in enumerate(payloads))
+    pos, i = 0, 0
+    while pos < len(wire):
+        size = frame_sizes[i % len(frame_sizes)]
+        c.send_data(sid, wire[pos : pos + size])
+        pos += size
+        i += 1
+        pair.pump()
+    c.end_stream(sid)
+    pair.pump()
+    s.send_headers(sid, [(":status", "200"), ("grpc-status", "0")], end_stream=True)
+    pair.pump()
+    events = [e for m in pair.of_kind("data", UPSTREAM) for e in m.info.get("grpc_messages", [])]
+    assert [(e.index, e.compressed, bytes(e.payload)) for e in events] == [
+        (i, i % 2, p) for i, p in enumerate(payloads)
+    ]
+    (ex,) = pair.codec.take_exchanges()
+    assert ex.attrs["request_messages"] == len(payloads)
+    assert ex.attrs["request_message_bytes"] == sum(map(len, payloads))
+    assert b"".join(m.raw for m in pair.messages if m.direction is UPSTREAM) == bytes(
+        pair.raw[UPSTREAM]
+    )
