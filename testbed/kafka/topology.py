@@ -106,6 +106,10 @@ class Topology:
         p.leader_epoch += 1
         p.log.new_leader_epoch(p.leader_epoch)
         self.version += 1
+        # Fetches parked on the old leader answer now (NOT_LEADER_OR_FOLLOWER),
+        # as a broker completes its delayed fetches when it loses leadership.
+        for wake in tuple(p.log.listeners):
+            wake()
 
     def broker_stopped(self, node_id: int) -> None:
         self.brokers[node_id].alive = False

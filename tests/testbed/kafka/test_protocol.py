@@ -299,3 +299,46 @@ async def test_connections_are_counted_per_broker(cluster: FakeKafkaCluster):
     after = cluster.connections_accepted_by_broker
     assert {n: after[n] - before[n] for n in after} == {0: 1, 1: 2, 2: 0}
     assert cluster.connections_accepted == sum(after.values())
+
+
+async def test_parked_fetch_answers_when_leadership_moves(cluster: FakeKafkaCluster):
+    cluster.create_topic("park", 1)
+    old_leader = cluster.leader("park", 0)
+    client = await _leader_client(cluster, "park", 0)
+    try:
+        fetch = asyncio.create_task(
+            client.request(
+                1,
+                12,
+                {
+                    "max_wait_ms": 30_000,
+                    "min_bytes": 1,
+                    "topics": [
+                        {
+                            "topic": "park",
+                            "partitions": [
+                                {"partition": 0, "fetch_offset": 0, "partition_max_bytes": 1 << 20}
+                            ],
+                        }
+                    ],
+                },
+            )
+        )
+        await asyncio.sleep(0.05)
+        assert not fetch.done()
+        cluster.move_leader("park", 0, (old_leader + 1) % 3)
+        async with asyncio.timeout(10):
+            resp = await fetch
+        assert resp.responses[0].partitions[0].error_code == errors.NOT_LEADER_OR_FOLLOWER
+    finally:
+        await client.close()
+
+
+async def test_same_seed_same_cluster():
+    async def shape(seed: int) -> tuple:
+        async with FakeKafkaCluster(seed=seed) as c:
+            t = c.create_topic("s", 6)
+            return c.cluster_id, t.topic_id, [c.leader("s", p) for p in range(6)]
+
+    assert await shape(11) == await shape(11)
+    assert await shape(11) != await shape(12)
