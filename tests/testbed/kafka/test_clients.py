@@ -35,7 +35,7 @@ def _assert_log_matches(cluster: FakeKafkaCluster, topic: str, produced: dict[in
 def _kafka_python_roundtrip(bootstrap: str, topic: str) -> tuple[dict, dict]:
     from kafka import KafkaConsumer, KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    producer = KafkaProducer(bootstrap_servers=bootstrap)  # defaults: idempotent, acks=all
     futures = [producer.send(topic, key=_key(i), value=v) for i, v in enumerate(_values())]
     producer.flush(timeout=30)
     produced: dict[int, list[bytes]] = defaultdict(list)

@@ -342,3 +342,20 @@ async def test_same_seed_same_cluster():
 
     assert await shape(11) == await shape(11)
     assert await shape(11) != await shape(12)
+
+
+async def test_find_coordinator_by_key_and_by_coordinator_keys(cluster: FakeKafkaCluster):
+    client = await RawClient.connect(cluster.bootstrap)
+    try:
+        old = await client.request(10, 3, {"key": "g1", "key_type": 0})
+        new = await client.request(10, 4, {"key_type": 0, "coordinator_keys": ["g1", "g2"]})
+        txn = await client.request(10, 4, {"key_type": 1, "coordinator_keys": ["tx"]})
+    finally:
+        await client.close()
+    assert old.error_code == 0 and old.node_id == cluster.coordinator_for("g1")
+    assert old.port == int(cluster.servers[old.node_id].address.rpartition(":")[2])
+    assert [(c.key, c.node_id) for c in new.coordinators] == [
+        ("g1", cluster.coordinator_for("g1")),
+        ("g2", cluster.coordinator_for("g2")),
+    ]
+    assert txn.coordinators[0].error_code == errors.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
