@@ -514,6 +514,8 @@ class Connection:
     def decode_failed(self, direction: Direction, exc: DecodeError) -> None:
         """A bad frame: answer in the protocol's own way, count, log, and close."""
         assert self.codec is not None
+        if self.end_reason is not None:
+            return  # already ending (e.g. EOF after the bad frame): count it once
         self.proxy.metrics.decode_errors.inc((self.listener.name, self.protocol, exc.reason))
         to_sender, to_peer = self.codec.error_reply(direction, exc)
         sender = self.down if direction is UPSTREAM else self.up
