@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..base import DOWNSTREAM, UPSTREAM, Direction, Exchange
+from ..base import Direction, Exchange
 from .framing import Budget, GrpcMessage, MessageReader
 from .status import decode_message, http_status, parse_status, rst_status
 from .timeout import parse_timeout
@@ -30,15 +30,16 @@ def split_path(path: str) -> tuple[str, str]:
 
 class GrpcCall:
     __slots__ = (
-        "encoding",
+        "_budget",
+        "_max_size",
         "grpc_message",
         "http_status",
         "path",
         "readers",
+        "request_headers",
         "started",
         "status",
         "stream_id",
-        "timeout",
     )
 
     protocol = "grpc"
@@ -55,23 +56,37 @@ class GrpcCall:
         self.stream_id = stream_id
         self.path = path
         self.started = started
-        self.encoding: str | None = None
-        self.timeout: float | None = None
-        for name, value in headers:
-            if name == "grpc-encoding":
-                self.encoding = value
-            elif name == "grpc-timeout":
-                self.timeout = parse_timeout(value)
-        self.readers = (
-            MessageReader(UPSTREAM, stream_id, max_message_size, budget),
-            MessageReader(DOWNSTREAM, stream_id, max_message_size, budget),
-        )
+        # Kept, not scanned: encoding and timeout are only needed for the Exchange.
+        self.request_headers = headers
+        self._max_size = max_message_size
+        self._budget = budget
+        # Made on first DATA: many calls carry messages one way only.
+        self.readers: list[MessageReader | None] = [None, None]
         self.http_status: str | None = None
         self.status: str | None = None
         self.grpc_message: str | None = None
 
     def on_data(self, direction: Direction, payload: memoryview) -> list[GrpcMessage]:
-        return self.readers[direction].feed(payload)
+        reader = self.readers[direction]
+        if reader is None:
+            reader = MessageReader(direction, self.stream_id, self._max_size, self._budget)
+            self.readers[direction] = reader
+        return reader.feed(payload)
+
+    @property
+    def encoding(self) -> str | None:
+        return self._request_header("grpc-encoding")
+
+    @property
+    def timeout(self) -> float | None:
+        value = self._request_header("grpc-timeout")
+        return None if value is None else parse_timeout(value)
+
+    def _request_header(self, wanted: str) -> str | None:
+        for name, value in self.request_headers:
+            if name == wanted:
+                return value
+        return None
 
     def on_response_headers(self, headers: Headers) -> None:
         """Response headers, trailers, or a trailers-only response."""
@@ -95,7 +110,8 @@ class GrpcCall:
     def exchange(self, finished: float, request_bytes: int, response_bytes: int) -> Exchange:
         """The call's Exchange; the call is over, so partial messages are let go."""
         for reader in self.readers:
-            reader.release()
+            if reader is not None:
+                reader.release()
         status = self.status
         if status is None:
             status = http_status(self.http_status)
@@ -104,10 +120,10 @@ class GrpcCall:
         attrs = {
             "service": service,
             "method": method,
-            "request_messages": req.count,
-            "response_messages": resp.count,
-            "request_message_bytes": req.bytes,
-            "response_message_bytes": resp.bytes,
+            "request_messages": req.count if req else 0,
+            "response_messages": resp.count if resp else 0,
+            "request_message_bytes": req.bytes if req else 0,
+            "response_message_bytes": resp.bytes if resp else 0,
             "grpc_encoding": self.encoding,
             "timeout": self.timeout,
             "http_status": self.http_status,
