@@ -171,9 +171,14 @@ class Http2Codec(BaseCodec):
     def feed(self, direction: Direction, data: bytes) -> list[Message]:
         if self._failed is not None:
             raise DecodeError("connection already failed", self._failed.reason)
+        up, down = self._sides
+        relayed = (up.max_stream, down.max_stream)
         try:
             return self._feed(direction, data)
         except DecodeError as exc:
+            # Frames parsed earlier in this call never reach the runtime, so the
+            # GOAWAY must not name their streams as processed.
+            up.max_stream, down.max_stream = relayed
             self._failed = exc
             raise
 

@@ -209,3 +209,13 @@ def test_header_list_size_is_bounded() -> None:
     block = hpack.Encoder().encode([(":method", "GET"), ("x-big", "v" * 2000)])
     exc = _fail(codec, UPSTREAM, F.build_header_block(1, block, max_frame_size=500))
     assert exc.reason == "header_list_too_large"
+
+
+def test_goaway_does_not_name_streams_lost_with_the_bad_chunk() -> None:
+    """A stream opened in the same read as the bad frame was never forwarded:
+    the GOAWAY must leave the client free to retry it."""
+    codec = _connected()
+    codec.feed(UPSTREAM, _request(1))
+    exc = _fail(codec, UPSTREAM, _request(3) + F.frame(F.DATA, 0, 0, b""))
+    to_client, _ = codec.error_reply(UPSTREAM, exc)
+    assert _goaway(to_client)[0] == 1
