@@ -132,7 +132,8 @@ def _fetch_once(req: Request, body: Any, partitions_out: list[Any]) -> tuple[int
     cluster = req.cluster
     R = req.response_class()
     PD = R.FetchableTopicResponse.PartitionData
-    budget = body.max_bytes
+    # Capped like a broker's fetch.max.bytes, so one request cannot ask for the world.
+    budget = min(body.max_bytes, cluster.limits.max_message_size)
     total = 0
     led: list[Partition] = []
     partitions_out.clear()
