@@ -42,14 +42,15 @@ class Counter:
     help: str
     labelnames: tuple[str, ...]
     values: dict[tuple[str, ...], float] = field(default_factory=dict)
-    #: Distinct label sets kept before new ones fold into ("other", ...).
+    #: Distinct label sets held, `other` included: past max_series - 1 distinct
+    #: ones, new label sets fold into ("other", ...), so the family never exceeds it.
     max_series: int = 10000
 
     def inc(self, key: tuple[str, ...], amount: float = 1) -> None:
         values = self.values
         if key in values:
             values[key] += amount
-        elif len(values) < self.max_series:
+        elif len(values) < self.max_series - 1:  # the last slot is kept for `other`
             values[key] = amount
         else:
             other = (OTHER,) * len(self.labelnames)
@@ -65,7 +66,7 @@ class Counter:
 @dataclass(eq=False)
 class Gauge(Counter):
     def set(self, key: tuple[str, ...], value: float) -> None:
-        if key in self.values or len(self.values) < self.max_series:
+        if key in self.values or len(self.values) < self.max_series - 1:
             self.values[key] = value
 
     def dec(self, key: tuple[str, ...], amount: float = 1) -> None:
@@ -95,7 +96,7 @@ class Histogram:
     def observe(self, key: tuple[str, ...], value: float) -> None:
         s = self.series.get(key)
         if s is None:
-            if len(self.series) >= self.max_series:
+            if len(self.series) >= self.max_series - 1:
                 key = (OTHER,) * len(self.labelnames)
                 s = self.series.get(key)
             if s is None:

@@ -5,48 +5,126 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import struct
 import threading
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from protoproxy_codecs.kafka import framing
 from testbed.grpc import FakeGrpcService
+from testbed.kafka import FakeKafkaCluster
 
 Labels = tuple[tuple[str, str], ...]
 
 
-class GrpcServer:
-    """FakeGrpcService on its own event loop in a daemon thread."""
+class LoopThread:
+    """An asyncio service (async context manager) on its own loop in a daemon thread.
 
-    def __init__(self) -> None:
+    The proxy under test runs on another thread, so blocking clients in the
+    test thread talk to both without either loop stalling the other.
+    """
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self.make = make
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.service: FakeGrpcService | None = None
+        self.service: Any = None
 
-    def __enter__(self) -> GrpcServer:
+    def __enter__(self) -> Any:
         self.thread.start()
 
-        async def boot() -> FakeGrpcService:
-            svc = FakeGrpcService("127.0.0.1", 0)
-            await svc.start()
+        async def boot() -> Any:
+            svc = self.make()
+            await svc.__aenter__()
             return svc
 
-        self.service = asyncio.run_coroutine_threadsafe(boot(), self.loop).result(30)
+        self.service = self.call(boot)
         return self
+
+    def call(self, fn: Callable[[], Any], timeout: float = 30) -> Any:
+        return asyncio.run_coroutine_threadsafe(fn(), self.loop).result(timeout)
+
+    def run(self, fn: Callable[[], Any], timeout: float = 30) -> Any:
+        async def wrapper() -> Any:
+            return fn()
+
+        return self.call(wrapper, timeout)
+
+    def __exit__(self, *exc: object) -> None:
+        self.call(lambda: self.service.__aexit__(None, None, None))
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+class GrpcServer(LoopThread):
+    def __init__(self) -> None:
+        super().__init__(lambda: FakeGrpcService("127.0.0.1", 0))
 
     @property
     def address(self) -> str:
-        assert self.service is not None
-        return self.service.address
+        return str(self.service.address)
 
-    def __exit__(self, *exc: object) -> None:
-        assert self.service is not None
-        asyncio.run_coroutine_threadsafe(self.service.stop(0), self.loop).result(30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
+
+class KafkaServer(LoopThread):
+    """A one-broker fake cluster: its bootstrap is also every partition's leader,
+    so a raw client through one proxy listener never needs address rewriting."""
+
+    def __init__(self) -> None:
+        super().__init__(lambda: FakeKafkaCluster(brokers=1, seed=1))
+
+    @property
+    def address(self) -> str:
+        return str(self.service.bootstrap)
+
+
+class KafkaRaw:
+    """A blocking Kafka client on raw frames, pipelining when asked."""
+
+    def __init__(self, port: int, client_id: str = "observe-test") -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.client_id = client_id
+        self.corr = 0
+        self.buf = bytearray()
+
+    def send(self, api: int, version: int, body: Any, client_id: str | None = None) -> int:
+        self.corr += 1
+        cid = self.client_id if client_id is None else client_id
+        self.sock.sendall(framing.encode_request(api, version, self.corr, cid, body))
+        return self.corr
+
+    def send_many(self, frames: list[bytes]) -> None:
+        self.sock.sendall(b"".join(frames))
+
+    def frame(self, api: int, version: int, body: Any, client_id: str) -> bytes:
+        self.corr += 1
+        return framing.encode_request(api, version, self.corr, client_id, body)
+
+    def recv_frame(self) -> bytes:
+        while True:
+            if len(self.buf) >= 4:
+                (size,) = struct.unpack_from(">i", self.buf)
+                if len(self.buf) >= 4 + size:
+                    frame = bytes(self.buf[4 : 4 + size])
+                    del self.buf[: 4 + size]
+                    return frame
+            data = self.sock.recv(1 << 20)
+            if not data:
+                raise ConnectionError("closed by the proxy")
+            self.buf += data
+
+    def request(self, api: int, version: int, body: Any, client_id: str | None = None) -> Any:
+        corr = self.send(api, version, body, client_id)
+        got, resp = framing.decode_response(api, version, self.recv_frame())
+        assert got == corr
+        return resp
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 def proxy_config(
