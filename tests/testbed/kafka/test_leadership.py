@@ -190,3 +190,59 @@ async def test_stopped_broker_refuses_connections_and_leadership_moves(cluster: 
     assert cluster.leader("stop", 0) == -1
     await cluster.start_broker(p0.replicas[0])
     assert cluster.leader("stop", 0) == p0.replicas[0]
+
+
+def _consume_through_coordinator_stop(cluster: FakeKafkaCluster, loop, topic: str):
+    from kafka import KafkaConsumer, KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=cluster.bootstrap_servers)
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=cluster.bootstrap_servers,
+        group_id="kp-coord",
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=100,
+        enable_auto_commit=False,
+    )
+    consumed: dict[int, list[tuple[int, bytes]]] = defaultdict(list)
+    produced: dict[int, list[bytes]] = defaultdict(list)
+    total = 0
+
+    def send(start: int) -> None:
+        futures = [
+            (producer.send(topic, value=b"c-%05d" % i), b"c-%05d" % i)
+            for i in range(start, start + HALF)
+        ]
+        producer.flush(timeout=30)
+        for fut, value in futures:
+            produced[fut.get(timeout=10).partition].append(value)
+
+    def consume_until(n: int) -> None:
+        nonlocal total
+        deadline = time.monotonic() + 30
+        while total < n and time.monotonic() < deadline:
+            for tp, records in consumer.poll(timeout_ms=200).items():
+                consumed[tp.partition].extend((r.offset, r.value) for r in records)
+                total += len(records)
+        consumer.commit()
+
+    send(0)
+    consume_until(HALF)
+    coordinator = cluster.coordinator_for("kp-coord")
+    asyncio.run_coroutine_threadsafe(cluster.stop_broker(coordinator), loop).result(timeout=10)
+    send(HALF)
+    consume_until(2 * HALF)  # commits go to the new coordinator
+    consumer.close()
+    producer.close()
+    return coordinator, produced, consumed
+
+
+async def test_kafka_python_group_survives_its_coordinator_stopping(cluster: FakeKafkaCluster):
+    cluster.create_topic("coord", PARTITIONS)
+    loop = asyncio.get_running_loop()
+    old, produced, consumed = await asyncio.to_thread(
+        _consume_through_coordinator_stop, cluster, loop, "coord"
+    )
+    check_exactly_once_in_order(consumed, produced)
+    assert cluster.coordinator_for("kp-coord") != old
+    assert sum(cluster.committed("kp-coord", "coord", p) for p in range(PARTITIONS)) == 2 * HALF
