@@ -82,6 +82,10 @@ def _stream(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
         yield bytes([i % 256]) * (i * 1000)
 
 
+def _total(requests: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
+    return str(sum(len(r) for r in requests)).encode()
+
+
 @pytest.fixture()
 def grpc_server() -> Iterator[int]:
     from concurrent import futures
@@ -92,6 +96,7 @@ def grpc_server() -> Iterator[int]:
         {
             "Say": grpc.unary_unary_rpc_method_handler(_echo),
             "Many": grpc.unary_stream_rpc_method_handler(_stream),
+            "Total": grpc.stream_unary_rpc_method_handler(_total),
         },
     )
     server.add_generic_rpc_handlers((handler,))
@@ -114,10 +119,13 @@ def test_grpcio_calls_through_the_codec(grpc_server: int) -> None:
         assert info.value.code() is grpc.StatusCode.NOT_FOUND
         chunks = list(many(b"120", timeout=10))  # ~7 MB: flow control and many DATA frames
         assert len(chunks) == 120
+        total = channel.stream_unary("/demo.Echo/Total")
+        big = [bytes([i]) * 300_000 for i in range(5)]  # each spans many frames upstream
+        assert total(iter(big), timeout=10) == b"1500000"
     relay.join()
     assert relay.error is None
     ex = relay.exchanges
-    assert len(ex) == 52
+    assert len(ex) == 53
     assert all(e.protocol == "grpc" for e in ex)
     assert [e.status for e in ex[:50]] == ["OK"] * 50
     assert ex[0].operation == "/demo.Echo/Say" and ex[0].attrs["timeout"] is not None
@@ -126,6 +134,15 @@ def test_grpcio_calls_through_the_codec(grpc_server: int) -> None:
     assert ex[50].status == "NOT_FOUND" and ex[50].attrs["grpc_message"] == "no such thing: \u2713"
     assert ex[51].attrs["response_messages"] == 120
     assert ex[51].attrs["response_message_bytes"] == sum(i * 1000 for i in range(120))
-    assert relay.relayed[UPSTREAM] > 0 and relay.relayed[DOWNSTREAM] > 7_000_000
+    assert ex[52].attrs["request_messages"] == 5
+    assert ex[52].attrs["request_message_bytes"] == 1_500_000
+    up_events = [
+        e
+        for m in relay.messages
+        if m.direction is UPSTREAM and m.key == ex[52].key
+        for e in (m.info or {}).get("grpc_messages", [])
+    ]
+    assert [bytes(e.payload) for e in up_events] == big
+    assert relay.relayed[UPSTREAM] > 1_500_000 and relay.relayed[DOWNSTREAM] > 7_000_000
     hits = relay.codec.header_decoder(DOWNSTREAM).hits
     assert hits > 40  # C-core's repeated response heads and trailers are cache hits
