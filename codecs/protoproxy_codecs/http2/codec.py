@@ -185,6 +185,8 @@ class Http2Codec(BaseCodec):
     def _feed(self, direction: Direction, data: bytes) -> list[Message]:
         side = self._sides[direction]
         out: list[Message] = []
+        if type(data) is not bytes:
+            data = bytes(data)  # raw must be immutable bytes (and hashable views of it)
         if side.buf:
             side.buf += data
             if len(side.buf) < side.need:

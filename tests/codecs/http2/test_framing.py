@@ -131,3 +131,14 @@ def test_builders_parse_back() -> None:
     assert [m.kind for m in msgs] == ["data"] * 4
     assert msgs[-1].info["end_stream"] and not msgs[0].info["end_stream"]
     assert b"".join(bytes(memoryview(m.raw)[9:]) for m in msgs) == big
+
+
+def test_bytearray_and_memoryview_input() -> None:
+    import hpack
+
+    block = hpack.Encoder().encode([(":method", "GET"), (":path", "/")])
+    data = PREFACE + F.build_settings() + F.build_header_block(1, block)
+    for wrap in (bytearray, memoryview):
+        msgs = Http2Codec().feed(UPSTREAM, wrap(data))
+        assert all(type(m.raw) is bytes for m in msgs)
+        assert msgs[-1].info["headers"] == ((":method", "GET"), (":path", "/"))
