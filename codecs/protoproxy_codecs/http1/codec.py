@@ -228,6 +228,10 @@ class Http1Codec(BaseCodec):
             # given a second status line, only the close.
             return b"", b""
         if direction == UPSTREAM:
+            if self._pending:
+                # Responses are still owed for earlier requests (or this one is
+                # half sent): a 400 now would be taken as one of them.
+                return b"", b""
             return replies.bad_request(error.reason), b""
         return b"", replies.bad_gateway(error.reason)
 

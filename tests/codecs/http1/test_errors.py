@@ -173,6 +173,12 @@ def test_error_replies() -> None:
     except DecodeError as e:
         to_server, to_client = codec.error_reply(DOWNSTREAM, e)
     assert to_client.startswith(b"HTTP/1.1 502 Bad Gateway\r\n") and to_server == b""
+    # A bad request behind one still awaiting its response: a 400 would answer the wrong one.
+    codec = Http1Codec()
+    try:
+        codec.feed(UPSTREAM, b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nBad\r\n\r\n")
+    except DecodeError as e:
+        assert codec.error_reply(UPSTREAM, e) == (b"", b"")
     # The reply is itself a valid, complete response.
     check = Http1Codec()
     check.feed(UPSTREAM, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
