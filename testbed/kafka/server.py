@@ -129,8 +129,8 @@ class BrokerServer:
                     writer.write(out)
                     if writer.transport.get_write_buffer_size() > _WRITE_HIGH_WATER:
                         await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
+        except (asyncio.IncompleteReadError, OSError):
+            pass  # the peer went away (OSError covers resets and TLS errors)
         except asyncio.CancelledError:
             pass
         finally:
