@@ -77,6 +77,8 @@ class BrokerServer:
 
     async def start(self) -> None:
         """Listen; a restarted broker reuses the port it had, like a real one."""
+        if self._server is not None:
+            return
         self._server = await asyncio.start_server(
             self._on_connection,
             self.info.host,
