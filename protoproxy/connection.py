@@ -495,7 +495,7 @@ class Connection:
             self.fail(f"{which}_reset", f"{which} {side.peername} reset: {exc}")
             return
         if self.eof[UPSTREAM] and self.eof[DOWNSTREAM]:
-            self.close("done")
+            self.outlet_drained()  # closes now, or once a fault stage lets go
         elif side.eof_seen:
             # A clean close after EOF: the other direction may still drain.
             other = self.up if side is self.down else self.down

@@ -50,6 +50,9 @@ class Proxy:
         #: called when a connection's codec is known (per-protocol filters hook in here)
         self.codec_observers: list[ConnectionObserver] = []
         self.close_observers: list[ConnectionObserver] = []
+        #: called when a connection's upstream is connected: both outlets exist
+        #: (stream toxics link in here)
+        self.upstream_observers: list[ConnectionObserver] = []
         self.listeners: dict[str, ListenerRuntime] = {}
         self.connections: dict[int, Connection] = {}
         self.closed_bytes = [0, 0]
@@ -128,6 +131,8 @@ class Proxy:
     def upstream_connected(self, conn: Connection) -> None:
         assert conn.cluster is not None and conn.endpoint is not None
         self.metrics.upstream_connections.inc((conn.cluster.name, conn.endpoint.name))
+        for obs in self.upstream_observers:
+            obs(conn)
 
     def codec_chosen(self, conn: Connection) -> None:
         for obs in self.codec_observers:

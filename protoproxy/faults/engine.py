@@ -16,9 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from . import marks
 from .model import FaultSpec
 
 if TYPE_CHECKING:
+    from ..connection import Connection
     from ..proxy import Proxy
 
 log = logging.getLogger("protoproxy.faults")
@@ -128,8 +130,13 @@ class FaultEngine:
             out.append(fault)
         return out
 
-    def decide(self, fault: ActiveFault) -> bool:
-        """Count a match and decide, by schedule then probability, whether to inject."""
+    def decide(self, fault: ActiveFault, toxicity: float = 1.0) -> bool:
+        """Count a match and decide, by schedule then probability, whether to inject.
+
+        `toxicity` scales the probability: a stream toxic applies to a
+        connection with `probability * toxicity`, drawn once, so a toxic costs
+        one draw per connection whatever its settings.
+        """
         fault.matches += 1
         n = fault.matches
         spec = fault.spec
@@ -151,7 +158,7 @@ class FaultEngine:
                 return False
         # Always draw, so that one fault's schedule does not shift another's dice.
         draw = self.rng.random()
-        if draw >= spec.probability:
+        if draw >= spec.probability * toxicity:
             return False
         self.record(fault)
         return True
@@ -161,6 +168,15 @@ class FaultEngine:
         self.injected.inc((fault.name, fault.spec.kind))
         if len(self.history) < self.history_limit:
             self.history.append((fault.name, fault.matches))
+
+    def mark(self, conn: Connection, key: Any, name: str) -> None:
+        """Note that fault `name` hit the exchange `key` of `conn` (for the access log).
+
+        The engine's exchange observer copies the mark onto that Exchange's
+        ``attrs["fault"]`` when the codec reports it. `key` None marks every
+        later exchange of the connection.
+        """
+        marks.mark(conn, key, name)
 
     def to_json(self) -> dict[str, Any]:
         return {

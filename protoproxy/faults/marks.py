@@ -1,0 +1,55 @@
+"""Fault marks: which fault hit which exchange, for the access log.
+
+A fault acts on a message long before the codec pairs that message into an
+Exchange, so the fault leaves a mark on the connection, keyed by the
+message's correlation key, and an exchange observer (run before any other)
+moves it onto ``exchange.attrs["fault"]``. Connections no fault touched pay
+one dict lookup per batch of exchanges.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from protoproxy_codecs.base import Exchange
+
+    from ..connection import Connection
+
+#: `conn.extra` key of the pending marks: {correlation key: fault name}
+MARKS = "fault_marks"
+#: `conn.extra` key of the stream toxics applied to the connection (names)
+TOXICS = "toxics"
+#: marks kept per connection for exchanges that have not completed yet; a
+#: key whose exchange never completes must not grow the dict for ever
+MAX_PENDING = 4096
+
+
+def mark(conn: Connection, key: Any, name: str) -> None:
+    pending: dict[Any, str] | None = conn.extra.get(MARKS)
+    if pending is None:
+        pending = conn.extra[MARKS] = {}
+    elif len(pending) >= MAX_PENDING and key not in pending:
+        del pending[next(iter(pending))]  # oldest first
+    prior = pending.get(key)
+    pending[key] = name if prior is None or prior == name else f"{prior},{name}"
+
+
+def observe(conn: Connection, exchanges: list[Exchange]) -> None:
+    """Copy marks onto exchanges; installed at the front of `exchange_observers`."""
+    extra = conn.extra
+    if not extra:
+        return
+    pending: dict[Any, str] | None = extra.get(MARKS)
+    toxics: list[str] | None = extra.get(TOXICS)
+    if not pending and not toxics:
+        return
+    sticky = pending.get(None) if pending else None
+    for ex in exchanges:
+        name = pending.pop(ex.key, None) if pending and ex.key is not None else None
+        if name is None:
+            name = sticky
+        if name is None and toxics:
+            name = ",".join(toxics)
+        if name is not None:
+            ex.attrs["fault"] = name
