@@ -124,10 +124,13 @@ def produce(req: Request, body: Any) -> Any:
 # -- Fetch -----------------------------------------------------------------------
 
 
-def _fetch_once(req: Request, body: Any, partitions_out: list[Any]) -> tuple[int, list[Partition]]:
+def _fetch_once(
+    req: Request, body: Any, partitions_out: list[Any]
+) -> tuple[int, list[Partition] | None]:
     """Fill `partitions_out` with one answer per requested partition.
 
-    Returns the bytes gathered and the partitions this broker leads (to wait on).
+    Returns the bytes gathered and the partitions to wait on; None when some
+    partition has an error, which (as in Kafka) must be answered at once.
     """
     cluster = req.cluster
     R = req.response_class()
@@ -136,6 +139,7 @@ def _fetch_once(req: Request, body: Any, partitions_out: list[Any]) -> tuple[int
     budget = min(body.max_bytes, cluster.limits.max_message_size)
     total = 0
     led: list[Partition] = []
+    failed = False
     partitions_out.clear()
     for topic in items(body.topics):
         name = topic.topic
@@ -143,6 +147,7 @@ def _fetch_once(req: Request, body: Any, partitions_out: list[Any]) -> tuple[int
         for fp in items(topic.partitions):
             err, p = leader_check(cluster, req.node_id, name, fp.partition, fp.current_leader_epoch)
             if err or p is None:
+                failed = True
                 parts.append(
                     PD(
                         partition_index=fp.partition,
@@ -159,6 +164,7 @@ def _fetch_once(req: Request, body: Any, partitions_out: list[Any]) -> tuple[int
             hw = log.next_offset
             offset = fp.fetch_offset
             if offset < log.log_start_offset or offset > hw:
+                failed = True
                 parts.append(
                     PD(
                         partition_index=fp.partition,
@@ -189,7 +195,7 @@ def _fetch_once(req: Request, body: Any, partitions_out: list[Any]) -> tuple[int
                 )
             )
         partitions_out.append(R.FetchableTopicResponse(topic=name, partitions=parts))
-    return total, led
+    return total, None if failed else led
 
 
 async def fetch(req: Request, body: Any) -> Any:

@@ -359,3 +359,29 @@ async def test_find_coordinator_by_key_and_by_coordinator_keys(cluster: FakeKafk
         ("g2", cluster.coordinator_for("g2")),
     ]
     assert txn.coordinators[0].error_code == errors.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+
+
+async def test_fetch_with_an_error_answers_at_once(cluster: FakeKafkaCluster):
+    cluster.create_topic("oor", 2)
+    client = await _leader_client(cluster, "oor", 0)
+    try:
+        async with asyncio.timeout(10):  # max_wait is 60 s: an error must not wait for it
+            resp = await client.request(
+                1,
+                12,
+                {
+                    "max_wait_ms": 60_000,
+                    "min_bytes": 1 << 20,
+                    "topics": [
+                        {
+                            "topic": "oor",
+                            "partitions": [
+                                {"partition": 0, "fetch_offset": 99, "partition_max_bytes": 1 << 20}
+                            ],
+                        }
+                    ],
+                },
+            )
+    finally:
+        await client.close()
+    assert resp.responses[0].partitions[0].error_code == errors.OFFSET_OUT_OF_RANGE
