@@ -82,7 +82,6 @@ class _Side:
         "block_stream",
         "block_type",
         "buf",
-        "frames",
         "hpack",
         "max_frame_size",
         "max_stream",
@@ -113,7 +112,6 @@ class _Side:
         self.pending_settings: deque[list[tuple[int, int]]] = deque()
         #: This sender's settings as acknowledged by its peer.
         self.settings: dict[int, int] = {}
-        self.frames = 0
 
 
 class Http2Codec(BaseCodec):
@@ -256,7 +254,6 @@ class Http2Codec(BaseCodec):
             if ftype != F.SETTINGS or flags & F.FLAG_ACK:
                 raise _err(f"first frame from {direction.name} is {kind}, not SETTINGS")
             side.started = True
-        side.frames += 1
         if ftype == F.DATA:
             self._data(direction, side, flags, sid, length, raw, info)
         elif ftype == F.HEADERS:
