@@ -296,6 +296,8 @@ class Metrics(Model):
     max_series: int = Field(default=10000, ge=1)
     #: Per-family caps by full metric name, e.g. {protoproxy_client_requests_total: 1000}.
     families: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
+    #: The generic per-exchange families (protoproxy_exchange*); off only to measure their cost.
+    exchanges: bool = True
 
 
 class Tail(Model):

@@ -19,8 +19,6 @@ from typing import IO, TYPE_CHECKING, Any
 
 from protoproxy_codecs.base import Exchange
 
-from .redact import REDACTED
-
 if TYPE_CHECKING:
     from ..config import AccessLog as AccessLogConfig
     from ..connection import Connection
@@ -38,6 +36,7 @@ _ATTRS = (
     "errors",
     "topics",
 )
+_STRING_CACHE = 4096
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
 
 
@@ -51,6 +50,8 @@ class AccessLog:
         self._flush_handle: asyncio.TimerHandle | None = None
         self._clock_offset: float | None = None
         self.lines = 0
+        self._conns: dict[int, str] = {}  # conn id -> its encoded fields
+        self._strings: dict[str, str] = {}  # operation/status/protocol -> JSON string
 
     def _open(self, conn: Connection) -> IO[bytes]:
         if self.path in (None, "-", ""):
@@ -64,48 +65,74 @@ class AccessLog:
         self._clock_offset = time.time() - conn.loop.time()
         return out
 
+    def _conn_fields(self, conn: Connection) -> str:
+        """The connection's part of every line, encoded once per connection."""
+        frag = self._conns.get(conn.id)
+        if frag is None:
+            peer = conn.down.peername if conn.down is not None else "-"
+            upstream = conn.endpoint.name if conn.endpoint is not None else "-"
+            frag = (
+                f'"conn":{conn.id},"listener":{_encode(conn.listener.name)},'
+                f'"downstream":{_encode(peer)},"upstream":{_encode(upstream)},'
+            )
+            if conn.endpoint is not None:  # before the upstream is known, don't cache
+                self._conns[conn.id] = frag
+        return frag
+
+    def closed(self, conn: Connection) -> None:
+        self._conns.pop(conn.id, None)
+
     def observe(self, conn: Connection, exchanges: list[Exchange]) -> None:
+        """Append one line per (sampled) exchange.
+
+        Lines are assembled from pre-encoded fragments rather than json-dumping
+        a dict per exchange: the connection part is encoded once per connection
+        and strings like operation and status once per distinct value.
+        """
         out = self._out or self._open(conn)
         sample = self.sample
         offset = self._clock_offset
         assert offset is not None
-        listener = conn.listener.name
-        peer = conn.down.peername if conn.down is not None else "-"
-        upstream = conn.endpoint.name if conn.endpoint is not None else "-"
+        conn_part = self._conn_fields(conn)
+        strings = self._strings
         lines = []
         for ex in exchanges:
             if sample < 1.0 and self._rng.random() >= sample:
                 continue
-            line: dict[str, Any] = {
-                "start": round(ex.started + offset, 6),
-                "duration": ex.finished - ex.started,
-                "conn": conn.id,
-                "listener": listener,
-                "downstream": peer,
-                "upstream": upstream,
-                "protocol": ex.protocol,
-                "operation": ex.operation,
-                "status": ex.status,
-                "request_bytes": ex.request_bytes,
-                "response_bytes": ex.response_bytes,
-            }
+            head = strings.get(ex.operation)
+            if head is None:
+                if len(strings) >= _STRING_CACHE:
+                    strings.clear()
+                head = strings[ex.operation] = _encode(ex.operation)
+            status = strings.get(ex.status)
+            if status is None:
+                status = strings[ex.status] = _encode(ex.status)
+            protocol = strings.get(ex.protocol)
+            if protocol is None:
+                protocol = strings[ex.protocol] = _encode(ex.protocol)
+            line = (
+                f'{{"start":{ex.started + offset:.6f},'
+                f'"duration":{ex.finished - ex.started!r},{conn_part}'
+                f'"protocol":{protocol},"operation":{head},"status":{status},'
+                f'"request_bytes":{ex.request_bytes},"response_bytes":{ex.response_bytes}'
+            )
             attrs = ex.attrs
             if attrs:
-                for name in _ATTRS:
-                    v = attrs.get(name)
-                    if v is not None:
-                        line[name] = v
+                extra = [
+                    f',"{name}":{v}' if type(v) is int else f',"{name}":{_encode(v)}'
+                    for name in _ATTRS
+                    if (v := attrs.get(name)) is not None
+                ]
                 fault = attrs.get("fault")
                 if fault is not None:
-                    line["fault"] = fault
-                if attrs.get("secret"):
-                    line["secret"] = REDACTED
-            lines.append(_encode(line))
+                    extra.append(f',"fault":{_encode(fault)}')
+                if extra:
+                    line += "".join(extra)
+            lines.append(line + "}\n")
         if not lines:
             return
         self.lines += len(lines)
-        lines.append("")
-        out.write("\n".join(lines).encode())
+        out.write("".join(lines).encode())
         if self._flush_handle is None:
             self._flush_handle = conn.loop.call_later(FLUSH_INTERVAL, self._timed_flush)
 

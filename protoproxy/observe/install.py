@@ -52,6 +52,8 @@ class Observe:
     def connection_closed(self, conn: Connection) -> None:
         self.exchange_metrics.closed(conn)
         self.tail.closed(conn)
+        if self.access_log is not None:
+            self.access_log.closed(conn)
         self.upstream_errors.closed(conn)
 
 
@@ -61,7 +63,8 @@ def install(app: App) -> None:
     app.components["observe"] = obs
     proxy = app.proxy
     obs.redactor.install()
-    proxy.exchange_observers.append(obs.exchange_metrics.observe)
+    if app.config.metrics.exchanges:
+        proxy.exchange_observers.append(obs.exchange_metrics.observe)
     if obs.access_log is not None:
         proxy.exchange_observers.append(obs.access_log.observe)
         atexit.register(obs.access_log.flush)

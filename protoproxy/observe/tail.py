@@ -103,11 +103,39 @@ class MessageTail:
         now = time.time()
         protocol = conn.protocol
         listener = conn.listener.name
+        conn_id = conn.id
         grpc = protocol == "http2"
+        ring = self.ring
+        max_bytes = self.max_bytes
+        seq = self.seq
+        added = 0
         for msg in messages:
-            method = self._method(conn.id, msg) if grpc else None
-            self.seq += 1
-            self._add(Entry(self.seq, now, conn.id, listener, protocol, direction, msg, method))
+            size = len(msg.raw)
+            if size > max_bytes:
+                if self.dropped is not None:
+                    self.dropped.inc(("too_large",))
+                continue
+            seq += 1
+            entry = Entry(
+                seq,
+                now,
+                conn_id,
+                listener,
+                protocol,
+                direction,
+                msg,
+                self._method(conn_id, msg) if grpc else None,
+            )
+            ring.append(entry)
+            added += size
+            if self.followers:
+                for f in self.followers:
+                    f.offer(entry)
+        self.seq = seq
+        self.bytes += added
+        max_messages = self.max_messages
+        while len(ring) > max_messages or self.bytes > max_bytes:
+            self.bytes -= len(ring.popleft().message.raw)
         return messages
 
     def _method(self, conn_id: int, msg: Message) -> str | None:
@@ -129,21 +157,6 @@ class MessageTail:
                         streams[sid] = value
                         return value
         return streams.get(sid) if streams is not None else None
-
-    def _add(self, entry: Entry) -> None:
-        size = entry.size
-        if size > self.max_bytes:
-            if self.dropped is not None:
-                self.dropped.inc(("too_large",))
-            return
-        ring = self.ring
-        ring.append(entry)
-        self.bytes += size
-        while len(ring) > self.max_messages or self.bytes > self.max_bytes:
-            self.bytes -= ring.popleft().size
-        if self.followers:
-            for f in self.followers:
-                f.offer(entry)
 
     def closed(self, conn: Connection) -> None:
         self._methods.pop(conn.id, None)
