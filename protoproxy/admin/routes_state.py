@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 def connection_json(conn: Connection) -> dict[str, Any]:
-    return {
+    row = {
         "id": conn.id,
         "listener": conn.listener.name,
         "downstream": conn.down.peername if conn.down is not None else None,
@@ -31,6 +31,10 @@ def connection_json(conn: Connection) -> dict[str, Any]:
         "alpn": conn.alpn,
         "state": conn.state,
     }
+    toxics = conn.extra.get("toxics")  # stream toxics applied (protoproxy.faults)
+    if toxics:
+        row["toxics"] = list(toxics)
+    return row
 
 
 def _snapshot(components: Mapping[str, object], name: str, key: str) -> dict[str, Any]:
