@@ -1,0 +1,144 @@
+"""Per-broker listeners: opened on first sight, ready before the client hears of them,
+from a port range or pinned, bounded, and kept after their broker disappears."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+
+import pytest
+
+from protoproxy_codecs.kafka import framing
+from testbed.harness import Testbed
+from testbed.scenario import Scenario
+
+from .rig import KafkaRig
+
+
+def _free_port_block(n: int) -> int:
+    """A base port with `n` free ports after it (checked now; a race is unlikely)."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = s.getsockname()[1]
+        if base + n > 65535:
+            continue
+        socks = []
+        try:
+            for p in range(base, base + n):
+                t = socket.socket()
+                socks.append(t)
+                t.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        finally:
+            for t in socks:
+                t.close()
+        return base
+    pytest.skip("no block of free ports")
+    raise AssertionError
+
+
+def _metadata(address: str, version: int = 9) -> tuple[bytes, object]:
+    host, _, port = address.rpartition(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(framing.encode_request(3, version, 1, "raw", {"topics": None}))
+        head = _read(s, 4)
+        payload = _read(s, struct.unpack(">i", head)[0])
+    return head + payload, framing.decode_response(3, version, payload)[1]
+
+
+def _read(s: socket.socket, n: int) -> bytes:
+    out = b""
+    while len(out) < n:
+        chunk = s.recv(n - len(out))
+        assert chunk, "closed early"
+        out += chunk
+    return out
+
+
+def test_advertised_listeners_accept_at_once() -> None:
+    """Connect to every advertised broker the instant the response arrives."""
+    with KafkaRig(brokers=3) as rig:
+        _, body = _metadata(rig.bootstrap)
+        for b in body.brokers:  # type: ignore[attr-defined]
+            with socket.create_connection((b.host, b.port), timeout=5) as s:
+                s.sendall(framing.encode_request(18, 3, 2, "raw", {}))
+                assert _read(s, 4)
+        rig.assert_no_bypass()
+
+
+def test_port_range_is_used_in_order() -> None:
+    base = _free_port_block(5)
+    with KafkaRig(brokers=3, kafka={"broker_ports": f"{base}-{base + 4}"}) as rig:
+        _, body = _metadata(rig.bootstrap)
+        ports = sorted(b.port for b in body.brokers)  # type: ignore[attr-defined]
+        assert ports == [base, base + 1, base + 2]
+        assert {b.host for b in body.brokers} == {"127.0.0.1"}  # type: ignore[attr-defined]
+
+
+def test_pinned_brokers_open_at_start_and_advertised_host() -> None:
+    base = _free_port_block(3)
+    pinned = {n: f"127.0.0.1:{base + n}" for n in range(3)}
+    kafka = {"brokers": pinned, "advertised_host": "localhost"}
+    with KafkaRig(brokers=3, kafka=kafka) as rig:
+        # Open before any client spoke: a pinned port answers as a bootstrap server.
+        _, body = _metadata(f"127.0.0.1:{base + 2}")
+        got = {b.node_id: (b.host, b.port) for b in body.brokers}  # type: ignore[attr-defined]
+        assert got == {n: ("localhost", base + n) for n in range(3)}
+        assert rig.component.broker_map("kafka")[1][0] == rig.cluster.servers[1].address  # type: ignore[union-attr]
+
+
+def test_max_brokers_leaves_the_rest_unrewritten_and_counts_it() -> None:
+    with KafkaRig(brokers=3, kafka={"max_brokers": 2}) as rig:
+        _, body = _metadata(rig.bootstrap)
+        real = {n: s.address for n, s in rig.cluster.servers.items()}  # type: ignore[union-attr]
+        advertised = {b.node_id: f"{b.host}:{b.port}" for b in body.brokers}  # type: ignore[attr-defined]
+        assert sum(advertised[n] == real[n] for n in range(3)) == 1
+        failures = rig.family("protoproxy_kafka_broker_listener_failures_total")
+        assert failures == {("kafka",): 1}
+
+
+def test_a_stopped_broker_keeps_its_listener() -> None:
+    with KafkaRig(brokers=3) as rig:
+        _metadata(rig.bootstrap)
+        before = rig.component.broker_map("kafka")
+        cluster = rig.cluster
+        assert cluster is not None
+        rig.call(lambda: cluster.stop_broker(2))
+        _, body = _metadata(rig.bootstrap)
+        assert {b.node_id for b in body.brokers} == {0, 1}  # type: ignore[attr-defined]
+        assert rig.component.broker_map("kafka") == before
+        assert "kafka-broker2" in rig.app.proxy.listeners  # type: ignore[union-attr]
+        # Both Metadata responses advertised real addresses, so both were rewritten.
+        rewritten = rig.family("protoproxy_kafka_rewritten_responses_total")
+        assert rewritten[("kafka", "Metadata")] == 2
+
+
+async def test_testbed_runs_kafka_behind_the_proxy() -> None:
+    sc = Scenario.ephemeral(
+        grpc={"enabled": False}, http={"enabled": False}, echo={"enabled": False}
+    )
+    async with Testbed(sc) as tb:
+        text = tb.describe()
+        assert f"kcat -b {tb.addresses['kafka']}" in text
+        _, body = await asyncio.to_thread(_metadata, tb.addresses["kafka"])
+        cluster = tb.services["kafka"]
+        assert cluster.topics() == ["orders"]
+        real = {s.address for s in cluster.servers.values()}
+        assert not {f"{b.host}:{b.port}" for b in body.brokers} & real  # type: ignore[attr-defined]
+
+
+async def test_testbed_pins_broker_listeners_next_to_bootstrap() -> None:
+    base = _free_port_block(4)
+    sc = Scenario.ephemeral(
+        grpc={"enabled": False}, http={"enabled": False}, echo={"enabled": False}
+    )
+    sc.ports["kafka"] = base
+    async with Testbed(sc) as tb:
+        assert tb.addresses["kafka"] == f"127.0.0.1:{base}"
+        for n in range(3):
+            assert tb.addresses[f"kafka-broker{n}"] == f"127.0.0.1:{base + 1 + n}"
+        _, body = await asyncio.to_thread(_metadata, tb.addresses["kafka"])
+        assert sorted(b.port for b in body.brokers) == [base + 1, base + 2, base + 3]  # type: ignore[attr-defined]
