@@ -31,6 +31,9 @@ _CACHE_MAX = 256
 _CACHE_BLOCK = 1024
 _STRS_MAX = 512
 _STRS_ENTRY = 1024
+# Literal-field cache per direction: _LITERALS_MAX fields of up to _LITERAL_MAX bytes.
+_LITERALS_MAX = 512
+_LITERAL_MAX = 256
 _STATIC_LEN = len(HeaderTable.STATIC_TABLE)
 #: Static entries as str with their size, 1-based like HPACK indices.
 _STATIC_STR: tuple[tuple[Header, int], ...] = (
@@ -85,10 +88,36 @@ def _field_end(block: bytes | memoryview, pos: int, first: int) -> int:
     return _skip_string(block, pos)
 
 
+def _static_name(block: bytes | memoryview, pos: int, first: int) -> bool:
+    """Whether the literal field at `pos` names its header without the dynamic table.
+
+    Why it matters: such a field decodes to the same (name, value) whatever the
+    table holds, so its decoded form can be reused by its bytes alone (servers
+    like nginx send `date`, `server`, `content-length` with incremental
+    indexing in every response, and Huffman-decoding them again is most of a
+    passive decode). Fields naming a dynamic entry depend on the table.
+    """
+    mask = 0x3F if first & 0x40 else 0x0F
+    index = first & mask
+    if index == mask:
+        index, _ = _read_int(block, pos + 1, mask)
+    return index <= _STATIC_LEN
+
+
 class HeaderDecoder:
     """The passive twin of one receiver's HPACK decoder."""
 
-    __slots__ = ("_cache", "_decoder", "_strs", "_table", "_undo", "hits", "misses")
+    __slots__ = (
+        "_cache",
+        "_decoder",
+        "_literals",
+        "_strs",
+        "_table",
+        "_undo",
+        "hits",
+        "literal_hits",
+        "misses",
+    )
 
     def __init__(self, max_header_list_size: int) -> None:
         self._decoder = hpack.Decoder(max_header_list_size=max_header_list_size)
@@ -98,8 +127,12 @@ class HeaderDecoder:
         self._strs: dict[tuple[bytes, bytes], tuple[Header, int]] = {}
         #: The table as it was before the last block, if that block changed it.
         self._undo: tuple[int, list[tuple[bytes, bytes]]] | None = None
+        #: Literal fields whose name is static or literal, by their exact bytes:
+        #: (name, value) as hpack stores them, the str pair, the RFC size.
+        self._literals: dict[bytes, tuple[tuple[bytes, bytes], Header, int]] = {}
         self.hits = 0
         self.misses = 0
+        self.literal_hits = 0
 
     def decode(self, block: bytes | memoryview) -> Headers:
         cached = self._cache.get(block)
@@ -140,6 +173,7 @@ class HeaderDecoder:
         decoder = self._decoder
         entries = self._table.dynamic_entries
         strs = self._strs
+        literals = self._literals
         limit = decoder.max_header_list_size
         out: list[Header] = []
         undo = None
@@ -181,13 +215,29 @@ class HeaderDecoder:
                         )
                     if undo is None and first & 0x60:  # inserts or resizes: keep the old table
                         undo = (self._table.maxsize, list(entries))
-                    fields = decoder.decode(block[pos:end], raw=True)
-                    pos = end
-                    if not fields:
-                        continue  # a table size update
-                    name, value = fields[0]
-                    header = (name.decode("utf-8"), value.decode("utf-8"))
-                    hsize = len(name) + len(value) + 32
+                    if (first & 0xE0) == 0x20:  # a table size update: hpack checks it
+                        decoder.decode(block[pos:end], raw=True)
+                        pos = end
+                        continue
+                    key = bytes(block[pos:end])
+                    lit = literals.get(key)
+                    if lit is not None:
+                        # Same bytes, name not from the dynamic table: same field.
+                        self.literal_hits += 1
+                        if first & 0x40:
+                            self._table.add(*lit[0])
+                        _pair, header, hsize = lit
+                        pos = end
+                    else:
+                        fields = decoder.decode(block[pos:end], raw=True)
+                        name, value = fields[0]
+                        header = (name.decode("utf-8"), value.decode("utf-8"))
+                        hsize = len(name) + len(value) + 32
+                        if len(key) <= _LITERAL_MAX and _static_name(block, pos, first):
+                            if len(literals) >= _LITERALS_MAX:
+                                literals.clear()
+                            literals[key] = ((name, value), header, hsize)
+                        pos = end
                 size += hsize
                 if size > limit:
                     raise DecodeError(

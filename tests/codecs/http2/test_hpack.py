@@ -186,3 +186,53 @@ def test_field_level_decoder_agrees_with_hpack_on_any_bytes(
             return  # the connection is over once a block fails
         assert ours.decode(block) == expected
         assert list(ours._table.dynamic_entries) == list(plain.header_table.dynamic_entries)
+
+
+@given(st.lists(st.integers(0, 5), min_size=1, max_size=60), st.integers(64, 4096))
+def test_literal_cache_replays_inserting_fields_like_a_plain_decoder(
+    picks: list[int], table_size: int
+) -> None:
+    """nginx-style responses: the same literal-with-indexing fields (static
+    names) in every block. Replays come from the literal cache and must still
+    insert and evict exactly as hpack does; fields naming a dynamic entry are
+    never served from the cache."""
+    fields = [
+        b"\x88",  # :status 200
+        b"\x76\x89\xaa\x63\x55\xe5\x80\xae\x21\x2e\x1f",  # server: (literal, static name 54)
+        b"\x61\x16" + bytes(range(0x41, 0x57)),  # date: literal with indexing, static name
+        b"\x5f\x07" + b"abcdefg",  # content-type: literal with indexing (static name 31)
+        b"\x40\x03x-a\x01v",  # literal name, incremental indexing
+        b"\x7e\x03new",  # name from dynamic entry 62: table-dependent
+    ]
+    ours = HeaderDecoder(65536)
+    ours.allow_table_size(table_size)
+    plain = hpack.Decoder()
+    plain.max_allowed_table_size = table_size
+    if table_size != 4096:
+        resize = hpack_int_prefix(table_size)
+        assert ours.decode(resize) == tuple(plain.decode(resize))
+    for i in picks:
+        block = fields[i] + fields[(i + 2) % 5]
+        try:
+            expected = tuple(plain.decode(block))
+        except hpack.HPACKError:
+            with pytest.raises(DecodeError):
+                ours.decode(block)
+            return
+        assert ours.decode(block) == expected
+        assert list(ours._table.dynamic_entries) == list(plain.header_table.dynamic_entries)
+    if len(picks) > 6:
+        assert ours.literal_hits > 0
+
+
+def hpack_int_prefix(size: int) -> bytes:
+    """A dynamic table size update to `size` (5-bit prefix integer)."""
+    if size < 31:
+        return bytes([0x20 | size])
+    out = bytearray([0x3F])
+    size -= 31
+    while size >= 128:
+        out.append(0x80 | (size & 0x7F))
+        size >>= 7
+    out.append(size)
+    return bytes(out)
