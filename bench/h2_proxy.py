@@ -1,0 +1,198 @@
+"""HTTP/2 request rate through protoproxy vs HAProxy (h2 mode) vs direct, with h2load.
+
+    python bench/h2_proxy.py [--requests 200000] [--clients 4] [--streams 32]
+                             [--rounds 2] [--haproxy-threads 1] [--workload get|grpc|both]
+                             [--profile out.svg]
+
+The upstream is nginx speaking HTTP/2 over cleartext (prior knowledge). The
+proxy runs `protocol: http2`, so it frames every frame, decodes every HPACK
+block, tracks stream state and flow control, and counts each request in the
+per-route (GET) or per-method (gRPC-shaped POST) metrics: per-call decoding on.
+HAProxy runs `mode http` with `proto h2` on both sides and `nbthread 1`, which
+terminates and re-originates HTTP/2: more work per request than a passive
+relay, in C.
+
+Besides req/s the script reads each proxy's CPU time from /proc/<pid>/stat
+(utime + stime) around every h2load run and prints CPU µs per request.
+`--profile FILE` records the protoproxy process with py-spy during one extra
+run (flame graph SVG, or speedscope JSON if FILE ends in .json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import free_port, haproxy, need, process, protoproxy, table, wait_port
+
+_TICK = os.sysconf("SC_CLK_TCK")
+_RATE = re.compile(r"finished in [\d.]+m?s, ([\d.]+) req/s")
+_DONE = re.compile(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed")
+
+
+@contextlib.contextmanager
+def nginx_h2c(port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """nginx answering every request with a 2-byte body over h2c."""
+    with tempfile.TemporaryDirectory() as d:
+        temp = " ".join(
+            f"{k}_temp_path {d};" for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        )
+        conf = Path(d) / "nginx.conf"
+        conf.write_text(
+            textwrap.dedent(
+                f"""
+                daemon off;
+                worker_processes 1;
+                pid {d}/nginx.pid;
+                error_log {d}/error.log;
+                events {{ worker_connections 4096; }}
+                http {{
+                  access_log off;
+                  keepalive_requests 100000000;
+                  http2_max_concurrent_streams 256;
+                  client_body_buffer_size 64k;
+                  {temp}
+                  server {{
+                    listen 127.0.0.1:{port} http2 reuseport;
+                    location / {{ return 200 "ok"; }}
+                  }}
+                }}
+                """
+            )
+        )
+        with process([need("nginx"), "-c", str(conf), "-p", d]) as p:
+            wait_port(port)
+            yield p
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all threads), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def h2load(port: int, args: argparse.Namespace, workload: str, body: Path) -> tuple[float, int]:
+    """(req/s, failed) of one h2load run."""
+    cmd = [
+        need("h2load"),
+        "-n",
+        str(args.requests),
+        "-c",
+        str(args.clients),
+        "-m",
+        str(args.streams),
+    ]
+    if workload == "grpc":
+        cmd += [
+            "-d",
+            str(body),
+            "-H",
+            "content-type: application/grpc",
+            "-H",
+            "te: trailers",
+            "-H",
+            "grpc-timeout: 5S",
+        ]
+    out = subprocess.run(
+        [*cmd, f"http://127.0.0.1:{port}/pkg.Service/Method"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    ).stdout
+    rate, done = _RATE.search(out), _DONE.search(out)
+    if rate is None or done is None:
+        sys.exit(f"h2load output not understood:\n{out}")
+    failed = args.requests - int(done.group(1))
+    return float(rate.group(1)), failed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--requests", type=int, default=200_000)
+    ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--streams", type=int, default=32)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--haproxy-threads", type=int, default=1)
+    ap.add_argument("--workload", choices=["get", "grpc", "both"], default="both")
+    ap.add_argument("--profile", help="py-spy output file for one extra protoproxy run")
+    args = ap.parse_args()
+    workloads = ["get", "grpc"] if args.workload == "both" else [args.workload]
+
+    web, pp, ha = free_port(), free_port(), free_port()
+    with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory() as d:
+        body = Path(d) / "grpc-message"
+        body.write_bytes(b"\x00\x00\x00\x00\x0a" + b"\x0a\x08abcdefgh")  # one gRPC message
+        stack.enter_context(nginx_h2c(web))
+        proxy_proc = stack.enter_context(protoproxy([("h2", pp, web, "http2")]))
+        ha_proc = stack.enter_context(
+            haproxy([("h2", ha, web, "http")], threads=args.haproxy_threads)
+        )
+        targets = {"direct": (web, None), "protoproxy": (pp, proxy_proc), "haproxy": (ha, ha_proc)}
+        best: dict[tuple[str, str], float] = {}
+        cpu: dict[tuple[str, str], float] = {}
+        failures: dict[tuple[str, str], int] = {}
+        h2load(pp, argparse.Namespace(**{**vars(args), "requests": 2000}), "get", body)  # warm
+        # Interleave rounds so that drift in machine load hits every peer alike.
+        for _ in range(args.rounds):
+            for workload in workloads:
+                for name, (port, proc) in targets.items():
+                    before = cpu_seconds(proc.pid) if proc is not None else 0.0
+                    rate, failed = h2load(port, args, workload, body)
+                    key = (name, workload)
+                    if proc is not None:
+                        used = (cpu_seconds(proc.pid) - before) / args.requests * 1e6
+                        cpu[key] = min(cpu.get(key, used), used)
+                    best[key] = max(best.get(key, 0.0), rate)
+                    failures[key] = failures.get(key, 0) + failed
+        if args.profile:
+            profile(proxy_proc.pid, pp, args, body, workloads[-1])
+
+    rows = [("peer", "workload", "req/s", "vs HAProxy", "proxy CPU µs/req", "failed")]
+    for workload in workloads:
+        ha_rate = best[("haproxy", workload)]
+        for name in targets:
+            key = (name, workload)
+            rows.append(
+                (
+                    name,
+                    workload,
+                    f"{best[key]:.0f}",
+                    f"{best[key] / ha_rate:.2f}x",
+                    f"{cpu[key]:.1f}" if key in cpu else "-",
+                    str(failures[key]),
+                )
+            )
+    print(
+        f"HTTP/2 benchmark: h2load -n {args.requests} -c {args.clients} -m {args.streams}, "
+        f"best of {args.rounds}, HAProxy nbthread {args.haproxy_threads}, upstream nginx h2c"
+    )
+    print(table(rows))
+
+
+def profile(pid: int, port: int, args: argparse.Namespace, body: Path, workload: str) -> None:
+    fmt = "speedscope" if args.profile.endswith(".json") else "flamegraph"
+    spy = subprocess.Popen(
+        [need("py-spy"), "record", "-p", str(pid), "-o", args.profile, "-f", fmt, "-r", "500"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        h2load(port, args, workload, body)
+    finally:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT only
+        spy.wait(30)
+    print(f"profile of one {workload} run written to {args.profile}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
