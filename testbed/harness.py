@@ -33,6 +33,8 @@ class Testbed:
         self.after_start: list[Any] = []
         #: called by describe(): each returns extra "how to connect" lines
         self.hints: list[Any] = []
+        #: every kind of fault, once started (testbed.faults.TestbedFaults)
+        self.faults: Any = None
 
     async def start(self) -> None:
         sc = self.scenario
@@ -77,6 +79,9 @@ class Testbed:
             self.addresses[name] = f"{lst.address[0]}:{lst.address[1]}"
         for hook in self.after_start:
             await hook(self)
+        from .faults import attach
+
+        await attach(self)  # tb.faults, and the scenario's faults: list
 
     async def stop(self) -> None:
         await self._stack.aclose()
