@@ -1,0 +1,226 @@
+"""librdkafka produce rate direct to the fake cluster vs through the proxy, same run.
+
+Three processes, so no two share a GIL: the fake cluster (uvloop), the proxy
+(`protoproxy run`, Kafka listener with per-broker listeners) and a
+confluent-kafka producer. Each measured run produces `--records` records of
+`--size` bytes (acks=all, idempotent, 6 partitions); direct and proxied runs
+alternate `--rounds` times and the best of each is compared, because the
+machine is shared. Prints records/s both ways, the ratio (goal: >= 0.9), the
+proxy's CPU seconds, and the codec decode rate from bench/kafka_decode.py.
+
+    python bench/kafka_proxy.py [--records 1000000] [--size 100] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from common import free_port, wait_port  # noqa: E402
+
+_CLUSTER = textwrap.dedent(
+    """
+    import asyncio, sys, uvloop
+    from testbed.kafka import FakeKafkaCluster
+    ports = [int(p) for p in sys.argv[1].split(",")]
+    async def main():
+        async with FakeKafkaCluster(brokers=len(ports), ports=ports, seed=1,
+                                    retention_bytes=64 * 1024 * 1024) as c:
+            c.create_topic("bench", 6)
+            print("ready", flush=True)
+            await asyncio.Event().wait()
+    uvloop.run(main())
+    """
+)
+
+_PRODUCER = textwrap.dedent(
+    """
+    import json, sys, time
+    from confluent_kafka import Producer
+    bootstrap, n, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5,
+                  "enable.idempotence": True, "batch.size": 1000000,
+                  "socket.nagle.disable": True, "queue.buffering.max.messages": 1000000})
+    value = b"x" * size
+    for _ in range(6):
+        p.produce("bench", value=value)  # connect to every leader before timing
+    p.flush(10)
+    errors = []
+    def report(err, msg):
+        if err is not None:
+            errors.append(str(err))
+    produce, poll = p.produce, p.poll
+    start = time.perf_counter()
+    for i in range(n):
+        try:
+            produce("bench", value=value, on_delivery=report)
+        except BufferError:
+            poll(0.001)
+            produce("bench", value=value, on_delivery=report)
+        if i % 1000 == 0:
+            poll(0)
+    left = p.flush(120)
+    elapsed = time.perf_counter() - start
+    print(json.dumps({"elapsed": elapsed, "left": left, "errors": errors[:3]}))
+    """
+)
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(ROOT / "codecs"), str(ROOT), env.get("PYTHONPATH", "")]
+    )
+    return env
+
+
+def produce(bootstrap: str, records: int, size: int) -> float:
+    out = subprocess.run(
+        [sys.executable, "-c", _PRODUCER, bootstrap, str(records), str(size)],
+        capture_output=True,
+        check=True,
+        env=_env(),
+        timeout=600,
+    ).stdout
+    result = json.loads(out)
+    if result["left"] or result["errors"]:
+        sys.exit(f"producer failed: {result}")
+    return records / result["elapsed"]
+
+
+def proxy_config(port: int, brokers: list[int], path: Path) -> None:
+    endpoints = ", ".join(f"'127.0.0.1:{p}'" for p in brokers)
+    path.write_text(
+        textwrap.dedent(
+            f"""
+            admin: {{enabled: false}}
+            listeners:
+              - {{name: kafka, listen: '127.0.0.1:{port}', protocol: kafka, upstream: kafka}}
+            upstreams:
+              - {{name: kafka, endpoints: [{endpoints}]}}
+            """
+        )
+    )
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _spy(pid: int, out: Path, round_no: int) -> subprocess.Popen[bytes]:
+    target = out.with_name(f"{out.stem}.{round_no}{out.suffix}")
+    return subprocess.Popen(
+        ["py-spy", "record", "-p", str(pid), "-f", "raw", "-r", "250", "-o", str(target)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def decode_rate() -> str:
+    script = HERE / "kafka_decode.py"
+    if not script.exists():
+        return "(bench/kafka_decode.py not found)"
+    out = subprocess.run(
+        [sys.executable, str(script), "--seconds", "1"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+    )
+    return out.stdout.strip() or out.stderr.strip()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--records", type=int, default=1_000_000)
+    ap.add_argument("--size", type=int, default=100)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--no-decode", action="store_true", help="skip the codec decode bench")
+    ap.add_argument(
+        "--profile",
+        type=Path,
+        help="py-spy the proxy during proxied runs; write collapsed stacks here",
+    )
+    args = ap.parse_args()
+
+    brokers = [free_port() for _ in range(3)]
+    proxy_port = free_port()
+    with tempfile.TemporaryDirectory() as d:
+        cfg = Path(d) / "kafka.yaml"
+        proxy_config(proxy_port, brokers, cfg)
+        cluster = subprocess.Popen(
+            [sys.executable, "-c", _CLUSTER, ",".join(map(str, brokers))],
+            stdout=subprocess.PIPE,
+            env=_env(),
+        )
+        proxy = None
+        try:
+            assert cluster.stdout is not None
+            if cluster.stdout.readline().strip() != b"ready":
+                sys.exit("fake cluster did not start")
+            proxy = subprocess.Popen(
+                [sys.executable, "-m", "protoproxy", "--log-level", "error", "run", str(cfg)],
+                env=_env(),
+                cwd=str(ROOT),
+            )
+            wait_port(proxy_port)
+            direct: list[float] = []
+            proxied: list[float] = []
+            proxy_cpu = 0.0
+            for r in range(args.rounds):
+                # Alternate which goes first, so warm-up and log growth favour neither.
+                for which in ("direct", "proxied") if r % 2 == 0 else ("proxied", "direct"):
+                    if which == "direct":
+                        direct.append(produce(f"127.0.0.1:{brokers[0]}", args.records, args.size))
+                        continue
+                    before = cpu_seconds(proxy.pid)
+                    spy = _spy(proxy.pid, args.profile, r) if args.profile else None
+                    proxied.append(produce(f"127.0.0.1:{proxy_port}", args.records, args.size))
+                    proxy_cpu = cpu_seconds(proxy.pid) - before
+                    if spy is not None:
+                        spy.send_signal(2)
+                        spy.wait(30)
+                print(
+                    f"round {r + 1}: direct {direct[-1]:,.0f} rec/s, "
+                    f"proxied {proxied[-1]:,.0f} rec/s (proxy CPU {proxy_cpu:.2f} s)",
+                    flush=True,
+                )
+        finally:
+            if proxy is not None:
+                proxy.terminate()
+                proxy.wait(10)
+            cluster.terminate()
+            cluster.wait(10)
+    best_direct, best_proxied = max(direct), max(proxied)
+    med_direct, med_proxied = statistics.median(direct), statistics.median(proxied)
+    mb = args.size / 1e6
+    print(f"records: {args.records:,} x {args.size} B, acks=all, idempotent, 6 partitions")
+    print(f"direct:  {best_direct:>12,.0f} records/s  {best_direct * mb:6.1f} MB/s")
+    print(f"proxied: {best_proxied:>12,.0f} records/s  {best_proxied * mb:6.1f} MB/s")
+    print(
+        f"ratio proxied/direct: {best_proxied / best_direct:.2f} best-of-{args.rounds}, "
+        f"{med_proxied / med_direct:.2f} median (goal >= 0.90)"
+    )
+    print(
+        f"proxy CPU in the last proxied run: {proxy_cpu:.2f} s "
+        f"({proxy_cpu / args.records * 1e6:.3f} µs/record)"
+    )
+    if not args.no_decode:
+        print("\ncodec decode rate (bench/kafka_decode.py --seconds 1):")
+        print(decode_rate())
+
+
+if __name__ == "__main__":
+    main()
