@@ -97,7 +97,9 @@ class ExchangeMetrics:
             if labels is None:
                 if len(ops) >= _CACHE_LIMIT:
                     ops.clear()
-                labels = ops[op] = _OpLabels(state.listener, state.protocol, op)
+                # The exchange's protocol, not the codec's: gRPC calls and plain
+                # HTTP/2 requests share the http2 codec but are told apart here.
+                labels = ops[op] = _OpLabels(state.listener, ex.protocol, op)
             status = ex.status
             key = labels.by_status.get(status)
             if key is None:
@@ -121,5 +123,5 @@ class ExchangeMetrics:
                 if ckey is None:
                     if len(state.client) >= _CACHE_LIMIT:
                         state.client.clear()
-                    ckey = state.client[client] = (state.listener, state.protocol, client)
+                    ckey = state.client[client] = (state.listener, ex.protocol, client)
                 self.clients.inc(ckey)

@@ -60,7 +60,7 @@ def test_grpc_counts_access_log_and_histograms_agree(grpc_server, tmp_path: Path
         requests_sent = {"Unary": 1, "ServerStream": 1, "ClientStream": 4, "Bidi": 3}
         for method, n_req in requests_sent.items():
             path = SVC + method
-            ok = total(exchanges, listener="front", protocol="http2", operation=path, status="OK")
+            ok = total(exchanges, listener="front", protocol="grpc", operation=path, status="OK")
             assert ok == seen[(path, "OK")] == M
             assert total(exchanges, operation=path, status="NOT_FOUND") == seen[(path, "NOT_FOUND")]
             calls = seen[(path, "OK")] + seen[(path, "NOT_FOUND")]
