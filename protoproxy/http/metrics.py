@@ -39,8 +39,8 @@ class _MethodKeys:
         self.service = service
         self.method = method
         self.base = (listener, service, method)
-        self.sent = (listener, service, method, "request")
-        self.recv = (listener, service, method, "response")
+        self.sent = (listener, service, method, "upstream")
+        self.recv = (listener, service, method, "downstream")
         self.by_status: dict[str, tuple[str, str, str, str]] = {}
 
     def status(self, status: str) -> tuple[str, str, str, str]:
@@ -76,7 +76,7 @@ class HttpMetrics:
         )
         self.grpc_messages: Counter = stats.counter(
             "protoproxy_grpc_messages_total",
-            "gRPC length-prefixed messages relayed, by direction",
+            "gRPC length-prefixed messages relayed; direction upstream = requests",
             (*_METHOD_LABELS, "direction"),
         )
         self.grpc_message_bytes: Counter = stats.counter(

@@ -135,8 +135,8 @@ async def test_four_kinds_equal_direct_and_counted(setup: Setup) -> None:
         base = ("grpc", SERVICE, method)
         assert m.grpc_started.get(base) == calls[method], method
         assert m.grpc_latency.count(base) == calls[method], method
-        assert m.grpc_messages.get((*base, "request")) == sent[method], method
-        assert m.grpc_messages.get((*base, "response")) == received[method], method
+        assert m.grpc_messages.get((*base, "upstream")) == sent[method], method
+        assert m.grpc_messages.get((*base, "downstream")) == received[method], method
     finished = {
         (k[2], k[3]): v for k, v in m.grpc_finished.values.items() if k[:2] == ("grpc", SERVICE)
     }
