@@ -222,7 +222,7 @@ async def attach(tb: Testbed) -> TestbedFaults:
 
 def _hint(tb: Testbed) -> list[str]:
     admin = tb.addresses.get("admin")
-    target = next((n for n in ("grpc", "http", "echo", "kafka") if n in tb.addresses), None)
+    target = next((n for n in ("http", "grpc", "echo", "kafka") if n in tb.addresses), None)
     if admin is None or target is None:
         return []
     return [
