@@ -495,7 +495,7 @@ class Http2Codec(BaseCodec):
         method = path = authority = ""
         content_type = None
         for name, value in headers:
-            if name[0] == ":":
+            if name[:1] == ":":  # an empty name must not raise IndexError
                 if name == ":path":
                     path = value
                 elif name == ":method":

@@ -110,13 +110,16 @@ class HeaderDecoder:
     __slots__ = (
         "_cache",
         "_decoder",
+        "_inserts",
         "_literals",
+        "_replays",
         "_strs",
         "_table",
         "_undo",
         "hits",
         "literal_hits",
         "misses",
+        "replay_hits",
     )
 
     def __init__(self, max_header_list_size: int) -> None:
@@ -130,9 +133,15 @@ class HeaderDecoder:
         #: Literal fields whose name is static or literal, by their exact bytes:
         #: (name, value) as hpack stores them, the str pair, the RFC size.
         self._literals: dict[bytes, tuple[tuple[bytes, bytes], Header, int]] = {}
+        #: Blocks that insert but name nothing in the dynamic table: their
+        #: headers and the entries they insert, the same whatever the table holds.
+        self._replays: dict[bytes, tuple[Headers, tuple[tuple[bytes, bytes], ...]]] = {}
+        #: Entries the last decoded block inserted, or None if it read the dynamic table.
+        self._inserts: list[tuple[bytes, bytes]] | None = None
         self.hits = 0
         self.misses = 0
         self.literal_hits = 0
+        self.replay_hits = 0
 
     def decode(self, block: bytes | memoryview) -> Headers:
         cached = self._cache.get(block)
@@ -140,9 +149,19 @@ class HeaderDecoder:
             self.hits += 1
             self._undo = None
             return cached
-        self.misses += 1
         table = self._table
         entries = table.dynamic_entries
+        replay = self._replays.get(block)
+        if replay is not None:
+            # e.g. nginx's `server`/`date`/`content-type` literals, every response
+            self.replay_hits += 1
+            self._undo = (table.maxsize, list(entries))
+            for name, value in replay[1]:
+                table.add(name, value)
+            if self._cache:
+                self._cache.clear()
+            return replay[0]
+        self.misses += 1
         before_len = len(entries)
         before_first = entries[0] if entries else None
         before_max = table.maxsize
@@ -156,8 +175,14 @@ class HeaderDecoder:
                 if len(self._cache) >= _CACHE_MAX:
                     self._cache.clear()
                 self._cache[bytes(block)] = headers
-        elif self._cache:
-            self._cache.clear()
+        else:
+            if self._cache:
+                self._cache.clear()
+            inserts = self._inserts
+            if inserts is not None and len(block) <= _CACHE_BLOCK:
+                if len(self._replays) >= _CACHE_MAX:
+                    self._replays.clear()
+                self._replays[bytes(block)] = (headers, tuple(inserts))
         return headers
 
     def _decode_fields(self, block: bytes | memoryview) -> Headers:
@@ -176,6 +201,7 @@ class HeaderDecoder:
         literals = self._literals
         limit = decoder.max_header_list_size
         out: list[Header] = []
+        inserts: list[tuple[bytes, bytes]] | None = []
         undo = None
         size = 0
         n = len(block)
@@ -191,6 +217,7 @@ class HeaderDecoder:
                     if 0 < index <= _STATIC_LEN:
                         header, hsize = _STATIC_STR[index]
                     elif index > _STATIC_LEN and index - _STATIC_LEN <= len(entries):
+                        inserts = None  # reads the dynamic table
                         entry = entries[index - _STATIC_LEN - 1]
                         hit = strs.get(entry)
                         if hit is None:
@@ -216,6 +243,7 @@ class HeaderDecoder:
                     if undo is None and first & 0x60:  # inserts or resizes: keep the old table
                         undo = (self._table.maxsize, list(entries))
                     if (first & 0xE0) == 0x20:  # a table size update: hpack checks it
+                        inserts = None
                         decoder.decode(block[pos:end], raw=True)
                         pos = end
                         continue
@@ -224,19 +252,26 @@ class HeaderDecoder:
                     if lit is not None:
                         # Same bytes, name not from the dynamic table: same field.
                         self.literal_hits += 1
+                        pair, header, hsize = lit
                         if first & 0x40:
-                            self._table.add(*lit[0])
-                        _pair, header, hsize = lit
+                            self._table.add(*pair)
+                            if inserts is not None:
+                                inserts.append(pair)
                         pos = end
                     else:
                         fields = decoder.decode(block[pos:end], raw=True)
                         name, value = fields[0]
                         header = (name.decode("utf-8"), value.decode("utf-8"))
                         hsize = len(name) + len(value) + 32
-                        if len(key) <= _LITERAL_MAX and _static_name(block, pos, first):
-                            if len(literals) >= _LITERALS_MAX:
-                                literals.clear()
-                            literals[key] = ((name, value), header, hsize)
+                        if _static_name(block, pos, first):
+                            if first & 0x40 and inserts is not None:
+                                inserts.append((name, value))
+                            if len(key) <= _LITERAL_MAX:
+                                if len(literals) >= _LITERALS_MAX:
+                                    literals.clear()
+                                literals[key] = ((name, value), header, hsize)
+                        else:
+                            inserts = None
                         pos = end
                 size += hsize
                 if size > limit:
@@ -253,6 +288,7 @@ class HeaderDecoder:
         if decoder.header_table_size > decoder.max_allowed_table_size:
             raise DecodeError("HPACK: table larger than the peer allows", "compression_error")
         self._undo = undo
+        self._inserts = inserts
         return tuple(out)
 
     def allow_table_size(self, size: int) -> None:
