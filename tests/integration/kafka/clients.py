@@ -80,7 +80,9 @@ def kafka_python_consume(bootstrap: str, topic: str, group: str, n: int, **extra
         for tp, records in consumer.poll(timeout_ms=200).items():
             consumed[tp.partition].extend((r.offset, r.value) for r in records)
             total += len(records)
-    consumer.commit()
+    # Offsets are auto-committed (the default) on close; an explicit commit()
+    # here can race kafka-python's own metadata-triggered rejoin and raise
+    # RebalanceInProgressError, which says nothing about the proxy.
     consumer.close()
     return consumed
 

@@ -41,6 +41,7 @@ class KafkaRig:
         upstream_tls: dict[str, Any] | None = None,
         cluster_ssl: ssl.SSLContext | None = None,
         config: dict[str, Any] | None = None,
+        extra_listeners: list[dict[str, Any]] | None = None,
     ) -> None:
         self.brokers = brokers
         self.seed = seed
@@ -49,6 +50,7 @@ class KafkaRig:
         self.upstream_tls = upstream_tls
         self.cluster_ssl = cluster_ssl
         self.extra_config = config or {}
+        self.extra_listeners = extra_listeners or []
         self.loop = _new_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.cluster: FakeKafkaCluster | None = None
@@ -84,7 +86,7 @@ class KafkaRig:
             upstream["tls"] = self.upstream_tls
         cfg = {
             "admin": {"enabled": False},
-            "listeners": [listener],
+            "listeners": [listener, *self.extra_listeners],
             "upstreams": [upstream],
             **self.extra_config,
         }
