@@ -1,0 +1,136 @@
+"""The observe building blocks on their own: caps, export, tail bounds, scrubbing,
+sampling. Fast, and each can fail on its own."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from types import SimpleNamespace
+
+from hypothesis import given
+from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
+
+from protoproxy.config import AccessLog as AccessLogConfig
+from protoproxy.config import Tail
+from protoproxy.observe.access_log import AccessLog
+from protoproxy.observe.prometheus import Exporter
+from protoproxy.observe.redact import LogRedactor, header_pairs, scrub_text
+from protoproxy.observe.stats import OTHER, Stats
+from protoproxy.observe.tail import MessageTail
+from protoproxy_codecs.base import Direction, Exchange, Message
+
+
+@given(st.lists(st.text(min_size=1, max_size=5), max_size=300), st.integers(1, 50))
+def test_counter_never_exceeds_its_cap_and_keeps_totals(keys: list[str], cap: int) -> None:
+    stats = Stats(caps={"t_total": cap})
+    c = stats.counter("t_total", "t", ("k",))
+    h = stats.histogram("t_seconds", "t", ("k",))
+    stats.configure(1000, {"t_total": cap, "t_seconds": cap})
+    for k in keys:
+        c.inc((k,))
+        h.observe((k,), 0.01)
+    assert len(c.values) <= cap and len(h.series) <= cap
+    assert c.total() == len(keys) == sum(s.count for s in h.series.values())
+    distinct = len(set(keys))
+    if distinct >= cap:
+        assert ((OTHER,) in c.values) == (distinct > cap - 1)
+
+
+def test_prometheus_histogram_is_cumulative_and_bytes_include_live() -> None:
+    stats = Stats()
+    h = stats.histogram("protoproxy_x_seconds", "x", ("op",))
+    for v in (0.00005, 0.003, 0.003, 7.0, 100.0):
+        h.observe(("a",), v)
+    b = stats.counter("protoproxy_bytes_total", "b", ("listener", "direction"))
+    b.inc(("l", "upstream"), 10)
+    live = {"protoproxy_bytes_total": {("l", "upstream"): 5.0, ("m", "downstream"): 7.0}}
+    text = Exporter(stats, lambda: live).render().decode()
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+    }
+    assert samples[("protoproxy_x_seconds_bucket", (("le", "0.0001"), ("op", "a")))] == 1
+    assert samples[("protoproxy_x_seconds_bucket", (("le", "0.005"), ("op", "a")))] == 3
+    assert samples[("protoproxy_x_seconds_bucket", (("le", "10.0"), ("op", "a")))] == 4
+    assert samples[("protoproxy_x_seconds_bucket", (("le", "+Inf"), ("op", "a")))] == 5
+    assert samples[("protoproxy_x_seconds_count", (("op", "a"),))] == 5
+    assert samples[("protoproxy_bytes_total", (("direction", "upstream"), ("listener", "l")))] == 15
+    assert (
+        samples[("protoproxy_bytes_total", (("direction", "downstream"), ("listener", "m")))] == 7
+    )
+
+
+def _conn(protocol: str = "kafka") -> SimpleNamespace:
+    return SimpleNamespace(id=1, protocol=protocol, listener=SimpleNamespace(name="l"))
+
+
+def test_tail_is_bounded_in_count_and_bytes_and_drops_for_slow_followers() -> None:
+    async def run() -> None:
+        stats = Stats()
+        dropped = stats.counter("d_total", "d", ("reason",))
+        tail = MessageTail(Tail(enabled=True, max_messages=10, max_bytes=1000), dropped)
+        follower = tail.follow()
+        conn = _conn()
+        for i in range(3000):
+            tail.on_messages(
+                conn, Direction.UPSTREAM, [Message(Direction.UPSTREAM, "r", b"x" * (i % 300))]
+            )
+        assert len(tail.ring) <= 10 and tail.bytes <= 1000
+        assert tail.bytes == sum(len(e.message.raw) for e in tail.ring)
+        tail.on_messages(conn, Direction.UPSTREAM, [Message(Direction.UPSTREAM, "r", b"y" * 1001)])
+        assert dropped.get(("too_large",)) == 1
+        assert follower.queue.qsize() == follower.queue.maxsize
+        tail.unfollow(follower)
+        assert dropped.get(("slow_follower",)) == follower.dropped > 0
+
+    asyncio.run(run())
+
+
+def test_scrub_text_patterns() -> None:
+    cases = {
+        "authorization: Bearer abc.def": "abc.def",
+        "Decoded (b'authorization', b'Basic Zm9vOmJhcg==')": "Zm9vOmJhcg==",
+        "(b'cookie', b'session=xyz123')": "session=xyz123",
+        "password=hunter2 next": "hunter2",
+        "'token': 'tk-999'": "tk-999",
+    }
+    for text, secret in cases.items():
+        assert secret not in scrub_text(text), text
+    assert scrub_text("plain words stay", ["lit-secret"]) == "plain words stay"
+    assert "lit-secret" not in scrub_text("x lit-secret y", ["lit-secret"])
+    pairs = header_pairs([(b"Cookie", b"a=b"), (b"host", b"h"), ("set-cookie", "c")])
+    assert pairs == [["Cookie", "<redacted>"], ["host", "h"], ["set-cookie", "<redacted>"]]
+
+
+def test_log_redactor_scrubs_records_of_every_logger(caplog) -> None:
+    LogRedactor(["literal-admin-token"]).install()
+    caplog.set_level(logging.INFO)
+    logging.getLogger("some.library").info(
+        "sent %s with literal-admin-token", "authorization: Bearer q1w2"
+    )
+    text = caplog.records[-1].getMessage()
+    assert "q1w2" not in text and "literal-admin-token" not in text
+
+
+def test_access_log_sampling(tmp_path) -> None:
+    async def run(sample: float) -> int:
+        path = tmp_path / f"a{sample}.log"
+        log = AccessLog(AccessLogConfig(enabled=True, path=str(path), sample=sample))
+        loop = asyncio.get_running_loop()
+        conn = SimpleNamespace(
+            id=1,
+            loop=loop,
+            listener=SimpleNamespace(name="l"),
+            down=SimpleNamespace(peername="127.0.0.1:1"),
+            endpoint=SimpleNamespace(name="127.0.0.1:2"),
+        )
+        ex = [Exchange("kafka", "Produce v9", 1.0, 2.0, "NONE") for _ in range(1000)]
+        log.observe(conn, ex)  # type: ignore[arg-type]
+        log.close()
+        return len(path.read_text().splitlines())
+
+    assert asyncio.run(run(1.0)) == 1000
+    assert asyncio.run(run(0.0)) == 0
+    assert 300 < asyncio.run(run(0.5)) < 700
