@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from . import marks
 from .engine import FaultEngine
+from .message_filter import install_message_faults
 from .streams import ToxicManager
 
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ def install(app: App) -> None:
     engine = FaultEngine(app.proxy, seed=app.config.seed)
     app.components["faults"] = engine
     app.components["toxics"] = ToxicManager(engine, app.proxy)
+    app.components["message_faults"] = install_message_faults(engine, app.proxy)
     app.proxy.exchange_observers.insert(0, marks.observe)
     for spec in app.config.faults:
         engine.add(spec)

@@ -474,6 +474,19 @@ class KafkaCodec(BaseCodec):
         self.feed(DOWNSTREAM, frame)
         return frame
 
+    def inject_response(self, request: Message, body: Any) -> Message:
+        """A response the proxy makes up itself (fault injection), for `request`.
+
+        Encoded like `respond`, but accounted without passing through the
+        DOWNSTREAM buffer, which may hold part of a real response at the time.
+        The request stops being pending and its Exchange is reported.
+        """
+        info = request.info or {}
+        frame = framing.encode_response(
+            info["api_key"], info["api_version"], info["correlation_id"], body
+        )
+        return self._on_response(frame)
+
 
 class _LazyBody:
     """Deferred body decode for Message.view; counts failures, returns None."""

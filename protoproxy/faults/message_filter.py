@@ -1,0 +1,454 @@
+"""Message faults: the per-connection filter, the delay gate, and their installation.
+
+A connection gets a `MessageFaultFilter` only when some enabled message fault
+could match its listener and protocol, so connections no fault can touch pay
+nothing per message. Faults added later reach live connections through an
+engine hook. The filter does the generic work (match, decide, delay, drop,
+close, reset, truncate, corrupt) and leaves what needs protocol knowledge
+(Kafka error responses, gRPC statuses, HTTP/2 flow control and HPACK, HTTP/1
+pipelining) to a per-protocol handler from `message_kafka`, `message_grpc`
+and `message_http`.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM, Direction, Message
+
+from ..units import parse_duration, parse_size
+from .stage import Stage
+
+if TYPE_CHECKING:
+    from ..connection import Connection
+    from ..proxy import Proxy
+    from .engine import ActiveFault, FaultEngine
+
+log = logging.getLogger("protoproxy.faults")
+
+#: `conn.extra` key of the connection's MessageFaultFilter
+FILTER = "_message_faults"
+
+#: actions that act on connection-level HTTP/2 frames, in both directions by default
+FRAME_ACTIONS = frozenset({"withhold_window_updates", "delay_settings_ack", "delay_ping"})
+DELAYS = frozenset({"delay", "delay_settings_ack", "delay_ping"})
+
+Matcher = Callable[[Message], bool]
+
+
+# -- actions ----------------------------------------------------------------------------
+
+
+class Delay:
+    """A delay: fixed, ``{uniform: [a, b]}`` or ``{normal: {mean, stddev}}`` (never < 0)."""
+
+    __slots__ = ("a", "b", "shape")
+
+    def __init__(self, value: Any) -> None:
+        if isinstance(value, dict):
+            if len(value) != 1:
+                raise ValueError("a delay distribution has exactly one of: uniform, normal")
+            ((shape, args),) = value.items()
+            if shape == "uniform":
+                lo, hi = (parse_duration(x) for x in args)
+                if lo > hi:
+                    raise ValueError("uniform: [a, b] needs a <= b")
+                self.shape, self.a, self.b = "uniform", lo, hi
+            elif shape == "normal":
+                self.shape = "normal"
+                self.a = parse_duration(args["mean"])
+                self.b = parse_duration(args.get("stddev", 0))
+            else:
+                raise ValueError(f"unknown delay distribution {shape!r} (uniform, normal)")
+        else:
+            self.shape, self.a, self.b = "fixed", parse_duration(value), 0.0
+
+    def draw(self, rng: random.Random) -> float:
+        if self.shape == "fixed":
+            return self.a
+        if self.shape == "uniform":
+            return rng.uniform(self.a, self.b)
+        return max(0.0, rng.gauss(self.a, self.b))
+
+
+class Action:
+    """A parsed action: its kind and the parameters the handlers read."""
+
+    __slots__ = ("delay", "kind", "params", "size")
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        ((kind, value),) = spec.items()
+        self.kind: str = kind
+        self.delay: Delay | None = Delay(value) if kind in DELAYS else None
+        self.size: int | None = None
+        if kind == "truncate" and value not in (None, True, {}):
+            self.size = parse_size(value["bytes"] if isinstance(value, dict) else value)
+        if isinstance(value, dict):
+            self.params: dict[str, Any] = value
+        elif kind in DELAYS or value in (None, True):
+            self.params = {}
+        else:
+            self.params = {"value": value}
+
+
+def action_of(fault: ActiveFault) -> Action:
+    """The fault's parsed action, cached on the fault (a new ActiveFault on update)."""
+    action = fault.extra.get("action")
+    if action is None:
+        assert fault.spec.action is not None
+        action = fault.extra["action"] = Action(fault.spec.action)
+    return action
+
+
+def validate_action(spec: dict[str, Any]) -> None:
+    """Raise ValueError for parameters the filter could not act on."""
+    Action(spec)
+
+
+_DIRECTIONS = {
+    "upstream": (UPSTREAM,),
+    "request": (UPSTREAM,),
+    "requests": (UPSTREAM,),
+    "downstream": (DOWNSTREAM,),
+    "response": (DOWNSTREAM,),
+    "responses": (DOWNSTREAM,),
+    "both": (UPSTREAM, DOWNSTREAM),
+    "any": (UPSTREAM, DOWNSTREAM),
+}
+
+
+def directions_of(fault: ActiveFault) -> tuple[Direction, ...]:
+    """Requests (upstream) by default; connection-level frame faults both ways."""
+    given = fault.spec.match.get("direction")
+    if given is not None:
+        return _DIRECTIONS[str(given).lower()]
+    if action_of(fault).kind in FRAME_ACTIONS:
+        return (UPSTREAM, DOWNSTREAM)
+    return (UPSTREAM,)
+
+
+# -- the delay gate -----------------------------------------------------------------------
+
+
+class Gate(Stage):
+    """Holds one direction's bytes behind delayed messages, in order.
+
+    Linked outermost (the filter writes into it); a delay puts a barrier in
+    the queue and everything written after it waits for it, so a delayed
+    message keeps its place on the connection. Each barrier counts in its
+    fault's `active` until released. EOF waits behind held bytes.
+    """
+
+    kind = "message_delay"
+
+    def __init__(self, conn: Connection, direction: Direction, fault: ActiveFault) -> None:
+        super().__init__(conn, direction, fault, random.Random(0))
+        #: (due, bytes) or (due, ActiveFault): a barrier ending a delay
+        self.queue: deque[tuple[float, Any]] = deque()
+        self.held = 0
+        self.last_due = 0.0
+        self.eof_pending = False
+        self._timer: Any = None
+
+    @property
+    def holding(self) -> bool:
+        return bool(self.queue) or self.eof_pending
+
+    def hold(self, seconds: float, fault: ActiveFault) -> None:
+        due = max(self.loop.time() + seconds, self.last_due)
+        self.last_due = due
+        fault.active += 1
+        self.queue.append((due, fault))
+        if self._timer is None:
+            self._timer = self.loop.call_at(self.queue[0][0], self._fire)
+
+    def write(self, data: bytes) -> None:
+        if not self.queue:
+            assert self.next is not None
+            self.next.write(data)
+            return
+        self.queue.append((self.last_due, data))
+        self.held += len(data)
+        self._held_changed(self.held)
+
+    def writelines(self, chunks: list[bytes]) -> None:
+        if not self.queue:
+            assert self.next is not None
+            self.next.writelines(chunks)
+            return
+        for chunk in chunks:
+            self.write(chunk)
+
+    def write_eof(self) -> None:
+        if self.queue:
+            self.eof_pending = True
+        else:
+            super().write_eof()
+
+    def _fire(self) -> None:
+        self._timer = None
+        if not self.alive:
+            self.cancel()
+            return
+        now = self.loop.time()
+        queue = self.queue
+        out: list[bytes] = []
+        while queue and queue[0][0] <= now:
+            item = queue.popleft()[1]
+            if type(item) is bytes:
+                out.append(item)
+                self.held -= len(item)
+            else:
+                item.active -= 1
+        nxt = self.next
+        assert nxt is not None
+        if out:
+            nxt.writelines(out)
+            self._held_changed(self.held)
+        if queue:
+            self._timer = self.loop.call_at(queue[0][0], self._fire)
+        elif self.eof_pending:
+            self.eof_pending = False
+            nxt.write_eof()
+            self._drained()
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for _, item in self.queue:
+            if type(item) is not bytes:
+                item.active -= 1
+        self.queue.clear()
+        self.held = 0
+        self.eof_pending = False
+
+    def detach(self) -> None:  # never unlinked while the connection lives
+        self.cancel()
+
+
+# -- protocol handlers' base ------------------------------------------------------------
+
+
+class Handler:
+    """What a protocol adds to the generic filter. This base is raw TCP."""
+
+    protocol = "tcp"
+    #: match keys this handler understands besides the generic ones
+    keys: frozenset[str] = frozenset()
+
+    def __init__(self, filt: MessageFaultFilter) -> None:
+        self.filt = filt
+        self.conn = filt.conn
+
+    def compile(self, fault: ActiveFault, action: Action) -> Matcher | None:
+        """A predicate for the fault's protocol keys; None when it can never match here."""
+        if set(fault.spec.match) - {"listener", "protocol", "direction"} - self.keys:
+            return None
+        return _always
+
+    def forward(self, direction: Direction, msg: Message, out: list[Message]) -> None:
+        """Pass a message on (handlers track state and rewrite here)."""
+        out.append(msg)
+
+    def drop(self, direction: Direction, msg: Message, out: list[Message]) -> None:
+        """Never deliver `msg` (protocols with flow control credit the sender)."""
+
+    def payload_span(self, msg: Message) -> tuple[int, int] | None:
+        """Where `corrupt` may flip bytes and framing survives; None: not here."""
+        return (0, len(msg.raw)) if msg.raw else None
+
+    def act(
+        self, fault: ActiveFault, action: Action, direction: Direction, msg: Message, out: list
+    ) -> bool:
+        """Protocol actions (abort, duplicate, rst_stream...); False if not supported."""
+        return False
+
+    def closed(self) -> None:
+        """The connection is gone."""
+
+
+def _always(msg: Message) -> bool:
+    return True
+
+
+def _never(msg: Message) -> bool:
+    return False
+
+
+# -- the filter ---------------------------------------------------------------------------
+
+
+class MessageFaultFilter:
+    """One per connection that message faults may touch; installed last in the chain."""
+
+    def __init__(self, manager: MessageFaults, conn: Connection, handler_cls: type[Handler]):
+        self.manager = manager
+        self.engine = manager.engine
+        self.conn = conn
+        self.generation = -1
+        #: by Direction: (fault, action, matcher) to try, in fault order
+        self.rules: list[list[tuple[ActiveFault, Action, Matcher]]] = [[], []]
+        self.gates: list[Gate | None] = [None, None]
+        self.handler = handler_cls(self)
+        self.rng = random.Random(self.engine.rng.getrandbits(64))
+
+    def refresh(self) -> None:
+        self.generation = self.engine.generation
+        rules: list[list[tuple[ActiveFault, Action, Matcher]]] = [[], []]
+        conn = self.conn
+        for fault in self.engine.candidates(conn.listener.name, conn.protocol):
+            action = action_of(fault)
+            matcher = self.handler.compile(fault, action)
+            if matcher is None:
+                continue
+            for d in directions_of(fault):
+                rules[d].append((fault, action, matcher))
+        self.rules = rules
+
+    # -- the Filter interface ----------------------------------------------------------
+    def on_messages(
+        self, conn: Connection, direction: Direction, messages: list[Message]
+    ) -> list[Message]:
+        if self.generation != self.engine.generation:
+            self.refresh()
+        rules = self.rules[direction]
+        handler = self.handler
+        out: list[Message] = []
+        for msg in messages:
+            if conn.end_reason is not None:
+                return []
+            if rules:
+                for fault, action, matcher in rules:
+                    if matcher(msg) and self.engine.decide(fault):
+                        self.engine.mark(conn, msg.key, fault.name)
+                        self.inject(fault, action, direction, msg, out)
+                        break
+                else:
+                    handler.forward(direction, msg, out)
+            else:
+                handler.forward(direction, msg, out)
+        return out if conn.end_reason is None else []
+
+    # -- actions -----------------------------------------------------------------------------
+    def flush(self, direction: Direction, out: list[Message]) -> None:
+        """Write what the batch has so far (before a hold, close or injection)."""
+        if out:
+            self.conn.send(direction, out)
+            out.clear()
+
+    def gate(self, direction: Direction, fault: ActiveFault) -> Gate:
+        gate = self.gates[direction]
+        if gate is None:
+            conn = self.conn
+            gate = self.gates[direction] = Gate(conn, direction, fault)
+            gate.next = conn.outlets[direction]
+            conn.outlets[direction] = gate
+        return gate
+
+    def inject(
+        self, fault: ActiveFault, action: Action, direction: Direction, msg: Message, out: list
+    ) -> None:
+        kind = action.kind
+        conn = self.conn
+        handler = self.handler
+        if action.delay is not None:
+            self.flush(direction, out)
+            self.gate(direction, fault).hold(action.delay.draw(self.rng), fault)
+            handler.forward(direction, msg, out)
+        elif kind == "drop":
+            handler.drop(direction, msg, out)
+        elif kind == "close" or kind == "reset":
+            self.flush(direction, out)
+            self.end(kind, fault)
+        elif kind == "truncate":
+            self.flush(direction, out)
+            raw = msg.raw
+            cut = action.size if action.size is not None else len(raw) // 2
+            conn.send_raw(direction, raw[: min(cut, max(len(raw) - 1, 0))])
+            self.end("close", fault)
+        elif kind == "corrupt":
+            span = handler.payload_span(msg)
+            if span is None or span[0] >= span[1]:
+                handler.forward(direction, msg, out)
+                return
+            raw = bytearray(msg.raw)
+            flips = int(action.params.get("bytes", action.params.get("value", 1)))
+            for _ in range(max(1, flips)):
+                at = self.rng.randrange(span[0], span[1])
+                raw[at] ^= 1 << self.rng.randrange(8)
+            handler.forward(
+                direction, Message(msg.direction, msg.kind, bytes(raw), msg.key, msg.info), out
+            )
+        elif not handler.act(fault, action, direction, msg, out):
+            handler.forward(direction, msg, out)  # not applicable here: pass through
+
+    def end(self, how: str, fault: ActiveFault) -> None:
+        conn = self.conn
+        if how == "reset":
+            conn.fail("fault_reset", f"fault {fault.name} reset the connection")
+        else:
+            conn.close("fault_close")
+
+    def closed(self) -> None:
+        for gate in self.gates:
+            if gate is not None:
+                gate.cancel()
+        self.handler.closed()
+
+
+# -- installation -----------------------------------------------------------------------------
+
+
+class MessageFaults:
+    """Puts a MessageFaultFilter on connections that enabled message faults may match."""
+
+    def __init__(self, engine: FaultEngine, proxy: Proxy) -> None:
+        from . import message_grpc, message_http, message_kafka
+
+        self.engine = engine
+        self.proxy = proxy
+        self.handlers: dict[str, type[Handler]] = {
+            "kafka": message_kafka.KafkaHandler,
+            "http2": message_grpc.Http2Handler,
+            "http": message_http.Http1Handler,
+            "tcp": Handler,
+        }
+        engine.hooks.append(self._changed)
+        proxy.codec_observers.append(self.codec_chosen)
+        proxy.close_observers.append(self.closed)
+
+    def codec_chosen(self, conn: Connection) -> None:
+        if self.engine.faults and self.engine.candidates(conn.listener.name, conn.protocol):
+            self.attach(conn)
+
+    def attach(self, conn: Connection) -> None:
+        if FILTER in conn.extra or conn.end_reason is not None:
+            return
+        handler = self.handlers.get(conn.protocol)
+        if handler is None:
+            return
+        filt = MessageFaultFilter(self, conn, handler)
+        conn.extra[FILTER] = filt
+        conn.opaque = False
+        conn.filters.append(filt)
+
+    def _changed(self, fault: ActiveFault | None, what: str) -> None:
+        if fault is None or fault.spec.action is None or what == "removed":
+            return
+        for conn in list(self.proxy.connections.values()):
+            if conn.codec is not None and FILTER not in conn.extra:
+                self.codec_chosen(conn)
+
+    def closed(self, conn: Connection) -> None:
+        filt: MessageFaultFilter | None = conn.extra.pop(FILTER, None)
+        if filt is not None:
+            filt.closed()
+
+
+def install_message_faults(engine: FaultEngine, proxy: Proxy) -> MessageFaults:
+    return MessageFaults(engine, proxy)
