@@ -131,7 +131,7 @@ class BrokerListeners:
         cluster = lst.default
         assert cluster is not None
         cluster.endpoints = [Endpoint(Address(upstream))]
-        cluster.attempts = 1
+        cluster.attempts = self.upstream.connect_attempts or 1
         log.info("kafka broker %d (%s) now at %s", node_id, lst.name, upstream)
         entry.upstream = upstream
 
