@@ -1,0 +1,320 @@
+"""Acceptance 2: Kafka aborts are well-formed responses that real clients decode and act on.
+
+Every abort is a response of the request's API and version, with its
+correlation id, built with kafka-python's classes; kafka-python checks
+correlation ids in order, so any slip fails its connection. Clients run in
+the test thread against a fake cluster behind the proxy (KafkaRig).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from protoproxy.faults.message_kafka import error_code, error_response
+from protoproxy.faults.model import FaultSpec
+from protoproxy_codecs.kafka import framing, schema, summary
+from tests.integration.kafka.clients import (
+    check_exactly_once_in_order,
+    confluent_consume,
+    confluent_produce,
+    kafka_python_consume,
+    kafka_python_produce,
+    values,
+)
+from tests.integration.kafka.rig import KafkaRig
+
+NOT_LEADER = error_code("NOT_LEADER_OR_FOLLOWER")
+
+
+# -- the responses themselves ---------------------------------------------------------------
+
+REQUESTS: list[tuple[str, int, dict[str, Any]]] = [
+    (
+        "Produce",
+        9,
+        {
+            "acks": -1,
+            "timeout_ms": 1000,
+            "topic_data": [{"name": "t", "partition_data": [{"index": 0}, {"index": 2}]}],
+        },
+    ),
+    (
+        "Produce",
+        3,
+        {
+            "acks": 1,
+            "timeout_ms": 1000,
+            "topic_data": [{"name": "t", "partition_data": [{"index": 1}]}],
+        },
+    ),
+    ("Fetch", 11, {"max_wait_ms": 1, "topics": [{"topic": "t", "partitions": [{"partition": 0}]}]}),
+    ("Fetch", 4, {"max_wait_ms": 1, "topics": [{"topic": "t", "partitions": [{"partition": 1}]}]}),
+    ("ListOffsets", 7, {"topics": [{"name": "t", "partitions": [{"partition_index": 0}]}]}),
+    ("Metadata", 12, {"topics": [{"name": "t"}]}),
+    ("Metadata", 1, {"topics": [{"name": "t"}]}),
+    (
+        "OffsetCommit",
+        8,
+        {"group_id": "g", "topics": [{"name": "t", "partitions": [{"partition_index": 3}]}]},
+    ),
+    ("OffsetFetch", 7, {"group_id": "g", "topics": [{"name": "t", "partition_indexes": [0]}]}),
+    (
+        "OffsetFetch",
+        8,
+        {"groups": [{"group_id": "g", "topics": [{"name": "t", "partition_indexes": [0]}]}]},
+    ),
+    ("FindCoordinator", 4, {"key_type": 0, "coordinator_keys": ["g"]}),
+    ("FindCoordinator", 2, {"key": "g", "key_type": 0}),
+    (
+        "JoinGroup",
+        5,
+        {
+            "group_id": "g",
+            "session_timeout_ms": 1000,
+            "member_id": "",
+            "protocol_type": "consumer",
+            "protocols": [],
+        },
+    ),
+    ("SyncGroup", 3, {"group_id": "g", "generation_id": 1, "member_id": "m"}),
+    ("Heartbeat", 3, {"group_id": "g", "generation_id": 1, "member_id": "m"}),
+    ("LeaveGroup", 3, {"group_id": "g", "members": [{"member_id": "m"}]}),
+    ("InitProducerId", 4, {"transaction_timeout_ms": 1000}),
+    ("ApiVersions", 3, {"client_software_name": "x", "client_software_version": "1"}),
+]
+
+
+@pytest.mark.parametrize(("api", "version", "fields"), REQUESTS, ids=lambda v: str(v)[:16])
+def test_error_response_decodes_with_the_error_everywhere(api, version, fields):
+    key = schema.api_key_of(api)
+    frame = framing.encode_request(key, version, 4242, "c", fields)
+    _, request = framing.decode_request(frame[4:])
+    body = error_response(key, version, request, NOT_LEADER)
+    out = framing.encode_response(key, version, 4242, body)
+    corr, decoded = framing.decode_response(key, version, out[4:])
+    assert corr == 4242
+    codes = summary.error_codes(key, version, decoded)
+    assert codes and set(codes) == {NOT_LEADER}, (decoded, codes)
+    named = [p for _, _, parts in _named(key, fields) for p in parts]
+    if named:  # one error per topic-partition the request named
+        assert len(codes) == len(named)
+
+
+def _named(key: int, fields: dict[str, Any]) -> list[tuple[str, None, list[int]]]:
+    for arr, part_arr, idx in (
+        ("topic_data", "partition_data", "index"),
+        ("topics", "partitions", None),
+    ):
+        if arr in fields and all(part_arr in t for t in fields[arr]):
+            out = []
+            for t in fields[arr]:
+                parts = t[part_arr]
+                name = idx or next(k for k in parts[0] if k.startswith("partition"))
+                out.append(("", None, [p[name] for p in parts]))
+            return out
+    return []
+
+
+# -- through the proxy, with real clients -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def rig() -> Iterator[KafkaRig]:
+    with KafkaRig(brokers=3) as r:
+        yield r
+
+
+class Seen:
+    """Exchanges the proxy reported: (operation, status, fault mark)."""
+
+    def __init__(self, rig: KafkaRig) -> None:
+        self.ops: list[tuple[str, str, str | None]] = []
+        proxy = rig.app.proxy  # type: ignore[union-attr]
+
+        def observe(conn: Any, exchanges: list[Any]) -> None:
+            self.ops.extend(
+                (e.operation.split()[0], e.status, e.attrs.get("fault")) for e in exchanges
+            )
+
+        rig.run(lambda: proxy.exchange_observers.append(observe))
+
+    def count(self, api: str) -> int:
+        return sum(1 for op, _, _ in list(self.ops) if op == api)
+
+    def faulted(self) -> Counter[tuple[str, str]]:
+        return Counter((op, st) for op, st, f in list(self.ops) if f)
+
+
+@pytest.fixture
+def seen(rig: KafkaRig) -> Iterator[Seen]:
+    s = Seen(rig)
+    yield s
+    engine = rig.app.components["faults"]  # type: ignore[union-attr]
+    rig.run(engine.reset)
+
+
+def _fault(rig: KafkaRig, **spec: Any) -> Any:
+    engine = rig.app.components["faults"]  # type: ignore[union-attr]
+    return rig.run(lambda: engine.add(FaultSpec(**spec)))
+
+
+def _injected(rig: KafkaRig, name: str) -> int:
+    engine = rig.app.components["faults"]  # type: ignore[union-attr]
+    return rig.run(lambda: engine.get(name).injected)
+
+
+def test_not_leader_on_produce_refreshes_metadata_and_retries(rig, seen):
+    rig.run(lambda: rig.cluster.create_topic("nl", partitions=3))
+    _fault(
+        rig,
+        name="nl",
+        match={"protocol": "kafka", "api": "Produce", "topic": "nl"},
+        action={"abort": {"error": "NOT_LEADER_OR_FOLLOWER"}},
+        schedule={"first": 2},
+    )
+    vals = values(50, b"nl")
+    before = seen.count("Metadata")
+    produced = kafka_python_produce(rig.bootstrap, "nl", vals, linger_ms=5)
+    assert _injected(rig, "nl") == 2
+    assert seen.count("Metadata") > before, "no metadata refresh after NOT_LEADER_OR_FOLLOWER"
+    assert seen.faulted()[("Produce", "NOT_LEADER_OR_FOLLOWER")] == 2
+    consumed = kafka_python_consume(rig.bootstrap, "nl", "g-nl", len(vals))
+    check_exactly_once_in_order(consumed, produced)
+
+
+def test_coordinator_not_available_makes_the_group_retry(rig, seen):
+    rig.run(lambda: rig.cluster.create_topic("cna", partitions=2))
+    produced = kafka_python_produce(rig.bootstrap, "cna", values(20, b"c"))
+    _fault(
+        rig,
+        name="cna",
+        match={"protocol": "kafka", "api": "FindCoordinator"},
+        action={"abort": {"error": "COORDINATOR_NOT_AVAILABLE"}},
+        schedule={"first": 2},
+    )
+    consumed = kafka_python_consume(rig.bootstrap, "cna", "g-cna", 20)
+    check_exactly_once_in_order(consumed, produced)
+    assert _injected(rig, "cna") == 2
+    assert seen.count("FindCoordinator") >= 3  # two refused, then the real one
+
+
+# Retriable errors per API kafka-python uses on a produce + group-consume round trip.
+KAFKA_PYTHON_APIS = [
+    ("Metadata", "LEADER_NOT_AVAILABLE"),
+    ("Produce", "NOT_LEADER_OR_FOLLOWER"),
+    ("Fetch", "NOT_LEADER_OR_FOLLOWER"),
+    ("ListOffsets", "NOT_LEADER_OR_FOLLOWER"),
+    ("FindCoordinator", "COORDINATOR_NOT_AVAILABLE"),
+    ("JoinGroup", "COORDINATOR_LOAD_IN_PROGRESS"),
+    ("SyncGroup", "REBALANCE_IN_PROGRESS"),
+    ("OffsetFetch", "COORDINATOR_LOAD_IN_PROGRESS"),
+    ("OffsetCommit", "REBALANCE_IN_PROGRESS"),
+    ("InitProducerId", "COORDINATOR_LOAD_IN_PROGRESS"),
+]
+
+
+@pytest.mark.parametrize(("api", "error"), KAFKA_PYTHON_APIS, ids=[a for a, _ in KAFKA_PYTHON_APIS])
+def test_kafka_python_survives_an_abort_of_each_api(rig, seen, api, error):
+    topic = f"each-{api.lower()}"
+    rig.run(lambda: rig.cluster.create_topic(topic, partitions=2))
+    _fault(
+        rig,
+        name="a",
+        match={"protocol": "kafka", "api": api},
+        action={"abort": {"error": error}},
+        schedule={"first": 1},
+    )
+    vals = values(20, api.encode())
+    extra = {"enable_idempotence": True} if api == "InitProducerId" else {}
+    produced = kafka_python_produce(rig.bootstrap, topic, vals, **extra)
+    consumed = kafka_python_consume(
+        rig.bootstrap,
+        topic,
+        f"g-{topic}",
+        len(vals),
+        enable_auto_commit=True,
+        auto_commit_interval_ms=100,
+    )
+    check_exactly_once_in_order(consumed, produced)
+    assert _injected(rig, "a") == 1, f"{api} was never aborted"
+    marked = seen.faulted()
+    assert sum(n for (op, _), n in marked.items() if op == api) == 1
+    if api != "Metadata":  # a Metadata for all topics has nowhere to carry an error
+        assert marked[(api, error)] == 1
+
+
+LIBRDKAFKA_APIS = [
+    ("Metadata", "LEADER_NOT_AVAILABLE"),
+    ("Produce", "NOT_LEADER_OR_FOLLOWER"),
+    ("Fetch", "NOT_LEADER_OR_FOLLOWER"),
+    ("FindCoordinator", "COORDINATOR_NOT_AVAILABLE"),
+    ("JoinGroup", "COORDINATOR_LOAD_IN_PROGRESS"),
+    ("OffsetFetch", "COORDINATOR_LOAD_IN_PROGRESS"),
+    ("InitProducerId", "COORDINATOR_LOAD_IN_PROGRESS"),
+]
+
+
+@pytest.mark.parametrize(("api", "error"), LIBRDKAFKA_APIS, ids=[a for a, _ in LIBRDKAFKA_APIS])
+def test_librdkafka_survives_an_abort_of_each_api(rig, seen, api, error):
+    pytest.importorskip("confluent_kafka")
+    topic = f"rd-{api.lower()}"
+    rig.run(lambda: rig.cluster.create_topic(topic, partitions=2))
+    _fault(
+        rig,
+        name="a",
+        match={"protocol": "kafka", "api": api},
+        action={"abort": {"error": error}},
+        schedule={"first": 1},
+    )
+    vals = values(20, api.encode())
+    produced = confluent_produce(rig.bootstrap, topic, vals)
+    consumed = confluent_consume(rig.bootstrap, topic, f"g-{topic}", len(vals))
+    check_exactly_once_in_order(consumed, produced)
+    assert _injected(rig, "a") == 1, f"{api} was never aborted"
+
+
+def test_duplicate_reaches_the_broker_twice_but_the_client_once(rig, seen):
+    rig.run(lambda: rig.cluster.create_topic("dup", partitions=1))
+    _fault(
+        rig,
+        name="dup",
+        match={"protocol": "kafka", "api": "Produce", "topic": "dup"},
+        action={"duplicate": {}},
+        schedule={"first": 1},
+    )
+    produced = kafka_python_produce(rig.bootstrap, "dup", [b"once"], enable_idempotence=False)
+    assert produced == {0: [b"once"]}
+    deadline = time.monotonic() + 10
+    while rig.run(lambda: rig.cluster.end_offsets("dup"))[0] < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [r.value for r in rig.run(lambda: rig.cluster.records("dup", 0))] == [b"once", b"once"]
+    assert seen.count("Produce") == 1  # the duplicate's response was swallowed
+
+
+def test_delay_keeps_order_and_counts_active(rig, seen):
+    rig.run(lambda: rig.cluster.create_topic("slow", partitions=1))
+    fault = _fault(
+        rig,
+        name="slow",
+        match={"protocol": "kafka", "api": "Produce", "topic": "slow"},
+        action={"delay": {"uniform": ["100ms", "300ms"]}},
+        probability=0.5,
+    )
+    vals = values(200, b"s")
+    produced = kafka_python_produce(
+        rig.bootstrap,
+        "slow",
+        vals,
+        linger_ms=0,
+        batch_size=64,
+        max_in_flight_requests_per_connection=5,
+    )
+    assert produced[0] == vals
+    assert rig.run(lambda: fault.injected) > 0
+    assert rig.run(lambda: fault.active) == 0
+    assert [r.value for r in rig.run(lambda: rig.cluster.records("slow", 0))] == vals
