@@ -374,7 +374,8 @@ class MessageFaultFilter:
         elif kind == "corrupt":
             span = handler.payload_span(msg)
             if span is None or span[0] >= span[1]:
-                handler.forward(direction, msg, out)
+                if not handler.act(fault, action, direction, msg, out):
+                    handler.forward(direction, msg, out)
                 return
             raw = bytearray(msg.raw)
             flips = int(action.params.get("bytes", action.params.get("value", 1)))
@@ -386,6 +387,15 @@ class MessageFaultFilter:
             )
         elif not handler.act(fault, action, direction, msg, out):
             handler.forward(direction, msg, out)  # not applicable here: pass through
+
+    def flip(self, data: bytes, span: tuple[int, int], action: Action) -> bytes:
+        """`data` with bits flipped at random places inside `span`."""
+        raw = bytearray(data)
+        flips = int(action.params.get("bytes", action.params.get("value", 1)))
+        for _ in range(max(1, flips)):
+            at = self.rng.randrange(span[0], span[1])
+            raw[at] ^= 1 << self.rng.randrange(8)
+        return bytes(raw)
 
     def end(self, how: str, fault: ActiveFault) -> None:
         conn = self.conn

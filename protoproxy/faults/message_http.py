@@ -56,6 +56,8 @@ class Http1Handler(Handler):
         self.stopped_at: int | None = None
         self.reply: bytes | None = None
         self.chunked = [False, False]
+        #: request/response seq -> the corrupt action for its body
+        self.corrupt: dict[tuple[Direction, int], Action] = {}
 
     def compile(self, fault: ActiveFault, action: Action) -> Matcher | None:
         if super().compile(fault, action) is None:
@@ -96,6 +98,13 @@ class Http1Handler(Handler):
 
     def forward(self, direction: Direction, msg: Message, out: list[Message]) -> None:
         kind = msg.kind
+        if kind == "body" and self.corrupt:
+            action = self.corrupt.get((direction, msg.key))
+            if action is not None and msg.raw and not self.chunked[direction]:
+                raw = self.filt.flip(msg.raw, (0, len(msg.raw)), action)
+                msg = Message(msg.direction, kind, raw, msg.key, msg.info)
+        elif kind == "end" and self.corrupt:
+            self.corrupt.pop((direction, msg.key), None)
         if direction is UPSTREAM:
             if self.stopped_at is not None:
                 return
@@ -146,6 +155,11 @@ class Http1Handler(Handler):
     def act(
         self, fault: ActiveFault, action: Action, direction: Direction, msg: Message, out: list
     ) -> bool:
+        if action.kind == "corrupt" and msg.kind == "head":
+            # The head's framing must survive: corrupt the body that follows.
+            if len(self.corrupt) < 1024:
+                self.corrupt[(direction, msg.key)] = action
+            return False
         if action.kind != "abort" or direction is not UPSTREAM or msg.kind != "head":
             return False
         p = action.params
