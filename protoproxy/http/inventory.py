@@ -47,6 +47,28 @@ class MethodEntry:
             return "server_streaming"
         return "unary"
 
+    def add(
+        self,
+        listener: str,
+        status: str,
+        request_messages: int,
+        response_messages: int,
+        now: float,
+    ) -> None:
+        self.calls += 1
+        self.last_seen = now
+        if listener not in self.listeners and len(self.listeners) < 64:
+            self.listeners.add(listener)
+        statuses = self.statuses
+        if status in statuses:
+            statuses[status] += 1
+        elif len(statuses) < 32:
+            statuses[status] = 1
+        if request_messages > self.max_request_messages:
+            self.max_request_messages = request_messages
+        if response_messages > self.max_response_messages:
+            self.max_response_messages = response_messages
+
     def snapshot(self) -> dict[str, Any]:
         return {
             "calls": self.calls,
@@ -70,6 +92,19 @@ class GrpcInventory:
         self.methods = 0
         self.dropped = 0  # calls to methods past the bound
 
+    def entry(self, service: str, method: str) -> MethodEntry | None:
+        """The entry for a method, made on first sight; None past `max_methods`."""
+        methods = self.services.get(service)
+        entry = methods.get(method) if methods is not None else None
+        if entry is None:
+            if self.methods >= self.max_methods:
+                return None
+            if methods is None:
+                methods = self.services[service] = {}
+            entry = methods[method] = MethodEntry(self.clock())
+            self.methods += 1
+        return entry
+
     def record(
         self,
         listener: str,
@@ -79,30 +114,12 @@ class GrpcInventory:
         request_messages: int,
         response_messages: int,
     ) -> None:
-        now = self.clock()
-        methods = self.services.get(service)
-        entry = methods.get(method) if methods is not None else None
+        """One finished call (callers on the hot path keep the entry and call `add`)."""
+        entry = self.entry(service, method)
         if entry is None:
-            if self.methods >= self.max_methods:
-                self.dropped += 1
-                return
-            if methods is None:
-                methods = self.services[service] = {}
-            entry = methods[method] = MethodEntry(now)
-            self.methods += 1
-        entry.calls += 1
-        entry.last_seen = now
-        if listener not in entry.listeners and len(entry.listeners) < 64:
-            entry.listeners.add(listener)
-        statuses = entry.statuses
-        if status in statuses:
-            statuses[status] += 1
-        elif len(statuses) < 32:
-            statuses[status] = 1
-        if request_messages > entry.max_request_messages:
-            entry.max_request_messages = request_messages
-        if response_messages > entry.max_response_messages:
-            entry.max_response_messages = response_messages
+            self.dropped += 1
+            return
+        entry.add(listener, status, request_messages, response_messages, self.clock())
 
     def snapshot(self) -> dict[str, Any]:
         """JSON-able: ``{"services": {svc: {method: {...}}}, "methods": n, "dropped": n}``."""

@@ -68,7 +68,7 @@ class Tap:
         async def pump(
             src: asyncio.StreamReader, dst: asyncio.StreamWriter, into: bytearray
         ) -> None:
-            with contextlib.suppress(ConnectionError):
+            with contextlib.suppress(OSError):  # the peer may be gone by EOF time
                 while data := await src.read(65536):
                     into += data
                     dst.write(data)
