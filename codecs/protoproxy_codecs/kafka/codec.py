@@ -44,8 +44,9 @@ from ..base import (
     Message,
     Sniff,
 )
-from . import framing, schema, summary
+from . import framing, scanner, schema, summary
 from .framing import BodyError
+from .scanner import ScanError
 
 _I32 = struct.Struct(">i")
 _SNIFF = struct.Struct(">ihhih")
@@ -55,13 +56,14 @@ FETCH = 1
 SASL_HANDSHAKE = schema.SASL_HANDSHAKE_KEY
 SASL_AUTHENTICATE = schema.SASL_AUTHENTICATE_KEY
 FIND_COORDINATOR = 10
-# Requests whose bodies are decoded as they pass (see the module docstring).
-_EAGER_REQUESTS = frozenset((PRODUCE, FETCH, SASL_HANDSHAKE, FIND_COORDINATOR))
 
 STATUS_OK = "NONE"
 STATUS_UNDECODED = "UNDECODED"  # unknown API/version, or a body that did not decode
 
 REDACTED = b"<redacted>"
+
+# Upper bound on the bytes kafka-python may copy while decoding one view.
+MAX_TAG_COPY_BYTES = 64 * 1024 * 1024
 
 # Round trips of bare tokens after SaslHandshake v0, per mechanism. Mechanisms
 # not listed (GSSAPI) end token mode only when a Kafka request reappears.
@@ -217,45 +219,51 @@ class KafkaCodec(BaseCodec):
         if not known:
             self.unknown[(api_key, version)] += 1
             info["known"] = False
-        elif api_key in _EAGER_REQUESTS:
-            body = self._decode_eagerly(msg, api_key, version, True, body_at)
-            if body is not None:
+        elif api_key in (PRODUCE, FETCH):
+            facts = self._scan(msg, api_key, version, True, body_at)
+            msg._decode = _LazyBody(self, raw, api_key, version, True, body_at, facts is not None)
+            if facts is not None:
+                tally = facts.tally or summary.RecordsTally()
+                info["topics"] = tally.topics
                 if api_key == PRODUCE:
-                    tally = summary.produce_request(body)
-                    info["topics"] = tally.topics
+                    acks = facts.acks
                     info["record_count"] = tally.records
                     info["record_bytes"] = tally.bytes
-                    info["acks"] = body.acks
-                    if body.transactional_id is not None:
-                        info["transactional_id"] = body.transactional_id
-                    expects = body.acks != 0
+                    info["acks"] = acks
+                    if facts.transactional_id is not None:
+                        info["transactional_id"] = facts.transactional_id
+                    expects = acks != 0
                     attrs = {
                         "topics": tally.topics,
                         "records": tally.by_partition,
                         "record_count": tally.records,
                         "record_bytes": tally.bytes,
-                        "acks": body.acks,
+                        "acks": acks,
                     }
-                elif api_key == FETCH:
-                    topics = summary.fetch_request_topics(body)
-                    info["topics"] = topics
-                    attrs = {"topics": topics}
-                elif api_key == FIND_COORDINATOR:
-                    # v0-3 responses do not repeat the key; routing data needs it.
-                    keys = body.coordinator_keys if version >= 4 else [body.key]
-                    info["coordinator_keys"] = keys
-                    attrs = {"coordinator_keys": keys, "key_type": body.key_type}
                 else:
-                    self.sasl_mechanism = body.mechanism
-                    self._sasl_client_id = client_id
-                    info["sasl_mechanism"] = body.mechanism
+                    attrs = {"topics": tally.topics}
+        elif api_key in (SASL_HANDSHAKE, FIND_COORDINATOR):
+            # Small bodies without struct arrays: kafka-python decodes them in
+            # bounded time, and we need a string out of each.
+            body = self._decode_eagerly(msg, api_key, version, True, body_at)
+            if body is None:
+                pass
+            elif api_key == FIND_COORDINATOR:
+                # v0-3 responses do not repeat the key; routing data needs it.
+                keys = body.coordinator_keys if version >= 4 else [body.key]
+                info["coordinator_keys"] = keys
+                attrs = {"coordinator_keys": keys, "key_type": body.key_type}
+            else:
+                self.sasl_mechanism = body.mechanism
+                self._sasl_client_id = client_id
+                info["sasl_mechanism"] = body.mechanism
         elif api_key == SASL_AUTHENTICATE:
             info["secret"] = True
             if self.sasl_mechanism is not None:
                 info["sasl_mechanism"] = self.sasl_mechanism
             msg._view = SecretView("request", api, len(raw))
         else:
-            msg._decode = _LazyBody(self, raw, api_key, version, True, body_at)
+            msg._decode = _LazyBody(self, raw, api_key, version, True, body_at, False)
         info["expects_response"] = expects
         started = self.clock()
         if not expects:
@@ -290,6 +298,18 @@ class KafkaCodec(BaseCodec):
             api_key, version, api, started, len(raw), client_id, known, attrs
         )
         return msg
+
+    def _scan(
+        self, msg: Message, api_key: int, version: int, request: bool, body_at: int
+    ) -> summary.Facts | None:
+        """Validate the body and pull out what metrics need; None if it does not fit."""
+        try:
+            events = scanner.scan(api_key, version, request, memoryview(msg.raw), body_at)
+        except ScanError as exc:
+            self.undecodable[(api_key, version, "request" if request else "response")] += 1
+            msg.info["decode_error"] = str(exc)  # type: ignore[index]
+            return None
+        return summary.digest(events)  # type: ignore[arg-type]
 
     def _decode_eagerly(
         self, msg: Message, api_key: int, version: int, request: bool, body_at: int
@@ -334,16 +354,17 @@ class KafkaCodec(BaseCodec):
         if pending.known:
             _, body_at = framing.parse_response_header(raw, 4, end, api_key, version)
             info["header_size"] = body_at - 4
-            body = self._decode_eagerly(msg, api_key, version, False, body_at)
-            if body is not None:
-                codes = summary.error_codes(api_key, version, body)
+            facts = self._scan(msg, api_key, version, False, body_at)
+            msg._decode = _LazyBody(self, raw, api_key, version, False, body_at, facts is not None)
+            if facts is not None:
+                codes = facts.errors
                 if codes:
                     status = schema.error_name(codes[0])
                     attrs["errors"] = summary.error_counts(codes)
                 else:
                     status = STATUS_OK
                 if api_key == FETCH:
-                    tally = summary.fetch_response(body)
+                    tally = facts.tally or summary.RecordsTally()
                     attrs["topics"] = tally.topics
                     attrs["records"] = tally.by_partition
                     attrs["record_count"] = tally.records
@@ -352,11 +373,13 @@ class KafkaCodec(BaseCodec):
                     info["coordinator_keys"] = pending.attrs["coordinator_keys"]
                 elif api_key == SASL_HANDSHAKE:
                     info["sasl_mechanism"] = self.sasl_mechanism
-                    if version == 0 and body.error_code == 0:
+                    # No error code means error_code == 0: the handshake succeeded.
+                    if version == 0 and not codes:
                         self._sasl_rounds = _SASL_ROUNDS.get(self.sasl_mechanism or "", -1)
                 elif api_key == SASL_AUTHENTICATE:
                     info["secret"] = True
                     info["sasl_mechanism"] = self.sasl_mechanism
+                    msg._decode = None
                     msg._view = SecretView("response", api, end)
         info["status"] = status
         self.exchanges.append(
@@ -489,9 +512,15 @@ class KafkaCodec(BaseCodec):
 
 
 class _LazyBody:
-    """Deferred body decode for Message.view; counts failures, returns None."""
+    """Deferred kafka-python decode for Message.view; counts failures, returns None.
 
-    __slots__ = ("api_key", "body_at", "codec", "raw", "request", "version")
+    kafka-python copies the rest of the buffer at every non-empty tagged-field
+    section, so before decoding, the linear-time scanner counts those sections
+    and a body whose copying would exceed ``MAX_TAG_COPY_BYTES`` is refused
+    (counted as undecodable) instead of stalling the event loop.
+    """
+
+    __slots__ = ("api_key", "body_at", "codec", "raw", "request", "scanned", "version")
 
     def __init__(
         self,
@@ -501,6 +530,7 @@ class _LazyBody:
         version: int,
         request: bool,
         body_at: int,
+        scanned: bool,
     ) -> None:
         self.codec = codec
         self.raw = raw
@@ -508,14 +538,21 @@ class _LazyBody:
         self.version = version
         self.request = request
         self.body_at = body_at
+        self.scanned = scanned  # already validated, and free of tagged sections?
 
     def __call__(self) -> Any:
         raw = self.raw
+        kind = "request" if self.request else "response"
         try:
+            events = scanner.scan(
+                self.api_key, self.version, self.request, memoryview(raw), self.body_at
+            )
+            sections = sum(1 for tag, _ in events or () if tag == scanner.TAGS_EVENT)
+            if sections * (len(raw) - self.body_at) > MAX_TAG_COPY_BYTES:
+                raise BodyError(f"{sections} tagged-field sections: too costly to decode")
             return framing.decode_body(
                 self.api_key, self.version, self.request, raw, self.body_at, len(raw)
             )
-        except BodyError:
-            kind = "request" if self.request else "response"
+        except (BodyError, ScanError):
             self.codec.undecodable[(self.api_key, self.version, kind)] += 1
             return None

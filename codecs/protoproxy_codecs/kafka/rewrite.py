@@ -105,6 +105,8 @@ def _map_endpoint(obj: Any, id_attr: str, mapper: Mapper) -> int:
     new_host, new_port = mapper(getattr(obj, id_attr), host, port)
     if new_host == host and new_port == port:
         return 0
+    if not 0 <= new_port <= 65535:
+        raise ValueError(f"mapper gave port {new_port} for node {getattr(obj, id_attr)}")
     obj.host = new_host
     obj.port = new_port
     return 1

@@ -19,44 +19,48 @@ _error_walkers: dict[tuple[int, int], Walker | None] = {}
 
 
 def _compile_error_walker(struct: Any, version: int) -> Walker | None:
-    direct: list[str] = []
-    children: list[tuple[str, bool, Walker]] = []
+    # (name, kind, sub-walker) in schema order, which is wire order for
+    # untagged fields; kind: 0 error code, 1 struct, 2 struct array.
+    steps: list[tuple[str, int, Walker | None]] = []
     for field in struct.fields.values():
-        if not field.for_version_q(version):
+        if not field.for_version_q(version) or field.tagged_field_q(version):
             continue
         if field.type_str == "int16" and field.name.endswith("error_code"):
-            direct.append(field.name)
+            steps.append((field.name, 0, None))
         elif field.is_struct():
             sub = _compile_error_walker(field, version)
             if sub is not None:
-                children.append((field.name, False, sub))
+                steps.append((field.name, 1, sub))
         elif field.is_struct_array():
             sub = _compile_error_walker(field.array_of, version)
             if sub is not None:
-                children.append((field.name, True, sub))
-    if not direct and not children:
+                steps.append((field.name, 2, sub))
+    if not steps:
         return None
 
     def walk(obj: Any, out: list[int]) -> None:
-        for name in direct:
-            code = getattr(obj, name)
-            if code:
-                out.append(code)
-        for name, is_array, sub in children:
+        for name, kind, sub in steps:
             value = getattr(obj, name)
-            if value is None:
+            if kind == 0:
+                if value:
+                    out.append(value)
+            elif value is None:
                 continue
-            if is_array:
-                for item in value:
-                    sub(item, out)
+            elif kind == 1:
+                sub(value, out)  # type: ignore[misc]
             else:
-                sub(value, out)
+                for item in value:
+                    sub(item, out)  # type: ignore[misc]
 
     return walk
 
 
 def error_codes(api_key: int, version: int, body: Any) -> list[int]:
-    """Every non-zero error code in a decoded response, in wire order."""
+    """Every non-zero error code in a decoded response, in wire order.
+
+    The codec's hot path gets the same list from the scanner; this walk over
+    a kafka-python object is for views already decoded (and for tests).
+    """
     key = (api_key, version)
     try:
         walker = _error_walkers[key]
@@ -79,7 +83,8 @@ def error_counts(codes: list[int]) -> dict[str, int]:
 
 
 def _topic_key(name: str | None, topic_id: Any) -> str:
-    if name is not None:
+    """The topic's name, or its id (v13+ Produce/Fetch carry only ids)."""
+    if name:
         return name
     return str(topic_id) if topic_id is not None else ""
 
@@ -96,11 +101,15 @@ class RecordsTally:
         self.records = 0
         self.bytes = 0
 
-    def add(self, topic: str, partition: int, data: Any) -> None:
+    def topic(self, topic: str) -> dict[int, list[int]]:
         parts = self.by_partition.get(topic)
         if parts is None:
             parts = self.by_partition[topic] = {}
             self.topics.append(topic)
+        return parts
+
+    def add(self, topic: str, partition: int, data: Any) -> None:
+        parts = self.topic(topic)
         if data is None:
             parts[partition] = [0, 0]
             return
@@ -114,6 +123,7 @@ def produce_request(body: Any) -> RecordsTally:
     tally = RecordsTally()
     for topic in body.topic_data or ():
         key = _topic_key(topic.name, topic.topic_id)
+        tally.topic(key)
         for part in topic.partition_data or ():
             tally.add(key, part.index, part.records)
     return tally
@@ -123,6 +133,7 @@ def fetch_response(body: Any) -> RecordsTally:
     tally = RecordsTally()
     for topic in body.responses or ():
         key = _topic_key(topic.topic, topic.topic_id)
+        tally.topic(key)
         for part in topic.partitions or ():
             tally.add(key, part.partition_index, part.records)
     return tally
@@ -130,3 +141,54 @@ def fetch_response(body: Any) -> RecordsTally:
 
 def fetch_request_topics(body: Any) -> list[str]:
     return [_topic_key(t.topic, t.topic_id) for t in body.topics or ()]
+
+
+class Facts:
+    """What the scanner's events say about one body."""
+
+    __slots__ = ("acks", "errors", "tagged_sections", "tally", "transactional_id")
+
+    def __init__(self) -> None:
+        self.errors: list[int] = []
+        self.tally: RecordsTally | None = None
+        self.acks: int | None = None
+        self.transactional_id: str | None = None
+        self.tagged_sections = 0
+
+
+def digest(events: list[tuple[str, Any]]) -> Facts:
+    """Fold scanner events (in wire order) into errors, acks and records per partition."""
+    facts = Facts()
+    tally = None
+    parts: dict[int, list[int]] | None = None
+    partition = -1
+    for tag, value in events:
+        if tag == "records":
+            if parts is None:
+                continue
+            if value is None:
+                parts[partition] = [0, 0]
+                continue
+            s = _records.summarize(value)
+            parts[partition] = [s.records, s.size]
+            tally.records += s.records  # type: ignore[union-attr]
+            tally.bytes += s.size  # type: ignore[union-attr]
+        elif tag == "partition":
+            partition = value
+        elif tag == "topic":
+            if tally is None:
+                tally = facts.tally = RecordsTally()
+            key = value if type(value) is str else ("" if value is None else str(value))
+            parts = tally.by_partition.get(key)
+            if parts is None:
+                parts = tally.by_partition[key] = {}
+                tally.topics.append(key)
+        elif tag == "error":
+            facts.errors.append(value)
+        elif tag == "acks":
+            facts.acks = value
+        elif tag == "txn":
+            facts.transactional_id = value
+        elif tag == "tags":
+            facts.tagged_sections += 1
+    return facts

@@ -84,7 +84,7 @@ def _exercise(codec: KafkaCodec, direction, pieces: list[bytes]) -> None:
                 _ = m.view
                 if m.kind == "response":
                     rewrite.routing(m)
-                    rewrite.rewrite_response(m, lambda n, h, p: ("proxy", p + 1))
+                    rewrite.rewrite_response(m, lambda n, h, p: ("proxy", 19092))
             assert len(codec._buf[direction]) <= LIMITS.max_message_size + 4
     except DecodeError as exc:
         assert exc.reason and str(exc)

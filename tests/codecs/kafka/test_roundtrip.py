@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protoproxy_codecs.kafka import framing, schema
+from protoproxy_codecs.kafka import framing, scanner, schema, summary
 
 from .strategies import all_versions, message_values
 
@@ -33,6 +33,7 @@ def test_request_roundtrip(api_key: int, version: int, data: st.DataObject) -> N
     assert decoded == body
     # Re-encoding what we decoded gives the same bytes: nothing is lost.
     assert framing.encode_request(api_key, version, corr, client_id, decoded) == frame
+    _scanner_agrees(api_key, version, True, frame, 4 + header.header_size, decoded)
 
 
 @pytest.mark.parametrize(("api_key", "version"), VERSIONS, ids=[f"{k}v{v}" for k, v in VERSIONS])
@@ -46,6 +47,25 @@ def test_response_roundtrip(api_key: int, version: int, data: st.DataObject) -> 
     assert got_corr == corr
     assert decoded == body
     assert framing.encode_response(api_key, version, corr, decoded) == frame
+    _, body_at = framing.parse_response_header(frame, 4, len(frame), api_key, version)
+    _scanner_agrees(api_key, version, False, frame, body_at, decoded)
+
+
+def _scanner_agrees(api_key: int, version: int, request: bool, frame: bytes, at: int, body):
+    """The hot-path scanner accepts the body and sees what kafka-python decoded."""
+    facts = summary.digest(scanner.scan(api_key, version, request, memoryview(frame), at))
+    if not request:
+        assert facts.errors == summary.error_codes(api_key, version, body)
+    if api_key == 0 and request:
+        assert facts.acks == body.acks
+        assert facts.transactional_id == (body.transactional_id if version >= 3 else None)
+        expected = summary.produce_request(body)
+    elif api_key == 1 and not request:
+        expected = summary.fetch_response(body)
+    else:
+        return
+    got = facts.tally or summary.RecordsTally()
+    assert (got.topics, got.by_partition) == (expected.topics, expected.by_partition)
 
 
 def test_every_known_api_is_covered() -> None:
