@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM, DecodeError, Limits
-from protoproxy_codecs.kafka import KafkaCodec, framing, rewrite
+from protoproxy_codecs.kafka import KafkaCodec, framing, rewrite, scanner
 
 from .helpers import produce_request, record_batch
 from .strategies import all_versions, chunks, message_values
@@ -126,3 +126,37 @@ def test_mutated_bodies_of_every_api(kv: tuple[int, int], request: bool, data: s
             framing.decode_response(key, version, frame[4:])
     except DecodeError:
         pass
+    # The hot-path scanner on every API's body, whatever the codec eagerly scans.
+    start = data.draw(st.integers(4, max(4, len(frame))))
+    try:
+        scanner.scan(key, version, request, memoryview(frame), start)
+    except scanner.ScanError:
+        pass
+
+
+def _uvarint(n: int) -> bytes:
+    out = b""
+    while n > 0x7F:
+        out += bytes([(n & 0x7F) | 0x80])
+        n >>= 7
+    return out + bytes([n])
+
+
+def test_tagged_field_bomb_is_linear() -> None:
+    """Many tiny tagged sections: kafka-python would copy the frame at each one.
+
+    The scanner still counts the records; the lazy view refuses to decode.
+    pytest-timeout, not a timing assert, is what catches a regression here.
+    """
+    n = 50_000
+    batch = record_batch(1)
+    part = struct.pack(">i", 0) + _uvarint(len(batch) + 1) + batch + b"\x01\x09\x00"  # one tag
+    body = b"\x00" + struct.pack(">hi", 1, 1000) + b"\x02\x02t" + _uvarint(n + 1) + part * n
+    body += b"\x00\x00"
+    head = struct.pack(">hhih", 0, 9, 1, 1) + b"c" + b"\x00"
+    frame = struct.pack(">i", len(head) + len(body)) + head + body
+    codec = KafkaCodec(limits=Limits(max_message_size=len(frame)))
+    (m,) = codec.feed(UPSTREAM, frame)
+    assert m.info["record_count"] == n  # totals count every partition entry
+    assert m.view is None
+    assert codec.undecodable[(0, 9, "request")] == 1
