@@ -171,9 +171,9 @@ class CallStartFilter:
     """Counts gRPC calls as their request headers pass (one instance per connection).
 
     A new client stream is one whose id is above every id seen so far (client
-    stream ids only grow), so request trailers and retransmitted blocks are
-    never counted twice. The check costs one string compare for every frame
-    that is not a HEADERS/CONTINUATION.
+    stream ids only grow), so request trailers and later frames of a stream are
+    never counted twice. Every other frame costs one integer compare: HTTP/2
+    messages carry their stream id as `key`.
     """
 
     __slots__ = ("listener", "max_sid", "metrics")
@@ -188,18 +188,16 @@ class CallStartFilter:
     ) -> list[Message]:
         if direction:  # DOWNSTREAM: responses start nothing
             return messages
+        max_sid = self.max_sid
         for m in messages:
-            kind = m.kind
-            if kind != "headers" and kind != "continuation":
+            sid = m.key
+            if not sid or sid <= max_sid:  # stream 0 (or no id), or a stream already seen
                 continue
             info = m.info
-            if info is None:
+            headers = info.get("headers") if info is not None else None
+            if headers is None:  # HEADERS still waiting for its CONTINUATION
                 continue
-            headers = info.get("headers")
-            sid = info["stream_id"]
-            if headers is None or sid <= self.max_sid:
-                continue
-            self.max_sid = sid
+            max_sid = sid
             path = None
             for name, value in headers:
                 if name == ":path":
@@ -208,4 +206,5 @@ class CallStartFilter:
                     if path is not None and value.startswith("application/grpc"):
                         self.metrics.call_started(self.listener, path)
                     break
+        self.max_sid = max_sid
         return messages
