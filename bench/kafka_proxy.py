@@ -21,11 +21,12 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(HERE))
+sys.path[:0] = [str(HERE), str(ROOT / "codecs"), str(ROOT)]  # this checkout, not an install
 
 from common import free_port, wait_port  # noqa: E402
 
@@ -142,6 +143,59 @@ def decode_rate() -> str:
     return out.stdout.strip() or out.stderr.strip()
 
 
+def filter_cost(pairs: int = 20000) -> str:
+    """µs per Produce request/response pair: codec alone vs codec + Kafka filter + metrics.
+
+    In-process and CPU-timed, best of three: the part of the proxy's per-message
+    cost that the Kafka runtime adds on top of the codec.
+    """
+    from types import SimpleNamespace
+
+    from kafka.record.memory_records import MemoryRecordsBuilder
+
+    from protoproxy.kafka.filter import KafkaFilter
+    from protoproxy.kafka.metrics import KafkaMetrics
+    from protoproxy.observe.stats import Stats
+    from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM
+    from protoproxy_codecs.kafka import KafkaCodec, framing
+
+    builder = MemoryRecordsBuilder(2, 0, batch_size=1 << 30)
+    for i in range(10):
+        builder.append(1_700_000_000_000 + i, b"k", b"x" * 70)
+    builder.close()
+    batch = bytes(builder.buffer())
+    data = [{"name": "t", "partition_data": [{"index": 0, "records": batch}]}]
+    acks = [{"name": "t", "partition_responses": [{"index": 0, "base_offset": 5}]}]
+    reqs = [
+        framing.encode_request(0, 9, c, "bench", {"acks": -1, "timeout_ms": 1, "topic_data": data})
+        for c in range(pairs)
+    ]
+    resps = [framing.encode_response(0, 9, c, {"responses": acks}) for c in range(pairs)]
+    metrics = KafkaMetrics(Stats())
+    filt = KafkaFilter(metrics, None, None)
+    conn = SimpleNamespace(listener=SimpleNamespace(name="kafka"), extra={}, id=1, protocol="kafka")
+
+    def run(with_filter: bool) -> float:
+        codec = KafkaCodec()
+        start = time.process_time()
+        for req, resp in zip(reqs, resps, strict=True):
+            up = codec.feed(UPSTREAM, req)
+            down = codec.feed(DOWNSTREAM, resp)
+            done = codec.take_exchanges()
+            if with_filter:
+                filt.on_messages(conn, UPSTREAM, up)  # type: ignore[arg-type]
+                filt.on_messages(conn, DOWNSTREAM, down)  # type: ignore[arg-type]
+                metrics.on_exchanges(conn, done)  # type: ignore[arg-type]
+        return (time.process_time() - start) / pairs * 1e6
+
+    codec_only = min(run(False) for _ in range(3))
+    full = min(run(True) for _ in range(3))
+    return (
+        f"Produce v9 pair (1 KB batch): codec {codec_only:.2f} µs, "
+        f"codec + Kafka filter + metrics {full:.2f} µs (+{full - codec_only:.2f} µs)"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--records", type=int, default=1_000_000)
@@ -217,6 +271,8 @@ def main() -> None:
         f"proxy CPU in the last proxied run: {proxy_cpu:.2f} s "
         f"({proxy_cpu / args.records * 1e6:.3f} µs/record)"
     )
+    print("\nper-message cost (in-process):")
+    print(filter_cost())
     if not args.no_decode:
         print("\ncodec decode rate (bench/kafka_decode.py --seconds 1):")
         print(decode_rate())

@@ -89,13 +89,18 @@ class KafkaFilter:
     # -- requests -----------------------------------------------------------------
     def _requests(self, conn: Connection, messages: list[Message]) -> None:
         lname = conn.listener.name
-        inc = self.metrics.requests.inc
+        counter = self.metrics.requests
+        values = counter.values
         for msg in messages:
             info = msg.info
             if info is None or msg.kind != "request":
                 continue
             version = info["api_version"]
-            inc((lname, info["api"], version_label(version), info["client_id"] or ""))
+            key = (lname, info["api"], version_label(version), info["client_id"] or "")
+            if key in values:
+                values[key] += 1
+            else:
+                counter.inc(key)
             if info.get("known", True) is False:
                 self.metrics.unknown.inc((lname, str(info["api_key"]), version_label(version)))
             elif "decode_error" in info:

@@ -18,8 +18,9 @@ from ..observe.stats import Stats
 if TYPE_CHECKING:
     from ..connection import Connection
 
-# Kafka's request latencies run from sub-millisecond to long-polling Fetches.
+# Label strings made once, not per message.
 _VERSIONS = tuple(str(v) for v in range(64))
+_PARTITIONS = tuple(str(p) for p in range(1024))
 
 # Per-connection stash of Produce partitions that failed, by correlation id.
 FAILED_KEY = "kafka_failed_partitions"
@@ -27,6 +28,10 @@ FAILED_KEY = "kafka_failed_partitions"
 
 def version_label(version: int) -> str:
     return _VERSIONS[version] if 0 <= version < 64 else str(version)
+
+
+def partition_label(partition: int) -> str:
+    return _PARTITIONS[partition] if 0 <= partition < 1024 else str(partition)
 
 
 class KafkaMetrics:
@@ -109,20 +114,23 @@ class KafkaMetrics:
         if conn.protocol != "kafka":
             return
         lname = conn.listener.name
+        responses = self.responses.values
         for ex in exchanges:
             attrs = ex.attrs
             api = attrs.get("api", "")
             answered = ex.response_bytes > 0
             if answered:
                 version = attrs.get("version")
-                self.responses.inc(
-                    (
-                        lname,
-                        api,
-                        "-" if version is None else version_label(version),
-                        attrs.get("client_id") or "",
-                    )
+                key = (
+                    lname,
+                    api,
+                    "-" if version is None else version_label(version),
+                    attrs.get("client_id") or "",
                 )
+                if key in responses:
+                    responses[key] += 1
+                else:
+                    self.responses.inc(key)
                 self.latency.observe((lname, api), ex.finished - ex.started)
             errors = attrs.get("errors")
             if errors:
@@ -152,6 +160,6 @@ class KafkaMetrics:
             for partition, (n, nbytes) in parts.items():
                 if not n or (failed and (topic, partition) in failed):
                     continue
-                key = (lname, topic, str(partition))
+                key = (lname, topic, partition_label(partition))
                 count.inc(key, n)
                 size.inc(key, nbytes)
