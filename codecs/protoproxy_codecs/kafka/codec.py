@@ -309,7 +309,10 @@ class KafkaCodec(BaseCodec):
             self.undecodable[(api_key, version, "request" if request else "response")] += 1
             msg.info["decode_error"] = str(exc)  # type: ignore[index]
             return None
-        return summary.digest(events)  # type: ignore[arg-type]
+        facts = summary.digest(events)  # type: ignore[arg-type]
+        if facts.trailing:
+            msg.info["trailing_bytes"] = facts.trailing  # type: ignore[index]
+        return facts
 
     def _decode_eagerly(
         self, msg: Message, api_key: int, version: int, request: bool, body_at: int

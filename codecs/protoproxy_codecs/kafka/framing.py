@@ -171,7 +171,7 @@ def _body_decoder(api_key: int, version: int, request: bool) -> Any:
 
 
 def decode_body(api_key: int, version: int, request: bool, data: Any, start: int, end: int) -> Any:
-    """Decode ``data[start:end]`` as a body; BodyError if it does not fit exactly.
+    """Decode ``data[start:end]`` as a body; BodyError if it runs past `end`.
 
     Returns None for an (api_key, version) kafka-python does not know.
     """
@@ -185,8 +185,10 @@ def decode_body(api_key: int, version: int, request: bool, data: Any, start: int
         obj, pos = fn(view, start)
     except BODY_ERRORS as exc:
         raise BodyError(f"{type(exc).__name__}: {exc}") from None
-    if pos != end:
-        raise BodyError(f"body decoded to offset {pos}, frame ends at {end}")
+    if pos > end:
+        raise BodyError(f"body runs to offset {pos}, past the frame's end at {end}")
+    # Bytes after the body are ignored, as Kafka's own parser does (librdkafka
+    # 2.16 sends three stray bytes after an all-topics Metadata v12 request).
     return obj
 
 

@@ -8,7 +8,8 @@ Why not just decode with kafka-python on the hot path? Two reasons:
   packed with tiny tagged sections costs time quadratic in its size.
 
 The scanner walks every field of the schema for one (api, version, direction),
-checks that the body ends exactly where the frame does, and emits a flat list
+checks that the body does not run past the frame (bytes after it are ignored,
+as Kafka's parser ignores them, and reported), and emits a flat list
 of events for the few fields asked for. Its cost is linear in the body size.
 Code is generated per struct and version (like kafka-python's own decoder) and
 compiled once; nothing here names an API's fields except the small
@@ -51,6 +52,7 @@ WANTED: dict[tuple[int, bool], dict[str, str]] = {
 # Event tag for a non-empty tagged-field section; its value is the count.
 TAGS_EVENT = "tags"
 ERROR_EVENT = "error"
+TRAILING_EVENT = "trailing"  # bytes after the body's last field (value: count)
 
 _FIXED = {
     "int8": ("b", 1),
@@ -287,7 +289,11 @@ def _compile(api_key: int, version: int, request: bool) -> Scanner | None:
     gen.emit("    ", "end = len(data)")
     gen.emit("    ", "ev = []")
     gen.struct("    ", cls[None]._struct, "")
-    gen.emit("    ", "if pos != end: raise ScanError(f'body ends at {pos}, frame at {end}')")
+    gen.emit(
+        "    ", "if pos > end: raise ScanError(f'body runs to {pos}, past the frame end {end}')"
+    )
+    # Trailing bytes are ignored like Kafka's parser does, but reported.
+    gen.emit("    ", f"if pos < end: ev.append(('{TRAILING_EVENT}', end - pos))")
     gen.emit("    ", "return ev")
     source = "\n".join(gen.lines)
     name = f"<kafka-scan:{cls.__name__}>"

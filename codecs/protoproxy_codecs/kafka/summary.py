@@ -146,7 +146,7 @@ def fetch_request_topics(body: Any) -> list[str]:
 class Facts:
     """What the scanner's events say about one body."""
 
-    __slots__ = ("acks", "errors", "tagged_sections", "tally", "transactional_id")
+    __slots__ = ("acks", "errors", "tagged_sections", "tally", "trailing", "transactional_id")
 
     def __init__(self) -> None:
         self.errors: list[int] = []
@@ -154,6 +154,7 @@ class Facts:
         self.acks: int | None = None
         self.transactional_id: str | None = None
         self.tagged_sections = 0
+        self.trailing = 0
 
 
 def digest(events: list[tuple[str, Any]]) -> Facts:
@@ -191,4 +192,6 @@ def digest(events: list[tuple[str, Any]]) -> Facts:
             facts.transactional_id = value
         elif tag == "tags":
             facts.tagged_sections += 1
+        elif tag == "trailing":
+            facts.trailing = value
     return facts

@@ -224,10 +224,10 @@ def test_unknown_version_of_known_api() -> None:
 
 def test_undecodable_body_is_forwarded_and_counted() -> None:
     codec = KafkaCodec()
-    req = framing.encode_request(3, 12, 5, "x", {"topics": None})
-    bad = struct.pack(">i", len(req) - 4 + 3) + req[4:] + b"zzz"  # trailing junk
-    (m,) = codec.feed(UPSTREAM, bad)
-    assert m.raw == bad and m.view is None
+    req = framing.encode_request(3, 12, 5, "x", {"topics": [{"name": "orders"}]})
+    cut = struct.pack(">i", len(req) - 4 - 3) + req[4:-3]  # body runs past the frame
+    (m,) = codec.feed(UPSTREAM, cut)
+    assert m.raw == cut and m.view is None
     assert codec.undecodable[(3, 12, "request")] == 1
     produce = produce_request(6, {"t": {0: record_batch(1)}})
     (p,) = codec.feed(UPSTREAM, struct.pack(">i", len(produce) - 4 - 3) + produce[4:-3])
@@ -237,6 +237,19 @@ def test_undecodable_body_is_forwarded_and_counted() -> None:
     assert codec.undecodable[(3, 12, "response")] == 1
     (ex,) = [e for e in codec.take_exchanges() if e.key == 5]
     assert ex.status == STATUS_UNDECODED
+
+
+def test_trailing_bytes_are_ignored_like_kafka_does() -> None:
+    """librdkafka 2.16 sends stray bytes after an all-topics Metadata v12 body."""
+    codec = KafkaCodec()
+    req = framing.encode_request(3, 12, 5, "x", {"topics": None})
+    (m,) = codec.feed(UPSTREAM, struct.pack(">i", len(req) - 4 + 3) + req[4:] + b"zzz")
+    assert m.view == framing.decode_request(req[4:])[1]
+    produce = produce_request(6, {"t": {0: record_batch(2)}})
+    (p,) = codec.feed(UPSTREAM, struct.pack(">i", len(produce) - 4 + 3) + produce[4:] + b"zzz")
+    assert p.info["trailing_bytes"] == 3 and p.info["record_count"] == 2
+    assert p.view is not None
+    assert sum(codec.undecodable.values()) == 0
 
 
 def test_unmatched_response_is_forwarded() -> None:
