@@ -21,6 +21,9 @@ from protoproxy_codecs.kafka import KafkaCodec, framing
 
 from .rig import KafkaRig
 
+# 40 under the default "ci" profile; scales up with HYPOTHESIS_PROFILE=deep.
+_EXAMPLES = max(40, settings().max_examples // 10)
+
 GOOD = [
     framing.encode_request(3, 9, 7, "fuzz", {"topics": None}),
     framing.encode_request(18, 3, 8, "fuzz", {}),
@@ -101,7 +104,7 @@ def test_bad_frames_end_only_their_connection(caplog) -> None:
         assert healthy.metadata() == 1
         rejected = 0
 
-        @settings(max_examples=40, suppress_health_check=list(HealthCheck), deadline=None)
+        @settings(max_examples=_EXAMPLES, suppress_health_check=list(HealthCheck), deadline=None)
         @given(data=bad_inputs())
         def send(data: bytes) -> None:
             nonlocal rejected
