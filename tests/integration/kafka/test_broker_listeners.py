@@ -142,3 +142,18 @@ async def test_testbed_pins_broker_listeners_next_to_bootstrap() -> None:
             assert tb.addresses[f"kafka-broker{n}"] == f"127.0.0.1:{base + 1 + n}"
         _, body = await asyncio.to_thread(_metadata, tb.addresses["kafka"])
         assert sorted(b.port for b in body.brokers) == [base + 1, base + 2, base + 3]  # type: ignore[attr-defined]
+
+
+def test_admin_serves_the_broker_map() -> None:
+    import json
+    import urllib.request
+
+    with KafkaRig(brokers=3, config={"admin": {"listen": "127.0.0.1:0"}}) as rig:
+        _metadata(rig.bootstrap)
+        assert rig.app is not None and rig.app.admin is not None
+        with urllib.request.urlopen(rig.app.admin.url + "/kafka/brokers", timeout=10) as r:
+            got = json.load(r)
+        cluster = got["clusters"]["kafka"]
+        real = {n: s.address for n, s in rig.cluster.servers.items()}  # type: ignore[union-attr]
+        assert {b["node_id"]: b["upstream"] for b in cluster["brokers"]} == real
+        assert all(b["listener"] == f"kafka-broker{b['node_id']}" for b in cluster["brokers"])
