@@ -111,9 +111,9 @@ def bench_produce(frames: list[bytes], seconds: float) -> None:
     def with_responses(fs: list[bytes]) -> None:
         codec = KafkaCodec()
         feed = codec.feed
-        for i, f in enumerate(fs):
+        for f in fs:
             feed(UPSTREAM, f)
-            feed(DOWNSTREAM, ack[:4] + i.to_bytes(4, "big") + ack[8:])
+            feed(DOWNSTREAM, ack[:4] + f[8:12] + ack[8:])  # answer the frame's own id
         codec.take_exchanges()
 
     def full_decode(fs: list[bytes]) -> None:

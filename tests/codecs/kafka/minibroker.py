@@ -22,6 +22,7 @@ UNSUPPORTED_VERSION = 35
 # What the broker advertises: (min, max) per api_key, inside what kafka-python knows.
 DEFAULT_APIS = {
     0: (3, 9),  # Produce
+    1: (4, 12),  # Fetch: not served, but librdkafka only writes v2 batches if advertised
     3: (0, 12),  # Metadata
     17: (0, 1),  # SaslHandshake
     18: (0, 3),  # ApiVersions
