@@ -6,6 +6,7 @@ Shared as ``app.components["kafka"]``; ``snapshot()`` is what
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from .brokers import BrokerListeners
@@ -16,6 +17,8 @@ from .routing import RoutingTable
 if TYPE_CHECKING:
     from ..connection import Connection
     from ..proxy import Proxy
+
+log = logging.getLogger("protoproxy.kafka")
 
 
 class KafkaComponent:
@@ -32,8 +35,16 @@ class KafkaComponent:
             if cfg.protocol != "kafka":
                 continue
             table = RoutingTable(cfg.name)
-            brokers = BrokerListeners(proxy, cfg, table, self._listener_failed)
             self.tables[cfg.name] = table
+            if cfg.upstream is None:
+                # SNI routes only: no single cluster to build broker listeners for.
+                log.warning(
+                    "kafka listener %s has no default upstream: brokers are not rewritten",
+                    cfg.name,
+                )
+                self._filters[cfg.name] = KafkaFilter(self.metrics, table, None)
+                continue
+            brokers = BrokerListeners(proxy, cfg, table, self._listener_failed)
             self.brokers[cfg.name] = brokers
             self._filters[cfg.name] = KafkaFilter(self.metrics, table, brokers)
             brokers.install_pinned()

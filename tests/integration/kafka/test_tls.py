@@ -102,3 +102,33 @@ def test_wrong_broker_ca_is_refused(pki: dict[str, Path]) -> None:
                 pass
         failures = rig.family("protoproxy_upstream_connect_failures_total")
         assert any(reason.startswith("tls_") for (_u, _e, reason) in failures), failures
+
+
+def test_sni_routed_kafka_listener_is_counted_not_rewritten(pki: dict[str, Path]) -> None:
+    """Routes by SNI and no default upstream: no single cluster to give broker listeners,
+    so responses pass untouched, and are still counted."""
+    sni = {
+        "name": "sni",
+        "listen": "127.0.0.1:0",
+        "protocol": "kafka",
+        "tls": {"cert": str(pki["proxy"]), "key": str(pki["proxy_key"])},
+        "routes": [{"sni": "localhost", "upstream": "kafka"}],
+    }
+    with KafkaRig(brokers=2, extra_listeners=[sni]) as rig:
+        assert rig.app is not None and rig.cluster is not None
+        port = rig.app.proxy.listeners["sni"].port
+        ctx = ssl.create_default_context(cafile=str(pki["client_ca"]))
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+            ctx.wrap_socket(raw, server_hostname="localhost") as s,
+        ):
+            s.sendall(framing.encode_request(3, 9, 4, "sni", {"topics": []}))
+            size = int.from_bytes(s.recv(4), "big")
+            payload = b""
+            while len(payload) < size:
+                payload += s.recv(size - len(payload))
+        _, body = framing.decode_response(3, 9, payload)
+        real = {srv.address for srv in rig.cluster.servers.values()}
+        assert {f"{b.host}:{b.port}" for b in body.brokers} == real
+        assert rig.family("protoproxy_kafka_requests_total") == {("sni", "Metadata", "9", "sni"): 1}
+        assert "sni" not in rig.component.brokers
