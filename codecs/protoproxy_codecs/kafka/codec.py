@@ -5,15 +5,16 @@ requests, DOWNSTREAM frames responses; a response's header version and body
 schema depend on the request it answers, so requests are remembered by
 correlation id until answered (bounded by ``limits.max_pending``).
 
-What is decoded on the hot path, and why:
+What is read on the hot path, and why:
 - every header (a few ``unpack_from`` calls);
-- Produce request bodies: acks decides whether a response will come at all,
-  and metrics want records per topic-partition;
-- Fetch request bodies (topics, for fault matching), SaslHandshake requests
-  (the mechanism);
-- every known response body: the Exchange status is the first non-zero error
-  code, wherever it sits.
-Everything else decodes lazily through ``Message.view``.
+- Produce request bodies, by the schema-generated scanner (no objects built):
+  acks decides whether a response will come at all, and metrics want records
+  per topic-partition; Fetch request bodies likewise (topics, for faults);
+- every known response body, by the scanner: the Exchange status is the first
+  non-zero error code in wire order, and Fetch responses carry records;
+- SaslHandshake and FindCoordinator requests, by kafka-python (small bodies
+  whose mechanism / coordinator keys later responses need).
+Everything else decodes lazily, through kafka-python, in ``Message.view``.
 
 Unknown API keys/versions and bodies that do not decode are forwarded as-is
 and counted in ``unknown`` / ``undecodable``; only broken framing raises.
