@@ -100,10 +100,11 @@ class Testbed:
     def describe(self) -> str:
         """Where everything is, and how to reach it, for humans."""
         lines = ["protoproxy testbed is up:"]
+        width = max((len(n) for n in self.addresses), default=8)
         for name, addr in self.addresses.items():
             service = self.services.get(name)
-            behind = f" -> {service.address}" if service is not None else ""
-            lines.append(f"  {name:<8} proxy {addr}{behind}")
+            behind = f" -> {_where(service.address)}" if service is not None else ""
+            lines.append(f"  {name:<{width}} {addr}{behind}")
         if "echo" in self.addresses:
             host, _, port = self.addresses["echo"].rpartition(":")
             lines.append("")
@@ -112,3 +113,10 @@ class Testbed:
             lines.extend(hint(self))
         lines.append("Press Ctrl-C to stop.")
         return "\n".join(lines)
+
+
+def _where(address: object) -> str:
+    """A service address as host:port, whether the service keeps a string or a tuple."""
+    if isinstance(address, tuple):
+        return f"{address[0]}:{address[1]}"
+    return str(address)
