@@ -429,3 +429,18 @@ def test_broker_side_respond() -> None:
     assert t.kind == "sasl_token" and broker.unredacted_view(t) == SECRET
     assert broker.respond(t, b"") == b"\x00\x00\x00\x00"
     assert not broker.in_sasl_token_mode
+
+
+def test_inject_response_while_a_real_response_is_half_read() -> None:
+    """A fault answers one request itself; the real stream is not disturbed."""
+    codec = KafkaCodec()
+    (a, resp_a), (b, _) = metadata_pair(1), metadata_pair(2)
+    _, req_b = codec.feed(UPSTREAM, a + b)
+    assert codec.feed(DOWNSTREAM, resp_a[:10]) == []
+    injected = codec.inject_response(req_b, {"brokers": [], "topics": [], "error_code": 0})
+    assert injected.kind == "response" and injected.key == 2
+    assert injected.info["status"] == STATUS_OK
+    (real,) = codec.feed(DOWNSTREAM, resp_a[10:])
+    assert real.raw == resp_a and real.key == 1
+    assert codec.pending == 0
+    assert [e.key for e in codec.take_exchanges()] == [2, 1]
