@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from protoproxy_codecs.kafka import SecretView
+from protoproxy_codecs.base import Sniff
+from protoproxy_codecs.kafka import KafkaCodec, SecretView
 
 from .minibroker import DEFAULT_APIS, MiniBroker
 
@@ -58,6 +59,8 @@ def _produce_kafka_python(bootstrap: str, n: int, extra: dict[str, Any]) -> int:
 
 
 def _check(broker: MiniBroker, sent: int) -> None:
+    first = broker.messages[0]
+    assert first.info["api"] == "ApiVersions" and KafkaCodec.sniff(first.raw[:64]) is Sniff.YES
     produces = [m for m in broker.messages if m.kind == "request" and m.info["api"] == "Produce"]
     assert produces, [m.info for m in broker.messages]
     assert sum(m.info["record_count"] for m in produces) == sent
@@ -75,6 +78,19 @@ def _no_secret_seen(broker: MiniBroker) -> None:
         assert PASSWORD not in repr(m.info) and PASSWORD not in repr(m.view)
     for e in broker.exchanges:
         assert PASSWORD not in repr(e)
+
+
+async def test_real_producer_aiokafka() -> None:
+    aiokafka = pytest.importorskip("aiokafka")
+    async with MiniBroker() as broker:
+        producer = aiokafka.AIOKafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
+        await asyncio.wait_for(producer.start(), 30)
+        try:
+            for i in range(30):
+                await asyncio.wait_for(producer.send_and_wait("orders", b"v%d" % i), 10)
+        finally:
+            await producer.stop()
+    _check(broker, 30)
 
 
 @pytest.mark.parametrize("client", ["librdkafka", "kafka-python"])
