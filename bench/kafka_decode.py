@@ -143,6 +143,45 @@ def bench_fetch(frames: list[bytes], seconds: float) -> None:
     rate("  codec.feed request + response (Exchange)", frames, run, seconds)
 
 
+def bench_metadata_rewrite(seconds: float) -> None:
+    """Metadata v12, 3 brokers and 30 partitions: the DESIGN.md reference response."""
+    from protoproxy_codecs.kafka import rewrite
+
+    body = {
+        "brokers": [{"node_id": i, "host": f"broker-{i}.kafka", "port": 9092} for i in range(3)],
+        "cluster_id": "bench",
+        "controller_id": 0,
+        "topics": [
+            {
+                "name": f"topic-{t}",
+                "partitions": [
+                    {
+                        "partition_index": p,
+                        "leader_id": p % 3,
+                        "replica_nodes": [0, 1, 2],
+                        "isr_nodes": [0, 1, 2],
+                    }
+                    for p in range(10)
+                ],
+            }
+            for t in range(3)
+        ],
+    }
+    req = framing.encode_request(3, 12, 1, "c", {"topics": None})
+    resp = framing.encode_response(3, 12, 1, body)
+
+    def run(fs: list[bytes]) -> None:
+        for _ in fs:
+            codec = KafkaCodec()
+            codec.feed(UPSTREAM, req)
+            (msg,) = codec.feed(DOWNSTREAM, resp)
+            rewrite.routing(msg)
+            rewrite.rewrite_response(msg, lambda n, h, p: ("127.0.0.1", 19093 + n))
+
+    print(f"Metadata v12 response, {len(resp)} B (3 brokers, 30 partitions)")
+    rate("  feed + routing + rewrite (full decode/encode)", [b""] * 500, run, seconds)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--seconds", type=float, default=2.0)
@@ -162,6 +201,7 @@ def main() -> None:
         frames = produce_frames(args.count, batch, args.partitions, args.produce_version)
     bench_produce(frames, args.seconds)
     bench_fetch(fetch_frames(args.count // 4, batch, args.partitions, 12), args.seconds)
+    bench_metadata_rewrite(args.seconds)
 
 
 if __name__ == "__main__":

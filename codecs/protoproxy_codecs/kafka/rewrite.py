@@ -7,8 +7,9 @@ also carry ``node_endpoints`` for new leaders (KIP-951); they are rewritten
 too, which costs nothing when the list is empty.
 
 A rewritten frame keeps the original header bytes verbatim (tagged fields
-included) and re-encodes only the body, at the same version, from a fresh
-decode of ``raw`` (the message's shared ``view`` is never mutated). Known
+included) and re-encodes only the body, at the same version. The body is the
+message's ``view`` (so routing and rewriting share one decode); endpoints are
+changed in it for the encode and put back right after. Known
 tagged fields survive; unknown tagged fields in the body are not re-emitted
 by kafka-python, so ``rewrite_response`` reports them in ``dropped_tags``.
 """
@@ -70,21 +71,22 @@ def _body_offset(api_key: int, version: int, raw: bytes) -> int:
     return framing.parse_response_header(raw, 4, len(raw), api_key, version)[1]
 
 
-def _fresh_body(message: Message) -> tuple[int, int, int, Any] | None:
+def _decoded_body(message: Message) -> tuple[int, int, int, Any] | None:
+    """(api_key, version, body offset, decoded body) of a rewritable response.
+
+    Uses the message's view (decoding it once, for routing and rewriting alike);
+    callers restore anything they change in it.
+    """
     info = message.info or {}
     api_key = info.get("api_key")
     version = info.get("api_version")
     if message.kind != "response" or api_key not in REWRITABLE_APIS or version is None:
         return None
+    body = message.view
+    if body is None or not hasattr(body, "_struct"):
+        return None
     raw = message.raw
-    body_at = _body_offset(api_key, version, raw)
-    try:
-        body = framing.decode_body(api_key, version, False, raw, body_at, len(raw))
-    except framing.BodyError:
-        return None
-    if body is None:
-        return None
-    return api_key, version, body_at, body
+    return api_key, version, _body_offset(api_key, version, raw), body
 
 
 def _count_unknown_tags(obj: Any) -> int:
@@ -100,34 +102,43 @@ def _count_unknown_tags(obj: Any) -> int:
     return n
 
 
-def _map_endpoint(obj: Any, id_attr: str, mapper: Mapper) -> int:
+Undo = list[tuple[Any, str, int]]
+
+
+def _map_endpoint(obj: Any, id_attr: str, mapper: Mapper, undo: Undo) -> int:
     host, port = obj.host, obj.port
     new_host, new_port = mapper(getattr(obj, id_attr), host, port)
     if new_host == host and new_port == port:
         return 0
     if not 0 <= new_port <= 65535:
         raise ValueError(f"mapper gave port {new_port} for node {getattr(obj, id_attr)}")
+    undo.append((obj, host, port))
     obj.host = new_host
     obj.port = new_port
     return 1
 
 
-def rewrite_body(api_key: int, version: int, body: Any, mapper: Mapper) -> int:
+def rewrite_body(
+    api_key: int, version: int, body: Any, mapper: Mapper, undo: Undo | None = None
+) -> int:
     """Apply `mapper` to every advertised endpoint of a decoded body, in place.
 
-    Returns the number of endpoints changed. FindCoordinator v0-3 advertises
+    Returns the number of endpoints changed; `undo` collects (object, host,
+    port) of each change so that a shared view can be put back. FindCoordinator v0-3 advertises
     a single node at top level; an error reply there (node_id -1) is left alone.
     """
     changed = 0
+    if undo is None:
+        undo = []
     if api_key == FIND_COORDINATOR and version < 4:
         if body.node_id >= 0:
-            changed += _map_endpoint(body, "node_id", mapper)
+            changed += _map_endpoint(body, "node_id", mapper, undo)
         return changed
     list_name, id_attr = _BROKER_LISTS[api_key]
     for entry in getattr(body, list_name) or ():
         if api_key == FIND_COORDINATOR and entry.node_id < 0:
             continue
-        changed += _map_endpoint(entry, id_attr, mapper)
+        changed += _map_endpoint(entry, id_attr, mapper, undo)
     return changed
 
 
@@ -137,18 +148,26 @@ def rewrite_response(message: Message, mapper: Mapper) -> Rewritten | None:
     `mapper(node_id, host, port) -> (host, port)` is called once per
     advertised endpoint.
     """
-    found = _fresh_body(message)
+    found = _decoded_body(message)
     if found is None:
         return None
     api_key, version, body_at, body = found
-    changed = rewrite_body(api_key, version, body, mapper)
-    if not changed:
-        return None
-    payload = framing.encode_body(api_key, version, False, body)
+    undo: Undo = []
+    try:
+        changed = rewrite_body(api_key, version, body, mapper, undo)
+        if not changed:
+            return None
+        payload = framing.encode_body(api_key, version, False, body)
+        dropped = _count_unknown_tags(body)
+    finally:
+        # The view is shared (taps, faults, routing): leave it as it was.
+        for obj, host, port in reversed(undo):
+            obj.host = host
+            obj.port = port
     raw = message.raw
     head = raw[4:body_at]
     frame = struct.pack(">i", len(head) + len(payload)) + head + payload
-    return Rewritten(frame, changed, _count_unknown_tags(body))
+    return Rewritten(frame, changed, dropped)
 
 
 def rewrite_frame(message: Message, mapper: Mapper) -> bytes | None:
