@@ -160,6 +160,11 @@ class HeaderDecoder:
                 table.add(name, value)
             if self._cache:
                 self._cache.clear()
+            decoder = self._decoder
+            if decoder.header_table_size > decoder.max_allowed_table_size:
+                # hpack's end-of-block check: after a smaller SETTINGS was acked
+                # the next block must start with a size update; a replay has none.
+                raise DecodeError("HPACK: table larger than the peer allows", "compression_error")
             return replay[0]
         self.misses += 1
         before_len = len(entries)

@@ -236,3 +236,65 @@ def hpack_int_prefix(size: int) -> bytes:
         size >>= 7
     out.append(size)
     return bytes(out)
+
+
+def _literal_block(name: bytes, value: bytes, rep: int) -> bytes:
+    """One literal field: rep 0x40 (incremental indexing), 0x00 (without) or 0x10 (never)."""
+    return bytes([rep]) + bytes([len(name)]) + name + bytes([len(value)]) + value
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(
+                st.just("new"),
+                st.lists(st.sampled_from(["x-a", "x-b", "date", "server"]), max_size=4),
+            ),
+            st.tuples(st.just("replay"), st.integers(0, 50)),
+            st.tuples(st.just("literal"), st.sampled_from([0x40, 0x00, 0x10]), st.integers(0, 3)),
+            st.tuples(st.just("resize"), st.sampled_from([0, 40, 100, 4096])),
+        ),
+        max_size=60,
+    )
+)
+def test_every_cache_layer_agrees_with_a_plain_decoder(ops: list[tuple]) -> None:
+    """Block cache, replay cache and literal cache against plain hpack, over
+    repeated blocks, inserting literals and acked table-size changes."""
+    enc = hpack.Encoder()
+    ours = HeaderDecoder(65536)
+    plain = hpack.Decoder()
+    seen: list[bytes] = []
+    for i, op in enumerate(ops):
+        if op[0] == "resize":
+            ours.allow_table_size(op[1])
+            plain.max_allowed_table_size = op[1]
+            continue
+        if op[0] == "new":
+            block = enc.encode([(n, str(i % 3)) for n in op[1]])
+        elif op[0] == "replay":
+            if not seen:
+                continue
+            block = seen[op[1] % len(seen)]
+        else:
+            block = _literal_block(b"x-lit", b"v%d" % op[2], op[1])
+        seen.append(block)
+        try:
+            expected = tuple(plain.decode(block))
+        except hpack.HPACKError:
+            with pytest.raises(DecodeError):
+                ours.decode(block)
+            return
+        assert ours.decode(block) == expected, i
+        assert list(ours._table.dynamic_entries) == list(plain.header_table.dynamic_entries)
+        assert ours._table.maxsize == plain.header_table.maxsize
+
+
+def test_replayed_block_still_needs_the_size_update_after_a_smaller_setting() -> None:
+    block = _literal_block(b"server", b"nginx", 0x40)
+    ours = HeaderDecoder(65536)
+    for _ in range(3):
+        ours.decode(block)  # the second and third are replays
+    ours.allow_table_size(0)  # acked: the next block must shrink the table first
+    with pytest.raises(DecodeError) as info:
+        ours.decode(block)
+    assert info.value.reason == "compression_error"
