@@ -1,15 +1,25 @@
-"""HPACK per direction: an in-order decoder with a provably safe block cache,
-plus the two encoders injection needs.
+"""HPACK per direction: an in-order decoder with provably safe caches, plus
+the two encoders injection needs.
 
-Why a cache is safe here. Decoding a block is a pure function of the block's
-bytes and the dynamic table it is decoded against (plus the decoder's limits).
-A block that neither inserts nor resizes leaves the table as it found it. So we
-number table states with a generation that moves whenever a real decode changed
-the table, keep cached results only for blocks observed not to change it, and
-drop the whole cache when the generation moves. A hit is then a block with the
-same bytes against the same table: the same headers, and still no change. The
-change check compares the table's length, its newest entry (by identity: an
-insertion always creates a new tuple at the front) and its max size.
+Why caching is safe here. Decoding a block is a pure function of its bytes and
+the dynamic table it is decoded against (plus the decoder's limits), and its
+only effect is on that table. Three layers use that, each checked against a
+plain hpack.Decoder by a differential hypothesis test:
+
+- Block cache: a block seen not to change the table (same length, same newest
+  entry by identity, same max size) is cached by its bytes; the cache is dropped
+  whenever a decode changes the table or the allowed size changes. A hit is the
+  same bytes against the same table, so the same headers and still no change.
+- Replay cache: a block that inserts but never reads the dynamic table (static
+  or literal names only, no size update) decodes the same against any table;
+  a hit returns its headers and replays its insertions into hpack's table.
+- Literal cache: one literal field whose name is static or literal, by its
+  exact bytes; an inserting one is replayed into the table.
+
+Indexed fields are resolved here against the static table and hpack's own
+dynamic table; everything else goes through hpack one field at a time, and the
+per-block checks hpack makes (size updates first, list size, table size limit)
+are repeated per block.
 """
 
 from __future__ import annotations
