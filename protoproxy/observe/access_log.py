@@ -51,7 +51,8 @@ class AccessLog:
         self._clock_offset: float | None = None
         self.lines = 0
         self._conns: dict[int, str] = {}  # conn id -> its encoded fields
-        self._strings: dict[str, str] = {}  # operation/status/protocol -> JSON string
+        #: operation -> status -> encoded protocol/operation/status fields
+        self._frags: dict[str, dict[str, tuple[str, str]]] = {}
 
     def _open(self, conn: Connection) -> IO[bytes]:
         if self.path in (None, "-", ""):
@@ -94,26 +95,27 @@ class AccessLog:
         offset = self._clock_offset
         assert offset is not None
         conn_part = self._conn_fields(conn)
-        strings = self._strings
+        frags = self._frags
         lines = []
         for ex in exchanges:
             if sample < 1.0 and self._rng.random() >= sample:
                 continue
-            head = strings.get(ex.operation)
-            if head is None:
-                if len(strings) >= _STRING_CACHE:
-                    strings.clear()
-                head = strings[ex.operation] = _encode(ex.operation)
-            status = strings.get(ex.status)
-            if status is None:
-                status = strings[ex.status] = _encode(ex.status)
-            protocol = strings.get(ex.protocol)
-            if protocol is None:
-                protocol = strings[ex.protocol] = _encode(ex.protocol)
+            # protocol, operation and status, encoded once per distinct triple
+            by_op = frags.get(ex.operation)
+            if by_op is None:
+                if len(frags) >= _STRING_CACHE:
+                    frags.clear()
+                by_op = frags[ex.operation] = {}
+            cached = by_op.get(ex.status)
+            if cached is None or cached[0] != ex.protocol:
+                cached = by_op[ex.status] = (
+                    ex.protocol,
+                    f'"protocol":{_encode(ex.protocol)},"operation":{_encode(ex.operation)},'
+                    f'"status":{_encode(ex.status)},',
+                )
             line = (
                 f'{{"start":{ex.started + offset:.6f},'
-                f'"duration":{ex.finished - ex.started!r},{conn_part}'
-                f'"protocol":{protocol},"operation":{head},"status":{status},'
+                f'"duration":{ex.finished - ex.started!r},{conn_part}{cached[1]}'
                 f'"request_bytes":{ex.request_bytes},"response_bytes":{ex.response_bytes}'
             )
             attrs = ex.attrs
