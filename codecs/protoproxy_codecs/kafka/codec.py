@@ -163,7 +163,7 @@ class KafkaCodec(BaseCodec):
         n = len(src)
         pos = 0
         max_size = self.limits.max_message_size
-        on_frame = self._on_request if direction is UPSTREAM else self._on_response
+        on_frame = self._on_request if direction == UPSTREAM else self._on_response
         while n - pos >= 4:
             size = _I32.unpack_from(src, pos)[0]
             if size < 0:
@@ -182,7 +182,17 @@ class KafkaCodec(BaseCodec):
         return pos
 
     def eof(self, direction: Direction) -> list[Message]:
-        return []
+        """The peer half-closed: hand over an incomplete last frame as it is.
+
+        Nothing can complete it any more, but forwarding its bytes keeps the
+        proxy transparent (the receiver sees exactly what the sender sent).
+        """
+        buf = self._buf[direction]
+        if not buf:
+            return []
+        raw = bytes(buf)
+        buf.clear()
+        return [Message(Direction(direction), "partial", raw, None, {"truncated": True})]
 
     # ------------------------------------------------------------------ requests
 
@@ -430,7 +440,7 @@ class KafkaCodec(BaseCodec):
         }
         msg = Message(direction, "sasl_token", raw, None, info)
         msg._view = SecretView("sasl_token", "SaslToken", len(raw))
-        if direction is UPSTREAM:
+        if direction == UPSTREAM:
             self._sasl_token_started.append(self.clock())
             if len(self._sasl_token_started) > self.limits.max_pending:
                 raise DecodeError("too many unanswered SASL tokens", "too_many_pending")

@@ -444,3 +444,19 @@ def test_inject_response_while_a_real_response_is_half_read() -> None:
     assert real.raw == resp_a and real.key == 1
     assert codec.pending == 0
     assert [e.key for e in codec.take_exchanges()] == [2, 1]
+
+
+def test_eof_hands_over_an_incomplete_frame() -> None:
+    codec = KafkaCodec()
+    req, _ = metadata_pair(1)
+    assert codec.feed(UPSTREAM, req[:7]) == []
+    (m,) = codec.eof(UPSTREAM)
+    assert m.kind == "partial" and m.raw == req[:7] and m.info == {"truncated": True}
+    assert codec.eof(UPSTREAM) == [] and codec.eof(DOWNSTREAM) == []
+
+
+def test_plain_int_directions_work() -> None:
+    codec = KafkaCodec()
+    req, resp = metadata_pair(3)
+    assert codec.feed(0, req)[0].kind == "request"
+    assert codec.feed(1, resp)[0].kind == "response"
