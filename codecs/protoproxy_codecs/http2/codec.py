@@ -755,9 +755,19 @@ class Http2Codec(BaseCodec):
         Without a re-encoder for the direction the block is context-free (no
         dynamic-table reads or writes), so relayed blocks stay valid around it;
         with one, it goes through the re-encoder like every other block.
+
+        A response injected toward the client (e.g. DESIGN's trailers-only gRPC
+        error) is what the client sees, so it is recorded on the call; with
+        END_STREAM the call's Exchange is reported now, with that status.
         """
         enc = self._reencoders[direction]
         block = enc.encode(headers) if enc is not None else encode_context_free(headers)
+        if direction is DOWNSTREAM:
+            stream = self._streams.get(stream_id)
+            if stream is not None and stream.call is not None:
+                stream.call.on_response_headers(headers)
+                if end_stream:
+                    self._finish(stream_id, stream)
         return F.build_header_block(stream_id, block, end_stream, self.max_frame_size(direction))
 
     def reencode_block(self, message: Message) -> bytes:

@@ -265,3 +265,25 @@ def test_messages_and_exchange_survive_any_framing_and_chunking(
     assert b"".join(m.raw for m in pair.messages if m.direction is UPSTREAM) == bytes(
         pair.raw[UPSTREAM]
     )
+
+
+def test_injected_grpc_error_is_the_calls_status() -> None:
+    """DESIGN's injected gRPC error: trailers-only downstream, RST_STREAM(CANCEL)
+    upstream. The Exchange reports what the client saw, once."""
+    pair = _pair()
+    sid = pair.client.get_next_available_stream_id()
+    pair.client.send_headers(sid, grpc_request(), end_stream=True)
+    pair.pump()
+    error = [
+        (":status", "200"),
+        ("content-type", "application/grpc"),
+        ("grpc-status", "14"),
+        ("grpc-message", "injected%20fault"),
+    ]
+    pair.inject(DOWNSTREAM, pair.codec.build_headers(DOWNSTREAM, sid, error, end_stream=True))
+    pair.inject(UPSTREAM, pair.codec.inject_reset(sid))
+    (ex,) = pair.codec.take_exchanges()
+    assert ex.status == "UNAVAILABLE" and ex.attrs["grpc_message"] == "injected fault"
+    assert pair.codec.open_streams == 0
+    ends = [e for e in pair.client_events if getattr(e, "stream_id", None) == sid]
+    assert any(type(e).__name__ == "StreamEnded" for e in ends)
