@@ -24,6 +24,7 @@ DEFAULT_APIS = {
     0: (3, 9),  # Produce
     1: (4, 12),  # Fetch: not served, but librdkafka only writes v2 batches if advertised
     3: (0, 12),  # Metadata
+    10: (0, 4),  # FindCoordinator: not served; librdkafka keys its LZ4 feature off it
     17: (0, 1),  # SaslHandshake
     18: (0, 3),  # ApiVersions
     22: (0, 4),  # InitProducerId
