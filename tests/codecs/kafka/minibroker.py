@@ -22,9 +22,9 @@ UNSUPPORTED_VERSION = 35
 # What the broker advertises: (min, max) per api_key, inside what kafka-python knows.
 DEFAULT_APIS = {
     0: (3, 9),  # Produce
-    1: (4, 12),  # Fetch: not served, but librdkafka only writes v2 batches if advertised
+    1: (4, 12),  # Fetch (librdkafka also writes v2 batches only if this is advertised)
     3: (0, 12),  # Metadata
-    10: (0, 4),  # FindCoordinator: not served; librdkafka keys its LZ4 feature off it
+    10: (0, 4),  # FindCoordinator
     17: (0, 1),  # SaslHandshake
     18: (0, 3),  # ApiVersions
     22: (0, 4),  # InitProducerId
@@ -41,6 +41,7 @@ class MiniBroker:
     exchanges: list[Exchange] = field(default_factory=list)
     codecs: list[KafkaCodec] = field(default_factory=list)
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    log: dict[tuple[str, int], list[bytes]] = field(default_factory=dict)  # stored batches
     _server: Any = None
 
     async def __aenter__(self) -> MiniBroker:
@@ -63,6 +64,8 @@ class MiniBroker:
             while data := await reader.read(65536):
                 for msg in codec.feed(UPSTREAM, data):
                     self.messages.append(msg)
+                    if msg.info.get("api") == "Fetch" and not self._has_data(msg):
+                        await asyncio.sleep(0.02)  # a real broker waits max_wait_ms
                     reply = self._answer(codec, msg)
                     if reply is not None:
                         writer.write(reply)
@@ -133,11 +136,60 @@ class MiniBroker:
         for topic in msg.view.topic_data:
             parts = []
             for p in topic.partition_data:
-                base = self.offsets.get((topic.name, p.index), 0)
-                self.offsets[(topic.name, p.index)] = base + records.summarize(p.records).records
+                key = (topic.name, p.index)
+                base = self.offsets.get(key, 0)
+                next_offset = base
+                for batch in records.batches(p.records):
+                    raw = bytes(p.records[batch.offset : batch.offset + batch.size])
+                    # The broker assigns offsets; the CRC does not cover this field.
+                    self.log.setdefault(key, []).append(struct.pack(">q", next_offset) + raw[8:])
+                    next_offset += batch.record_count
+                self.offsets[key] = next_offset
                 parts.append({"index": p.index, "error_code": 0, "base_offset": base})
             responses.append({"name": topic.name, "partition_responses": parts})
         return {"responses": responses}
+
+    def _batches_from(self, key: tuple[str, int], offset: int) -> bytes:
+        out = []
+        for batch in self.log.get(key, ()):
+            (info,) = records.batches(batch)
+            if info.base_offset + info.record_count > offset:
+                out.append(batch)
+        return b"".join(out)
+
+    def _has_data(self, msg: Message) -> bool:
+        body = msg.view
+        return any(
+            self._batches_from((t.topic, p.partition), p.fetch_offset)
+            for t in body.topics
+            for p in t.partitions
+        )
+
+    def _api_1(self, codec: KafkaCodec, msg: Message) -> dict[str, Any]:
+        responses = []
+        for t in msg.view.topics:
+            parts = []
+            for p in t.partitions:
+                key = (t.topic, p.partition)
+                hw = self.offsets.get(key, 0)
+                parts.append(
+                    {
+                        "partition_index": p.partition,
+                        "high_watermark": hw,
+                        "last_stable_offset": hw,
+                        "preferred_read_replica": -1,
+                        "aborted_transactions": [],
+                        "records": self._batches_from(key, p.fetch_offset),
+                    }
+                )
+            responses.append({"topic": t.topic, "partitions": parts})
+        return {"responses": responses}
+
+    def _api_10(self, codec: KafkaCodec, msg: Message) -> dict[str, Any]:
+        me = {"node_id": 1, "host": "127.0.0.1", "port": self.port, "error_code": 0}
+        if msg.info["api_version"] < 4:
+            return me
+        return {"coordinators": [dict(me, key=k) for k in msg.view.coordinator_keys]}
 
     def _api_22(self, codec: KafkaCodec, msg: Message) -> dict[str, Any]:
         return {"error_code": 0, "producer_id": 1000, "producer_epoch": 0}
