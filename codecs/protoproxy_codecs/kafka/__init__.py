@@ -5,12 +5,15 @@ Public surface:
 - ``schema``: (api_key, version) -> kafka-python class, names, header versions, errors;
 - ``framing``: encode/decode complete frames;
 - ``records``: RecordBatch / MessageSet headers without decompressing;
-- ``rewrite``: broker address rewriting and routing data.
+- ``rewrite``: broker address rewriting and routing data;
+- ``scanner`` / ``summary``: the hot path's linear-time body reading.
+
+See docs/kafka-codec.md.
 """
 
 from __future__ import annotations
 
-from . import framing, records, schema
+from . import framing, records, rewrite, scanner, schema, summary
 from .codec import STATUS_OK, STATUS_UNDECODED, KafkaCodec, SecretView
 from .framing import RequestHeaderInfo
 
@@ -22,5 +25,8 @@ __all__ = [
     "SecretView",
     "framing",
     "records",
+    "rewrite",
+    "scanner",
     "schema",
+    "summary",
 ]
