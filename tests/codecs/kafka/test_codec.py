@@ -460,3 +460,30 @@ def test_plain_int_directions_work() -> None:
     req, resp = metadata_pair(3)
     assert codec.feed(0, req)[0].kind == "request"
     assert codec.feed(1, resp)[0].kind == "response"
+
+
+@given(st.data())
+def test_sasl_raw_token_conversation_under_any_chunking(data: st.DataObject) -> None:
+    mech = data.draw(st.sampled_from(["PLAIN", "SCRAM-SHA-512", "GSSAPI"]))
+    rounds = {"PLAIN": 1, "SCRAM-SHA-512": 2, "GSSAPI": 3}[mech]
+    token = struct.pack(">i", len(SECRET)) + SECRET
+    steps = [
+        (UPSTREAM, framing.encode_request(17, 0, 1, "app", {"mechanism": mech})),
+        (DOWNSTREAM, framing.encode_response(17, 0, 1, {"mechanisms": [mech]})),
+    ]
+    for _ in range(rounds):
+        steps += [(UPSTREAM, token), (DOWNSTREAM, struct.pack(">i", 2) + b"ok")]
+    req, resp = metadata_pair(2)
+    steps += [(UPSTREAM, req), (DOWNSTREAM, resp)]
+    codec = KafkaCodec()
+    kinds = []
+    for direction, frame in steps:
+        for piece in data.draw(chunks(frame)):
+            kinds += [m.kind for m in codec.feed(direction, piece)]
+    assert kinds == ["request", "response"] + ["sasl_token"] * (2 * rounds) + [
+        "request",
+        "response",
+    ]
+    assert not codec.in_sasl_token_mode
+    ops = [e.operation for e in codec.take_exchanges()]
+    assert ops == ["SaslHandshake v0"] + ["SaslToken"] * rounds + ["Metadata v12"]
