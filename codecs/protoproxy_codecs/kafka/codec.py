@@ -233,7 +233,10 @@ class KafkaCodec(BaseCodec):
         elif api_key in (PRODUCE, FETCH):
             facts = self._scan(msg, api_key, version, True, body_at)
             msg._decode = _LazyBody(self, raw, api_key, version, True, body_at, facts is not None)
-            if facts is not None:
+            if facts is None and api_key == PRODUCE:
+                # A body that does not fit still says whether a reply will come.
+                expects = _produce_acks(raw, body_at, version) != 0
+            elif facts is not None:
                 tally = facts.tally or summary.RecordsTally()
                 info["topics"] = tally.topics
                 if api_key == PRODUCE:
@@ -523,6 +526,21 @@ class KafkaCodec(BaseCodec):
             info["api_key"], info["api_version"], info["correlation_id"], body
         )
         return self._on_response(frame)
+
+
+def _produce_acks(raw: bytes, body_at: int, version: int) -> int | None:
+    """acks of a Produce request read directly (it follows transactional_id, v3+)."""
+    pos = body_at
+    try:
+        if version >= 9:  # compact nullable string
+            n, pos = framing.read_uvarint(raw, pos, len(raw))
+            pos += max(n - 1, 0)
+        elif version >= 3:
+            n = struct.unpack_from(">h", raw, pos)[0]
+            pos += 2 + max(n, 0)
+        return struct.unpack_from(">h", raw, pos)[0]
+    except (DecodeError, struct.error):
+        return None
 
 
 class _LazyBody:

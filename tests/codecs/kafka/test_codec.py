@@ -487,3 +487,13 @@ def test_sasl_raw_token_conversation_under_any_chunking(data: st.DataObject) -> 
     assert not codec.in_sasl_token_mode
     ops = [e.operation for e in codec.take_exchanges()]
     assert ops == ["SaslHandshake v0"] + ["SaslToken"] * rounds + ["Metadata v12"]
+
+
+@pytest.mark.parametrize("version", [2, 3, 9])
+def test_undecodable_acks_zero_produce_is_not_left_pending(version: int) -> None:
+    codec = KafkaCodec()
+    frame = produce_request(1, {"t": {0: record_batch(1)}}, acks=0, version=version)
+    cut = struct.pack(">i", len(frame) - 4 - 5) + frame[4:-5]
+    (m,) = codec.feed(UPSTREAM, cut)
+    assert "decode_error" in m.info and not m.info["expects_response"]
+    assert codec.pending == 0
