@@ -26,16 +26,22 @@ if TYPE_CHECKING:
 BUFFER = 256 * 1024
 FLUSH_INTERVAL = 1.0
 
-# Exchange attrs copied into the line when present (small, bounded values only).
-_ATTRS = (
+# Exchange attrs copied into the line when present (small, bounded values only),
+# by exchange protocol; "fault" is checked for every protocol.
+_ATTRS: dict[str, tuple[str, ...]] = {
+    "kafka": ("client_id", "record_count", "topics", "errors"),
+    "grpc": ("request_messages", "response_messages", "grpc_message"),
+}
+_ALL_ATTRS = (
     "client_id",
     "record_count",
+    "topics",
+    "errors",
     "request_messages",
     "response_messages",
     "grpc_message",
-    "errors",
-    "topics",
 )
+_LINE = '{"start":%.6f,"duration":%r,%s%s"request_bytes":%d,"response_bytes":%d'
 _STRING_CACHE = 4096
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
 
@@ -52,7 +58,8 @@ class AccessLog:
         self.lines = 0
         self._conns: dict[int, str] = {}  # conn id -> its encoded fields
         #: operation -> status -> encoded protocol/operation/status fields
-        self._frags: dict[str, dict[str, tuple[str, str]]] = {}
+        self._frags: dict[str, dict[str, tuple[str, str, tuple[str, ...]]]] = {}
+        self._values: dict[str, str] = {}  # attr string -> its JSON
 
     def _open(self, conn: Connection) -> IO[bytes]:
         if self.path in (None, "-", ""):
@@ -112,24 +119,25 @@ class AccessLog:
                     ex.protocol,
                     f'"protocol":{_encode(ex.protocol)},"operation":{_encode(ex.operation)},'
                     f'"status":{_encode(ex.status)},',
+                    _ATTRS.get(ex.protocol, _ALL_ATTRS),
                 )
-            line = (
-                f'{{"start":{ex.started + offset:.6f},'
-                f'"duration":{ex.finished - ex.started!r},{conn_part}{cached[1]}'
-                f'"request_bytes":{ex.request_bytes},"response_bytes":{ex.response_bytes}'
+            line = _LINE % (
+                ex.started + offset,
+                ex.finished - ex.started,
+                conn_part,
+                cached[1],
+                ex.request_bytes,
+                ex.response_bytes,
             )
             attrs = ex.attrs
             if attrs:
-                extra = [
-                    f',"{name}":{v}' if type(v) is int else f',"{name}":{_encode(v)}'
-                    for name in _ATTRS
-                    if (v := attrs.get(name)) is not None
-                ]
+                for name in cached[2]:
+                    v = attrs.get(name)
+                    if v is not None:
+                        line += f',"{name}":{self._value(v)}'
                 fault = attrs.get("fault")
                 if fault is not None:
-                    extra.append(f',"fault":{_encode(fault)}')
-                if extra:
-                    line += "".join(extra)
+                    line += f',"fault":{_encode(fault)}'
             lines.append(line + "}\n")
         if not lines:
             return
@@ -137,6 +145,22 @@ class AccessLog:
         out.write("".join(lines).encode())
         if self._flush_handle is None:
             self._flush_handle = conn.loop.call_later(FLUSH_INTERVAL, self._timed_flush)
+
+    def _value(self, v: Any) -> str:
+        """JSON for an attr value; strings (client ids, topics) encoded once each."""
+        t = type(v)
+        if t is int:
+            return str(v)
+        if t is str:
+            enc = self._values.get(v)
+            if enc is None:
+                if len(self._values) >= _STRING_CACHE:
+                    self._values.clear()
+                enc = self._values[v] = _encode(v)
+            return enc
+        if t is list and all(type(x) is str for x in v):
+            return "[" + ",".join([self._value(x) for x in v]) + "]"
+        return _encode(v)
 
     def _timed_flush(self) -> None:
         self._flush_handle = None
