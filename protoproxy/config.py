@@ -296,6 +296,8 @@ class Metrics(Model):
     max_series: int = Field(default=10000, ge=1)
     #: Per-family caps by full metric name, e.g. {protoproxy_client_requests_total: 1000}.
     families: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
+    #: Label sets of all families together (each family's `other` aside).
+    max_total_series: int = Field(default=100_000, ge=1)
     #: The generic per-exchange families (protoproxy_exchange*); off only to measure their cost.
     exchanges: bool = True
 

@@ -30,7 +30,9 @@ class Observe:
     def __init__(self, app: App) -> None:
         proxy = app.proxy
         cfg = app.config
-        proxy.stats.configure(cfg.metrics.max_series, cfg.metrics.families)
+        proxy.stats.configure(
+            cfg.metrics.max_series, cfg.metrics.families, cfg.metrics.max_total_series
+        )
         self.exporter = Exporter(proxy.stats, live_bytes(proxy))
         self.exchange_metrics = ExchangeMetrics(proxy.stats)
         self.upstream_errors = UpstreamErrors(proxy.stats)

@@ -36,6 +36,28 @@ LATENCY_BUCKETS: tuple[float, ...] = (
 )
 
 
+class SeriesBudget:
+    """Label sets all families may still add together: the global series cap.
+
+    Shared by every family of a Stats; only consulted when a family is about
+    to add a new label set, never on the `+=` path of an existing one.
+    """
+
+    __slots__ = ("left",)
+
+    def __init__(self, left: int) -> None:
+        self.left = left
+
+    def take(self) -> bool:
+        if self.left > 0:
+            self.left -= 1
+            return True
+        return False
+
+
+_UNLIMITED = SeriesBudget(1 << 62)
+
+
 @dataclass(eq=False)
 class Counter:
     name: str
@@ -45,12 +67,14 @@ class Counter:
     #: Distinct label sets held, `other` included: past max_series - 1 distinct
     #: ones, new label sets fold into ("other", ...), so the family never exceeds it.
     max_series: int = 10000
+    budget: SeriesBudget = field(default=_UNLIMITED, repr=False)
 
     def inc(self, key: tuple[str, ...], amount: float = 1) -> None:
         values = self.values
         if key in values:
             values[key] += amount
-        elif len(values) < self.max_series - 1:  # the last slot is kept for `other`
+        # the last slot is kept for `other`, which the global budget never refuses
+        elif len(values) < self.max_series - 1 and self.budget.take():
             values[key] = amount
         else:
             other = (OTHER,) * len(self.labelnames)
@@ -66,7 +90,7 @@ class Counter:
 @dataclass(eq=False)
 class Gauge(Counter):
     def set(self, key: tuple[str, ...], value: float) -> None:
-        if key in self.values or len(self.values) < self.max_series - 1:
+        if key in self.values or (len(self.values) < self.max_series - 1 and self.budget.take()):
             self.values[key] = value
 
     def dec(self, key: tuple[str, ...], amount: float = 1) -> None:
@@ -92,11 +116,12 @@ class Histogram:
     bounds: tuple[float, ...] = LATENCY_BUCKETS
     series: dict[tuple[str, ...], HistogramSeries] = field(default_factory=dict)
     max_series: int = 10000
+    budget: SeriesBudget = field(default=_UNLIMITED, repr=False)
 
     def observe(self, key: tuple[str, ...], value: float) -> None:
         s = self.series.get(key)
         if s is None:
-            if len(self.series) >= self.max_series - 1:
+            if len(self.series) >= self.max_series - 1 or not self.budget.take():
                 key = (OTHER,) * len(self.labelnames)
                 s = self.series.get(key)
             if s is None:
@@ -113,21 +138,32 @@ class Histogram:
 class Stats:
     """Every metric family of one proxy process, by name."""
 
-    def __init__(self, max_series: int = 10000, caps: dict[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        max_series: int = 10000,
+        caps: dict[str, int] | None = None,
+        max_total: int | None = None,
+    ) -> None:
         self.max_series = max_series
         #: per-family caps by name, overriding `max_series`
         self.caps: dict[str, int] = dict(caps or {})
         self.families: dict[str, Counter | Histogram] = {}
+        self.budget = SeriesBudget(max_total if max_total is not None else 1 << 62)
 
-    def configure(self, max_series: int, caps: dict[str, int] | None = None) -> None:
+    def configure(
+        self, max_series: int, caps: dict[str, int] | None = None, max_total: int | None = None
+    ) -> None:
         """Set series caps, for families that exist already and ones made later.
 
         The Proxy builds its Stats before the config's `metrics:` section is
         applied, so caps are (re)applied here; lowering a cap keeps the series
-        already held and folds only new ones into `other`.
+        already held and folds only new ones into `other`. `max_total` bounds
+        the label sets of all families together (each family's `other` aside).
         """
         self.max_series = max_series
         self.caps = dict(caps or {})
+        total = max_total if max_total is not None else 1 << 62
+        self.budget.left = max(0, total - self.series_count())
         for fam in self.families.values():
             fam.max_series = self.cap(fam.name)
 
@@ -144,14 +180,18 @@ class Stats:
     def counter(self, name: str, help: str, labelnames: tuple[str, ...]) -> Counter:
         fam = self.families.get(name)
         if fam is None:
-            fam = self.families[name] = Counter(name, help, labelnames, max_series=self.cap(name))
+            fam = self.families[name] = Counter(
+                name, help, labelnames, max_series=self.cap(name), budget=self.budget
+            )
         assert isinstance(fam, Counter)
         return fam
 
     def gauge(self, name: str, help: str, labelnames: tuple[str, ...]) -> Gauge:
         fam = self.families.get(name)
         if fam is None:
-            fam = self.families[name] = Gauge(name, help, labelnames, max_series=self.cap(name))
+            fam = self.families[name] = Gauge(
+                name, help, labelnames, max_series=self.cap(name), budget=self.budget
+            )
         assert isinstance(fam, Gauge)
         return fam
 
@@ -165,7 +205,7 @@ class Stats:
         fam = self.families.get(name)
         if fam is None:
             fam = self.families[name] = Histogram(
-                name, help, labelnames, bounds, max_series=self.cap(name)
+                name, help, labelnames, bounds, max_series=self.cap(name), budget=self.budget
             )
         assert isinstance(fam, Histogram)
         return fam

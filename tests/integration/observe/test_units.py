@@ -37,6 +37,21 @@ def test_counter_never_exceeds_its_cap_and_keeps_totals(keys: list[str], cap: in
         assert ((OTHER,) in c.values) == (distinct > cap - 1)
 
 
+def test_global_cap_bounds_all_families_together() -> None:
+    stats = Stats()
+    a = stats.counter("a_total", "a", ("k",))
+    a.inc(("held",))
+    stats.configure(1000, {}, max_total=10)
+    b = stats.counter("b_total", "b", ("k",))
+    h = stats.histogram("h_seconds", "h", ("k",))
+    for i in range(100):
+        a.inc((f"a{i}",))
+        b.inc((f"b{i}",))
+        h.observe((f"h{i}",), 0.1)
+    assert stats.series_count() == 10 + 3  # the budget, plus one `other` per family
+    assert a.total() == 101 and b.total() == 100 and h.count((OTHER,)) > 0
+
+
 def test_prometheus_histogram_is_cumulative_and_bytes_include_live() -> None:
     stats = Stats()
     h = stats.histogram("protoproxy_x_seconds", "x", ("op",))
