@@ -12,6 +12,8 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from pydantic import BaseModel
+
 from ..config import Config
 from ..config import redacted as _config_redacted
 
@@ -67,9 +69,40 @@ def has_secret_header(headers: Sequence[tuple[Any, Any]]) -> bool:
 
 
 def config(cfg: Config) -> dict[str, Any]:
-    """The effective config for /config: secret fields and secret headers replaced."""
+    """The effective config for /config: secret fields and secret headers replaced.
+
+    Three nets: fields marked ``json_schema_extra={"secret": True}`` on any
+    model, keys named like secrets (config.SECRET_KEYS), and values under
+    credential header names (a fault matching on `authorization`).
+    """
     data = _config_redacted(cfg)
+    _marked(cfg, data)
     return _scrub_headers(data)
+
+
+def _marked(model: BaseModel, data: Any) -> None:
+    if not isinstance(data, dict):
+        return
+    for name, info in type(model).model_fields.items():
+        key = info.alias or name
+        if key not in data:
+            continue
+        extra = info.json_schema_extra
+        if isinstance(extra, dict) and extra.get("secret"):
+            if data[key] is not None:
+                data[key] = REDACTED
+            continue
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            _marked(value, data[key])
+        elif isinstance(value, list):
+            for item, out in zip(value, data[key] or [], strict=False):
+                if isinstance(item, BaseModel):
+                    _marked(item, out)
+        elif isinstance(value, dict):
+            for k, item in value.items():
+                if isinstance(item, BaseModel) and isinstance(data[key], dict):
+                    _marked(item, data[key].get(str(k)))
 
 
 def _scrub_headers(obj: Any) -> Any:

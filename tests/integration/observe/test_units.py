@@ -119,6 +119,43 @@ def test_scrub_text_patterns() -> None:
     assert pairs == [["Cookie", "<redacted>"], ["host", "h"], ["set-cookie", "<redacted>"]]
 
 
+def test_config_redaction_honours_secret_markers() -> None:
+    from pydantic import Field
+
+    from protoproxy.config import Model, from_dict
+    from protoproxy.observe import redact
+
+    class Inner(Model):
+        credential: str | None = Field(default=None, json_schema_extra={"secret": True})
+        plain: str = "shown"
+
+    class Outer(Model):
+        items: list[Inner]
+
+    cfg = from_dict(
+        {
+            "admin": {"token": "t0ken-value"},
+            "listeners": [{"name": "l", "listen": "127.0.0.1:0", "upstream": "u"}],
+            "upstreams": [{"name": "u", "endpoints": ["127.0.0.1:1"]}],
+            "faults": [
+                {
+                    "name": "f",
+                    "match": {
+                        "protocol": "http2",
+                        "header": {"authorization": "Bearer fault-secret"},
+                    },
+                    "action": {"delay": "1ms"},
+                }
+            ],
+        }
+    )
+    text = str(redact.config(cfg))
+    assert "t0ken-value" not in text and "fault-secret" not in text
+    data = {"items": [{"credential": "c-secret", "plain": "shown"}]}
+    redact._marked(Outer(items=[Inner(credential="c-secret")]), data)
+    assert data == {"items": [{"credential": "<redacted>", "plain": "shown"}]}
+
+
 def test_log_redactor_scrubs_records_of_every_logger(caplog) -> None:
     LogRedactor(["literal-admin-token"]).install()
     caplog.set_level(logging.INFO)
