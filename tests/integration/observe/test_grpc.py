@@ -186,3 +186,28 @@ def test_grpc_unknown_component_routes_are_valid_before_install(grpc_server) -> 
             assert key in body or body.get("installed") is True
         ups = get_json(proxy.admin_url + "/upstreams")["upstreams"]
         assert ups[0]["endpoints"][0]["endpoint"] == grpc_server.address
+
+
+def test_access_log_marks_the_fault_applied(grpc_server, tmp_path: Path) -> None:
+    log_path = tmp_path / "access.log"
+    cfg = proxy_config(grpc_server.address, access_log=log_path)
+    cfg["faults"] = [
+        {
+            "name": "deny-unary",
+            "match": {"protocol": "grpc", "method": "Unary"},
+            "action": {"abort": "UNAVAILABLE"},
+        }
+    ]
+    with ProxyThread(cfg) as proxy:
+        with SyncClient.connect(f"127.0.0.1:{proxy.port('front')}") as client:
+            assert client.unary(timeout=10).code.name == "UNAVAILABLE"
+            assert client.server_stream(Behaviour(count=1), timeout=10).ok
+        m = scrape(proxy.admin_url)
+        proxy.run(proxy.app.components["observe"].access_log.flush)
+    lines = {ln["operation"].rsplit("/", 1)[-1]: ln for ln in access_lines(log_path)}
+    assert lines["Unary"]["fault"] == "deny-unary"
+    assert lines["Unary"]["status"] == "UNAVAILABLE"
+    assert "fault" not in lines["ServerStream"]
+    assert (
+        total(m["protoproxy_exchanges_total"], operation=SVC + "Unary", status="UNAVAILABLE") == 1
+    )
