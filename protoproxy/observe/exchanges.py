@@ -11,6 +11,7 @@ tuples are built once per (connection, operation, status) and reused.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from typing import TYPE_CHECKING
 
 from protoproxy_codecs.base import Exchange
@@ -91,6 +92,9 @@ class ExchangeMetrics:
     def observe(self, conn: Connection, exchanges: list[Exchange]) -> None:
         state = self._labels(conn)
         ops = state.ops
+        counts = self.exchanges.values
+        series = self.duration.series
+        bounds = self.duration.bounds
         for ex in exchanges:
             op = ex.operation
             labels = ops.get(op)
@@ -104,8 +108,20 @@ class ExchangeMetrics:
             key = labels.by_status.get(status)
             if key is None:
                 key = labels.by_status[status] = (*labels.op, status)
-            self.exchanges.inc(key)
-            self.duration.observe(labels.op, ex.finished - ex.started)
+            # Counter.inc and Histogram.observe, inlined for the common case of a
+            # series that exists; new series go through the methods (caps apply).
+            if key in counts:
+                counts[key] += 1
+            else:
+                self.exchanges.inc(key)
+            duration = ex.finished - ex.started
+            s = series.get(labels.op)
+            if s is None:
+                self.duration.observe(labels.op, duration)
+            else:
+                s.buckets[bisect_left(bounds, duration)] += 1
+                s.sum += duration
+                s.count += 1
             attrs = ex.attrs
             if not attrs:
                 continue
