@@ -287,3 +287,34 @@ def test_injected_grpc_error_is_the_calls_status() -> None:
     assert pair.codec.open_streams == 0
     ends = [e for e in pair.client_events if getattr(e, "stream_id", None) == sid]
     assert any(type(e).__name__ == "StreamEnded" for e in ends)
+
+
+def test_server_push_is_its_own_http2_exchange() -> None:
+    from protoproxy_codecs.http2 import State
+
+    pair = _pair()
+    c, s = pair.client, pair.server
+    sid = c.get_next_available_stream_id()
+    c.send_headers(
+        sid,
+        [(":method", "GET"), (":scheme", "http"), (":path", "/"), (":authority", "w")],
+        end_stream=True,
+    )
+    pair.pump()
+    pushed = s.get_next_available_stream_id()
+    s.push_stream(
+        sid,
+        pushed,
+        [(":method", "GET"), (":scheme", "http"), (":path", "/style.css"), (":authority", "w")],
+    )
+    pair.pump()
+    assert pair.codec.stream_state(pushed) is State.RESERVED
+    s.send_headers(pushed, [(":status", "200")])
+    s.send_data(pushed, b"body{}", end_stream=True)
+    s.send_headers(sid, [(":status", "200")], end_stream=True)
+    pair.pump()
+    ops = sorted((e.operation, e.status, e.key) for e in pair.codec.take_exchanges())
+    assert ops == [("GET /", "200", sid), ("GET /style.css", "200", pushed)]
+    assert pair.codec.open_streams == 0
+    (promise,) = pair.of_kind("push_promise", DOWNSTREAM)
+    assert promise.info["promised_stream_id"] == pushed
