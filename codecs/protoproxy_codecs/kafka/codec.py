@@ -23,7 +23,8 @@ SASL: SaslAuthenticate messages and raw SASL tokens carry credentials; they are
 marked ``info["secret"] = True`` and their ``view`` is redacted. After a
 SaslHandshake v0 succeeds the client sends bare size-prefixed tokens (no Kafka
 header), so the codec switches both directions to token mode until the
-mechanism's round trips are done or a real Kafka request shows up again.
+mechanism's round trips are done or a real Kafka request shows up again
+(the state machine is in sasl.py).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from ..base import (
 )
 from . import framing, scanner, schema, summary
 from .framing import BodyError
+from .sasl import SaslState
 from .scanner import ScanError
 
 _I32 = struct.Struct(">i")
@@ -66,9 +68,6 @@ REDACTED = b"<redacted>"
 # Upper bound on the bytes kafka-python may copy while decoding one view.
 MAX_TAG_COPY_BYTES = 64 * 1024 * 1024
 
-# Round trips of bare tokens after SaslHandshake v0, per mechanism. Mechanisms
-# not listed (GSSAPI) end token mode only when a Kafka request reappears.
-_SASL_ROUNDS = {"PLAIN": 1, "SCRAM-SHA-256": 2, "SCRAM-SHA-512": 2, "OAUTHBEARER": 1}
 
 # Sniffing: how large a first request may plausibly be.
 _SNIFF_MAX_SIZE = 100 * 1024 * 1024
@@ -108,11 +107,7 @@ class KafkaCodec(BaseCodec):
         self.unknown: Counter[tuple[int, int]] = Counter()
         self.undecodable: Counter[tuple[int, int, str]] = Counter()
         self.unmatched_responses = 0
-        self.sasl_mechanism: str | None = None
-        self._sasl_client_id: str | None = None
-        # Token mode: None when off; else rounds still expected (-1: unknown).
-        self._sasl_rounds: int | None = None
-        self._sasl_token_started: list[float] = []
+        self.sasl = SaslState()
         self._client_ids: dict[bytes, str | None] = {}
         t = schema.tables()
         self._max_version = t.max_version
@@ -209,7 +204,7 @@ class KafkaCodec(BaseCodec):
         return cid
 
     def _on_request(self, raw: bytes) -> Message:
-        if self._sasl_rounds is not None and not self._looks_like_request(raw):
+        if self.sasl.rounds is not None and not self.sasl.is_kafka_request(raw):
             return self._token(UPSTREAM, raw)
         api_key, version, corr, cid_len, body_at = framing.parse_request_header(raw, 4, len(raw))
         client_id = self._client_id(raw, cid_len)
@@ -268,13 +263,12 @@ class KafkaCodec(BaseCodec):
                 info["coordinator_keys"] = keys
                 attrs = {"coordinator_keys": keys, "key_type": body.key_type}
             else:
-                self.sasl_mechanism = body.mechanism
-                self._sasl_client_id = client_id
+                self.sasl.handshake(body.mechanism, client_id)
                 info["sasl_mechanism"] = body.mechanism
         elif api_key == SASL_AUTHENTICATE:
             info["secret"] = True
-            if self.sasl_mechanism is not None:
-                info["sasl_mechanism"] = self.sasl_mechanism
+            if self.sasl.mechanism is not None:
+                info["sasl_mechanism"] = self.sasl.mechanism
             msg._view = SecretView("request", api, len(raw))
         else:
             msg._decode = _LazyBody(self, raw, api_key, version, True, body_at, False)
@@ -344,7 +338,7 @@ class KafkaCodec(BaseCodec):
     # ------------------------------------------------------------------ responses
 
     def _on_response(self, raw: bytes) -> Message:
-        if self._sasl_rounds is not None and self._sasl_token_started:
+        if self.sasl.rounds is not None and self.sasl.started:
             return self._token(DOWNSTREAM, raw)
         end = len(raw)
         if end < 8:
@@ -389,13 +383,13 @@ class KafkaCodec(BaseCodec):
                 elif api_key == FIND_COORDINATOR and pending.attrs:
                     info["coordinator_keys"] = pending.attrs["coordinator_keys"]
                 elif api_key == SASL_HANDSHAKE:
-                    info["sasl_mechanism"] = self.sasl_mechanism
+                    info["sasl_mechanism"] = self.sasl.mechanism
                     # No error code means error_code == 0: the handshake succeeded.
-                    if version == 0 and not codes:
-                        self._sasl_rounds = _SASL_ROUNDS.get(self.sasl_mechanism or "", -1)
+                    if not codes:
+                        self.sasl.handshake_succeeded(version)
                 elif api_key == SASL_AUTHENTICATE:
                     info["secret"] = True
-                    info["sasl_mechanism"] = self.sasl_mechanism
+                    info["sasl_mechanism"] = self.sasl.mechanism
                     msg._decode = None
                     msg._view = SecretView("response", api, end)
         info["status"] = status
@@ -416,39 +410,20 @@ class KafkaCodec(BaseCodec):
 
     # ------------------------------------------------------------------ SASL tokens
 
-    def _looks_like_request(self, raw: bytes) -> bool:
-        """In token mode: is this frame a Kafka request after all?
-
-        Only a known (api_key, version) carrying the client_id of the
-        SaslHandshake counts; a credential token matching that by chance
-        would need the exact client_id bytes at the exact offset.
-        """
-        if len(raw) < 14:
-            return False
-        api_key, version, _corr, cid_len = struct.unpack_from(">hhih", raw, 4)
-        if not schema.is_known(api_key, version) or cid_len < -1 or 14 + cid_len > len(raw):
-            return False
-        cid = None if cid_len < 0 else str(raw[14 : 14 + cid_len], "utf-8", "replace")
-        if cid != self._sasl_client_id:
-            return False
-        self._sasl_rounds = None
-        self._sasl_token_started.clear()
-        return True
-
     def _token(self, direction: Direction, raw: bytes) -> Message:
         info: dict[str, Any] = {
             "api": "SaslToken",
             "secret": True,
-            "sasl_mechanism": self.sasl_mechanism,
+            "sasl_mechanism": self.sasl.mechanism,
         }
         msg = Message(direction, "sasl_token", raw, None, info)
         msg._view = SecretView("sasl_token", "SaslToken", len(raw))
         if direction == UPSTREAM:
-            self._sasl_token_started.append(self.clock())
-            if len(self._sasl_token_started) > self.limits.max_pending:
+            self.sasl.started.append(self.clock())
+            if len(self.sasl.started) > self.limits.max_pending:
                 raise DecodeError("too many unanswered SASL tokens", "too_many_pending")
             return msg
-        started = self._sasl_token_started.pop(0)
+        started = self.sasl.answered()
         self.exchanges.append(
             Exchange(
                 "kafka",
@@ -459,13 +434,9 @@ class KafkaCodec(BaseCodec):
                 0,
                 len(raw),
                 None,
-                {"api": "SaslToken", "sasl_mechanism": self.sasl_mechanism},
+                {"api": "SaslToken", "sasl_mechanism": self.sasl.mechanism},
             )
         )
-        if self._sasl_rounds is not None and self._sasl_rounds > 0:
-            self._sasl_rounds -= 1
-            if self._sasl_rounds == 0:
-                self._sasl_rounds = None
         return msg
 
     # ------------------------------------------------------------------ server side
@@ -477,7 +448,11 @@ class KafkaCodec(BaseCodec):
 
     @property
     def in_sasl_token_mode(self) -> bool:
-        return self._sasl_rounds is not None
+        return self.sasl.token_mode
+
+    @property
+    def sasl_mechanism(self) -> str | None:
+        return self.sasl.mechanism
 
     def unredacted_view(self, message: Message) -> Any:
         """The real decoded body of a secret message (a broker must see credentials).

@@ -1,0 +1,78 @@
+"""SASL state of one Kafka connection: the mechanism, and legacy bare-token mode.
+
+After a successful SaslHandshake **v0** the client stops writing Kafka
+requests and sends bare size-prefixed SASL tokens, which the broker answers
+the same way; Kafka headers come back once authentication is done. Nothing in
+a token says when that is, so the end is found two ways:
+- by the mechanism's known number of round trips (PLAIN, OAUTHBEARER: 1;
+  SCRAM: 2);
+- for others (GSSAPI), or as a safety net, by a frame that parses as a known
+  Kafka request carrying the handshake's client_id.
+(With SaslHandshake v1 the tokens travel inside SaslAuthenticate requests
+and no mode switch happens.)
+"""
+
+from __future__ import annotations
+
+import struct
+
+from . import schema
+
+ROUNDS = {"PLAIN": 1, "SCRAM-SHA-256": 2, "SCRAM-SHA-512": 2, "OAUTHBEARER": 1}
+UNKNOWN_ROUNDS = -1
+
+_HEAD = struct.Struct(">hhih")  # api_key, api_version, correlation_id, client_id length
+
+
+class SaslState:
+    """Per-connection SASL bookkeeping for KafkaCodec; no credentials are kept."""
+
+    __slots__ = ("client_id", "mechanism", "rounds", "started")
+
+    def __init__(self) -> None:
+        self.mechanism: str | None = None
+        self.client_id: str | None = None  # of the SaslHandshake request
+        # Token mode: None when off; else round trips still expected (-1: unknown).
+        self.rounds: int | None = None
+        self.started: list[float] = []  # send times of unanswered client tokens
+
+    @property
+    def token_mode(self) -> bool:
+        return self.rounds is not None
+
+    def handshake(self, mechanism: str, client_id: str | None) -> None:
+        self.mechanism = mechanism
+        self.client_id = client_id
+
+    def handshake_succeeded(self, version: int) -> None:
+        """A SaslHandshake response without error: v0 switches to bare tokens."""
+        if version == 0:
+            self.rounds = ROUNDS.get(self.mechanism or "", UNKNOWN_ROUNDS)
+
+    def is_kafka_request(self, raw: bytes) -> bool:
+        """In token mode: is this upstream frame a Kafka request after all?
+
+        Only a known (api_key, version) carrying the handshake's exact
+        client_id counts; a credential token matching that by chance would
+        need those bytes at that offset. A match ends token mode.
+        """
+        if len(raw) < 14:
+            return False
+        api_key, version, _corr, cid_len = _HEAD.unpack_from(raw, 4)
+        if not schema.is_known(api_key, version) or cid_len < -1 or 14 + cid_len > len(raw):
+            return False
+        cid = None if cid_len < 0 else str(raw[14 : 14 + cid_len], "utf-8", "replace")
+        if cid != self.client_id:
+            return False
+        self.rounds = None
+        self.started.clear()
+        return True
+
+    def answered(self) -> float:
+        """A server token arrived: its client token's send time; may end token mode."""
+        started = self.started.pop(0)
+        if self.rounds is not None and self.rounds > 0:
+            self.rounds -= 1
+            if self.rounds == 0:
+                self.rounds = None
+        return started
