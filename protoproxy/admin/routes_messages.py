@@ -75,13 +75,13 @@ async def _follow(request: web.Request, tail: MessageTail, query: Query) -> web.
             if entry is None:
                 break
             # Drain what is already queued into one write.
-            batch = [entry]
+            batch = entry.entries()
             while not follower.queue.empty() and len(batch) < 256:
                 nxt = follower.queue.get_nowait()
                 if nxt is None:
                     follower.closed = True
                     break
-                batch.append(nxt)
+                batch += nxt.entries()
             chunks = []
             collect_secrets(batch, secrets)
             if len(secrets) > MAX_SECRETS:

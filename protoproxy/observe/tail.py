@@ -1,11 +1,11 @@
 """The message tail: a ring of recent messages, bounded in count and bytes.
 
-Capture is a Filter that stores a reference to each Message (its `raw` and
-the `info` the codec already built) plus a few cheap fields; nothing is
-decoded or copied on the data path. Rendering, decoding and redaction happen
-in `render.py` only when /messages is read. Followers (SSE clients) get the
-same entries through bounded queues; a slow follower loses entries (counted)
-rather than holding memory.
+Capture is a Filter that stores, per filter call, one Batch: references to the
+Messages (their `raw` and the `info` the codec already built) plus a few cheap
+fields; nothing is decoded or copied on the data path. Per-message entries,
+decoding and redaction happen in `render.py` only when /messages is read.
+Followers (SSE clients) get the same batches through bounded queues; a slow
+follower loses messages (counted) rather than holding memory.
 """
 
 from __future__ import annotations
@@ -57,19 +57,77 @@ class Entry:
         return len(self.message.raw)
 
 
+class Batch:
+    """The messages of one filter call: what capture stores, one object per batch.
+
+    Capturing a batch costs one small object however many messages it holds;
+    per-message Entry objects are built only when the tail is read.
+    """
+
+    __slots__ = (
+        "conn_id",
+        "direction",
+        "listener",
+        "messages",
+        "protocol",
+        "seq",
+        "size",
+        "streams",
+        "ts",
+    )
+
+    def __init__(
+        self,
+        seq: int,
+        ts: float,
+        conn_id: int,
+        listener: str,
+        protocol: str,
+        direction: Direction,
+        messages: list[Message],
+        size: int,
+        streams: dict[int, str] | None,
+    ) -> None:
+        self.seq = seq  # of the first message
+        self.ts = ts
+        self.conn_id = conn_id
+        self.listener = listener
+        self.protocol = protocol
+        self.direction = direction
+        self.messages = messages
+        self.size = size
+        self.streams = streams  # HTTP/2: stream id -> :path, shared per connection
+
+    def entries(self) -> list[Entry]:
+        streams = self.streams
+        return [
+            Entry(
+                self.seq + i,
+                self.ts,
+                self.conn_id,
+                self.listener,
+                self.protocol,
+                self.direction,
+                msg,
+                streams.get(msg.key) if streams is not None and msg.key else None,
+            )
+            for i, msg in enumerate(self.messages)
+        ]
+
+
 class Follower:
     """One SSE client: a bounded queue plus a count of what it missed."""
 
     def __init__(self, maxsize: int = FOLLOW_QUEUE) -> None:
-        self.queue: asyncio.Queue[Entry | None] = asyncio.Queue(maxsize)
+        self.queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize)
         self.dropped = 0
         self.closed = False
 
-    def offer(self, entry: Entry) -> None:
+    def offer(self, batch: Batch) -> None:
         try:
-            self.queue.put_nowait(entry)
+            self.queue.put_nowait(batch)
         except asyncio.QueueFull:
-            self.dropped += 1
+            self.dropped += len(batch.messages)
 
 
 class MessageTail:
@@ -80,12 +138,13 @@ class MessageTail:
         self.max_messages = config.max_messages
         self.max_bytes = config.max_bytes
         self.listeners = frozenset(config.listeners)
-        self.ring: deque[Entry] = deque()
+        self.ring: deque[Batch] = deque()
+        self.count = 0  # messages in the ring
         self.bytes = 0
         self.seq = 0
         self.followers: set[Follower] = set()
         self.dropped = dropped  # protoproxy_tail_dropped_total, by reason
-        self._methods: dict[int, dict[int, str]] = {}  # conn id -> stream id -> :path
+        self._streams: dict[int, dict[int, str]] = {}  # conn id -> stream id -> :path
 
     # -- capture (data path) ------------------------------------------------------
     def wants(self, conn: Connection) -> bool:
@@ -100,66 +159,91 @@ class MessageTail:
     ) -> list[Message]:
         if not self.enabled:
             return messages
-        now = time.time()
-        protocol = conn.protocol
-        listener = conn.listener.name
-        conn_id = conn.id
-        grpc = protocol == "http2"
+        kept = list(messages)  # filters after us may return a different list; keep ours
+        size = 0
+        for msg in kept:
+            size += len(msg.raw)
+        if size > self.max_bytes or len(kept) > self.max_messages:
+            kept, size, trimmed = self._fit(kept)
+            if not kept:
+                return messages
+            if trimmed:
+                self.clear()  # this batch alone fills the ring: it replaces what is held
+        streams = None
+        if conn.protocol == "http2":
+            streams = (
+                self._learn_paths(conn.id, kept)
+                if direction is Direction.UPSTREAM
+                else (self._streams.get(conn.id))
+            )
+        batch = Batch(
+            self.seq + 1,
+            time.time(),
+            conn.id,
+            conn.listener.name,
+            conn.protocol,
+            direction,
+            kept,
+            size,
+            streams,
+        )
+        self.seq += len(kept)
         ring = self.ring
-        max_bytes = self.max_bytes
-        seq = self.seq
-        added = 0
+        ring.append(batch)
+        self.count += len(kept)
+        self.bytes += size
+        while self.count > self.max_messages or self.bytes > self.max_bytes:
+            old = ring.popleft()
+            self.count -= len(old.messages)
+            self.bytes -= old.size
+        if self.followers:
+            for f in self.followers:
+                f.offer(batch)
+        return messages
+
+    def _fit(self, messages: list[Message]) -> tuple[list[Message], int, bool]:
+        """A batch larger than the whole ring: keep what fits, newest last.
+
+        Single messages larger than the ring are counted and left out; the
+        third value says whether older messages had to go to fit the rest.
+        """
+        kept: list[Message] = []
+        size = 0
         for msg in messages:
-            size = len(msg.raw)
-            if size > max_bytes:
+            n = len(msg.raw)
+            if n > self.max_bytes:
                 if self.dropped is not None:
                     self.dropped.inc(("too_large",))
                 continue
-            seq += 1
-            entry = Entry(
-                seq,
-                now,
-                conn_id,
-                listener,
-                protocol,
-                direction,
-                msg,
-                self._method(conn_id, msg) if grpc else None,
-            )
-            ring.append(entry)
-            added += size
-            if self.followers:
-                for f in self.followers:
-                    f.offer(entry)
-        self.seq = seq
-        self.bytes += added
-        max_messages = self.max_messages
-        while len(ring) > max_messages or self.bytes > max_bytes:
-            self.bytes -= len(ring.popleft().message.raw)
-        return messages
+            kept.append(msg)
+            size += n
+        trimmed = False
+        while kept and (len(kept) > self.max_messages or size > self.max_bytes):
+            size -= len(kept.pop(0).raw)
+            trimmed = True
+        return kept, size, trimmed
 
-    def _method(self, conn_id: int, msg: Message) -> str | None:
-        """The :path of the message's stream, learned from its request HEADERS."""
-        sid = msg.key
-        if not sid:
-            return None
-        info = msg.info
-        streams = self._methods.get(conn_id)
-        if info is not None and msg.direction is Direction.UPSTREAM:
+    def _learn_paths(self, conn_id: int, messages: list[Message]) -> dict[int, str] | None:
+        """Remember each request stream's :path, so its DATA frames name the method too."""
+        streams = self._streams.get(conn_id)
+        for msg in messages:
+            info = msg.info
+            if info is None or not msg.key:
+                continue
             headers = info.get("headers")
-            if headers is not None:
-                for name, value in headers:
-                    if name == ":path":
-                        if streams is None:
-                            streams = self._methods[conn_id] = {}
-                        elif len(streams) >= _MAX_STREAMS:
-                            streams.clear()
-                        streams[sid] = value
-                        return value
-        return streams.get(sid) if streams is not None else None
+            if headers is None:
+                continue
+            for name, value in headers:
+                if name == ":path":
+                    if streams is None or len(streams) >= _MAX_STREAMS:
+                        # A new map rather than clear(): batches already held keep theirs.
+                        streams = self._streams[conn_id] = {}
+                    streams[msg.key] = value
+                    break
+        return streams
 
     def closed(self, conn: Connection) -> None:
-        self._methods.pop(conn.id, None)
+        self._streams.pop(conn.id, None)
 
     # -- reading (admin API) ------------------------------------------------------
     def follow(self) -> Follower:
@@ -180,16 +264,20 @@ class MessageTail:
             self.dropped.inc(("slow_follower",), f.dropped)
 
     def entries(self) -> list[Entry]:
-        return list(self.ring)
+        out: list[Entry] = []
+        for batch in self.ring:
+            out += batch.entries()
+        return out
 
     def clear(self) -> None:
         self.ring.clear()
+        self.count = 0
         self.bytes = 0
 
     def info(self) -> dict[str, Any]:
         return {
             "enabled": self.enabled,
-            "messages": len(self.ring),
+            "messages": self.count,
             "bytes": self.bytes,
             "max_messages": self.max_messages,
             "max_bytes": self.max_bytes,

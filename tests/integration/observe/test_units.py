@@ -81,7 +81,29 @@ def _conn(protocol: str = "kafka") -> SimpleNamespace:
     return SimpleNamespace(id=1, protocol=protocol, listener=SimpleNamespace(name="l"))
 
 
-def test_tail_is_bounded_in_count_and_bytes_and_drops_for_slow_followers() -> None:
+@given(st.lists(st.lists(st.integers(0, 400), max_size=20), max_size=60))
+def test_tail_is_bounded_in_count_and_bytes(batches: list[list[int]]) -> None:
+    stats = Stats()
+    dropped = stats.counter("d_total", "d", ("reason",))
+    tail = MessageTail(Tail(enabled=True, max_messages=10, max_bytes=1000), dropped)
+    conn = _conn()
+    sent = []
+    for sizes in batches:
+        msgs = [Message(Direction.UPSTREAM, "r", b"x" * n) for n in sizes]
+        sent += msgs
+        assert tail.on_messages(conn, Direction.UPSTREAM, msgs) is msgs
+        assert tail.count <= 10 and tail.bytes <= 1000
+    entries = tail.entries()
+    assert len(entries) == tail.count
+    assert tail.bytes == sum(len(e.message.raw) for e in entries)
+    # what is kept is the newest messages, in order, with increasing seq
+    kept = [e.message for e in entries]
+    assert kept == sent[len(sent) - len(kept) :]
+    assert [e.seq for e in entries] == sorted({e.seq for e in entries})
+    assert dropped.get(("too_large",)) == 0
+
+
+def test_tail_drops_too_large_and_for_slow_followers() -> None:
     async def run() -> None:
         stats = Stats()
         dropped = stats.counter("d_total", "d", ("reason",))
@@ -89,13 +111,13 @@ def test_tail_is_bounded_in_count_and_bytes_and_drops_for_slow_followers() -> No
         follower = tail.follow()
         conn = _conn()
         for i in range(3000):
-            tail.on_messages(
-                conn, Direction.UPSTREAM, [Message(Direction.UPSTREAM, "r", b"x" * (i % 300))]
-            )
-        assert len(tail.ring) <= 10 and tail.bytes <= 1000
-        assert tail.bytes == sum(len(e.message.raw) for e in tail.ring)
-        tail.on_messages(conn, Direction.UPSTREAM, [Message(Direction.UPSTREAM, "r", b"y" * 1001)])
+            msg = Message(Direction.UPSTREAM, "r", b"x" * (i % 300))
+            tail.on_messages(conn, Direction.UPSTREAM, [msg])
+        assert tail.count <= 10 and tail.bytes <= 1000
+        big = Message(Direction.UPSTREAM, "r", b"y" * 1001)
+        tail.on_messages(conn, Direction.UPSTREAM, [big])
         assert dropped.get(("too_large",)) == 1
+        assert big not in [e.message for e in tail.entries()]
         assert follower.queue.qsize() == follower.queue.maxsize
         tail.unfollow(follower)
         assert dropped.get(("slow_follower",)) == follower.dropped > 0
