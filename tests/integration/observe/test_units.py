@@ -4,6 +4,7 @@ sampling. Fast, and each can fail on its own."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from types import SimpleNamespace
 
@@ -208,3 +209,25 @@ def test_access_log_sampling(tmp_path) -> None:
     assert asyncio.run(run(1.0)) == 1000
     assert asyncio.run(run(0.0)) == 0
     assert 300 < asyncio.run(run(0.5)) < 700
+
+
+def test_access_log_to_stdout(capsys) -> None:
+    async def run() -> None:
+        log = AccessLog(AccessLogConfig(enabled=True, path="-"))
+        conn = SimpleNamespace(
+            id=3,
+            loop=asyncio.get_running_loop(),
+            listener=SimpleNamespace(name="l"),
+            down=SimpleNamespace(peername="127.0.0.1:1"),
+            endpoint=SimpleNamespace(name="127.0.0.1:2"),
+        )
+        attrs = {"client_id": 'we"ird', "topics": ["t1", "t2"], "record_count": 2}
+        log.observe(conn, [Exchange("kafka", "Produce v9", 1.0, 1.5, "NONE", 10, 5, 1, attrs)])  # type: ignore[arg-type]
+        log.close()
+
+    asyncio.run(run())
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1
+    line = json.loads(out[0])
+    assert line["duration"] == 0.5 and line["conn"] == 3 and line["upstream"] == "127.0.0.1:2"
+    assert line["client_id"] == 'we"ird' and line["topics"] == ["t1", "t2"]
