@@ -21,7 +21,7 @@ _DISPLAY = RawLimits()
 _MAX_DEPTH = 8
 _MAX_ITEMS = 200
 _MAX_BYTES_SHOWN = 256
-_SKIP_INFO = frozenset({"headers", "grpc_messages", "secret"})
+_SKIP_INFO = frozenset({"headers", "grpc_messages", "secret", "size"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +87,7 @@ def entry_json(e: Entry, decode: bool = True) -> dict[str, Any]:
         "protocol": e.protocol,
         "direction": e.direction.name.lower(),
         "kind": msg.kind,
-        "size": len(msg.raw),
+        "size": info.get("size", len(msg.raw)) if secret else len(msg.raw),
         "key": _jsonable(msg.key, 0),
     }
     if e.method is not None:

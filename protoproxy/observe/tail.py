@@ -161,7 +161,10 @@ class MessageTail:
             return messages
         kept = list(messages)  # filters after us may return a different list; keep ours
         size = 0
-        for msg in kept:
+        secret_ok = conn.protocol != "kafka"
+        for i, msg in enumerate(kept):
+            if not secret_ok and msg.info is not None and msg.info.get("secret"):
+                kept[i] = msg = _stand_in(msg)
             size += len(msg.raw)
         if size > self.max_bytes or len(kept) > self.max_messages:
             kept, size, trimmed = self._fit(kept)
@@ -283,3 +286,10 @@ class MessageTail:
             "max_bytes": self.max_bytes,
             "followers": len(self.followers),
         }
+
+
+def _stand_in(msg: Message) -> Message:
+    """A SASL frame without its bytes: credentials are never held by the tail."""
+    info = dict(msg.info or {})
+    info["size"] = len(msg.raw)
+    return Message(msg.direction, msg.kind, b"", msg.key, info)

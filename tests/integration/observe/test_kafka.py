@@ -219,12 +219,16 @@ def test_sasl_credentials_are_redacted(tmp_path: Path, caplog) -> None:
         client.request(18, 0, {})
         client.close()
         messages = get(proxy.admin_url + "/messages").decode()
+        tail = proxy.app.components["observe"].tail
+        held = proxy.run(lambda: b"".join(e.message.raw for e in tail.entries()))
+        assert PASSWORD.encode() not in held  # not even in the ring's memory
         config = get(proxy.admin_url + "/config").decode()
         proxy.run(proxy.app.components["observe"].access_log.flush)
     assert broker.tokens == [token]  # the credentials really went through the proxy
     parsed = json.loads(messages)["messages"]
     auth = [m for m in parsed if m["info"].get("api") == "SaslAuthenticate"]
     assert len(auth) == 2 and all(m["secret"] and m["view"] == "<redacted>" for m in auth)
+    assert auth[0]["size"] > len(token)  # sizes are kept, the bytes are not
     outputs = {
         "messages": messages,
         "config": config,
