@@ -78,8 +78,8 @@ def reply_and_close(payload: bytes) -> Handler:
     return handler
 
 
-def sink(into: list[bytes]) -> Handler:
-    """Read everything until EOF or reset; record it."""
+def sink(into: list[bytes], reads: list[tuple[float, int]] | None = None) -> Handler:
+    """Read everything until EOF or reset; record it (and each read's time and size)."""
 
     def handler(conn: socket.socket) -> None:
         buf = bytearray()
@@ -88,6 +88,8 @@ def sink(into: list[bytes]) -> Handler:
                 data = conn.recv(65536)
                 if not data:
                     break
+                if reads is not None:
+                    reads.append((time.monotonic(), len(data)))
                 buf += data
         finally:
             into.append(bytes(buf))
