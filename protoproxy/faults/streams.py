@@ -48,9 +48,10 @@ class ToxicManager:
     def closed(self, conn: Connection) -> None:
         state: dict[ActiveFault, Stage | None] | None = conn.extra.pop(STATE, None)
         if state:
-            for stage in state.values():
+            for fault, stage in state.items():
                 if stage is not None:
                     stage.cancel()
+                    fault.active -= 1
 
     def _changed(self, fault: ActiveFault | None, what: str) -> None:
         if fault is not None and fault.spec.toxic is None and what in ("added", "removed"):
@@ -107,11 +108,13 @@ class ToxicManager:
             stage.next = outer.next
             outer.next = stage
         stage.start()
+        fault.active += 1  # connections this toxic is in effect on (schedule.max_active)
         log.info("conn %d: toxic %s (%s %s) applied", conn.id, fault.name, toxic.type, toxic.stream)
         return stage
 
     def _unlink(self, conn: Connection, stage: Stage) -> None:
         stage.detach()
+        stage.fault.active -= 1
         outlets = conn.outlets
         d = stage.direction
         if outlets[d] is stage:

@@ -12,8 +12,16 @@ from __future__ import annotations
 import logging
 import socket
 import struct
+from random import Random
+from typing import TYPE_CHECKING
 
 from .stage import Stage, TimedStage
+
+if TYPE_CHECKING:
+    from protoproxy_codecs.base import Direction
+
+    from ..connection import Connection
+    from .engine import ActiveFault
 
 log = logging.getLogger("protoproxy.faults")
 
@@ -52,8 +60,10 @@ class Bandwidth(TimedStage):
 
     kind = "bandwidth"
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self, conn: Connection, direction: Direction, fault: ActiveFault, rng: Random
+    ) -> None:
+        super().__init__(conn, direction, fault, rng)
         self.free_at = 0.0  # when the link is next idle (loop time)
 
     def write(self, data: bytes) -> None:
@@ -104,8 +114,10 @@ class SlowClose(Stage):
 
     kind = "slow_close"
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self, conn: Connection, direction: Direction, fault: ActiveFault, rng: Random
+    ) -> None:
+        super().__init__(conn, direction, fault, rng)
         self._timer: object | None = None
         self.eof_pending = False
 
@@ -152,8 +164,10 @@ class SlowClose(Stage):
 class _Timed(Stage):
     """A stage with one timer that ends the connection."""
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self, conn: Connection, direction: Direction, fault: ActiveFault, rng: Random
+    ) -> None:
+        super().__init__(conn, direction, fault, rng)
         self._timer: object | None = None
         self.dropped = 0
 
@@ -232,8 +246,10 @@ class LimitData(Stage):
 
     kind = "limit_data"
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self, conn: Connection, direction: Direction, fault: ActiveFault, rng: Random
+    ) -> None:
+        super().__init__(conn, direction, fault, rng)
         self.passed = 0
         self.cut = False
 

@@ -245,3 +245,31 @@ def test_toxics_chain_and_come_off_live():
         assert proxy.run(lambda: conn.outlets[1] is conn.down)  # unwrapped to the Side
         assert rtt(sock) < 10
         sock.close()
+
+
+def test_max_active_caps_connections_under_a_toxic_at_once():
+    with proxied(echo) as (proxy, _):
+        fault = proxy.run(
+            lambda: faults(proxy).add(
+                name="one-at-a-time",
+                match={"listener": "t"},
+                toxic={"type": "latency", "attributes": {"latency": 1}},
+                schedule={"max_active": 1},
+            )
+        )
+
+        def applied() -> list[bool]:
+            conns = sorted(proxy.proxy.connections.values(), key=lambda c: c.id)
+            return [bool(c.extra.get("toxics")) for c in conns]
+
+        a, b = connect(proxy), connect(proxy)
+        rtt(a), rtt(b)
+        assert proxy.run(applied) == [True, False]
+        assert proxy.run(lambda: fault.active) == 1
+        a.close()
+        assert wait_for(lambda: proxy.run(lambda: fault.active) == 0)
+        c = connect(proxy)
+        rtt(c)
+        assert proxy.run(applied) == [False, True]
+        b.close()
+        c.close()
