@@ -8,12 +8,22 @@ and the same bytes through the h2 stack's own parsers (hyperframe + hpack,
 used passively) for comparison. DESIGN's reference figure: 43 µs per call.
 
     python bench/h2_decode.py [--calls N] [--repeat R] [--profile]
+    python bench/h2_decode.py --conversation get|grpc [--requests N] [--profile]
+
+`--conversation` measures the proxy's whole per-message path without sockets
+or machine-load noise: it records one h2load connection (`-m 32`, the
+workloads of bench/h2_proxy.py) to nginx through a byte-recording relay, then
+replays the recorded reads, chunk by chunk, into a real `Connection` of a real
+`App` (codec, every installed filter, every exchange observer; writes go to a
+null outlet) and reports process CPU µs per request, best of `--repeat`.
+Recordings are cached under /tmp, so before/after figures use the same bytes.
 """
 
 from __future__ import annotations
 
 import argparse
 import struct
+import sys
 import time
 
 import h2.config
@@ -135,14 +145,164 @@ def run_h2(setup: tuple[bytes, bytes], calls: list[tuple[bytes, bytes]]) -> floa
     return time.perf_counter() - t0
 
 
+# -- recorded h2load conversations replayed through the runtime -----------------
+
+
+def record_conversation(workload: str, requests: int) -> list[tuple[int, bytes]]:
+    """(direction, bytes) reads of one h2load connection through a recording relay."""
+    import asyncio
+    import subprocess
+    import tempfile
+    import threading
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from common import free_port, need
+    from h2_proxy import nginx_h2c
+
+    web, relay_port = free_port(), free_port()
+    chunks: list[tuple[int, bytes]] = []
+    ready = threading.Event()
+    loop = asyncio.new_event_loop()
+
+    async def pump(direction: int, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        while data := await r.read(262144):
+            chunks.append((direction, data))
+            w.write(data)
+            await w.drain()
+        w.close()
+
+    async def handle(cr: asyncio.StreamReader, cw: asyncio.StreamWriter) -> None:
+        ur, uw = await asyncio.open_connection("127.0.0.1", web)
+        await asyncio.gather(pump(0, cr, uw), pump(1, ur, cw))
+
+    async def serve() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", relay_port)
+        async with server:
+            ready.set()
+            await asyncio.Event().wait()
+
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    with tempfile.TemporaryDirectory() as d, nginx_h2c(web):
+        thread.start()
+        asyncio.run_coroutine_threadsafe(serve(), loop)
+        ready.wait(10)
+        body = Path(d) / "body"
+        body.write_bytes(b"\x00\x00\x00\x00\x0a" + b"\x0a\x08abcdefgh")
+        cmd = [need("h2load"), "-n", str(requests), "-c", "1", "-m", "32"]
+        if workload == "grpc":
+            cmd += ["-d", str(body), "-H", "content-type: application/grpc"]
+            cmd += ["-H", "te: trailers", "-H", "grpc-timeout: 5S"]
+        cmd.append(f"http://127.0.0.1:{relay_port}/pkg.Service/Method")
+        subprocess.run(cmd, check=True, capture_output=True, timeout=300)
+        time.sleep(0.2)
+    loop.call_soon_threadsafe(loop.stop)
+    return chunks
+
+
+def conversation(workload: str, requests: int) -> list[tuple[int, bytes]]:
+    import pickle
+    from pathlib import Path
+
+    path = Path(f"/tmp/protoproxy-h2-{workload}-{requests}.pickle")
+    if path.exists():
+        return pickle.loads(path.read_bytes())
+    chunks = record_conversation(workload, requests)
+    path.write_bytes(pickle.dumps(chunks))
+    return chunks
+
+
+class _NullOutlet:
+    def write(self, data: bytes) -> None:
+        pass
+
+    def writelines(self, chunks: list[bytes]) -> None:
+        pass
+
+    def write_eof(self) -> None:
+        pass
+
+
+def replay(chunks: list[tuple[int, bytes]], codec_only: bool) -> float:
+    """Process CPU seconds to push `chunks` through one Connection (or one codec)."""
+    import asyncio
+
+    from protoproxy.app import App
+    from protoproxy.config import Config
+    from protoproxy.connection import Connection
+    from protoproxy.listener import ListenerRuntime
+
+    dirs = (UPSTREAM, DOWNSTREAM)
+    work = [(dirs[d], data) for d, data in chunks]
+
+    async def run() -> float:
+        config = Config.model_validate(
+            {
+                "admin": {"enabled": False},
+                "listeners": [
+                    {"name": "h2", "listen": "127.0.0.1:0", "protocol": "http2", "upstream": "u"}
+                ],
+                "upstreams": [{"name": "u", "endpoints": ["127.0.0.1:1"]}],
+            }
+        )
+        app = App(config)
+        lst = ListenerRuntime(app.proxy, config.listeners[0])
+        conn = Connection(app.proxy, lst)
+        conn.outlets[UPSTREAM] = conn.outlets[DOWNSTREAM] = _NullOutlet()
+        conn.up = conn.down = _NullOutlet()  # type: ignore[assignment]
+        conn._choose_codec("http2")
+        conn.state = "open"
+        if codec_only:
+            codec = conn.codec
+            assert codec is not None
+            t0 = time.process_time()
+            for direction, data in work:
+                codec.feed(direction, data)
+                codec.take_exchanges()
+            return time.process_time() - t0
+        on_data = conn.on_data
+        t0 = time.process_time()
+        for direction, data in work:
+            on_data(direction, data)
+        return time.process_time() - t0
+
+    return asyncio.run(run())
+
+
+def main_conversation(args: argparse.Namespace) -> None:
+    chunks = conversation(args.conversation, args.requests)
+    n = args.requests
+    if args.profile:
+        from pyinstrument import Profiler
+
+        prof = Profiler(interval=0.0001)
+        prof.start()
+        replay(chunks, False)
+        prof.stop()
+        print(prof.output_text(unicode=True, color=False))
+        return
+    full = min(replay(chunks, False) for _ in range(args.repeat))
+    codec = min(replay(chunks, True) for _ in range(args.repeat))
+    print(
+        f"{args.conversation}: {n} requests, {len(chunks)} reads; "
+        f"Connection path {full / n * 1e6:.2f} µs/req, codec alone {codec / n * 1e6:.2f} µs/req "
+        f"(process CPU, best of {args.repeat})"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--conversation", choices=["get", "grpc"])
+    ap.add_argument("--requests", type=int, default=20000)
     ap.add_argument("--calls", type=int, default=2000)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--fixed-timeout", action="store_true", help="same grpc-timeout every call")
     ap.add_argument("--profile", action="store_true", help="pyinstrument profile of one run")
     ap.add_argument("--no-h2", action="store_true", help="skip the h2 comparison")
     args = ap.parse_args()
+    if args.conversation:
+        main_conversation(args)
+        return
     c_setup, s_setup, calls = record(args.calls, not args.fixed_timeout)
     setup = (c_setup, s_setup)
     if args.profile:

@@ -6,24 +6,25 @@ the dynamic table it is decoded against (plus the decoder's limits), and its
 only effect is on that table. Three layers use that, each checked against a
 plain hpack.Decoder by a differential hypothesis test:
 
-- Block cache: a block seen not to change the table (same length, same newest
-  entry by identity, same max size) is cached by its bytes; the cache is dropped
+- Block cache: a block seen not to change the table (its change counter,
+  `DynamicTable.version`, unmoved) is cached by its bytes; the cache is dropped
   whenever a decode changes the table or the allowed size changes. A hit is the
   same bytes against the same table, so the same headers and still no change.
 - Replay cache: a block that inserts but never reads the dynamic table (static
   or literal names only, no size update) decodes the same against any table;
-  a hit returns its headers and replays its insertions into hpack's table.
+  a hit returns its headers and replays its insertions into the table.
 - Literal cache: one literal field whose name is static or literal, by its
   exact bytes; an inserting one is replayed into the table.
 
-Indexed fields are resolved here against the static table and hpack's own
-dynamic table; everything else goes through hpack one field at a time, and the
+Indexed fields are resolved here against the static table and the dynamic
+table (our `DynamicTable`, installed as the hpack decoder's `header_table`); everything else goes through hpack one field at a time, and the
 per-block checks hpack makes (size updates first, list size, table size limit)
 are repeated per block.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Sequence
 
 import hpack
@@ -45,6 +46,7 @@ _STRS_ENTRY = 1024
 _LITERALS_MAX = 512
 _LITERAL_MAX = 256
 _STATIC_LEN = len(HeaderTable.STATIC_TABLE)
+_STATIC_BYTES: tuple[tuple[bytes, bytes], ...] = tuple(HeaderTable.STATIC_TABLE)
 #: Static entries as str with their size, 1-based like HPACK indices.
 _STATIC_STR: tuple[tuple[Header, int], ...] = (
     (("", ""), 0),
@@ -114,6 +116,129 @@ def _static_name(block: bytes | memoryview, pos: int, first: int) -> bool:
     return index <= _STATIC_LEN
 
 
+_Insert = tuple[tuple[bytes, bytes], int]  # an entry and its RFC 7541 size
+
+
+class _Replayed:
+    """How to rebuild the table as it was before a replayed block, lazily.
+
+    Why lazy: copying the table before every replay (once per nginx response)
+    costs more than the replay, and the copy is needed only when a fault
+    switches a direction to re-encoding. A replay only inserts, none of its
+    entries larger than the table, so the old table is what is left of it
+    after the block's own entries, then the evicted old entries.
+    """
+
+    __slots__ = ("evicted", "inserted")
+
+    def __init__(self, inserted: int, evicted: list[tuple[bytes, bytes]]) -> None:
+        self.inserted = inserted
+        self.evicted = evicted
+
+    def before(self, table: DynamicTable) -> tuple[int, list[tuple[bytes, bytes]]]:
+        now = list(table.dynamic_entries)
+        # The block's entries are the newest; if any old entry survived, all of
+        # the block's did. Evictions pop the oldest first: old entries, then
+        # (only if every old one went) the block's own earliest ones.
+        present = min(self.inserted, len(now))
+        own_evicted = self.inserted - present
+        old_evicted = self.evicted[: len(self.evicted) - own_evicted]
+        return table.max_size, now[present:] + old_evicted[::-1]
+
+
+class DynamicTable:
+    """The dynamic table a `hpack.Decoder` reads and writes, kept by us.
+
+    Why our own: hpack's `HeaderTable.add` recomputes each entry's size and
+    logs every eviction, and replayed blocks (every nginx response) insert
+    several entries each. This class has the interface `hpack.Decoder` uses
+    (`add`, `get_by_index`, `maxsize`) with the same semantics (RFC 7541 4.3,
+    4.4), and is installed as the decoder's public `header_table`; the cache
+    layers then insert with sizes they already know. The differential tests
+    hold it equal to a plain `hpack.Decoder`'s table.
+    """
+
+    __slots__ = ("dynamic_entries", "max_size", "resized", "size", "version")
+
+    def __init__(self, max_size: int = 4096) -> None:
+        #: Entries newest first, as hpack's `HeaderTable.dynamic_entries`.
+        self.dynamic_entries: deque[tuple[bytes, bytes]] = deque()
+        self.max_size = max_size
+        self.size = 0
+        self.resized = False
+        #: Bumped by every change (insert, eviction, resize): "did this block
+        #: leave the table alone" is one compare, whatever objects it holds.
+        self.version = 0
+
+    @property
+    def maxsize(self) -> int:
+        return self.max_size
+
+    @maxsize.setter
+    def maxsize(self, value: int) -> None:
+        value = int(value)
+        old = self.max_size
+        self.max_size = value
+        self.resized = value != old
+        if value != old:
+            self.version += 1
+        if value <= 0:
+            self.dynamic_entries.clear()
+            self.size = 0
+        elif old > value:
+            self._evict()
+
+    def get_by_index(self, index: int) -> tuple[bytes, bytes]:
+        if 0 < index <= _STATIC_LEN:
+            return _STATIC_BYTES[index - 1]
+        dyn = index - _STATIC_LEN - 1
+        if 0 <= dyn < len(self.dynamic_entries):
+            return self.dynamic_entries[dyn]
+        raise hpack.InvalidTableIndex(f"Invalid table index {index}")
+
+    def add(self, name: bytes, value: bytes) -> None:
+        self.insert((name, value), len(name) + len(value) + 32)
+
+    def insert(self, entry: tuple[bytes, bytes], size: int) -> None:
+        """Add `entry` whose RFC 7541 size is `size` (already known to the caller)."""
+        self.version += 1
+        if size > self.max_size:
+            self.dynamic_entries.clear()
+            self.size = 0
+            return
+        self.dynamic_entries.appendleft(entry)
+        self.size += size
+        if self.size > self.max_size:
+            self._evict()
+
+    def insert_all(self, inserts: Sequence[_Insert]) -> list[tuple[bytes, bytes]]:
+        """`insert` each entry (none larger than the table); returns the evicted
+        entries, oldest first, so that `_Replayed` can rebuild the table before."""
+        self.version += 1
+        entries = self.dynamic_entries
+        size = self.size
+        limit = self.max_size
+        evicted: list[tuple[bytes, bytes]] = []
+        for entry, n in inserts:
+            entries.appendleft(entry)
+            size += n
+            while size > limit:
+                old = entries.pop()
+                evicted.append(old)
+                size -= len(old[0]) + len(old[1]) + 32
+        self.size = size
+        return evicted
+
+    def _evict(self) -> None:
+        entries = self.dynamic_entries
+        size = self.size
+        limit = self.max_size
+        while size > limit:
+            name, value = entries.pop()
+            size -= len(name) + len(value) + 32
+        self.size = size
+
+
 class HeaderDecoder:
     """The passive twin of one receiver's HPACK decoder."""
 
@@ -134,20 +259,23 @@ class HeaderDecoder:
 
     def __init__(self, max_header_list_size: int) -> None:
         self._decoder = hpack.Decoder(max_header_list_size=max_header_list_size)
-        self._table = self._decoder.header_table
+        self._table = DynamicTable(self._decoder.header_table_size)
+        self._decoder.header_table = self._table  # type: ignore[assignment]
         self._cache: dict[bytes, Headers] = {}
         #: Dynamic entries as str, with their RFC 7541 size, keyed by hpack's bytes tuple.
         self._strs: dict[tuple[bytes, bytes], tuple[Header, int]] = {}
-        #: The table as it was before the last block, if that block changed it.
-        self._undo: tuple[int, list[tuple[bytes, bytes]]] | None = None
+        #: The table as it was before the last block, if that block changed it
+        #: (for a replayed block: what it takes to rebuild that, see `_Replayed`).
+        self._undo: tuple[int, list[tuple[bytes, bytes]]] | _Replayed | None = None
         #: Literal fields whose name is static or literal, by their exact bytes:
-        #: (name, value) as hpack stores them, the str pair, the RFC size.
+        #: (name, value) as the table stores them, the str pair, the RFC size.
         self._literals: dict[bytes, tuple[tuple[bytes, bytes], Header, int]] = {}
         #: Blocks that insert but name nothing in the dynamic table: their
-        #: headers and the entries they insert, the same whatever the table holds.
-        self._replays: dict[bytes, tuple[Headers, tuple[tuple[bytes, bytes], ...]]] = {}
+        #: headers, the entries they insert with their sizes, and the largest
+        #: size; the same whatever the table holds.
+        self._replays: dict[bytes, tuple[Headers, tuple[_Insert, ...], int]] = {}
         #: Entries the last decoded block inserted, or None if it read the dynamic table.
-        self._inserts: list[tuple[bytes, bytes]] | None = None
+        self._inserts: list[_Insert] | None = None
         self.hits = 0
         self.misses = 0
         self.literal_hits = 0
@@ -165,27 +293,24 @@ class HeaderDecoder:
         if replay is not None:
             # e.g. nginx's `server`/`date`/`content-type` literals, every response
             self.replay_hits += 1
-            self._undo = (table.maxsize, list(entries))
-            for name, value in replay[1]:
-                table.add(name, value)
+            headers, inserts, biggest = replay
+            if biggest > table.max_size:  # an insert clears the table: keep it all
+                self._undo = (table.max_size, list(entries))
+                for entry, size in inserts:
+                    table.insert(entry, size)
+            else:
+                self._undo = _Replayed(len(inserts), table.insert_all(inserts))
             if self._cache:
                 self._cache.clear()
-            decoder = self._decoder
-            if decoder.header_table_size > decoder.max_allowed_table_size:
+            if table.max_size > self._decoder.max_allowed_table_size:
                 # hpack's end-of-block check: after a smaller SETTINGS was acked
                 # the next block must start with a size update; a replay has none.
                 raise DecodeError("HPACK: table larger than the peer allows", "compression_error")
-            return replay[0]
+            return headers
         self.misses += 1
-        before_len = len(entries)
-        before_first = entries[0] if entries else None
-        before_max = table.maxsize
+        before = table.version
         headers = self._decode_fields(block)
-        if (
-            len(entries) == before_len
-            and (entries[0] if entries else None) is before_first
-            and table.maxsize == before_max
-        ):
+        if table.version == before:
             if len(block) <= _CACHE_BLOCK:
                 if len(self._cache) >= _CACHE_MAX:
                     self._cache.clear()
@@ -197,7 +322,11 @@ class HeaderDecoder:
             if inserts is not None and len(block) <= _CACHE_BLOCK:
                 if len(self._replays) >= _CACHE_MAX:
                     self._replays.clear()
-                self._replays[bytes(block)] = (headers, tuple(inserts))
+                self._replays[bytes(block)] = (
+                    headers,
+                    tuple(inserts),
+                    max((size for _, size in inserts), default=0),
+                )
         return headers
 
     def _decode_fields(self, block: bytes | memoryview) -> Headers:
@@ -256,7 +385,7 @@ class HeaderDecoder:
                             "HPACK: table size update after a header", "compression_error"
                         )
                     if undo is None and first & 0x60:  # inserts or resizes: keep the old table
-                        undo = (self._table.maxsize, list(entries))
+                        undo = (self._table.max_size, list(entries))
                     if (first & 0xE0) == 0x20:  # a table size update: hpack checks it
                         inserts = None
                         decoder.decode(block[pos:end], raw=True)
@@ -269,9 +398,9 @@ class HeaderDecoder:
                         self.literal_hits += 1
                         pair, header, hsize = lit
                         if first & 0x40:
-                            self._table.add(*pair)
+                            self._table.insert(pair, hsize)
                             if inserts is not None:
-                                inserts.append(pair)
+                                inserts.append((pair, hsize))
                         pos = end
                     else:
                         fields = decoder.decode(block[pos:end], raw=True)
@@ -280,7 +409,7 @@ class HeaderDecoder:
                         hsize = len(name) + len(value) + 32
                         if _static_name(block, pos, first):
                             if first & 0x40 and inserts is not None:
-                                inserts.append((name, value))
+                                inserts.append(((name, value), hsize))
                             if len(key) <= _LITERAL_MAX:
                                 if len(literals) >= _LITERALS_MAX:
                                     literals.clear()
@@ -317,14 +446,15 @@ class HeaderDecoder:
 
     def table_snapshot(self) -> tuple[int, list[tuple[bytes, bytes]]]:
         """(max size, entries newest first): what a mirror encoder starts from."""
-        return self._table.maxsize, list(self._table.dynamic_entries)
+        return self._table.max_size, list(self._table.dynamic_entries)
 
     def mirror_encoder(self, before_last_block: bool = False) -> MirrorEncoder:
         """An encoder mirroring the receiver's table: as of now, or as of just
         before the last block (when that block is the first to be re-encoded,
         the receiver never sees its original and so never applied it)."""
-        if before_last_block and self._undo is not None:
-            size, entries = self._undo
+        undo = self._undo
+        if before_last_block and undo is not None:
+            size, entries = undo.before(self._table) if isinstance(undo, _Replayed) else undo
         else:
             size, entries = self.table_snapshot()
         return MirrorEncoder(size, entries, self.max_allowed_table_size)
