@@ -91,6 +91,8 @@ class GrpcInventory:
         self.services: dict[str, dict[str, MethodEntry]] = {}
         self.methods = 0
         self.dropped = 0  # calls to methods past the bound
+        #: Bumped by `reset`: entries callers kept from before are stale.
+        self.generation = 0
 
     def entry(self, service: str, method: str) -> MethodEntry | None:
         """The entry for a method, made on first sight; None past `max_methods`."""
@@ -133,6 +135,7 @@ class GrpcInventory:
         }
 
     def reset(self) -> None:
+        self.generation += 1
         self.services.clear()
         self.methods = 0
         self.dropped = 0

@@ -13,13 +13,14 @@ so that the hot path builds no tuples and parses no paths for known routes.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from typing import TYPE_CHECKING
 
 from protoproxy_codecs.base import Direction, Exchange, Message
 from protoproxy_codecs.grpc.call import split_path
 
 from ..observe.stats import Counter, Histogram, Stats
-from .inventory import GrpcInventory
+from .inventory import GrpcInventory, MethodEntry
 
 if TYPE_CHECKING:
     from ..connection import Connection
@@ -33,9 +34,12 @@ _CACHE_MAX = 4096
 class _MethodKeys:
     """Pre-built label tuples for one (listener, gRPC path)."""
 
-    __slots__ = ("base", "by_status", "method", "recv", "sent", "service")
+    __slots__ = ("base", "by_status", "entry", "generation", "method", "recv", "sent", "service")
 
     def __init__(self, listener: str, service: str, method: str) -> None:
+        #: The inventory entry, kept while the inventory's generation is unchanged.
+        self.entry: MethodEntry | None = None
+        self.generation = -1
         self.service = service
         self.method = method
         self.base = (listener, service, method)
@@ -135,18 +139,42 @@ class HttpMetrics:
         if not counted_start:
             self.grpc_started.inc(keys.base)
         status = ex.status
-        self.grpc_finished.inc(keys.status(status))
+        # Counter.inc / Histogram.observe inlined for series that exist (the
+        # steady state); new series go through the methods, where caps apply.
+        key = keys.by_status.get(status)
+        if key is None:
+            key = keys.status(status)
+        values = self.grpc_finished.values
+        if key in values:
+            values[key] += 1
+        else:
+            self.grpc_finished.inc(key)
         n_req = attrs["request_messages"]
         n_resp = attrs["response_messages"]
         if n_req:
-            self.grpc_messages.inc(keys.sent, n_req)
-            self.grpc_message_bytes.inc(keys.sent, attrs["request_message_bytes"])
+            _add(self.grpc_messages, keys.sent, n_req)
+            _add(self.grpc_message_bytes, keys.sent, attrs["request_message_bytes"])
         if n_resp:
-            self.grpc_messages.inc(keys.recv, n_resp)
-            self.grpc_message_bytes.inc(keys.recv, attrs["response_message_bytes"])
-        self.grpc_latency.observe(keys.base, ex.finished - ex.started)
-        if self.inventory is not None:
-            self.inventory.record(listener, keys.service, keys.method, status, n_req, n_resp)
+            _add(self.grpc_messages, keys.recv, n_resp)
+            _add(self.grpc_message_bytes, keys.recv, attrs["response_message_bytes"])
+        duration = ex.finished - ex.started
+        series = self.grpc_latency.series.get(keys.base)
+        if series is None:
+            self.grpc_latency.observe(keys.base, duration)
+        else:
+            series.buckets[bisect_left(self.grpc_latency.bounds, duration)] += 1
+            series.sum += duration
+            series.count += 1
+        inventory = self.inventory
+        if inventory is not None:
+            entry = keys.entry
+            if entry is None or keys.generation != inventory.generation:
+                entry = keys.entry = inventory.entry(keys.service, keys.method)
+                keys.generation = inventory.generation
+            if entry is None:
+                inventory.dropped += 1
+            else:
+                entry.add(listener, status, n_req, n_resp, inventory.clock())
 
     def _http_request(self, listener: str, ex: Exchange) -> None:
         attrs = ex.attrs
@@ -165,6 +193,14 @@ class HttpMetrics:
                 self._http[raw] = key
         self.http_requests.inc(key)
         self.http_latency.observe(key, ex.finished - ex.started)
+
+
+def _add(counter: Counter, key: tuple[str, ...], amount: float) -> None:
+    values = counter.values
+    if key in values:
+        values[key] += amount
+    else:
+        counter.inc(key, amount)
 
 
 class CallStartFilter:

@@ -109,14 +109,25 @@ class GrpcCall:
 
     def exchange(self, finished: float, request_bytes: int, response_bytes: int) -> Exchange:
         """The call's Exchange; the call is over, so partial messages are let go."""
-        for reader in self.readers:
-            if reader is not None:
-                reader.release()
+        req, resp = self.readers
+        if req is not None:
+            req.release()
+        if resp is not None:
+            resp.release()
         status = self.status
         if status is None:
             status = http_status(self.http_status)
-        service, method = split_path(self.path)
-        req, resp = self.readers
+        service, method = _split_cached(self.path)
+        # One pass for both request headers the Exchange reports; the first of
+        # each wins, as in `encoding`/`timeout`.
+        encoding = timeout = None
+        for name, value in self.request_headers:
+            if name[:5] == "grpc-":
+                if name == "grpc-timeout":
+                    if timeout is None:
+                        timeout = value
+                elif name == "grpc-encoding" and encoding is None:
+                    encoding = value
         attrs = {
             "service": service,
             "method": method,
@@ -124,20 +135,49 @@ class GrpcCall:
             "response_messages": resp.count if resp else 0,
             "request_message_bytes": req.bytes if req else 0,
             "response_message_bytes": resp.bytes if resp else 0,
-            "grpc_encoding": self.encoding,
-            "timeout": self.timeout,
+            "grpc_encoding": encoding,
+            "timeout": None if timeout is None else _timeout_cached(timeout),
             "http_status": self.http_status,
         }
         if self.grpc_message is not None:
             attrs["grpc_message"] = self.grpc_message
         return Exchange(
-            protocol="grpc",
-            operation=self.path,
-            started=self.started,
-            finished=finished,
-            status=status,
-            request_bytes=request_bytes,
-            response_bytes=response_bytes,
-            key=self.stream_id,
-            attrs=attrs,
+            "grpc",
+            self.path,
+            self.started,
+            finished,
+            status,
+            request_bytes,
+            response_bytes,
+            self.stream_id,
+            attrs,
         )
+
+
+# Paths and grpc-timeout values repeat call after call (one client's deadline
+# setting, a service's few methods): parse each once. Bounded, cleared when full.
+_CACHE_MAX = 1024
+_SPLITS: dict[str, tuple[str, str]] = {}
+_TIMEOUTS: dict[str, float | None] = {}
+
+
+def _split_cached(path: str) -> tuple[str, str]:
+    hit = _SPLITS.get(path)
+    if hit is None:
+        hit = split_path(path)
+        if len(_SPLITS) >= _CACHE_MAX:
+            _SPLITS.clear()
+        _SPLITS[path] = hit
+    return hit
+
+
+def _timeout_cached(value: str) -> float | None:
+    try:
+        return _TIMEOUTS[value]
+    except KeyError:
+        pass
+    seconds = parse_timeout(value)
+    if len(_TIMEOUTS) >= _CACHE_MAX:
+        _TIMEOUTS.clear()
+    _TIMEOUTS[value] = seconds
+    return seconds

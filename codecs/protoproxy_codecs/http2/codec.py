@@ -328,7 +328,13 @@ class Http2Codec(BaseCodec):
             start, end = 9, 9 + length
         end_stream = flags & F.FLAG_END_STREAM
         info["end_stream"] = bool(end_stream)
-        stream = self._event(sid, _DATA_EV[direction])
+        stream = self._streams.get(sid)
+        event = _DATA_EV[direction]
+        new = TABLE[stream.state * N_EVENTS + event] if stream is not None else -1
+        if new > 0 and new != _CLOSED:
+            stream.state = new  # type: ignore[union-attr]  # the common case, inline
+        else:
+            stream = self._transition(sid, stream, event)
         self.ledger.on_data(direction, sid, length)
         if stream is None:
             return
@@ -480,8 +486,14 @@ class Http2Codec(BaseCodec):
             and sid > self._sides[DOWNSTREAM].max_stream
         ):
             raise _err(f"client opened even stream {sid}")
-        is_new = sid not in self._streams
-        stream = self._event(sid, _HEADERS_EV[direction])
+        stream = self._streams.get(sid)
+        is_new = stream is None
+        event = _HEADERS_EV[direction]
+        new = TABLE[stream.state * N_EVENTS + event] if stream is not None else -1
+        if new > 0 and new != _CLOSED:
+            stream.state = new  # type: ignore[union-attr]  # trailers, inline
+        else:
+            stream = self._transition(sid, stream, event)
         if stream is not None:
             if direction is UPSTREAM:
                 if is_new:

@@ -65,16 +65,23 @@ class FlowLedger:
 
     # -- relayed traffic (called by the codec) ---------------------------------
 
+    # open/close run once per stream each: unrolled, no loop or tuple per call.
     def open_stream(self, stream: int) -> None:
-        for d in (0, 1):
-            self._win[d][stream] = self._initial[d]
-            self._used[d][stream] = 0
+        win, used = self._win, self._used
+        win[0][stream] = self._initial[0]
+        win[1][stream] = self._initial[1]
+        used[0][stream] = 0
+        used[1][stream] = 0
 
     def close_stream(self, stream: int) -> None:
-        for d in (0, 1):
-            self._win[d].pop(stream, None)
-            self._used[d].pop(stream, None)
-            self._debt[d].pop(stream, None)
+        win, used, debt = self._win, self._used, self._debt
+        win[0].pop(stream, None)
+        win[1].pop(stream, None)
+        used[0].pop(stream, None)
+        used[1].pop(stream, None)
+        if debt[0] or debt[1]:
+            debt[0].pop(stream, None)
+            debt[1].pop(stream, None)
 
     def on_data(self, direction: Direction, stream: int, size: int) -> None:
         win = self._win[direction]
