@@ -293,8 +293,9 @@ class Connection:
             clock=self.loop.time,
         )
         self.protocol = name
+        self.proxy.codec_chosen(self)  # may add per-protocol filters
+        # Opaque codecs with no filter skip Message creation entirely.
         self.opaque = getattr(cls, "opaque", False) and not self.filters
-        self.proxy.codec_chosen(self)
 
     def downstream_tls_ready(self, side: Side) -> None:
         assert side.tls is not None
