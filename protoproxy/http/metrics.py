@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from protoproxy_codecs.base import Direction, Exchange, Message
 from protoproxy_codecs.grpc.call import split_path
+from protoproxy_codecs.http2.message import FrameMessage
 
 from ..observe.stats import Counter, Histogram, Stats
 from .inventory import GrpcInventory, MethodEntry
@@ -229,7 +230,9 @@ class CallStartFilter:
             sid = m.key
             if not sid or sid <= max_sid:  # stream 0 (or no id), or a stream already seen
                 continue
-            info = m.info
+            # A relayed frame keeps its decoded headers in `extra`; its full
+            # `info` is built lazily and need not be built for this.
+            info = m.extra if type(m) is FrameMessage else m.info
             headers = info.get("headers") if info is not None else None
             if headers is None:  # HEADERS still waiting for its CONTINUATION
                 continue

@@ -37,6 +37,7 @@ from .calls import HttpCall
 from .flow import FlowLedger
 from .frames import ErrorCode, SettingId
 from .hpack_state import HeaderDecoder, Headers, MirrorEncoder, encode_context_free
+from .message import FrameMessage
 from .streams import N_EVENTS, TABLE, Event, State
 
 _HDR = struct.Struct(">HBBBL")
@@ -246,36 +247,37 @@ class Http2Codec(BaseCodec):
         length: int,
         raw: bytes,
     ) -> Message:
-        info: dict[str, Any] = {"type": ftype, "flags": flags, "stream_id": sid, "length": length}
         kind = _KINDS[ftype] if ftype < _N_KINDS else "unknown"
+        extra = None
         if side.block is not None and ftype != F.CONTINUATION:
             raise _err(f"{kind} frame inside a header block on stream {side.block_stream}")
         if not side.started:
             if ftype != F.SETTINGS or flags & F.FLAG_ACK:
                 raise _err(f"first frame from {direction.name} is {kind}, not SETTINGS")
             side.started = True
+        # Only what `raw` does not hold goes into `extra`; the rest of `info`
+        # is read back from `raw` if someone asks (see message.py).
         if ftype == F.DATA:
-            self._data(direction, side, flags, sid, length, raw, info)
+            extra = self._data(direction, side, flags, sid, length, raw)
         elif ftype == F.HEADERS:
-            self._headers(direction, side, flags, sid, length, raw, info)
+            extra = self._headers(direction, side, flags, sid, length, raw)
         elif ftype == F.CONTINUATION:
-            self._continuation(direction, side, flags, sid, raw, info)
+            extra = self._continuation(direction, side, flags, sid, raw)
         elif ftype == F.SETTINGS:
-            self._settings(direction, flags, sid, length, raw, info)
+            self._settings(direction, flags, sid, length, raw)
         elif ftype == F.WINDOW_UPDATE:
-            self._window_update(direction, sid, length, raw, info)
+            self._window_update(direction, sid, length, raw)
         elif ftype == F.RST_STREAM:
-            self._rst(sid, length, raw, info)
+            self._rst(sid, length, raw)
         elif ftype == F.PING:
             if sid or length != 8:
                 raise _err("bad PING frame", "protocol_error" if sid else "frame_size_error")
-            info["ack"] = bool(flags & F.FLAG_ACK)
         elif ftype == F.PRIORITY:
             if not sid:
                 raise _err("PRIORITY on stream 0")
             if length != 5:
                 raise _err("PRIORITY frame of wrong size", "frame_size_error")
-            self._priority(sid, raw, 9, info)
+            self._priority(sid, raw, 9)
             self._event(sid, Event.PRIORITY)
         elif ftype == F.GOAWAY:
             if sid:
@@ -283,13 +285,11 @@ class Http2Codec(BaseCodec):
             if length < 8:
                 raise _err("GOAWAY frame too short", "frame_size_error")
             last, code = _GOAWAY.unpack_from(raw, 9)
-            info["last_stream_id"] = last & 0x7FFFFFFF
-            info["error_code"] = code
             self.goaway[direction] = (last & 0x7FFFFFFF, code)
         elif ftype == F.PUSH_PROMISE:
-            self._push_promise(direction, side, flags, sid, length, raw, info)
+            extra = self._push_promise(direction, side, flags, sid, length, raw)
         # Unknown types (ALTSVC, ORIGIN, extensions) pass through untouched.
-        return Message(direction, kind, raw, sid, info)
+        return FrameMessage(direction, kind, raw, sid, extra)
 
     # -- frame types ---------------------------------------------------------------
 
@@ -318,8 +318,7 @@ class Http2Codec(BaseCodec):
         sid: int,
         length: int,
         raw: bytes,
-        info: dict[str, Any],
-    ) -> None:
+    ) -> dict[str, Any] | None:
         if not sid:
             raise _err("DATA on stream 0")
         if flags & F.FLAG_PADDED:
@@ -327,7 +326,6 @@ class Http2Codec(BaseCodec):
         else:
             start, end = 9, 9 + length
         end_stream = flags & F.FLAG_END_STREAM
-        info["end_stream"] = bool(end_stream)
         stream = self._streams.get(sid)
         event = _DATA_EV[direction]
         new = TABLE[stream.state * N_EVENTS + event] if stream is not None else -1
@@ -337,18 +335,20 @@ class Http2Codec(BaseCodec):
             stream = self._transition(sid, stream, event)
         self.ledger.on_data(direction, sid, length)
         if stream is None:
-            return
+            return None
         if direction:
             stream.response_bytes += end - start
         else:
             stream.request_bytes += end - start
         call = stream.call
+        extra = None
         if call is not None and call.protocol == "grpc" and end > start:
             events = call.on_data(direction, memoryview(raw)[start:end])  # type: ignore[union-attr]
             if events:
-                info["grpc_messages"] = events
+                extra = {"grpc_messages": events}
         if end_stream:
             self._end_stream(direction, sid, stream)
+        return extra
 
     def _headers(
         self,
@@ -358,8 +358,7 @@ class Http2Codec(BaseCodec):
         sid: int,
         length: int,
         raw: bytes,
-        info: dict[str, Any],
-    ) -> None:
+    ) -> dict[str, Any] | None:
         if not sid:
             raise _err("HEADERS on stream 0")
         if flags & (F.FLAG_PADDED | F.FLAG_PRIORITY):
@@ -367,16 +366,16 @@ class Http2Codec(BaseCodec):
                 flags, length, raw, 5 if flags & F.FLAG_PRIORITY else 0
             )
             if flags & F.FLAG_PRIORITY:
-                self._priority(sid, raw, start - 5, info)
+                self._priority(sid, raw, start - 5)
         else:
             start, end = 9, 9 + length
         end_stream = bool(flags & F.FLAG_END_STREAM)
-        info["end_stream"] = end_stream
         if flags & F.FLAG_END_HEADERS:
             fragment = memoryview(raw)[start:end]
-            self._block_done(direction, side, F.HEADERS, sid, end_stream, 0, fragment, info)
-        else:
-            self._block_start(side, F.HEADERS, sid, end_stream, 0, raw[start:end])
+            headers = self._block_done(direction, side, F.HEADERS, sid, end_stream, 0, fragment)
+            return {"headers": headers}
+        self._block_start(side, F.HEADERS, sid, end_stream, 0, raw[start:end])
+        return None
 
     def _push_promise(
         self,
@@ -386,8 +385,7 @@ class Http2Codec(BaseCodec):
         sid: int,
         length: int,
         raw: bytes,
-        info: dict[str, Any],
-    ) -> None:
+    ) -> dict[str, Any]:
         if direction is UPSTREAM:
             raise _err("PUSH_PROMISE sent by the client")
         if not sid:
@@ -396,11 +394,11 @@ class Http2Codec(BaseCodec):
             raise _err("PUSH_PROMISE after the client disabled push")
         start, end = self._payload_bounds(flags, length, raw, 4)
         promised = _U32.unpack_from(raw, start - 4)[0] & 0x7FFFFFFF
-        info["promised_stream_id"] = promised
+        extra: dict[str, Any] = {"promised_stream_id": promised}
         if promised & 1 or promised <= side.max_stream:
             raise _err(f"bad promised stream id {promised}")
         if flags & F.FLAG_END_HEADERS:
-            self._block_done(
+            extra["headers"] = self._block_done(
                 direction,
                 side,
                 F.PUSH_PROMISE,
@@ -408,10 +406,10 @@ class Http2Codec(BaseCodec):
                 False,
                 promised,
                 memoryview(raw)[start:end],
-                info,
             )
         else:
             self._block_start(side, F.PUSH_PROMISE, sid, False, promised, raw[start:end])
+        return extra
 
     def _continuation(
         self,
@@ -420,8 +418,7 @@ class Http2Codec(BaseCodec):
         flags: int,
         sid: int,
         raw: bytes,
-        info: dict[str, Any],
-    ) -> None:
+    ) -> dict[str, Any] | None:
         block = side.block
         if block is None:
             raise _err("CONTINUATION without a header block in progress")
@@ -430,21 +427,22 @@ class Http2Codec(BaseCodec):
         block += memoryview(raw)[9:]
         if len(block) > self.limits.max_header_list_size + _BLOCK_SLACK:
             raise _err("header block too large", "header_list_too_large")
-        if flags & F.FLAG_END_HEADERS:
-            side.block = None
-            info["end_stream"] = side.block_end_stream
-            if side.block_promised:
-                info["promised_stream_id"] = side.block_promised
-            self._block_done(
-                direction,
-                side,
-                side.block_type,
-                sid,
-                side.block_end_stream,
-                side.block_promised,
-                bytes(block),
-                info,
-            )
+        if not flags & F.FLAG_END_HEADERS:
+            return None
+        side.block = None
+        extra: dict[str, Any] = {"end_stream": side.block_end_stream}
+        if side.block_promised:
+            extra["promised_stream_id"] = side.block_promised
+        extra["headers"] = self._block_done(
+            direction,
+            side,
+            side.block_type,
+            sid,
+            side.block_end_stream,
+            side.block_promised,
+            bytes(block),
+        )
+        return extra
 
     def _block_start(
         self, side: _Side, ftype: int, sid: int, end_stream: bool, promised: int, fragment: bytes
@@ -464,10 +462,8 @@ class Http2Codec(BaseCodec):
         end_stream: bool,
         promised: int,
         block: bytes | memoryview,
-        info: dict[str, Any],
-    ) -> None:
+    ) -> Headers:
         headers = side.hpack.decode(block)
-        info["headers"] = headers
         if ftype == F.PUSH_PROMISE:
             parent = self._streams.get(sid)
             if parent is None and not self._is_closed(sid):
@@ -478,7 +474,7 @@ class Http2Codec(BaseCodec):
             side.max_stream = promised
             if stream is not None:
                 stream.call = self._new_call(promised, headers, self.clock())
-            return
+            return headers
         if (
             direction is UPSTREAM
             and not sid & 1
@@ -502,6 +498,7 @@ class Http2Codec(BaseCodec):
                 stream.call.on_response_headers(headers)
         if end_stream:
             self._end_stream(direction, sid, stream)
+        return headers
 
     def _new_call(self, sid: int, headers: Headers, now: float) -> HttpCall | GrpcCall:
         method = path = authority = ""
@@ -523,34 +520,25 @@ class Http2Codec(BaseCodec):
             )
         return HttpCall(sid, method, path, authority, now)
 
-    def _priority(self, sid: int, raw: bytes, at: int, info: dict[str, Any]) -> None:
-        dep = _U32.unpack_from(raw, at)[0]
-        depends_on = dep & 0x7FFFFFFF
-        if depends_on == sid:
+    def _priority(self, sid: int, raw: bytes, at: int) -> None:
+        if _U32.unpack_from(raw, at)[0] & 0x7FFFFFFF == sid:
             raise _err(f"stream {sid} depends on itself")
-        info["depends_on"] = depends_on
-        info["exclusive"] = bool(dep >> 31)
-        info["weight"] = raw[at + 4] + 1
 
-    def _rst(self, sid: int, length: int, raw: bytes, info: dict[str, Any]) -> None:
+    def _rst(self, sid: int, length: int, raw: bytes) -> None:
         if not sid:
             raise _err("RST_STREAM on stream 0")
         if length != 4:
             raise _err("RST_STREAM frame of wrong size", "frame_size_error")
         code = _U32.unpack_from(raw, 9)[0]
-        info["error_code"] = code
         stream = self._streams.get(sid)
         if stream is not None and stream.call is not None:
             stream.call.on_rst(code)
         self._event(sid, Event.RST)
 
-    def _window_update(
-        self, direction: Direction, sid: int, length: int, raw: bytes, info: dict[str, Any]
-    ) -> None:
+    def _window_update(self, direction: Direction, sid: int, length: int, raw: bytes) -> None:
         if length != 4:
             raise _err("WINDOW_UPDATE frame of wrong size", "frame_size_error")
         increment = _U32.unpack_from(raw, 9)[0] & 0x7FFFFFFF
-        info["increment"] = increment
         if not increment:
             raise _err(f"WINDOW_UPDATE of 0 on stream {sid}")
         if sid:
@@ -566,14 +554,12 @@ class Http2Codec(BaseCodec):
         sid: int,
         length: int,
         raw: bytes,
-        info: dict[str, Any],
     ) -> None:
         if sid:
             raise _err("SETTINGS on a stream")
         if flags & F.FLAG_ACK:
             if length:
                 raise _err("SETTINGS ACK with a payload", "frame_size_error")
-            info["ack"] = True
             pending = self._sides[direction.other].pending_settings
             if pending:
                 self._apply_settings(direction.other, pending.popleft())
@@ -582,8 +568,6 @@ class Http2Codec(BaseCodec):
             raise _err("SETTINGS payload not a multiple of 6", "frame_size_error")
         pairs = F.parse_settings(memoryview(raw)[9:])
         self._validate_settings(pairs)
-        info["ack"] = False
-        info["settings"] = pairs
         side = self._sides[direction]
         if len(side.pending_settings) >= self.limits.max_pending:
             raise _err("too many unacknowledged SETTINGS", "too_many_streams")
