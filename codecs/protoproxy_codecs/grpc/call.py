@@ -122,11 +122,11 @@ class GrpcCall:
         # each wins, as in `encoding`/`timeout`.
         encoding = timeout = None
         for name, value in self.request_headers:
-            if name[:5] == "grpc-":
+            if name in _EXCHANGE_HEADERS:  # one hashed lookup per header
                 if name == "grpc-timeout":
                     if timeout is None:
                         timeout = value
-                elif name == "grpc-encoding" and encoding is None:
+                elif encoding is None:
                     encoding = value
         attrs = {
             "service": service,
@@ -157,6 +157,7 @@ class GrpcCall:
 # Paths and grpc-timeout values repeat call after call (one client's deadline
 # setting, a service's few methods): parse each once. Bounded, cleared when full.
 _CACHE_MAX = 1024
+_EXCHANGE_HEADERS = frozenset(("grpc-timeout", "grpc-encoding"))
 _SPLITS: dict[str, tuple[str, str]] = {}
 _TIMEOUTS: dict[str, float | None] = {}
 

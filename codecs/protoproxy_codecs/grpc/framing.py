@@ -129,6 +129,8 @@ class MessageReader:
 
     def release(self) -> None:
         """The call ended: give back any budget a partial message held."""
+        if self._left < 0 and self._head is None:
+            return  # at a message boundary: nothing held
         if self._reserved and self._budget is not None:
             self._budget.left += self._reserved
         self._reserved = 0
@@ -142,6 +144,29 @@ class MessageReader:
         n = len(data)
         pos = 0
         unpack = _LEN.unpack_from
+        if self._left < 0 and self._head is None:
+            # The common case, inline: whole messages from a message boundary.
+            direction, stream_id, max_size = self.direction, self.stream_id, self.max_size
+            while n - pos >= PREFIX_LEN:
+                length = unpack(data, pos + 1)[0]
+                end = pos + PREFIX_LEN + length
+                if end > n or length > max_size:
+                    break  # spans frames, or too large: the general path below
+                out.append(
+                    GrpcMessage(
+                        direction,
+                        stream_id,
+                        self.count,
+                        data[pos],
+                        data[pos + PREFIX_LEN : end],
+                        length,
+                    )
+                )
+                self.count += 1
+                self.bytes += length
+                pos = end
+            if pos == n:
+                return out
         while True:
             if self._left >= 0:  # inside a message that spans frames
                 take = min(self._left, n - pos)

@@ -215,7 +215,17 @@ class Http2Codec(BaseCodec):
             if end > n:
                 break
             raw = data if (pos == 0 and end == n) else data[pos:end]
-            out.append(self._frame(direction, side, ftype, flags, sid & 0x7FFFFFFF, length, raw))
+            sid &= 0x7FFFFFFF
+            if ftype < 2 and side.started and side.block is None:
+                # DATA and HEADERS (most frames) skip _frame's checks, which they pass.
+                if ftype:
+                    extra = self._headers(direction, side, flags, sid, length, raw)
+                    out.append(FrameMessage(direction, "headers", raw, sid, extra))
+                else:
+                    extra = self._data(direction, side, flags, sid, length, raw)
+                    out.append(FrameMessage(direction, "data", raw, sid, extra))
+            else:
+                out.append(self._frame(direction, side, ftype, flags, sid, length, raw))
             limit = side.max_frame_size
             pos = end
         if pos < n:
