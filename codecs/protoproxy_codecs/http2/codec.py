@@ -539,11 +539,15 @@ class Http2Codec(BaseCodec):
             raise _err("RST_STREAM on stream 0")
         if length != 4:
             raise _err("RST_STREAM frame of wrong size", "frame_size_error")
-        code = _U32.unpack_from(raw, 9)[0]
         stream = self._streams.get(sid)
-        if stream is not None and stream.call is not None:
-            stream.call.on_rst(code)
-        self._event(sid, Event.RST)
+        if stream is None:
+            # Usually a stream already closed (nginx resets every stream whose
+            # request had a body, after answering it); an idle one is an error.
+            self._transition(sid, None, Event.RST)
+            return
+        if stream.call is not None:
+            stream.call.on_rst(_U32.unpack_from(raw, 9)[0])
+        self._transition(sid, stream, Event.RST)
 
     def _window_update(self, direction: Direction, sid: int, length: int, raw: bytes) -> None:
         if length != 4:
