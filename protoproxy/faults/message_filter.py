@@ -104,9 +104,58 @@ def action_of(fault: ActiveFault) -> Action:
     return action
 
 
-def validate_action(spec: dict[str, Any]) -> None:
-    """Raise ValueError for parameters the filter could not act on."""
-    Action(spec)
+def validate_action(spec: dict[str, Any], match: dict[str, Any] | None = None) -> None:
+    """Raise ValueError for parameters the filter could not act on (at add time,
+    so a bad fault is refused by the config, the admin API and Python alike)."""
+    from .message_grpc import grpc_status, h2_error
+    from .message_kafka import error_code
+
+    action = Action(spec)
+    p = action.params
+    try:
+        if action.kind == "abort":
+            if "error" in p or "code" in p:
+                error_code(p.get("error", p.get("code")))
+            status = p.get("status", p.get("value"))
+            if isinstance(status, str) and not status.strip().isdigit():
+                grpc_status(status)
+            elif status is not None:
+                int(status)
+            if "http_status" in p:
+                int(p["http_status"])
+        elif action.kind in ("rst_stream", "goaway"):
+            h2_error(p.get("code", p.get("value")), 0)
+        elif action.kind == "corrupt":
+            int(p.get("bytes", p.get("value", 1)))
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"{action.kind}: bad parameter {exc}") from None
+    if match:
+        _validate_match(match)
+
+
+def _validate_match(match: dict[str, Any]) -> None:
+    from protoproxy_codecs.kafka import schema
+
+    from .message_grpc import FRAME_TYPES
+
+    def each(value: Any) -> list[Any]:
+        return list(value) if isinstance(value, list | tuple) else [value]
+
+    try:
+        for api in each(match.get("api", [])):
+            if not isinstance(api, int):
+                schema.api_key_of(str(api))
+        for key in ("partition", "version", "message_index"):
+            for v in each(match.get(key, [])):
+                int(v)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"match: {exc}") from None
+    frame_type = match.get("frame_type")
+    if frame_type is not None and str(frame_type).lower() not in FRAME_TYPES:
+        raise ValueError(f"match.frame_type {frame_type!r} is not an HTTP/2 frame type")
+    direction = match.get("direction")
+    if direction is not None and str(direction).lower() not in _DIRECTIONS:
+        raise ValueError(f"match.direction {direction!r}: one of {', '.join(_DIRECTIONS)}")
 
 
 _DIRECTIONS = {

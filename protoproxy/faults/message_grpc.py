@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 MAX_STREAMS = 4096
 
 _HEADER_KINDS = frozenset({"headers", "continuation"})
-_FRAME_TYPES = {
+FRAME_TYPES = {
     "data",
     "headers",
     "priority",
@@ -132,7 +132,7 @@ class Http2Handler(Handler):
         frame_type = m.get("frame_type")
         if frame_type is not None:
             frame_type = str(frame_type).lower()
-            if frame_type not in _FRAME_TYPES:
+            if frame_type not in FRAME_TYPES:
                 raise ValueError(f"unknown HTTP/2 frame type {frame_type!r}")
         elif kind == "withhold_window_updates":
             frame_type = "window_update"

@@ -154,6 +154,9 @@ class FaultSpec(_Model):
             (kind,) = self.action
             if kind not in ACTIONS:
                 raise ValueError(f"unknown action {kind!r} (one of: {', '.join(sorted(ACTIONS))})")
+            from .message_filter import validate_action
+
+            validate_action(self.action, self.match)
         return self
 
     @property
