@@ -66,6 +66,8 @@ class Testbed:
                 "listeners": listeners,
                 "upstreams": upstreams,
                 "seed": sc.seed,
+                "tail": {"enabled": sc.tail},
+                "access_log": {"enabled": sc.access_log},
             },
             source="testbed scenario",
         )

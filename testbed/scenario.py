@@ -42,6 +42,10 @@ class Scenario(_Model):
     http: ServiceScenario = Field(default_factory=ServiceScenario)
     echo: ServiceScenario = Field(default_factory=ServiceScenario)
     faults: list[dict[str, Any]] = Field(default_factory=list)
+    #: Keep recent decoded messages for /messages (a laptop tool: on by default).
+    tail: bool = True
+    #: Write one JSON line per exchange to stdout.
+    access_log: bool = False
 
     @classmethod
     def ephemeral(cls, **overrides: Any) -> Scenario:
