@@ -241,3 +241,30 @@ async def test_many_calls_with_random_aborts_keep_hpack_and_flow_control_intact(
         assert rig.engine.get(fault).injected > 0
     assert rig.errors() == (0, 0)
     assert rig.app.proxy.connections and len(rig.app.proxy.connections) <= 1
+
+
+async def test_delayed_settings_acks_and_pings_keep_the_connection_healthy(rig):
+    rig.fault(name="ack", match={"protocol": "http2"}, action={"delay_settings_ack": "50ms"})
+    rig.fault(name="ping", match={"protocol": "http2"}, action={"delay_ping": "20ms"})
+    rig.fault(
+        name="data",
+        match={"protocol": "http2", "frame_type": "data", "direction": "both"},
+        action={"delay": {"normal": {"mean": "2ms", "stddev": "1ms"}}},
+        probability=0.3,
+    )
+    async with rig.client() as c:
+        results = await asyncio.gather(
+            *(c.unary(Behaviour.make(size=20_000), timeout=10) for _ in range(20)),
+            _bystanders(c, 5),
+        )
+    _ok(list(results[:20]))
+    _ok(results[20])
+    assert rig.engine.get("ack").injected > 0  # both peers ack each other's SETTINGS
+    assert rig.engine.get("data").injected > 0
+    # Held frames are released: `active` returns to 0 (polled, not timed).
+    for _ in range(500):
+        if all(rig.engine.get(n).active == 0 for n in ("ack", "ping", "data")):
+            break
+        await asyncio.sleep(0.01)
+    assert [rig.engine.get(n).active for n in ("ack", "ping", "data")] == [0, 0, 0]
+    assert rig.errors() == (0, 0)
