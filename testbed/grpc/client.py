@@ -94,32 +94,83 @@ def channel_options(server_name: str | None = None) -> list[tuple[str, Any]]:
     return options
 
 
-class _Requests:
+def _open_channel(
+    module: Any,
+    address: str,
+    credentials: grpc.ChannelCredentials | None,
+    server_name: str | None,
+) -> Any:
+    """h2c when `credentials` is None, TLS otherwise; `module` is grpc or grpc.aio,
+    whose channel constructors take the same arguments."""
+    options = channel_options(server_name)
+    if credentials is None:
+        return module.insecure_channel(address, options=options)
+    return module.secure_channel(address, credentials, options=options)
+
+
+def _result(
+    name: str,
+    started: float,
+    responses: list[pb.Response],
+    code: grpc.StatusCode,
+    details: str | None,
+    initial_metadata: Any,
+    trailing_metadata: Any,
+) -> CallResult:
+    return CallResult(
+        method=method_path(name),
+        code=code,
+        details=details or "",
+        responses=responses,
+        initial_metadata=_pairs(initial_metadata),
+        trailing_metadata=_pairs(trailing_metadata),
+        elapsed=time.monotonic() - started,
+    )
+
+
+def _finished(name: str, started: float, responses: list[pb.Response], call: Any) -> CallResult:
+    """The result of a call whose status is read synchronously: a finished blocking
+    call, or an error raised by either client (the error is the call's grpc.Call)."""
+    return _result(
+        name,
+        started,
+        responses,
+        call.code(),
+        call.details(),
+        call.initial_metadata(),
+        call.trailing_metadata(),
+    )
+
+
+def _requests(
+    method: str,
+    behaviour: Behaviour | None,
+    requests: Sequence[pb.Request] | None,
+    n: int,
+    payload: bytes,
+    tag: str,
+) -> list[pb.Request]:
     """Shared argument handling: what to send for a method."""
-
-    @staticmethod
-    def build(
-        method: str,
-        behaviour: Behaviour | None,
-        requests: Sequence[pb.Request] | None,
-        n: int,
-        payload: bytes,
-        tag: str,
-    ) -> list[pb.Request]:
-        if requests is not None:
-            return list(requests)
-        if method in ("Unary", "ServerStream"):
-            return [make_request(behaviour, payload=payload, tag=tag)]
-        return make_requests(n, behaviour, payload=payload, tag=tag)
+    if requests is not None:
+        return list(requests)
+    if method in ("Unary", "ServerStream"):
+        return [make_request(behaviour, payload=payload, tag=tag)]
+    return make_requests(n, behaviour, payload=payload, tag=tag)
 
 
-class AioClient:
-    """TestService calls over a grpc.aio channel."""
+class _Client:
+    """A TestService stub on a channel that the client may own (and then closes)."""
 
-    def __init__(self, channel: aio.Channel, *, owns_channel: bool = False) -> None:
+    def __init__(self, channel: Any, *, owns_channel: bool = False) -> None:
         self.channel = channel
         self.stub = pb_grpc.TestServiceStub(channel)
         self._owns_channel = owns_channel
+
+
+class AioClient(_Client):
+    """TestService calls over a grpc.aio channel."""
+
+    channel: aio.Channel
 
     @classmethod
     def connect(
@@ -130,12 +181,7 @@ class AioClient:
         server_name: str | None = None,
     ) -> AioClient:
         """h2c when `credentials` is None, TLS otherwise."""
-        options = channel_options(server_name)
-        if credentials is None:
-            channel = aio.insecure_channel(address, options=options)
-        else:
-            channel = aio.secure_channel(address, credentials, options=options)
-        return cls(channel, owns_channel=True)
+        return cls(_open_channel(aio, address, credentials, server_name), owns_channel=True)
 
     async def close(self) -> None:
         if self._owns_channel:
@@ -166,7 +212,7 @@ class AioClient:
     ) -> CallResult:
         """Make one call of any kind; `n` requests for the client-streaming kinds."""
         name = method_name(method)
-        sent = _Requests.build(name, behaviour, requests, n, payload, tag)
+        sent = _requests(name, behaviour, requests, n, payload, tag)
         md = tuple(metadata)
         started = time.monotonic()
         responses: list[pb.Response] = []
@@ -186,23 +232,15 @@ class AioClient:
                 async for response in rpc:
                     responses.append(response)
         except aio.AioRpcError as err:
-            return CallResult(
-                method=method_path(name),
-                code=err.code(),
-                details=err.details() or "",
-                responses=responses,
-                initial_metadata=_pairs(err.initial_metadata()),
-                trailing_metadata=_pairs(err.trailing_metadata()),
-                elapsed=time.monotonic() - started,
-            )
-        return CallResult(
-            method=method_path(name),
-            code=await rpc.code(),
-            details=await rpc.details() or "",
-            responses=responses,
-            initial_metadata=_pairs(await rpc.initial_metadata()),
-            trailing_metadata=_pairs(await rpc.trailing_metadata()),
-            elapsed=time.monotonic() - started,
+            return _finished(name, started, responses, err)
+        return _result(
+            name,
+            started,
+            responses,
+            await rpc.code(),
+            await rpc.details(),
+            await rpc.initial_metadata(),
+            await rpc.trailing_metadata(),
         )
 
     async def unary(self, behaviour: Behaviour | None = None, **kw: Any) -> CallResult:
@@ -218,17 +256,12 @@ class AioClient:
         return await self.call("Bidi", behaviour, **kw)
 
 
-class SyncClient:
+class SyncClient(_Client):
     """TestService calls over a blocking grpc channel.
 
     Blocking calls must not run on the event loop that serves them: from async
     tests, run them with ``asyncio.to_thread``.
     """
-
-    def __init__(self, channel: grpc.Channel, *, owns_channel: bool = False) -> None:
-        self.channel = channel
-        self.stub = pb_grpc.TestServiceStub(channel)
-        self._owns_channel = owns_channel
 
     @classmethod
     def connect(
@@ -238,12 +271,7 @@ class SyncClient:
         credentials: grpc.ChannelCredentials | None = None,
         server_name: str | None = None,
     ) -> SyncClient:
-        options = channel_options(server_name)
-        if credentials is None:
-            channel = grpc.insecure_channel(address, options=options)
-        else:
-            channel = grpc.secure_channel(address, credentials, options=options)
-        return cls(channel, owns_channel=True)
+        return cls(_open_channel(grpc, address, credentials, server_name), owns_channel=True)
 
     def close(self) -> None:
         if self._owns_channel:
@@ -273,7 +301,7 @@ class SyncClient:
         timeout: float | None = None,
     ) -> CallResult:
         name = method_name(method)
-        sent = _Requests.build(name, behaviour, requests, n, payload, tag)
+        sent = _requests(name, behaviour, requests, n, payload, tag)
         md = tuple(metadata)
         started = time.monotonic()
         responses: list[pb.Response] = []
@@ -295,15 +323,7 @@ class SyncClient:
                 responses.extend(rpc)
         except grpc.RpcError as err:
             rpc = err  # the error object is the grpc.Call of the failed call
-        return CallResult(
-            method=method_path(name),
-            code=rpc.code(),
-            details=rpc.details() or "",
-            responses=responses,
-            initial_metadata=_pairs(rpc.initial_metadata()),
-            trailing_metadata=_pairs(rpc.trailing_metadata()),
-            elapsed=time.monotonic() - started,
-        )
+        return _finished(name, started, responses, rpc)
 
     def unary(self, behaviour: Behaviour | None = None, **kw: Any) -> CallResult:
         return self.call("Unary", behaviour, **kw)
