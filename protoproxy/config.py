@@ -310,6 +310,9 @@ class Tail(Model):
     max_bytes: Size = 8 * 1024 * 1024
     #: Listeners to capture from; empty means all.
     listeners: list[str] = Field(default_factory=list)
+    #: FileDescriptorSet files (``protoc --descriptor_set_out``): gRPC payloads of
+    #: the methods they describe are shown by type; others as decode_raw.
+    descriptors: list[Path] = Field(default_factory=list)
 
 
 class Config(Model):
@@ -454,6 +457,7 @@ def _resolve_paths(cfg: Config, base: Path) -> None:
     for up in cfg.upstreams:
         if up.tls is not None:
             up.tls.ca, up.tls.cert, up.tls.key = fix(up.tls.ca), fix(up.tls.cert), fix(up.tls.key)
+    cfg.tail.descriptors = [p if p.is_absolute() else base / p for p in cfg.tail.descriptors]
 
 
 def check_files(cfg: Config) -> list[tuple[str, str]]:
@@ -473,6 +477,8 @@ def check_files(cfg: Config) -> list[tuple[str, str]]:
         for j, ck in enumerate(lst.tls.certs):
             need(ck.cert, f"listeners[{i}].tls.certs[{j}].cert")
             need(ck.key, f"listeners[{i}].tls.certs[{j}].key")
+    for i, path in enumerate(cfg.tail.descriptors):
+        need(path, f"tail.descriptors[{i}]")
     for i, up in enumerate(cfg.upstreams):
         if up.tls is not None:
             need(up.tls.ca, f"upstreams[{i}].tls.ca")

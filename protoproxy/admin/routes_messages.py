@@ -33,7 +33,10 @@ def routes(tail: MessageTail) -> list[web.RouteDef]:
             picked = picked[-limit:] if limit else []
         secrets = collect_secrets(tail.entries(), set())
         text = _dumps(
-            {"tail": tail.info(), "messages": [entry_json(e, query.decode) for e in picked]}
+            {
+                "tail": tail.info(),
+                "messages": [entry_json(e, query.decode, tail.catalog) for e in picked],
+            }
         )
         return web.Response(text=scrub_literals(text, secrets), content_type="application/json")
 
@@ -88,7 +91,9 @@ async def _follow(request: web.Request, tail: MessageTail, query: Query) -> web.
                 secrets = collect_secrets(tail.entries(), set())
             for e in batch:
                 if query.matches(e):
-                    data = scrub_literals(_dumps(entry_json(e, query.decode)), secrets)
+                    data = scrub_literals(
+                        _dumps(entry_json(e, query.decode, tail.catalog)), secrets
+                    )
                     chunks.append(f"id: {e.seq}\nevent: message\ndata: {data}\n\n")
             if follower.dropped != reported:
                 reported = follower.dropped

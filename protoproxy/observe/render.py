@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from protoproxy_codecs.protobuf_display import RawLimits, display_grpc_message
+from protoproxy_codecs.protobuf_display import DescriptorCatalog, RawLimits, display_grpc_message
 
 from .redact import REDACTED, SECRET_HEADERS, header_pairs
 from .tail import Entry
@@ -75,7 +75,9 @@ class Query:
         return True
 
 
-def entry_json(e: Entry, decode: bool = True) -> dict[str, Any]:
+def entry_json(
+    e: Entry, decode: bool = True, catalog: DescriptorCatalog | None = None
+) -> dict[str, Any]:
     msg = e.message
     info = msg.info or {}
     secret = bool(info.get("secret"))
@@ -108,7 +110,16 @@ def entry_json(e: Entry, decode: bool = True) -> dict[str, Any]:
                 "compressed": bool(ev.compressed),
                 "length": len(ev.payload),
                 **(
-                    {"display": display_grpc_message(ev.payload, compressed=False, limits=_DISPLAY)}
+                    {
+                        "display": display_grpc_message(
+                            ev.payload,
+                            compressed=False,
+                            limits=_DISPLAY,
+                            catalog=catalog,
+                            path=e.method,
+                            direction=e.direction,
+                        )
+                    }
                     if decode and not ev.compressed
                     else {}
                 ),

@@ -14,9 +14,11 @@ import asyncio
 import contextlib
 import time
 from collections import deque
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from protoproxy_codecs.base import Direction, Message
+from protoproxy_codecs.protobuf_display import DescriptorCatalog
 
 if TYPE_CHECKING:
     from ..config import Tail as TailConfig
@@ -130,6 +132,14 @@ class Follower:
             self.dropped += len(batch.messages)
 
 
+def load_catalog(paths: list[Path]) -> DescriptorCatalog:
+    """One catalog from every configured FileDescriptorSet (read once, at start)."""
+    catalog = DescriptorCatalog()
+    for path in paths:
+        catalog.add(Path(path).read_bytes())
+    return catalog
+
+
 class MessageTail:
     """The ring and its followers. All on the event loop thread: no locks."""
 
@@ -145,6 +155,8 @@ class MessageTail:
         self.followers: set[Follower] = set()
         self.dropped = dropped  # protoproxy_tail_dropped_total, by reason
         self._streams: dict[int, dict[int, str]] = {}  # conn id -> stream id -> :path
+        #: typed display of gRPC payloads, from the configured descriptor sets
+        self.catalog = load_catalog(config.descriptors) if config.descriptors else None
 
     # -- capture (data path) ------------------------------------------------------
     def wants(self, conn: Connection) -> bool:

@@ -211,3 +211,23 @@ def test_access_log_marks_the_fault_applied(grpc_server, tmp_path: Path) -> None
     assert (
         total(m["protoproxy_exchanges_total"], operation=SVC + "Unary", status="UNAVAILABLE") == 1
     )
+
+
+def test_tail_shows_payloads_by_type_with_descriptors(grpc_server) -> None:
+    """With descriptor sets configured, /messages shows gRPC payloads by field name;
+    without them, the same payloads appear as decode_raw field numbers."""
+    desc = Path(__file__).parents[3] / "fixtures" / "protos" / "testbed.desc"
+    shown = {}
+    for typed in (True, False):
+        cfg = proxy_config(grpc_server.address)
+        if typed:
+            cfg["tail"]["descriptors"] = [str(desc)]
+        with ProxyThread(cfg) as proxy:
+            with SyncClient.connect(f"127.0.0.1:{proxy.port('front')}") as client:
+                assert client.unary(payload=b"hello", timeout=10).code.name == "OK"
+            body = get_json(proxy.admin_url + "/messages?protocol=grpc&method=Unary")
+        displays = [g["display"] for e in body["messages"] for g in e.get("grpc_messages", [])]
+        assert len(displays) == 2  # one request, one response
+        shown[typed] = json.dumps(displays)
+    assert '"payload"' in shown[True] and "aGVsbG8=" in shown[True]  # bytes field, by name
+    assert '"payload"' not in shown[False]
