@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 from protoproxy.http.inventory import GrpcInventory
-from protoproxy.http.metrics import status_class
+from protoproxy.http.metrics import HttpMetrics, status_class
+from protoproxy.observe.stats import Stats
+from protoproxy_codecs.base import Exchange
 
 
 def test_inventory_counts_kinds_and_bounds() -> None:
@@ -35,3 +38,32 @@ def test_status_class() -> None:
         "5xx",
     ]
     assert status_class("reset") == "reset" and status_class("aborted") == "aborted"
+
+
+def _call(path: str, status: str = "OK") -> Exchange:
+    attrs = {
+        "request_messages": 1,
+        "response_messages": 2,
+        "request_message_bytes": 10,
+        "response_message_bytes": 20,
+    }
+    return Exchange("grpc", path, 1.0, 1.5, status, 15, 30, 1, attrs)
+
+
+def test_metrics_keep_inventory_entries_across_a_reset_correctly() -> None:
+    """HttpMetrics keeps each method's inventory entry; after `reset` it must
+    not keep counting into the dropped one, and the bound still applies."""
+    stats = Stats()
+    inv = GrpcInventory(max_methods=1, clock=lambda: 5.0)
+    metrics = HttpMetrics(stats, inv)
+    conn = SimpleNamespace(listener=SimpleNamespace(name="g"), protocol="http2")
+    metrics.observe(conn, [_call("/pkg.S/A"), _call("/pkg.S/A", "NOT_FOUND")])  # type: ignore[arg-type]
+    assert inv.snapshot()["services"]["pkg.S"]["A"]["calls"] == 2
+    inv.reset()
+    metrics.observe(conn, [_call("/pkg.S/A")])  # type: ignore[arg-type]
+    assert inv.snapshot()["services"]["pkg.S"]["A"]["calls"] == 1
+    metrics.observe(conn, [_call("/pkg.S/B")])  # type: ignore[arg-type]
+    assert inv.dropped == 1
+    assert metrics.grpc_finished.get(("g", "pkg.S", "A", "OK")) == 2
+    assert metrics.grpc_messages.get(("g", "pkg.S", "A", "downstream")) == 6
+    assert metrics.grpc_latency.count(("g", "pkg.S", "A")) == 3
