@@ -13,6 +13,7 @@ import asyncio
 import subprocess
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 Produced = dict[int, list[bytes]]
@@ -43,6 +44,56 @@ def check_exactly_once_in_order(consumed: Consumed, produced: Produced) -> None:
 # --------------------------------------------------------------------------- kafka-python
 
 
+def wait_for_partitions(consumer: Any, topic: str) -> None:
+    """Know the topic's partitions before joining: kafka-python 3.0.12 can stall
+    in its second SyncGroup when its first assignment ran without them (seen
+    direct to the fake cluster too, so not a proxy effect)."""
+    deadline = time.monotonic() + DEADLINE
+    while not consumer.partitions_for_topic(topic) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def kafka_python_poll(consumer: Any, consumed: Consumed, total: int, n: int, within: float) -> int:
+    """Poll into `consumed` until `n` records in all (`total` already seen) or `within`
+    seconds; returns the new total, so callers can act between rounds."""
+    deadline = time.monotonic() + within
+    while total < n and time.monotonic() < deadline:
+        for tp, records in consumer.poll(timeout_ms=200).items():
+            consumed[tp.partition].extend((r.offset, r.value) for r in records)
+            total += len(records)
+    return total
+
+
+class KafkaPythonRounds:
+    """A kafka-python producer and consumer on one topic, driven in rounds so that a
+    test can change the cluster between them (move leaders, stop a broker)."""
+
+    def __init__(
+        self, producer: Any, consumer: Any, topic: str, value: bytes, within: float = DEADLINE
+    ) -> None:
+        self.producer = producer
+        self.consumer = consumer
+        self.topic = topic
+        self.value = value  # a %-format of the record's index, e.g. b"m-%05d"
+        self.within = within
+        self.produced: Produced = defaultdict(list)
+        self.consumed: Consumed = defaultdict(list)
+        self.total = 0
+
+    def send(self, start: int, n: int) -> None:
+        """Records `start`..`start + n - 1`, flushed, each noted under its partition."""
+        futures = [
+            (self.producer.send(self.topic, value=self.value % i), self.value % i)
+            for i in range(start, start + n)
+        ]
+        self.producer.flush(timeout=30)
+        for fut, value in futures:
+            self.produced[fut.get(timeout=10).partition].append(value)
+
+    def consume_until(self, n: int) -> None:
+        self.total = kafka_python_poll(self.consumer, self.consumed, self.total, n, self.within)
+
+
 def kafka_python_produce(bootstrap: str, topic: str, vals: list[bytes], **extra: Any) -> Produced:
     from kafka import KafkaProducer
 
@@ -66,20 +117,10 @@ def kafka_python_consume(bootstrap: str, topic: str, group: str, n: int, **extra
         fetch_max_wait_ms=100,
         **extra,
     )
-    # Know the topic's partitions before joining: kafka-python 3.0.12 can stall
-    # in its second SyncGroup when its first assignment ran without them (seen
-    # direct to the fake cluster too, so not a proxy effect).
-    deadline = time.monotonic() + DEADLINE
-    while not consumer.partitions_for_topic(topic) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for_partitions(consumer, topic)
     consumer.subscribe([topic])
     consumed: Consumed = defaultdict(list)
-    deadline = time.monotonic() + DEADLINE
-    total = 0
-    while total < n and time.monotonic() < deadline:
-        for tp, records in consumer.poll(timeout_ms=200).items():
-            consumed[tp.partition].extend((r.offset, r.value) for r in records)
-            total += len(records)
+    kafka_python_poll(consumer, consumed, 0, n, DEADLINE)
     # Offsets are auto-committed (the default) on close; an explicit commit()
     # here can race kafka-python's own metadata-triggered rejoin and raise
     # RebalanceInProgressError, which says nothing about the proxy.
@@ -88,6 +129,71 @@ def kafka_python_consume(bootstrap: str, topic: str, group: str, n: int, **extra
 
 
 # --------------------------------------------------------------------------- confluent-kafka
+
+
+def confluent_poll(consumer: Any, consumed: Consumed, total: int, n: int, within: float) -> int:
+    """As kafka_python_poll, for a confluent-kafka Consumer; a record error fails the test."""
+    deadline = time.monotonic() + within
+    while total < n and time.monotonic() < deadline:
+        for m in consumer.consume(1000, 0.2):
+            assert m.error() is None, m.error()
+            consumed[m.partition()].append((m.offset(), m.value()))
+            total += 1
+    return total
+
+
+class ConfluentRounds:
+    """KafkaPythonRounds for librdkafka: an idempotent producer and a group consumer
+    with metadata refreshes far apart, so only errors send the clients to new leaders."""
+
+    def __init__(
+        self, bootstrap: str, topic: str, group: str, value: bytes, within: float = DEADLINE
+    ) -> None:
+        from confluent_kafka import Consumer, Producer
+
+        self.producer = Producer(
+            {
+                "bootstrap.servers": bootstrap,
+                "linger.ms": 5,
+                "enable.idempotence": True,
+                "topic.metadata.refresh.interval.ms": 60000,
+            }
+        )
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": group,
+                "auto.offset.reset": "earliest",
+                "fetch.wait.max.ms": 100,
+                "enable.auto.commit": False,
+            }
+        )
+        self.consumer.subscribe([topic])
+        self.topic = topic
+        self.value = value  # a %-format of the record's index, e.g. b"r-%05d"
+        self.within = within
+        self.produced: Produced = defaultdict(list)
+        self.consumed: Consumed = defaultdict(list)
+        self.failures: list[Any] = []
+        self.total = 0
+
+    def _delivered(self, err: Any, msg: Any) -> None:
+        if err is not None:
+            self.failures.append(err)
+        else:
+            self.produced[msg.partition()].append(msg.value())
+
+    def send(self, start: int, n: int, step: Callable[[], None] | None = None) -> None:
+        """As KafkaPythonRounds.send; `step` runs halfway, with batches in flight."""
+        for i in range(start, start + n):
+            self.producer.produce(self.topic, value=self.value % i, on_delivery=self._delivered)
+            self.producer.poll(0)
+            if step is not None and i == start + n // 2:
+                step()
+        assert self.producer.flush(30) == 0
+
+    def consume_until(self, n: int) -> None:
+        self.total = confluent_poll(self.consumer, self.consumed, self.total, n, self.within)
 
 
 def confluent_produce(
@@ -133,13 +239,7 @@ def confluent_consume(
     )
     consumer.subscribe([topic])
     consumed: Consumed = defaultdict(list)
-    deadline = time.monotonic() + DEADLINE
-    total = 0
-    while total < n and time.monotonic() < deadline:
-        for m in consumer.consume(1000, 0.2):
-            assert m.error() is None, m.error()
-            consumed[m.partition()].append((m.offset(), m.value()))
-            total += 1
+    confluent_poll(consumer, consumed, 0, n, DEADLINE)
     consumer.commit(asynchronous=False)
     consumer.close()
     return consumed

@@ -5,8 +5,6 @@ and no record is lost or duplicated."""
 from __future__ import annotations
 
 import time
-from collections import defaultdict
-from typing import Any
 
 from testbed.kafka import errors
 
@@ -68,109 +66,41 @@ def test_kafka_python_follows_a_leader_move(rig: KafkaRig) -> None:
         auto_offset_reset="earliest",
         fetch_max_wait_ms=100,
     )
-    deadline = time.monotonic() + clients.DEADLINE
-    while not consumer.partitions_for_topic(topic) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    clients.wait_for_partitions(consumer, topic)
     consumer.subscribe([topic])
-    produced: dict[int, list[bytes]] = defaultdict(list)
-    consumed: clients.Consumed = defaultdict(list)
-    total = 0
-
-    def send(start: int) -> None:
-        futures = [
-            (producer.send(topic, value=b"m-%05d" % i), b"m-%05d" % i)
-            for i in range(start, start + HALF)
-        ]
-        producer.flush(timeout=30)
-        for fut, value in futures:
-            produced[fut.get(timeout=10).partition].append(value)
-
-    def consume_until(n: int) -> None:
-        nonlocal total
-        deadline = time.monotonic() + clients.DEADLINE
-        while total < n and time.monotonic() < deadline:
-            for tp, records in consumer.poll(timeout_ms=200).items():
-                consumed[tp.partition].extend((r.offset, r.value) for r in records)
-                total += len(records)
-
+    rounds = clients.KafkaPythonRounds(producer, consumer, topic, b"m-%05d")
     try:
-        send(0)
-        consume_until(HALF)
+        rounds.send(0, HALF)
+        rounds.consume_until(HALF)
         _move_all_leaders(rig, topic)  # both clients must find the new leaders
-        send(HALF)
+        rounds.send(HALF, HALF)
         _move_all_leaders(rig, topic)
-        consume_until(2 * HALF)
+        rounds.consume_until(2 * HALF)
     finally:
         consumer.close()
         producer.close()
-    assert sum(map(len, produced.values())) == 2 * HALF
-    clients.check_exactly_once_in_order(consumed, produced)
+    assert sum(map(len, rounds.produced.values())) == 2 * HALF
+    clients.check_exactly_once_in_order(rounds.consumed, rounds.produced)
     _check_error_counts(rig)  # the moves were met, and counted
     assert _leaders_seen(rig, topic) == _cluster_leaders(rig, topic)
     rig.assert_no_bypass()
 
 
 def test_librdkafka_follows_a_leader_move(rig: KafkaRig) -> None:
-    from confluent_kafka import Consumer, Producer
-
     topic = "rd-move"
     rig.create_topic(topic, PARTITIONS)
-    producer = Producer(
-        {
-            "bootstrap.servers": rig.bootstrap,
-            "linger.ms": 5,
-            "enable.idempotence": True,
-            "topic.metadata.refresh.interval.ms": 60000,
-        }
-    )
-    consumer = Consumer(
-        {
-            "bootstrap.servers": rig.bootstrap,
-            "group.id": "rd-move",
-            "auto.offset.reset": "earliest",
-            "fetch.wait.max.ms": 100,
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe([topic])
-    produced: dict[int, list[bytes]] = defaultdict(list)
-    consumed: clients.Consumed = defaultdict(list)
-    failures: list[Any] = []
-    total = 0
-
-    def delivered(err: Any, msg: Any) -> None:
-        if err is not None:
-            failures.append(err)
-        else:
-            produced[msg.partition()].append(msg.value())
-
-    def send(start: int, move_at: int | None = None) -> None:
-        for i in range(start, start + HALF):
-            producer.produce(topic, value=b"r-%05d" % i, on_delivery=delivered)
-            producer.poll(0)
-            if i == move_at:
-                _move_all_leaders(rig, topic)  # mid-stream, with batches in flight
-        assert producer.flush(30) == 0
-
-    def consume_until(n: int) -> None:
-        nonlocal total
-        deadline = time.monotonic() + clients.DEADLINE
-        while total < n and time.monotonic() < deadline:
-            for m in consumer.consume(1000, 0.2):
-                assert m.error() is None, m.error()
-                consumed[m.partition()].append((m.offset(), m.value()))
-                total += 1
-
+    rounds = clients.ConfluentRounds(rig.bootstrap, topic, "rd-move", b"r-%05d")
     try:
-        send(0)
-        consume_until(HALF)  # both clients now use the current leaders
-        send(HALF, move_at=HALF + HALF // 2)
-        consume_until(2 * HALF)
+        rounds.send(0, HALF)
+        rounds.consume_until(HALF)  # both clients now use the current leaders
+        # mid-stream, with batches in flight
+        rounds.send(HALF, HALF, step=lambda: _move_all_leaders(rig, topic))
+        rounds.consume_until(2 * HALF)
     finally:
-        consumer.close()
-    assert not failures, failures[:5]
-    assert sum(map(len, produced.values())) == 2 * HALF
-    clients.check_exactly_once_in_order(consumed, produced)
+        rounds.consumer.close()
+    assert not rounds.failures, rounds.failures[:5]
+    assert sum(map(len, rounds.produced.values())) == 2 * HALF
+    clients.check_exactly_once_in_order(rounds.consumed, rounds.produced)
     _check_error_counts(rig)
     assert _leaders_seen(rig, topic) == _cluster_leaders(rig, topic)
     rig.assert_no_bypass()

@@ -1,11 +1,9 @@
-"""Shared helpers for the fake-cluster tests: batches, a raw protocol client, deadlines."""
+"""Shared helpers for the fake-cluster tests: batches and a raw protocol client."""
 
 from __future__ import annotations
 
 import asyncio
 import struct
-import time
-from collections.abc import Callable
 from typing import Any
 
 from kafka.record.default_records import DefaultRecordBatchBuilder
@@ -65,24 +63,3 @@ class RawClient:
             await self.writer.wait_closed()
         except ConnectionError:
             pass
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll a condition from a client thread, failing with `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
-def check_exactly_once_in_order(
-    consumed: dict[int, list[tuple[int, bytes]]], produced: dict[int, list[bytes]]
-) -> None:
-    """Per partition: consumed values equal produced values, offsets strictly rising."""
-    assert set(consumed) <= set(produced)
-    for partition, values in produced.items():
-        got = consumed.get(partition, [])
-        offsets = [o for o, _ in got]
-        assert offsets == sorted(set(offsets)), f"partition {partition}: offsets not increasing"
-        assert [v for _, v in got] == values, f"partition {partition}: records differ"

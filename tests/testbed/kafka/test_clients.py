@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import time
 from collections import defaultdict
 
 from testbed.kafka import FakeKafkaCluster
+from tests.integration.kafka.clients import (
+    check_exactly_once_in_order,
+    confluent_poll,
+    kafka_python_poll,
+)
 from tests.tools import require_tool
-
-from .helpers import check_exactly_once_in_order
 
 N = 3000
 PARTITIONS = 6
@@ -51,12 +53,7 @@ def _kafka_python_roundtrip(bootstrap: str, topic: str) -> tuple[dict, dict]:
         fetch_max_wait_ms=100,
     )
     consumed: dict[int, list[tuple[int, bytes]]] = defaultdict(list)
-    deadline = time.monotonic() + 30
-    total = 0
-    while total < N and time.monotonic() < deadline:
-        for tp, records in consumer.poll(timeout_ms=200).items():
-            consumed[tp.partition].extend((r.offset, r.value) for r in records)
-            total += len(records)
+    kafka_python_poll(consumer, consumed, 0, N, 30)
     consumer.commit()
     consumer.close()
     return produced, consumed
@@ -101,13 +98,7 @@ def _confluent_roundtrip(bootstrap: str, topic: str) -> tuple[dict, dict]:
     )
     consumer.subscribe([topic])
     consumed: dict[int, list[tuple[int, bytes]]] = defaultdict(list)
-    deadline = time.monotonic() + 30
-    total = 0
-    while total < N and time.monotonic() < deadline:
-        for m in consumer.consume(1000, 0.2):
-            assert m.error() is None, m.error()
-            consumed[m.partition()].append((m.offset(), m.value()))
-            total += 1
+    confluent_poll(consumer, consumed, 0, N, 30)
     consumer.commit(asynchronous=False)
     consumer.close()
     return produced, consumed

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections import defaultdict
 from collections.abc import Callable
 
 from testbed.kafka import FakeKafkaCluster, errors
-
-from .helpers import check_exactly_once_in_order
+from tests.integration.kafka.clients import (
+    ConfluentRounds,
+    KafkaPythonRounds,
+    check_exactly_once_in_order,
+)
 
 PARTITIONS = 6
 HALF = 1000
@@ -41,36 +42,16 @@ def _kafka_python_through_moves(cluster: FakeKafkaCluster, loop, topic: str):
         fetch_max_wait_ms=100,
         metadata_max_age_ms=60_000,
     )
-    produced: dict[int, list[bytes]] = defaultdict(list)
-    consumed: dict[int, list[tuple[int, bytes]]] = defaultdict(list)
-    total = 0
-
-    def send(start: int) -> None:
-        futures = [
-            (producer.send(topic, value=b"m-%05d" % i), b"m-%05d" % i)
-            for i in range(start, start + HALF)
-        ]
-        producer.flush(timeout=30)
-        for fut, value in futures:
-            produced[fut.get(timeout=10).partition].append(value)
-
-    def consume_until(n: int) -> None:
-        nonlocal total
-        deadline = time.monotonic() + 30
-        while total < n and time.monotonic() < deadline:
-            for tp, records in consumer.poll(timeout_ms=200).items():
-                consumed[tp.partition].extend((r.offset, r.value) for r in records)
-                total += len(records)
-
-    send(0)
-    consume_until(HALF)
+    rounds = KafkaPythonRounds(producer, consumer, topic, b"m-%05d", within=30)
+    rounds.send(0, HALF)
+    rounds.consume_until(HALF)
     _on_loop(loop, lambda: _move_all_leaders(cluster, topic))  # consumer and producer must follow
-    send(HALF)
+    rounds.send(HALF, HALF)
     _on_loop(loop, lambda: _move_all_leaders(cluster, topic))
-    consume_until(2 * HALF)
+    rounds.consume_until(2 * HALF)
     consumer.close()
     producer.close()
-    return produced, consumed
+    return rounds.produced, rounds.consumed
 
 
 async def test_kafka_python_follows_leader_moves(cluster: FakeKafkaCluster):
@@ -86,65 +67,19 @@ async def test_kafka_python_follows_leader_moves(cluster: FakeKafkaCluster):
 
 
 def _librdkafka_through_moves(cluster: FakeKafkaCluster, loop, topic: str, stop_node: int):
-    from confluent_kafka import Consumer, Producer
-
-    producer = Producer(
-        {
-            "bootstrap.servers": cluster.bootstrap_servers,
-            "linger.ms": 5,
-            "enable.idempotence": True,
-            "topic.metadata.refresh.interval.ms": 60000,
-        }
-    )
-    consumer = Consumer(
-        {
-            "bootstrap.servers": cluster.bootstrap_servers,
-            "group.id": "rd-move",
-            "auto.offset.reset": "earliest",
-            "fetch.wait.max.ms": 100,
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe([topic])
-    produced: dict[int, list[bytes]] = defaultdict(list)
-    consumed: dict[int, list[tuple[int, bytes]]] = defaultdict(list)
-    failures: list[object] = []
-    total = 0
-
-    def delivered(err, msg):
-        if err is not None:
-            failures.append(err)
-        else:
-            produced[msg.partition()].append(msg.value())
-
-    def send(start: int, step: Callable[[], None] | None = None) -> None:
-        for i in range(start, start + HALF):
-            producer.produce(topic, value=b"r-%05d" % i, on_delivery=delivered)
-            producer.poll(0)
-            if step is not None and i == start + HALF // 2:
-                step()  # mid-stream, with batches in flight
-        assert producer.flush(30) == 0
-
-    def consume_until(n: int) -> None:
-        nonlocal total
-        deadline = time.monotonic() + 30
-        while total < n and time.monotonic() < deadline:
-            for m in consumer.consume(1000, 0.2):
-                assert m.error() is None, m.error()
-                consumed[m.partition()].append((m.offset(), m.value()))
-                total += 1
+    rounds = ConfluentRounds(cluster.bootstrap_servers, topic, "rd-move", b"r-%05d", within=30)
 
     def stop_broker() -> None:
         asyncio.run_coroutine_threadsafe(cluster.stop_broker(stop_node), loop).result(timeout=10)
 
-    send(0)
-    consume_until(HALF)  # both clients now know (and use) the current leaders
+    rounds.send(0, HALF)
+    rounds.consume_until(HALF)  # both clients now know (and use) the current leaders
     _on_loop(loop, lambda: _move_all_leaders(cluster, topic))
-    send(HALF, stop_broker)  # the broker goes away with batches in flight
-    consume_until(2 * HALF)
-    consumer.close()
-    assert not failures, failures
-    return produced, consumed
+    rounds.send(HALF, HALF, stop_broker)  # the broker goes away with batches in flight
+    rounds.consume_until(2 * HALF)
+    rounds.consumer.close()
+    assert not rounds.failures, rounds.failures
+    return rounds.produced, rounds.consumed
 
 
 async def test_librdkafka_follows_leader_moves_and_a_broker_stop(cluster: FakeKafkaCluster):
@@ -204,37 +139,18 @@ def _consume_through_coordinator_stop(cluster: FakeKafkaCluster, loop, topic: st
         fetch_max_wait_ms=100,
         enable_auto_commit=False,
     )
-    consumed: dict[int, list[tuple[int, bytes]]] = defaultdict(list)
-    produced: dict[int, list[bytes]] = defaultdict(list)
-    total = 0
-
-    def send(start: int) -> None:
-        futures = [
-            (producer.send(topic, value=b"c-%05d" % i), b"c-%05d" % i)
-            for i in range(start, start + HALF)
-        ]
-        producer.flush(timeout=30)
-        for fut, value in futures:
-            produced[fut.get(timeout=10).partition].append(value)
-
-    def consume_until(n: int) -> None:
-        nonlocal total
-        deadline = time.monotonic() + 30
-        while total < n and time.monotonic() < deadline:
-            for tp, records in consumer.poll(timeout_ms=200).items():
-                consumed[tp.partition].extend((r.offset, r.value) for r in records)
-                total += len(records)
-        consumer.commit()
-
-    send(0)
-    consume_until(HALF)
+    rounds = KafkaPythonRounds(producer, consumer, topic, b"c-%05d", within=30)
+    rounds.send(0, HALF)
+    rounds.consume_until(HALF)
+    consumer.commit()
     coordinator = cluster.coordinator_for("kp-coord")
     asyncio.run_coroutine_threadsafe(cluster.stop_broker(coordinator), loop).result(timeout=10)
-    send(HALF)
-    consume_until(2 * HALF)  # commits go to the new coordinator
+    rounds.send(HALF, HALF)
+    rounds.consume_until(2 * HALF)  # commits go to the new coordinator
+    consumer.commit()
     consumer.close()
     producer.close()
-    return coordinator, produced, consumed
+    return coordinator, rounds.produced, rounds.consumed
 
 
 async def test_kafka_python_group_survives_its_coordinator_stopping(cluster: FakeKafkaCluster):
