@@ -318,3 +318,59 @@ def test_delay_keeps_order_and_counts_active(rig, seen):
     assert rig.run(lambda: fault.injected) > 0
     assert rig.run(lambda: fault.active) == 0
     assert [r.value for r in rig.run(lambda: rig.cluster.records("slow", 0))] == vals
+
+
+@pytest.mark.parametrize("action", [{"truncate": {"bytes": 30}}, {"reset": {}}, {"close": {}}])
+def test_idempotent_producer_rides_out_cut_produce_requests(rig, seen, action):
+    kind = next(iter(action))
+    topic = f"cut-{kind}"
+    rig.run(lambda: rig.cluster.create_topic(topic, partitions=1))
+    _fault(
+        rig,
+        name="cut",
+        match={"protocol": "kafka", "api": "Produce", "topic": topic},
+        action=action,
+        schedule={"first": 1},
+    )
+    vals = values(30, kind.encode())
+    produced = kafka_python_produce(
+        rig.bootstrap, topic, vals, enable_idempotence=True, request_timeout_ms=3000
+    )
+    assert produced == {0: vals}
+    assert _injected(rig, "cut") == 1
+    log = [r.value for r in rig.run(lambda: rig.cluster.records(topic, 0))]
+    assert log == vals  # each record once, in order
+
+
+def test_corrupt_produce_keeps_kafka_framing(rig, seen):
+    """Flipped bits land inside the body, never in the size prefix or header: the
+    broker reads the frame and answers (or, for a body it cannot parse, closes
+    the connection, as Kafka does), and the proxy carries on.
+
+    What the broker then holds is the testbed's business: the fake cluster does
+    not check batch CRCs yet (a real broker answers CORRUPT_MESSAGE), so the
+    corrupted topic is not read back here.
+    """
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaError
+
+    rig.run(lambda: rig.cluster.create_topic("corrupt", partitions=1))
+    rig.run(lambda: rig.cluster.create_topic("after-corrupt", partitions=1))
+    _fault(
+        rig,
+        name="flip",
+        match={"protocol": "kafka", "api": "Produce", "topic": "corrupt"},
+        action={"corrupt": {"bytes": 3}},
+        schedule={"first": 1},
+    )
+    producer = KafkaProducer(bootstrap_servers=rig.bootstrap, retries=0, linger_ms=0)
+    try:
+        producer.send("corrupt", b"x" * 200).get(timeout=10)
+    except KafkaError:
+        pass  # CORRUPT_MESSAGE, or the broker closed on a body it could not parse
+    finally:
+        producer.close(timeout=2)
+    assert _injected(rig, "flip") == 1
+    decode_errors = rig.run(lambda: rig.app.proxy.metrics.decode_errors.total())
+    assert decode_errors == 0  # the proxy's own Kafka framing never broke
+    assert kafka_python_produce(rig.bootstrap, "after-corrupt", [b"ok"]) == {0: [b"ok"]}
