@@ -13,10 +13,14 @@ import contextlib
 import queue
 import socket
 import ssl
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from protoproxy.app import App
@@ -85,6 +89,51 @@ class ProxyThread:
             self.call(lambda: self.app.stop(drain=0), timeout=10)  # type: ignore[union-attr]
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago: for a config that must name its port
+    before the process that binds it starts, or for an address nothing listens on."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(pred: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Poll `pred` until it holds or `timeout` passes; the caller asserts the result,
+    so a failure points at the test's own condition."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def connect_when_listening(
+    port: int,
+    proc: subprocess.Popen[Any] | None = None,
+    timeout: float = 20,
+    what: str = "",
+) -> socket.socket:
+    """Connect to a loopback port that a child process is still opening.
+
+    Returns the connection, which the upstream behind a proxy also sees; gives up
+    after `timeout`, or at once when `proc` has exited.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return socket.create_connection(("127.0.0.1", port), timeout=1)
+        except OSError:
+            if (proc is not None and proc.poll() is not None) or time.monotonic() > deadline:
+                raise AssertionError(what or f"nothing listened on port {port}") from None
+            time.sleep(0.05)
+
+
+def protoproxy_run(config: Path, **popen: Any) -> subprocess.Popen[Any]:
+    """`protoproxy run <config>` as a child process of this interpreter."""
+    return subprocess.Popen([sys.executable, "-m", "protoproxy", "run", str(config)], **popen)
 
 
 def chunked(data: bytes, sizes: list[int]) -> Iterator[bytes]:
@@ -199,20 +248,16 @@ class Script:
     chunks: list[int] = field(default_factory=lambda: [65536])
 
 
-class ScriptedServer:
-    """Accepts connections; for each, takes the next Script, sends it, reports what it got.
+class ThreadedServer:
+    """Accepts on a loopback port and handles each connection on a thread of its own,
+    so that one slow or stuck peer never holds up the next accept.
 
-    Reading and writing run on separate threads so that a multi-MB exchange in
-    both directions cannot deadlock on full socket buffers.
+    Subclasses set their own state before calling ``__init__``, which starts accepting.
     """
 
-    def __init__(self, tls: ssl.SSLContext | None = None, default: Script | None = None) -> None:
-        self.tls = tls
-        self.default = default
+    def __init__(self) -> None:
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
-        self.scripts: queue.Queue[Script] = queue.Queue()
-        self.received: queue.Queue[bytes | BaseException] = queue.Queue()
         self.accepted = 0
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
@@ -229,6 +274,27 @@ class ScriptedServer:
                 return
             self.accepted += 1
             threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class ScriptedServer(ThreadedServer):
+    """Accepts connections; for each, takes the next Script, sends it, reports what it got.
+
+    Reading and writing run on separate threads so that a multi-MB exchange in
+    both directions cannot deadlock on full socket buffers.
+    """
+
+    def __init__(self, tls: ssl.SSLContext | None = None, default: Script | None = None) -> None:
+        self.tls = tls
+        self.default = default
+        self.scripts: queue.Queue[Script] = queue.Queue()
+        self.received: queue.Queue[bytes | BaseException] = queue.Queue()
+        super().__init__()
 
     def _handle(self, conn: socket.socket) -> None:
         try:
@@ -257,9 +323,6 @@ class ScriptedServer:
         for piece in chunked(script.payload, script.chunks):
             stream.send(piece)
         stream.shutdown_write()
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def exchange(

@@ -8,12 +8,12 @@ at all, then reads slowly. RSS may not rise more than 64 MiB above idle.
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 import textwrap
 import threading
 import time
 from pathlib import Path
+
+from tests.peers import connect_when_listening, free_port, protoproxy_run
 
 MiB = 1024 * 1024
 TOTAL = 1024 * MiB
@@ -26,16 +26,10 @@ def rss(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_slow_upstream_keeps_proxy_memory_bounded(tmp_path):
     upstream = socket.create_server(("127.0.0.1", 0))
     up_port = upstream.getsockname()[1]
-    port = _free_port()
+    port = free_port()
     cfg = tmp_path / "bp.yaml"
     cfg.write_text(
         textwrap.dedent(
@@ -49,16 +43,9 @@ def test_slow_upstream_keeps_proxy_memory_bounded(tmp_path):
             """
         )
     )
-    proc = subprocess.Popen([sys.executable, "-m", "protoproxy", "run", str(cfg)])
+    proc = protoproxy_run(cfg)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                probe = socket.create_connection(("127.0.0.1", port), timeout=1)
-                break
-            except OSError:
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
+        probe = connect_when_listening(port, proc)
         probe_up, _ = upstream.accept()
         probe.close()
         probe_up.close()

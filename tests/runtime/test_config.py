@@ -152,12 +152,17 @@ def test_cli_run_serves_and_shuts_down_on_sigterm(tmp_path):
     import socket
     import time
 
-    from tests.peers import Script, ScriptedServer, exchange
+    from tests.peers import (
+        Script,
+        ScriptedServer,
+        connect_when_listening,
+        exchange,
+        free_port,
+        protoproxy_run,
+    )
 
     server = ScriptedServer(default=Script(b"pong"))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     cfg = tmp_path / "run.yaml"
     cfg.write_text(
         textwrap.dedent(
@@ -171,20 +176,9 @@ def test_cli_run_serves_and_shuts_down_on_sigterm(tmp_path):
             """
         )
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "protoproxy", "run", str(cfg)],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = protoproxy_run(cfg, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "proxy did not start"
-                time.sleep(0.05)
+        connect_when_listening(port, proc, what="proxy did not start").close()
         server.received.get(timeout=5)  # the probe connection
         assert exchange(port, b"ping", [4]) == b"pong"
         # A connection open at shutdown may finish within the drain deadline.

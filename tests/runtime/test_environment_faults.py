@@ -6,33 +6,17 @@ import logging
 import socket
 import struct
 import threading
-import time
 
-from tests.peers import ProxyThread, Script, ScriptedServer, exchange
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.peers import ProxyThread, Script, ScriptedServer, exchange, free_port, wait_for
 
 
 def _errors(proxy: ProxyThread) -> dict:
     return proxy.run(lambda: dict(proxy.proxy.metrics.connection_errors.values))
 
 
-def _wait_for(pred, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.01)
-    return False
-
-
 def test_upstream_refused_then_next_endpoint_and_new_connections(caplog):
     caplog.set_level(logging.WARNING, logger="protoproxy")
-    dead = _free_port()
+    dead = free_port()
     good = ScriptedServer(default=Script(b"ok"))
     cfg = {
         "listeners": [{"name": "l", "listen": "127.0.0.1:0", "protocol": "tcp", "upstream": "u"}],
@@ -45,7 +29,7 @@ def test_upstream_refused_then_next_endpoint_and_new_connections(caplog):
         with socket.create_connection(("127.0.0.1", proxy.port("l"))) as s:
             s.settimeout(5)
             assert s.recv(10) == b""  # closed: nothing to connect to
-        assert _wait_for(lambda: _errors(proxy).get(("l", "upstream_refused")) == 1)
+        assert wait_for(lambda: _errors(proxy).get(("l", "upstream_refused")) == 1, 5.0)
         assert any("upstream_refused" in r.getMessage() for r in caplog.records)
     # With a second endpoint, the refused connect is retried on the next one.
     cfg["listeners"][0]["upstream"] = "rr"
@@ -104,7 +88,7 @@ def test_upstream_reset_mid_stream_ends_that_connection_only(caplog):
             except ConnectionResetError:
                 pass
             assert got in (b"", b"partial")
-        assert _wait_for(lambda: _errors(proxy).get(("bad", "upstream_reset")) == 1)
+        assert wait_for(lambda: _errors(proxy).get(("bad", "upstream_reset")) == 1, 5.0)
         assert any("upstream_reset" in r.getMessage() for r in caplog.records)
         healthy.sendall(b"still here")
         healthy.shutdown(socket.SHUT_WR)
@@ -129,8 +113,8 @@ def test_client_reset_ends_the_connection_cleanly(caplog):
         s.recv(1000)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         s.close()  # RST
-        assert _wait_for(lambda: _errors(proxy).get(("l", "downstream_reset")) == 1)
-        assert _wait_for(lambda: proxy.run(lambda: len(proxy.proxy.connections)) == 0)
+        assert wait_for(lambda: _errors(proxy).get(("l", "downstream_reset")) == 1, 5.0)
+        assert wait_for(lambda: proxy.run(lambda: len(proxy.proxy.connections)) == 0, 5.0)
         assert any("downstream_reset" in r.getMessage() for r in caplog.records)
         # the upstream side was closed too, and new connections work
         server.default = Script(b"again")

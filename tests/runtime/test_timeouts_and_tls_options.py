@@ -5,25 +5,15 @@ from __future__ import annotations
 import socket
 import ssl
 import threading
-import time
 
 import pytest
 
-from tests.peers import ProxyThread, Script, ScriptedServer, exchange
+from tests.peers import ProxyThread, Script, ScriptedServer, exchange, wait_for
 from tests.runtime.conftest import client_context, server_context
 
 
 def _errors(proxy: ProxyThread) -> dict:
     return proxy.run(lambda: dict(proxy.proxy.metrics.connection_errors.values))
-
-
-def _wait_for(pred, timeout=5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def _tcp(server: ScriptedServer, **extra) -> dict:
@@ -63,7 +53,7 @@ def test_idle_connection_is_closed():
         s.sendall(b"x")
         s.settimeout(10)
         assert s.recv(10) == b""  # closed by the proxy, not by the silent upstream
-        assert _wait_for(lambda: _errors(proxy).get(("l", "idle_timeout")) == 1)
+        assert wait_for(lambda: _errors(proxy).get(("l", "idle_timeout")) == 1, 5.0)
         s.close()
     server.close()
 
@@ -86,7 +76,7 @@ def test_connect_timeout_counts_and_closes():
         with socket.create_connection(("127.0.0.1", proxy.port("l"))) as s:
             s.settimeout(5)
             assert s.recv(10) == b""
-        assert _wait_for(lambda: _errors(proxy).get(("l", "connect_timeout")) == 1)
+        assert wait_for(lambda: _errors(proxy).get(("l", "connect_timeout")) == 1, 5.0)
     silent.close()
 
 
@@ -94,14 +84,14 @@ def test_max_connections_refuses_the_extra_one():
     server = ScriptedServer(default=Script(b"hi"))
     with ProxyThread(_tcp(server, limits={"max_connections": 1})) as proxy:
         first = socket.create_connection(("127.0.0.1", proxy.port("l")))
-        assert _wait_for(lambda: proxy.run(lambda: len(proxy.proxy.connections)) == 1)
+        assert wait_for(lambda: proxy.run(lambda: len(proxy.proxy.connections)) == 1, 5.0)
         with socket.create_connection(("127.0.0.1", proxy.port("l"))) as second:
             second.settimeout(5)
             assert second.recv(10) == b""
         rejected = proxy.run(lambda: proxy.proxy.metrics.rejected.get(("l", "max_connections")))
         assert rejected == 1
         first.close()
-        assert _wait_for(lambda: proxy.run(lambda: len(proxy.proxy.connections)) == 0)
+        assert wait_for(lambda: proxy.run(lambda: len(proxy.proxy.connections)) == 0, 5.0)
         assert exchange(proxy.port("l"), b"x", [1]) == b"hi"
     server.close()
 
@@ -164,6 +154,6 @@ def test_alpn_negotiated_downstream_is_offered_upstream(certs):
                     tls_sock.recv(10)
                 except (ssl.SSLError, OSError):
                     pass
-            assert _wait_for(lambda i=i: len(seen) > i)
+            assert wait_for(lambda i=i: len(seen) > i, 5.0)
     assert seen == ["h2", "http/1.1", "http/1.1"]
     server.close()

@@ -12,7 +12,7 @@ from typing import Any
 
 from protoproxy.connection import Connection
 from protoproxy_codecs.base import Direction, Message
-from tests.peers import ProxyThread
+from tests.peers import ProxyThread, wait_for
 
 FAULTS: list[dict[str, Any]] = [
     {
@@ -84,17 +84,6 @@ def _marks(proxy: ProxyThread, log: Path) -> list[str | None]:
     return [line.get("fault") for line in lines]
 
 
-def _wait(pred: Any, timeout: float = 10.0) -> bool:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.01)
-    return False
-
-
 def _run(upstream: str, log: Path, seed: int) -> tuple[list[str | None], list[tuple[str, int]]]:
     with ProxyThread(_config(upstream, log, seed)) as proxy:
         _requests(proxy, 24)
@@ -133,7 +122,7 @@ def test_reset_with_seed_replays_within_one_process(tmp_path):
 
         # A toxic added is decided for every open connection too: let the
         # first round's connections finish so both rounds see the same ones.
-        assert _wait(lambda: not proxy.run(lambda: len(proxy.proxy.connections)))
+        assert wait_for(lambda: not proxy.run(lambda: len(proxy.proxy.connections)))
         proxy.run(replay)
         _requests(proxy, 12)
         both = _marks(proxy, log)

@@ -13,6 +13,8 @@ import time
 
 import pytest
 
+from tests.peers import wait_for
+
 from .test_toxics_peers import (
     add_toxic,
     connect,
@@ -25,7 +27,6 @@ from .test_toxics_peers import (
     reply_and_close,
     rtt,
     sink,
-    wait_for,
 )
 
 SLACK = 1.0  # seconds of scheduling noise tolerated on top of an upper bound

@@ -10,40 +10,25 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from tests.peers import ProxyThread
+from tests.peers import ProxyThread, ThreadedServer
 
 Handler = Callable[[socket.socket], None]
 
 
-class Server:
+class Server(ThreadedServer):
     """Accept connections and run `handler(sock)` for each on its own thread."""
 
     def __init__(self, handler: Handler) -> None:
         self.handler = handler
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
         self.received: list[bytes] = []
         self.errors: list[BaseException] = []
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
 
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._run, args=(conn,), daemon=True).start()
-
-    def _run(self, conn: socket.socket) -> None:
+    def _handle(self, conn: socket.socket) -> None:
         try:
             conn.settimeout(30)
             self.handler(conn)
@@ -51,9 +36,6 @@ class Server:
             self.errors.append(exc)
         finally:
             conn.close()
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def echo(conn: socket.socket) -> None:
@@ -166,12 +148,3 @@ def add_toxic(proxy: ProxyThread, type: str, **kw: Any) -> Any:
 
 def remove(proxy: ProxyThread, name: str) -> None:
     proxy.run(lambda: faults(proxy).remove(name))
-
-
-def wait_for(pred: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.01)
-    return False

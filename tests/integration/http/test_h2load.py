@@ -8,35 +8,15 @@ take the load here; the proxy decodes every frame and HPACK block on the way
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 
 import pytest
 
-from tests.peers import ProxyThread
+from tests.peers import ProxyThread, connect_when_listening, free_port
 from tests.tools import require_tool
 
 REQUESTS = 100_000
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"nginx did not listen on {port}") from None
-            time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +24,7 @@ def nginx_h2c(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """nginx answering every request with a tiny body over h2c."""
     nginx = require_tool("nginx")
     d = tmp_path_factory.mktemp("nginx")
-    port = _free_port()
+    port = free_port()
     temp = " ".join(
         f"{k}_temp_path {d};" for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     )
@@ -72,7 +52,7 @@ http {{
         stderr=subprocess.PIPE,
     )
     try:
-        _wait_port(port, proc)
+        connect_when_listening(port, proc, what=f"nginx did not listen on {port}").close()
         yield port
     finally:
         proc.terminate()
