@@ -1,4 +1,4 @@
-"""A minimal h11-based asyncio client for tests against the fake service."""
+"""Clients for tests against the fake service: a minimal h11-based asyncio client, and curl."""
 
 from __future__ import annotations
 
@@ -6,6 +6,24 @@ import asyncio
 from dataclasses import dataclass
 
 import h11
+
+from tests.tools import require_tool
+
+
+async def curl(*args: str) -> tuple[int, bytes, bytes]:
+    """Run curl (silent but for errors, 20 s cap) with `args`: (exit code, stdout, stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        require_tool("curl"),
+        "-sS",
+        "--max-time",
+        "20",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out, err
 
 
 @dataclass

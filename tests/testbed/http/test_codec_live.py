@@ -7,41 +7,25 @@ import json
 
 from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM
 from testbed.http import FakeHttpService, pattern
-from tests.tools import require_tool
 
-from .client import H11Client
+from .client import H11Client, curl
 from .relay import CodecRelay
-
-
-async def _curl(*args: str) -> tuple[int, bytes, bytes]:
-    proc = await asyncio.create_subprocess_exec(
-        require_tool("curl"),
-        "-sS",
-        "--max-time",
-        "20",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, out, err
 
 
 async def test_curl_through_the_codec() -> None:
     async with FakeHttpService() as svc, CodecRelay(svc.address) as relay:
         base = relay.url
-        code, out, err = await _curl(
+        code, out, err = await curl(
             *("-o", "/dev/null", f"{base}/status/201"),
             *("-o", "/dev/null", f"{base}/chunked/5000?size=333"),
             *("-o", "/dev/null", "-H", "Authorization: Bearer s3cret", f"{base}/bytes/20000"),
         )
         assert code == 0, err
-        code, out, err = await _curl(
+        code, out, err = await curl(
             "-H", "Expect: 100-continue", "--data-binary", "y" * 3000, f"{base}/echo"
         )
         assert code == 0 and json.loads(out)["body_length"] == 3000
-        code, out, err = await _curl("-I", f"{base}/bytes/99")
+        code, out, err = await curl("-I", f"{base}/bytes/99")
         assert code == 0 and b"200" in out
 
     # Transparent: every byte read was written, unchanged and in order.
@@ -97,7 +81,7 @@ async def test_h11_client_and_tunnel_through_the_codec() -> None:
 
 async def test_bad_request_answered_by_the_codec() -> None:
     async with FakeHttpService() as svc, CodecRelay(svc.address) as relay:
-        code, out, err = await _curl(
+        code, out, err = await curl(
             *("-w", "%{http_code}", "-o", "/dev/null", "--request-target", "/a b"), relay.url
         )
     assert code == 0, err

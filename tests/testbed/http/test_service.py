@@ -10,9 +10,8 @@ import pytest
 from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM
 from protoproxy_codecs.http1 import Http1Codec
 from testbed.http import FakeHttpService, Reply, Request, pattern
-from tests.tools import require_tool
 
-from .client import H11Client
+from .client import H11Client, curl
 
 
 async def test_defaults_over_one_keep_alive_connection() -> None:
@@ -141,26 +140,10 @@ async def test_bad_request_gets_400() -> None:
         writer.close()
 
 
-async def _curl(*args: str) -> tuple[int, bytes, bytes]:
-    curl = require_tool("curl")
-    proc = await asyncio.create_subprocess_exec(
-        curl,
-        "-sS",
-        "--max-time",
-        "20",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, out, err
-
-
 async def test_curl_keep_alive_head_and_continue() -> None:
     async with FakeHttpService() as svc:
         base = svc.url
-        code, out, err = await _curl(
+        code, out, err = await curl(
             "-w",
             "%{http_code} %{num_connects}\\n",
             *("-o", "/dev/null", f"{base}/status/200"),
@@ -172,22 +155,22 @@ async def test_curl_keep_alive_head_and_continue() -> None:
         assert out.split(b"\n")[:3] == [b"200 1", b"200 0", b"200 0"]
         assert svc.connections == 1
 
-        code, out, err = await _curl("-I", f"{base}/bytes/123")
+        code, out, err = await curl("-I", f"{base}/bytes/123")
         assert code == 0 and b"content-length: 123" in out.lower()
 
-        code, out, err = await _curl(
+        code, out, err = await curl(
             "-H", "Expect: 100-continue", "--data-binary", "x" * 2000, f"{base}/echo"
         )
         assert code == 0, err
         assert json.loads(out)["body_length"] == 2000
 
-        code, out, err = await _curl("-o", "-", f"{base}/bytes/70000")
+        code, out, err = await curl("-o", "-", f"{base}/bytes/70000")
         assert out == pattern(0, 70000)
 
 
 @pytest.mark.parametrize("path", ["/status/204", "/status/304"])
 async def test_curl_bodiless(path: str) -> None:
     async with FakeHttpService() as svc:
-        code, out, err = await _curl("-w", "%{http_code}", f"{svc.url}{path}")
+        code, out, err = await curl("-w", "%{http_code}", f"{svc.url}{path}")
         assert code == 0, err
         assert out == path[-3:].encode()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
@@ -11,22 +10,8 @@ from protoproxy.app import App
 from protoproxy.config import from_dict
 from protoproxy_codecs.base import Exchange
 from testbed.http import FakeHttpService, pattern
-from tests.tools import require_tool
 
-
-async def _curl(*args: str) -> tuple[int, bytes, bytes]:
-    proc = await asyncio.create_subprocess_exec(
-        require_tool("curl"),
-        "-sS",
-        "--max-time",
-        "20",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, out, err
+from .client import curl
 
 
 @pytest.mark.parametrize("protocol", ["http", "auto"])
@@ -48,14 +33,14 @@ async def test_curl_through_the_proxy(protocol: str) -> None:
         await app.start()
         try:
             base = f"http://127.0.0.1:{app.proxy.listeners['web'].port}"
-            code, out, err = await _curl(
+            code, out, err = await curl(
                 *("-o", "/dev/null", f"{base}/status/404"),
                 *("-o", "/dev/null", f"{base}/chunked/3000"),
                 *("-o", "-", f"{base}/bytes/50000"),
             )
             assert code == 0, err
             assert out == pattern(0, 50000)
-            code, out, err = await _curl(
+            code, out, err = await curl(
                 "-H", "Expect: 100-continue", "--data-binary", "z" * 1500, f"{base}/echo"
             )
             assert code == 0, err
