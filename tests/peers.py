@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 
 from protoproxy.app import App
 from protoproxy.config import Config, from_dict
@@ -29,7 +29,7 @@ from protoproxy.proxy import Proxy
 from protoproxy.tls import TlsEngine
 
 
-def _new_loop() -> asyncio.AbstractEventLoop:
+def new_loop() -> asyncio.AbstractEventLoop:
     """uvloop when installed (what `protoproxy run` uses), else asyncio's own."""
     try:
         import uvloop
@@ -38,21 +38,82 @@ def _new_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-class ProxyThread:
+class LoopThread:
+    """An event loop in a daemon thread.
+
+    Blocking test code hops onto the loop with `call` and `run`, so that state the
+    loop owns (a proxy's, a fake service's) is only ever touched from its thread.
+    """
+
+    call_timeout: ClassVar[float] = 30
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.loop = loop if loop is not None else asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def start_loop(self) -> None:
+        self._thread.start()
+
+    def stop_loop(self, timeout: float = 5) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout)
+
+    def call(self, coro_fn: Callable[[], Any], timeout: float | None = None) -> Any:
+        """Await `coro_fn()` on the loop and return its result."""
+        if timeout is None:
+            timeout = self.call_timeout
+        return asyncio.run_coroutine_threadsafe(coro_fn(), self.loop).result(timeout)
+
+    def run(self, fn: Callable[[], Any], timeout: float = 30) -> Any:
+        """Run a plain function on the loop (to read or change its state safely)."""
+
+        async def wrapper() -> Any:
+            return fn()
+
+        return self.call(wrapper, timeout)
+
+
+class ServiceThread(LoopThread):
+    """An asyncio service (an async context manager made by `make`) on its own loop,
+    so that blocking clients in the test thread can talk to it and to a proxy."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        super().__init__()
+        self.make = make
+        self.service: Any = None
+
+    def __enter__(self) -> Self:
+        self.start_loop()
+
+        async def boot() -> Any:
+            svc = self.make()
+            await svc.__aenter__()
+            return svc
+
+        self.service = self.call(boot)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.call(lambda: self.service.__aexit__(None, None, None))
+        self.stop_loop()
+        if not self._thread.is_alive():
+            self.loop.close()
+
+
+class ProxyThread(LoopThread):
     """A Proxy on its own event loop in a daemon thread."""
 
     def __init__(
         self, config: Config | dict[str, Any], setup: Callable[[Proxy], Any] | None = None
     ):
+        super().__init__(new_loop())
         self.config = config if isinstance(config, Config) else from_dict(config)
         self.setup = setup
-        self.loop = _new_loop()
         self.proxy: Proxy | None = None
         self.app: App | None = None
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 
     def __enter__(self) -> ProxyThread:
-        self._thread.start()
+        self.start_loop()
         self.call(self._start)
         return self
 
@@ -68,17 +129,6 @@ class ProxyThread:
         assert self.app is not None and self.app.admin is not None
         return self.app.admin.url
 
-    def call(self, coro_fn: Callable[[], Any], timeout: float = 30) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro_fn(), self.loop).result(timeout)
-
-    def run(self, fn: Callable[[], Any], timeout: float = 30) -> Any:
-        """Run a plain function on the proxy's loop (to read state safely)."""
-
-        async def wrapper() -> Any:
-            return fn()
-
-        return self.call(wrapper, timeout)
-
     def port(self, listener: str) -> int:
         assert self.proxy is not None
         return self.proxy.listeners[listener].port
@@ -87,8 +137,7 @@ class ProxyThread:
         assert self.proxy is not None
         with contextlib.suppress(Exception):
             self.call(lambda: self.app.stop(drain=0), timeout=10)  # type: ignore[union-attr]
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(5)
+        self.stop_loop()
 
 
 def free_port() -> int:

@@ -17,11 +17,9 @@ the services each run on their own loop in a thread.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 import struct
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -36,25 +34,9 @@ from testbed.grpc import Behaviour
 from testbed.grpc.client import SyncClient
 from testbed.grpc.threaded import ThreadedGrpcService
 from testbed.http import FakeHttpService
-from tests.peers import ProxyThread, Script, ScriptedServer
+from tests.peers import ProxyThread, Script, ScriptedServer, ServiceThread
 
 UNARY = "/protoproxy.testbed.v1.TestService/Unary"
-
-
-class LoopThread:
-    """An event loop in a daemon thread, for an async service in blocking tests."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
 
 
 @dataclass
@@ -78,37 +60,30 @@ class Env:
 
 @pytest.fixture(scope="module")
 def env() -> Iterator[Env]:
-    grpc_svc = ThreadedGrpcService()
-    grpc_svc.start()
-    loop = LoopThread()
-    http_svc = FakeHttpService()
-    loop.run(http_svc.start())
-    bad_upstream = ScriptedServer(default=Script(b"HTTP/1.1 2xx Not A Status\r\n\r\n"))
-    host, port = http_svc.address
-    config = {
-        "admin": {"enabled": False},
-        "limits": {"max_message_size": "1MiB"},
-        "listeners": [
-            {"name": "h2", "listen": "127.0.0.1:0", "protocol": "grpc", "upstream": "grpc"},
-            {"name": "h1", "listen": "127.0.0.1:0", "protocol": "http", "upstream": "http"},
-            {"name": "h1bad", "listen": "127.0.0.1:0", "protocol": "http", "upstream": "bad"},
-        ],
-        "upstreams": [
-            {"name": "grpc", "endpoints": [grpc_svc.address]},
-            {"name": "http", "endpoints": [f"{host}:{port}"]},
-            {"name": "bad", "endpoints": [bad_upstream.address]},
-        ],
-    }
-    with ProxyThread(config) as proxy:
-        good = SyncClient.connect(f"127.0.0.1:{proxy.port('h2')}")
-        e = Env(proxy, good)
-        e.still_good()
-        yield e
-        good.close()
-    bad_upstream.close()
-    loop.run(http_svc.stop())
-    loop.stop()
-    grpc_svc.stop()
+    with ThreadedGrpcService() as grpc_svc, ServiceThread(FakeHttpService) as http:
+        bad_upstream = ScriptedServer(default=Script(b"HTTP/1.1 2xx Not A Status\r\n\r\n"))
+        host, port = http.service.address
+        config = {
+            "admin": {"enabled": False},
+            "limits": {"max_message_size": "1MiB"},
+            "listeners": [
+                {"name": "h2", "listen": "127.0.0.1:0", "protocol": "grpc", "upstream": "grpc"},
+                {"name": "h1", "listen": "127.0.0.1:0", "protocol": "http", "upstream": "http"},
+                {"name": "h1bad", "listen": "127.0.0.1:0", "protocol": "http", "upstream": "bad"},
+            ],
+            "upstreams": [
+                {"name": "grpc", "endpoints": [grpc_svc.address]},
+                {"name": "http", "endpoints": [f"{host}:{port}"]},
+                {"name": "bad", "endpoints": [bad_upstream.address]},
+            ],
+        }
+        with ProxyThread(config) as proxy:
+            good = SyncClient.connect(f"127.0.0.1:{proxy.port('h2')}")
+            e = Env(proxy, good)
+            e.still_good()
+            yield e
+            good.close()
+        bad_upstream.close()
 
 
 # -- raw HTTP/2 -----------------------------------------------------------------------

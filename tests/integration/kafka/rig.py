@@ -7,29 +7,21 @@ loop, as in production; cluster control calls go through `run()`.
 
 from __future__ import annotations
 
-import asyncio
 import ssl
-import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 from protoproxy.app import App
 from protoproxy.config import from_dict
 from protoproxy.kafka.component import KafkaComponent
 from testbed.kafka import FakeKafkaCluster
+from tests.peers import LoopThread, new_loop
 
 
-def _new_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
-
-
-class KafkaRig:
+class KafkaRig(LoopThread):
     """`with KafkaRig() as rig:` then point clients at `rig.bootstrap`."""
+
+    call_timeout = 60
 
     def __init__(
         self,
@@ -43,6 +35,7 @@ class KafkaRig:
         config: dict[str, Any] | None = None,
         extra_listeners: list[dict[str, Any]] | None = None,
     ) -> None:
+        super().__init__(new_loop())
         self.brokers = brokers
         self.seed = seed
         self.kafka = kafka or {}
@@ -51,14 +44,12 @@ class KafkaRig:
         self.cluster_ssl = cluster_ssl
         self.extra_config = config or {}
         self.extra_listeners = extra_listeners or []
-        self.loop = _new_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.cluster: FakeKafkaCluster | None = None
         self.app: App | None = None
 
     # -- lifecycle ---------------------------------------------------------------
     def __enter__(self) -> KafkaRig:
-        self._thread.start()
+        self.start_loop()
         try:
             self.call(self._start)
         except BaseException:
@@ -104,20 +95,7 @@ class KafkaRig:
             if self._thread.is_alive():
                 self.call(stop, timeout=20)
         finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(10)
-
-    # -- running things on the loop -------------------------------------------------
-    def call(self, coro_fn: Callable[[], Any], timeout: float = 60) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro_fn(), self.loop).result(timeout)
-
-    def run(self, fn: Callable[[], Any], timeout: float = 30) -> Any:
-        """Run a plain function on the loop (cluster control, reading proxy state)."""
-
-        async def wrapper() -> Any:
-            return fn()
-
-        return self.call(wrapper, timeout)
+            self.stop_loop(10)
 
     # -- addresses and state ------------------------------------------------------------
     @property

@@ -1,76 +1,26 @@
-"""Peers and readers for the observability tests: a threaded fake gRPC service,
-proxy configs, and parsers for /metrics, /stats and the access log."""
+"""Peers and readers for the observability tests: a threaded fake Kafka cluster,
+a raw Kafka client, proxy configs, and parsers for /metrics, /stats and the access log."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 import struct
-import threading
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from protoproxy_codecs.kafka import framing
-from testbed.grpc import FakeGrpcService
 from testbed.kafka import FakeKafkaCluster
+from tests.peers import ServiceThread
 
 Labels = tuple[tuple[str, str], ...]
 
 
-class LoopThread:
-    """An asyncio service (async context manager) on its own loop in a daemon thread.
-
-    The proxy under test runs on another thread, so blocking clients in the
-    test thread talk to both without either loop stalling the other.
-    """
-
-    def __init__(self, make: Callable[[], Any]) -> None:
-        self.make = make
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.service: Any = None
-
-    def __enter__(self) -> Any:
-        self.thread.start()
-
-        async def boot() -> Any:
-            svc = self.make()
-            await svc.__aenter__()
-            return svc
-
-        self.service = self.call(boot)
-        return self
-
-    def call(self, fn: Callable[[], Any], timeout: float = 30) -> Any:
-        return asyncio.run_coroutine_threadsafe(fn(), self.loop).result(timeout)
-
-    def run(self, fn: Callable[[], Any], timeout: float = 30) -> Any:
-        async def wrapper() -> Any:
-            return fn()
-
-        return self.call(wrapper, timeout)
-
-    def __exit__(self, *exc: object) -> None:
-        self.call(lambda: self.service.__aexit__(None, None, None))
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-
-
-class GrpcServer(LoopThread):
-    def __init__(self) -> None:
-        super().__init__(lambda: FakeGrpcService("127.0.0.1", 0))
-
-    @property
-    def address(self) -> str:
-        return str(self.service.address)
-
-
-class KafkaServer(LoopThread):
+class KafkaServer(ServiceThread):
     """A one-broker fake cluster: its bootstrap is also every partition's leader,
     so a raw client through one proxy listener never needs address rewriting."""
 

@@ -15,9 +15,10 @@ import pytest
 
 from testbed.grpc import Behaviour
 from testbed.grpc.client import SyncClient
+from testbed.grpc.threaded import ThreadedGrpcService
 from tests.peers import ProxyThread
 
-from .helpers import GrpcServer, access_lines, get, get_json, proxy_config, scrape, total
+from .helpers import access_lines, get, get_json, proxy_config, scrape, total
 
 SVC = "/protoproxy.testbed.v1.TestService/"
 M = 4  # calls of each kind
@@ -25,7 +26,7 @@ M = 4  # calls of each kind
 
 @pytest.fixture(scope="module")
 def grpc_server():
-    with GrpcServer() as server:
+    with ThreadedGrpcService() as server:
         yield server
 
 

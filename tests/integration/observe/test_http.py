@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from testbed.grpc.client import SyncClient
+from testbed.grpc.threaded import ThreadedGrpcService
 from testbed.http import FakeHttpService
-from tests.peers import ProxyThread
+from tests.peers import ProxyThread, ServiceThread
 
-from .helpers import GrpcServer, LoopThread, access_lines, get, get_json, proxy_config
+from .helpers import access_lines, get, get_json, proxy_config
 
 AUTH = "Basic YWxpY2U6aHR0cC1wYXNzd29yZA=="  # alice:http-password
 COOKIE = "sid=req-c00kie-0123"
@@ -24,14 +25,14 @@ SET_COOKIE = "sid=resp-c00kie-4567; HttpOnly"
 
 @pytest.fixture(scope="module")
 def http_server():
-    with LoopThread(FakeHttpService) as server:
+    with ServiceThread(FakeHttpService) as server:
         server.service.route(
             "GET", "/login", status=200, body=b"hi", headers=[("set-cookie", SET_COOKIE)]
         )
         yield server
 
 
-def _addr(server: LoopThread) -> str:
+def _addr(server: ServiceThread) -> str:
     host, port = server.service.address
     return f"{host}:{port}"
 
@@ -115,7 +116,7 @@ def test_observe_routes_follow_the_token_rules(http_server) -> None:
 
 
 def test_component_snapshots_and_upstream_errors() -> None:
-    with GrpcServer() as grpc_server:
+    with ThreadedGrpcService() as grpc_server:
         cfg = proxy_config(grpc_server.address)
         cfg["listeners"].append(
             {"name": "dead", "listen": "127.0.0.1:0", "protocol": "grpc", "upstream": "nowhere"}

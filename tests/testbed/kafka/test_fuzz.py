@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -15,23 +14,14 @@ from hypothesis import strategies as st
 from protoproxy_codecs.kafka import framing
 from testbed.kafka import FakeKafkaCluster
 from testbed.kafka.versions import SUPPORTED
+from tests.peers import ServiceThread
 
 
 @pytest.fixture(scope="module")
 def threaded_cluster() -> Iterator[FakeKafkaCluster]:
     """A cluster on its own loop in a thread, so sync hypothesis tests can share it."""
-    loop = asyncio.new_event_loop()
-    cluster = FakeKafkaCluster(brokers=1, seed=5)
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    asyncio.run_coroutine_threadsafe(cluster.start(), loop).result(10)
-    try:
-        yield cluster
-    finally:
-        asyncio.run_coroutine_threadsafe(cluster.stop(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
+    with ServiceThread(lambda: FakeKafkaCluster(brokers=1, seed=5)) as running:
+        yield running.service
 
 
 def _connect(cluster: FakeKafkaCluster) -> socket.socket:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -16,24 +15,15 @@ from kafka.record.default_records import DefaultRecordBatch
 
 from protoproxy_codecs.kafka import framing
 from testbed.kafka import FakeKafkaCluster, errors
+from tests.peers import ServiceThread
 
 from .helpers import make_batch
 
 
 @pytest.fixture(scope="module")
 def running() -> Iterator[tuple[FakeKafkaCluster, asyncio.AbstractEventLoop]]:
-    loop = asyncio.new_event_loop()
-    cluster = FakeKafkaCluster(brokers=2, seed=9)
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    asyncio.run_coroutine_threadsafe(cluster.start(), loop).result(10)
-    try:
-        yield cluster, loop
-    finally:
-        asyncio.run_coroutine_threadsafe(cluster.stop(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
+    with ServiceThread(lambda: FakeKafkaCluster(brokers=2, seed=9)) as running:
+        yield running.service, running.loop
 
 
 class SyncClient:
