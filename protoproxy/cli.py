@@ -23,15 +23,24 @@ def _setup_logging(level: str) -> None:
     )
 
 
-def cmd_check(args: argparse.Namespace) -> int:
+def _load_checked(path: str, files_prefix: str) -> config_mod.Config | None:
+    """The config at `path`, with the files it names checked; None once the reason is
+    on stderr (`files_prefix` leads a file problem's report: `check` reports them bare)."""
     try:
-        cfg = config_mod.load(args.config)
+        cfg = config_mod.load(path)
     except config_mod.ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return None
     problems = config_mod.check_files(cfg)
     if problems:
-        print(str(config_mod.ConfigError(problems, args.config)), file=sys.stderr)
+        print(f"{files_prefix}{config_mod.ConfigError(problems, path)}", file=sys.stderr)
+        return None
+    return cfg
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    cfg = _load_checked(args.config, "")
+    if cfg is None:
         return 2
     print(
         f"{args.config}: OK ({len(cfg.listeners)} listeners, {len(cfg.upstreams)} upstreams, "
@@ -41,14 +50,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    try:
-        cfg = config_mod.load(args.config)
-    except config_mod.ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    problems = config_mod.check_files(cfg)
-    if problems:
-        print(f"error: {config_mod.ConfigError(problems, args.config)}", file=sys.stderr)
+    cfg = _load_checked(args.config, "error: ")
+    if cfg is None:
         return 2
     install_uvloop()
     from .admin.server import AdminSecurityError
