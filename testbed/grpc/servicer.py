@@ -91,11 +91,22 @@ class TestServiceServicer(pb_grpc.TestServiceServicer):
         stats.started += 1
         return stats, _Outcome(stats)
 
-    def _plan(self, method: str, request: pb.Request | None) -> Plan:
+    async def _plan(
+        self,
+        method: str,
+        request: pb.Request | None,
+        context: aio.ServicerContext,
+        outcome: _Outcome,
+    ) -> Plan:
+        """The plan for `request` (None: the method's program alone); a behaviour that
+        cannot be carried out ends the call with INVALID_ARGUMENT."""
         wanted = None
-        if request is not None and request.HasField("behaviour"):
-            wanted = Behaviour.from_proto(request.behaviour)
-        return resolve(wanted, self._state.programs.get(method))
+        try:
+            if request is not None and request.HasField("behaviour"):
+                wanted = Behaviour.from_proto(request.behaviour)
+            return resolve(wanted, self._state.programs.get(method))
+        except BehaviourError as exc:
+            await self._abort(context, outcome, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
 
     @staticmethod
     def _received(stats: MethodStats, outcome: _Outcome, request: pb.Request) -> None:
@@ -191,10 +202,7 @@ class TestServiceServicer(pb_grpc.TestServiceServicer):
         stats, outcome = self._begin("Unary")
         try:
             self._received(stats, outcome, request)
-            try:
-                plan = self._plan("Unary", request)
-            except BehaviourError as exc:
-                await self._abort(context, outcome, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            plan = await self._plan("Unary", request, context, outcome)
             await _sleep(plan.latency)
             if plan.fail_after == 0:
                 await self._abort(context, outcome, plan.failure, plan.failure_message)
@@ -216,10 +224,7 @@ class TestServiceServicer(pb_grpc.TestServiceServicer):
         stats, outcome = self._begin("ServerStream")
         try:
             self._received(stats, outcome, request)
-            try:
-                plan = self._plan("ServerStream", request)
-            except BehaviourError as exc:
-                await self._abort(context, outcome, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            plan = await self._plan("ServerStream", request, context, outcome)
             echo = self._echo(context)
             await _sleep(plan.latency)
             for i in range(plan.count):
@@ -245,20 +250,13 @@ class TestServiceServicer(pb_grpc.TestServiceServicer):
     ) -> pb.Response:
         stats, outcome = self._begin("ClientStream")
         try:
-            try:
-                plan = self._plan("ClientStream", None)
-            except BehaviourError as exc:
-                await self._abort(context, outcome, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            plan = await self._plan("ClientStream", None, context, outcome)
             tag = ""
             request_bytes = 0
             async for request in request_iterator:
                 self._received(stats, outcome, request)
                 if outcome.received == 1 and request.HasField("behaviour"):
-                    try:
-                        plan = self._plan("ClientStream", request)
-                    except BehaviourError as exc:
-                        code = grpc.StatusCode.INVALID_ARGUMENT
-                        await self._abort(context, outcome, code, str(exc))
+                    plan = await self._plan("ClientStream", request, context, outcome)
                 tag = request.tag
                 request_bytes += len(request.payload)
                 if plan.fail_after is not None and outcome.received >= plan.fail_after:
@@ -290,19 +288,12 @@ class TestServiceServicer(pb_grpc.TestServiceServicer):
     ) -> AsyncIterator[pb.Response]:
         stats, outcome = self._begin("Bidi")
         try:
-            try:
-                call_plan = self._plan("Bidi", None)
-            except BehaviourError as exc:
-                await self._abort(context, outcome, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            call_plan = await self._plan("Bidi", None, context, outcome)
             echo = self._echo(context)
             limit = call_plan.fail_after
             async for request in request_iterator:
                 self._received(stats, outcome, request)
-                try:
-                    plan = self._plan("Bidi", request)
-                except BehaviourError as exc:
-                    code = grpc.StatusCode.INVALID_ARGUMENT
-                    await self._abort(context, outcome, code, str(exc))
+                plan = await self._plan("Bidi", request, context, outcome)
                 if outcome.received == 1:
                     call_plan = plan
                     limit = plan.fail_after
