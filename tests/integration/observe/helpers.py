@@ -4,6 +4,7 @@ a raw Kafka client, proxy configs, and parsers for /metrics, /stats and the acce
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import struct
 import urllib.request
@@ -129,6 +130,25 @@ def select(samples: dict[Labels, float], **want: str) -> Iterator[tuple[dict[str
 
 def total(samples: dict[Labels, float] | None, **want: str) -> float:
     return sum(v for _, v in select(samples or {}, **want))
+
+
+def outputs(
+    messages: str, config: str, access_log: Path, records: list[logging.LogRecord]
+) -> dict[str, str]:
+    """Everywhere a secret could show in clear, by name: /messages, /config, the
+    access log and the process log."""
+    return {
+        "messages": messages,
+        "config": config,
+        "access_log": access_log.read_text(),
+        "logs": "\n".join(r.getMessage() for r in records),
+    }
+
+
+def assert_not_in_clear(texts: dict[str, str], secrets: tuple[str, ...]) -> None:
+    for where, text in texts.items():
+        for secret in secrets:
+            assert secret not in text, f"{secret} in clear in {where}"
 
 
 def access_lines(path: Path) -> list[dict[str, Any]]:

@@ -18,7 +18,16 @@ from testbed.grpc.client import SyncClient
 from testbed.grpc.threaded import ThreadedGrpcService
 from tests.peers import ProxyThread
 
-from .helpers import access_lines, get, get_json, proxy_config, scrape, total
+from .helpers import (
+    access_lines,
+    assert_not_in_clear,
+    get,
+    get_json,
+    outputs,
+    proxy_config,
+    scrape,
+    total,
+)
 
 SVC = "/protoproxy.testbed.v1.TestService/"
 M = 4  # calls of each kind
@@ -167,16 +176,9 @@ def test_credentials_are_redacted_everywhere(grpc_server, tmp_path: Path, caplog
         proxy.run(proxy.app.components["observe"].access_log.flush)
         assert '"authorization","<redacted>"' in messages
         assert ":path" in messages  # the headers are shown, only the values hidden
-    outputs = {
-        "messages": messages,
-        "config": config,
-        "access_log": log_path.read_text(),
-        "logs": "\n".join(r.getMessage() for r in caplog.records),
-    }
-    for where, text in outputs.items():
-        for secret in ("s3cr3t-t0ken-value", "c00kie-secret-value", "admin-t0ken-value"):
-            assert secret not in text, f"{secret} in clear in {where}"
-    assert "<redacted>" in outputs["logs"]
+    texts = outputs(messages, config, log_path, caplog.records)
+    assert_not_in_clear(texts, ("s3cr3t-t0ken-value", "c00kie-secret-value", "admin-t0ken-value"))
+    assert "<redacted>" in texts["logs"]
     assert json.loads(config)["admin"]["token"] == "<redacted>"
 
 

@@ -16,7 +16,14 @@ from testbed.grpc.threaded import ThreadedGrpcService
 from testbed.http import FakeHttpService
 from tests.peers import ProxyThread, ServiceThread
 
-from .helpers import access_lines, get, get_json, proxy_config
+from .helpers import (
+    access_lines,
+    assert_not_in_clear,
+    get,
+    get_json,
+    outputs,
+    proxy_config,
+)
 
 AUTH = "Basic YWxpY2U6aHR0cC1wYXNzd29yZA=="  # alice:http-password
 COOKIE = "sid=req-c00kie-0123"
@@ -62,15 +69,10 @@ def test_http1_credentials_redacted_everywhere(http_server, tmp_path: Path, capl
     assert resp_headers["set-cookie"] == "<redacted>"
     lines = access_lines(log_path)
     assert [(ln["operation"], ln["status"]) for ln in lines] == [("GET /login", "200")]
-    outputs = {
-        "messages": messages,
-        "config": config,
-        "access_log": log_path.read_text(),
-        "logs": "\n".join(r.getMessage() for r in caplog.records),
-    }
-    for where, text in outputs.items():
-        for secret in ("YWxpY2U6aHR0cC1wYXNzd29yZA", "req-c00kie-0123", "resp-c00kie-4567"):
-            assert secret not in text, f"{secret} in clear in {where}"
+    texts = outputs(messages, config, log_path, caplog.records)
+    assert_not_in_clear(
+        texts, ("YWxpY2U6aHR0cC1wYXNzd29yZA", "req-c00kie-0123", "resp-c00kie-4567")
+    )
 
 
 def _status(url: str, token: str | None = None, method: str = "GET") -> int:

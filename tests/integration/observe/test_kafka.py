@@ -29,6 +29,7 @@ from .helpers import (
     access_lines,
     get,
     get_json,
+    outputs,
     proxy_config,
     scrape,
     total,
@@ -229,14 +230,9 @@ def test_sasl_credentials_are_redacted(tmp_path: Path, caplog) -> None:
     auth = [m for m in parsed if m["info"].get("api") == "SaslAuthenticate"]
     assert len(auth) == 2 and all(m["secret"] and m["view"] == "<redacted>" for m in auth)
     assert auth[0]["size"] > len(token)  # sizes are kept, the bytes are not
-    outputs = {
-        "messages": messages,
-        "config": config,
-        "access_log": log_path.read_text(),
-        "logs": "\n".join(r.getMessage() for r in caplog.records),
-    }
-    assert "SaslAuthenticate v2" in outputs["access_log"]
-    for where, text in outputs.items():
+    texts = outputs(messages, config, log_path, caplog.records)
+    assert "SaslAuthenticate v2" in texts["access_log"]
+    for where, text in texts.items():
         assert PASSWORD not in text, f"SASL password in clear in {where}"
         assert PASSWORD.encode().hex() not in text, f"SASL password (hex) in {where}"
 
