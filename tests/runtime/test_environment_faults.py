@@ -5,9 +5,16 @@ from __future__ import annotations
 import logging
 import socket
 import struct
-import threading
 
-from tests.peers import ProxyThread, Script, ScriptedServer, exchange, free_port, wait_for
+from tests.peers import (
+    ProxyThread,
+    Script,
+    ScriptedServer,
+    ThreadedServer,
+    exchange,
+    free_port,
+    wait_for,
+)
 
 
 def _errors(proxy: ProxyThread) -> dict:
@@ -41,24 +48,14 @@ def test_upstream_refused_then_next_endpoint_and_new_connections(caplog):
     good.close()
 
 
-class _Resetter:
+class _Resetter(ThreadedServer):
     """Accepts, reads a little, then resets the connection (SO_LINGER 0)."""
 
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            conn.recv(10)
-            conn.sendall(b"partial")
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            conn.close()
+    def _handle(self, conn: socket.socket) -> None:
+        conn.recv(10)
+        conn.sendall(b"partial")
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
 
 
 def test_upstream_reset_mid_stream_ends_that_connection_only(caplog):

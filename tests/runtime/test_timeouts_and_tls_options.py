@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import socket
 import ssl
-import threading
 
 import pytest
 
-from tests.peers import ProxyThread, Script, ScriptedServer, exchange, wait_for
+from tests.peers import ProxyThread, Script, ScriptedServer, ThreadedServer, exchange, wait_for
 from tests.runtime.conftest import client_context, server_context
 
 
@@ -24,24 +23,18 @@ def _tcp(server: ScriptedServer, **extra) -> dict:
     }
 
 
-class _Silent:
+class _Silent(ThreadedServer):
     """Accepts connections and holds them open without a byte either way."""
 
     def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
         self.held: list[socket.socket] = []
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                self.held.append(self.sock.accept()[0])
-            except OSError:
-                return
+    def _handle(self, conn: socket.socket) -> None:
+        self.held.append(conn)
 
     def close(self) -> None:
-        self.sock.close()
+        super().close()
         for s in self.held:
             s.close()
 
