@@ -156,13 +156,5 @@ class Proxy:
             obs(conn, exchanges)
 
     # -- queries -------------------------------------------------------------------
-    def bytes_total(self, listener: str, direction: Direction) -> int:
-        """Relayed bytes, including live connections (for exact /metrics)."""
-        label = "upstream" if direction is Direction.UPSTREAM else "downstream"
-        live = sum(
-            c.bytes[direction] for c in self.connections.values() if c.listener.name == listener
-        )
-        return int(self.metrics.bytes.get((listener, label))) + live
-
     def listener(self, name: str) -> ListenerRuntime:
         return self.listeners[name]

@@ -67,12 +67,6 @@ def parse_size(value: str | int) -> int:
     return size
 
 
-def format_duration(seconds: float) -> str:
-    if seconds >= 1 and float(seconds).is_integer():
-        return f"{int(seconds)}s"
-    return f"{round(seconds * 1000, 3):g}ms"
-
-
 #: Config field types: accept "200ms" / "16MiB" as well as plain numbers.
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 Size = Annotated[int, BeforeValidator(parse_size)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel
@@ -58,14 +58,6 @@ def header_pairs(headers: Iterable[tuple[Any, Any]]) -> list[list[str]]:
         else:
             out.append([name, str(value)])
     return out
-
-
-def has_secret_header(headers: Sequence[tuple[Any, Any]]) -> bool:
-    for name, _ in headers:
-        low = name.lower()
-        if low in SECRET_HEADERS or low in _SECRET_HEADERS_B:
-            return True
-    return False
 
 
 def config(cfg: Config) -> dict[str, Any]:

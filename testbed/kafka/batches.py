@@ -27,8 +27,6 @@ _PACK_OFFSET = struct.Struct(">q").pack_into
 _PACK_EPOCH = struct.Struct(">i").pack_into
 _UNPACK_LEN = struct.Struct(">i").unpack_from
 
-ATTR_TRANSACTIONAL = 0x10
-ATTR_CONTROL = 0x20
 NO_PRODUCER_ID = -1
 
 
@@ -59,14 +57,6 @@ class BatchHeader(NamedTuple):
     def size(self) -> int:
         """Bytes the whole batch occupies, including offset and length fields."""
         return self.batch_length + LOG_OVERHEAD
-
-    @property
-    def is_transactional(self) -> bool:
-        return bool(self.attributes & ATTR_TRANSACTIONAL)
-
-    @property
-    def is_control(self) -> bool:
-        return bool(self.attributes & ATTR_CONTROL)
 
 
 def read_header(buf: bytes | bytearray | memoryview, pos: int = 0) -> BatchHeader:

@@ -33,8 +33,3 @@ SUPPORTED: dict[int, tuple[int, int]] = {
     32: (1, 4),  # DescribeConfigs
     60: (0, 1),  # DescribeCluster
 }
-
-
-def is_supported(api_key: int, api_version: int) -> bool:
-    rng = SUPPORTED.get(api_key)
-    return rng is not None and rng[0] <= api_version <= rng[1]
