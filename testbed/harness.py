@@ -36,6 +36,30 @@ class Testbed:
         #: every kind of fault, once started (testbed.faults.TestbedFaults)
         self.faults: Any = None
 
+    def front(
+        self,
+        name: str,
+        protocol: str,
+        endpoints: list[str],
+        listeners: list[dict[str, Any]],
+        upstreams: list[dict[str, Any]],
+        **listener: Any,
+    ) -> None:
+        """Append the config that puts the proxy in front of a service: an upstream
+        `name` of `endpoints`, and a listener `name` on the scenario's port for it
+        (`listener` adds settings, e.g. ``kafka=...``)."""
+        sc = self.scenario
+        upstreams.append({"name": name, "endpoints": endpoints})
+        listeners.append(
+            {
+                "name": name,
+                "listen": f"{sc.host}:{sc.ports.get(name, 0)}",
+                "protocol": protocol,
+                "upstream": name,
+                **listener,
+            }
+        )
+
     async def start(self) -> None:
         sc = self.scenario
         listeners: list[dict[str, Any]] = []
@@ -43,15 +67,7 @@ class Testbed:
         if sc.echo.enabled:
             echo = await self._stack.enter_async_context(EchoService(sc.host))
             self.services["echo"] = echo
-            upstreams.append({"name": "echo", "endpoints": [echo.address]})
-            listeners.append(
-                {
-                    "name": "echo",
-                    "listen": f"{sc.host}:{sc.ports.get('echo', 0)}",
-                    "protocol": "tcp",
-                    "upstream": "echo",
-                }
-            )
+            self.front("echo", "tcp", [echo.address], listeners, upstreams)
         from . import setup_grpc, setup_http, setup_kafka
 
         if sc.kafka.enabled:

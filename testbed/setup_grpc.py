@@ -20,15 +20,6 @@ async def start(
     """
     from .grpc import FakeGrpcService
 
-    sc = tb.scenario
-    service = await tb._stack.enter_async_context(FakeGrpcService(host=sc.host))
+    service = await tb._stack.enter_async_context(FakeGrpcService(host=tb.scenario.host))
     tb.services["grpc"] = service
-    upstreams.append({"name": "grpc", "endpoints": [service.address]})
-    listeners.append(
-        {
-            "name": "grpc",
-            "listen": f"{sc.host}:{sc.ports.get('grpc', 0)}",
-            "protocol": "grpc",
-            "upstream": "grpc",
-        }
-    )
+    tb.front("grpc", "grpc", [service.address], listeners, upstreams)

@@ -19,16 +19,7 @@ async def start(
     """
     from .http import FakeHttpService
 
-    sc = tb.scenario
-    service = await tb._stack.enter_async_context(FakeHttpService(host=sc.host))
+    service = await tb._stack.enter_async_context(FakeHttpService(host=tb.scenario.host))
     tb.services["http"] = service
     host, port = service.address
-    upstreams.append({"name": "http", "endpoints": [f"{host}:{port}"]})
-    listeners.append(
-        {
-            "name": "http",
-            "listen": f"{sc.host}:{sc.ports.get('http', 0)}",
-            "protocol": "http",
-            "upstream": "http",
-        }
-    )
+    tb.front("http", "http", [f"{host}:{port}"], listeners, upstreams)

@@ -32,22 +32,14 @@ async def start(
     for topic, partitions in sc.kafka.topics.items():
         cluster.create_topic(topic, partitions)
     tb.services["kafka"] = cluster
-    upstreams.append({"name": "kafka", "endpoints": cluster.bootstrap_servers.split(",")})
     port = sc.ports.get("kafka", 0)
     settings: dict[str, Any] = {}
     if port:
         settings["brokers"] = {
             node: f"{sc.host}:{port + 1 + node}" for node in range(sc.kafka.brokers)
         }
-    listeners.append(
-        {
-            "name": "kafka",
-            "listen": f"{sc.host}:{port}",
-            "protocol": "kafka",
-            "upstream": "kafka",
-            "kafka": settings,
-        }
-    )
+    endpoints = cluster.bootstrap_servers.split(",")
+    tb.front("kafka", "kafka", endpoints, listeners, upstreams, kafka=settings)
     tb.hints.append(_kcat_hint)
 
 
