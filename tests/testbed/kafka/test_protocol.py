@@ -23,6 +23,25 @@ def _produce_body(topic: str, partition: int, records: bytes, acks: int = -1) ->
     }
 
 
+def _fetch_body(
+    topic: str, max_wait_ms: int, min_bytes: int, fetch_offset: int = 0, **extra: int
+) -> dict:
+    """A Fetch of partition 0 of `topic`; `extra` adds top-level fields (max_bytes, ...)."""
+    return {
+        "max_wait_ms": max_wait_ms,
+        "min_bytes": min_bytes,
+        **extra,
+        "topics": [
+            {
+                "topic": topic,
+                "partitions": [
+                    {"partition": 0, "fetch_offset": fetch_offset, "partition_max_bytes": 1 << 20}
+                ],
+            }
+        ],
+    }
+
+
 def _produce_result(resp) -> tuple[int, int]:
     part = resp.responses[0].partition_responses[0]
     return part.error_code, part.base_offset
@@ -86,22 +105,7 @@ async def test_produce_and_fetch_on_a_follower_get_not_leader(cluster: FakeKafka
     try:
         resp = await client.request(0, 9, _produce_body("nl", 0, make_batch([b"x"])))
         assert _produce_result(resp)[0] == errors.NOT_LEADER_OR_FOLLOWER
-        fetch = await client.request(
-            1,
-            12,
-            {
-                "max_wait_ms": 0,
-                "min_bytes": 0,
-                "topics": [
-                    {
-                        "topic": "nl",
-                        "partitions": [
-                            {"partition": 0, "fetch_offset": 0, "partition_max_bytes": 1 << 20}
-                        ],
-                    }
-                ],
-            },
-        )
+        fetch = await client.request(1, 12, _fetch_body("nl", 0, 0))
         assert fetch.responses[0].partitions[0].error_code == errors.NOT_LEADER_OR_FOLLOWER
     finally:
         await client.close()
@@ -115,22 +119,7 @@ async def test_fetch_waits_for_data_instead_of_answering_empty(cluster: FakeKafk
     try:
         fetch = asyncio.create_task(
             consumer.request(
-                1,
-                11,
-                {
-                    "max_wait_ms": 30_000,
-                    "min_bytes": 1,
-                    "max_bytes": 1 << 20,
-                    "isolation_level": 1,
-                    "topics": [
-                        {
-                            "topic": "lp",
-                            "partitions": [
-                                {"partition": 0, "fetch_offset": 0, "partition_max_bytes": 1 << 20}
-                            ],
-                        }
-                    ],
-                },
+                1, 11, _fetch_body("lp", 30_000, 1, max_bytes=1 << 20, isolation_level=1)
             )
         )
         await asyncio.sleep(0.05)
@@ -306,24 +295,7 @@ async def test_parked_fetch_answers_when_leadership_moves(cluster: FakeKafkaClus
     old_leader = cluster.leader("park", 0)
     client = await _leader_client(cluster, "park", 0)
     try:
-        fetch = asyncio.create_task(
-            client.request(
-                1,
-                12,
-                {
-                    "max_wait_ms": 30_000,
-                    "min_bytes": 1,
-                    "topics": [
-                        {
-                            "topic": "park",
-                            "partitions": [
-                                {"partition": 0, "fetch_offset": 0, "partition_max_bytes": 1 << 20}
-                            ],
-                        }
-                    ],
-                },
-            )
-        )
+        fetch = asyncio.create_task(client.request(1, 12, _fetch_body("park", 30_000, 1)))
         await asyncio.sleep(0.05)
         assert not fetch.done()
         cluster.move_leader("park", 0, (old_leader + 1) % 3)
@@ -366,22 +338,7 @@ async def test_fetch_with_an_error_answers_at_once(cluster: FakeKafkaCluster):
     client = await _leader_client(cluster, "oor", 0)
     try:
         async with asyncio.timeout(10):  # max_wait is 60 s: an error must not wait for it
-            resp = await client.request(
-                1,
-                12,
-                {
-                    "max_wait_ms": 60_000,
-                    "min_bytes": 1 << 20,
-                    "topics": [
-                        {
-                            "topic": "oor",
-                            "partitions": [
-                                {"partition": 0, "fetch_offset": 99, "partition_max_bytes": 1 << 20}
-                            ],
-                        }
-                    ],
-                },
-            )
+            resp = await client.request(1, 12, _fetch_body("oor", 60_000, 1 << 20, fetch_offset=99))
     finally:
         await client.close()
     assert resp.responses[0].partitions[0].error_code == errors.OFFSET_OUT_OF_RANGE
