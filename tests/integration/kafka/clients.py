@@ -4,7 +4,9 @@ Each returns what the client itself saw: ``produced`` (partition -> values in
 delivery order, None where the client does not report partitions) and
 ``consumed`` (partition -> [(offset, value)]). Loops are bounded by deadlines;
 settings keep batches large and long polls short so a 10k-record round trip
-takes seconds.
+takes seconds. The *Rounds classes drive the same clients in rounds, for tests
+that change the cluster in between (the proxy's suites and the fake cluster's
+own tests both use them).
 """
 
 from __future__ import annotations
