@@ -2,7 +2,8 @@
 
     python bench/h2_proxy.py [--requests 200000] [--clients 4] [--streams 32]
                              [--rounds 2] [--haproxy-threads 1] [--workload get|grpc|both]
-                             [--profile out.svg]
+                             [--profile out.svg] [--observe off,metrics,full]
+                             [--access-log /tmp/access.log]
 
 The upstream is nginx speaking HTTP/2 over cleartext (prior knowledge). The
 proxy runs `protocol: http2`, so it frames every frame, decodes every HPACK
@@ -16,6 +17,12 @@ Besides req/s the script reads each proxy's CPU time from /proc/<pid>/stat
 (utime + stime) around every h2load run and prints CPU µs per request.
 `--profile FILE` records the protoproxy process with py-spy during one extra
 run (flame graph SVG, or speedscope JSON if FILE ends in .json).
+
+`--observe` runs one protoproxy per observability level, side by side in the
+same rounds (off: no per-exchange metrics; metrics: the default config; full:
+metrics and the access log, to `--access-log` or a temp file), and prints each
+level's ratio to HAProxy, its drop against the first level listed, and CPU µs
+per request. `--profile` then records the last level listed.
 """
 
 from __future__ import annotations
@@ -125,23 +132,43 @@ def main() -> None:
     ap.add_argument("--haproxy-threads", type=int, default=1)
     ap.add_argument("--workload", choices=["get", "grpc", "both"], default="both")
     ap.add_argument("--profile", help="py-spy output file for one extra protoproxy run")
+    ap.add_argument(
+        "--observe",
+        default="metrics",
+        help="comma-separated observability levels, one protoproxy each: off, metrics "
+        "(the default config), full (metrics + access log); see bench/observe_cost.py",
+    )
+    ap.add_argument(
+        "--access-log", help="access log file of the `full` level (default: a temp file)"
+    )
     args = ap.parse_args()
-    workloads = ["get", "grpc"] if args.workload == "both" else [args.workload]
+    # Imported here: observe_cost imports this module at its top.
+    from observe_cost import observe_config, observe_drops, observe_levels
 
-    web, pp, ha = free_port(), free_port(), free_port()
+    workloads = ["get", "grpc"] if args.workload == "both" else [args.workload]
+    levels = observe_levels(args.observe)
+
+    web, ha = free_port(), free_port()
     with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory() as d:
         body = Path(d) / "grpc-message"
         body.write_bytes(b"\x00\x00\x00\x00\x0a" + b"\x0a\x08abcdefgh")  # one gRPC message
+        log = Path(args.access_log or Path(d) / "access.log")
         stack.enter_context(nginx_h2c(web))
-        proxy_proc = stack.enter_context(protoproxy([("h2", pp, web, "http2")]))
+        targets: dict[str, tuple[int, subprocess.Popen[bytes] | None]] = {"direct": (web, None)}
+        for level, name in levels.items():
+            pp = free_port()
+            extra = observe_config(level, log)
+            targets[name] = (pp, stack.enter_context(protoproxy([("h2", pp, web, "http2")], extra)))
         ha_proc = stack.enter_context(
             haproxy([("h2", ha, web, "http")], threads=args.haproxy_threads)
         )
-        targets = {"direct": (web, None), "protoproxy": (pp, proxy_proc), "haproxy": (ha, ha_proc)}
+        targets["haproxy"] = (ha, ha_proc)
         best: dict[tuple[str, str], float] = {}
         cpu: dict[tuple[str, str], float] = {}
         failures: dict[tuple[str, str], int] = {}
-        h2load(pp, argparse.Namespace(**{**vars(args), "requests": 2000}), "get", body)  # warm
+        warm = argparse.Namespace(**{**vars(args), "requests": 2000})
+        for name in levels.values():
+            h2load(targets[name][0], warm, "get", body)
         # Interleave rounds so that drift in machine load hits every peer alike.
         for _ in range(args.rounds):
             for workload in workloads:
@@ -155,7 +182,11 @@ def main() -> None:
                     best[key] = max(best.get(key, 0.0), rate)
                     failures[key] = failures.get(key, 0) + failed
         if args.profile:
-            profile(proxy_proc.pid, pp, args, body, workloads[-1])
+            port, proc = targets[list(levels.values())[-1]]
+            assert proc is not None
+            profile(proc.pid, port, args, body, workloads[-1])
+        stack.close()  # the proxies flush their access logs at exit
+        lines = sum(1 for _ in log.open()) if "full" in levels else None
 
     rows = [("peer", "workload", "req/s", "vs HAProxy", "proxy CPU µs/req", "failed")]
     for workload in workloads:
@@ -177,6 +208,10 @@ def main() -> None:
         f"best of {args.rounds}, HAProxy nbthread {args.haproxy_threads}, upstream nginx h2c"
     )
     print(table(rows))
+    if len(levels) > 1:
+        print(observe_drops(levels, workloads, best, cpu, "haproxy", "vs HAProxy"))
+    if lines is not None:
+        print(f"access log ({log}): {lines} lines")
 
 
 def profile(pid: int, port: int, args: argparse.Namespace, body: Path, workload: str) -> None:

@@ -7,9 +7,10 @@ the access log and the message tail on vs off.
 Four proxies run side by side, identical except for their `metrics:`,
 `access_log:` and `tail:` sections:
 
-- off:      per-exchange metrics off, no access log, no tail (connection metrics only)
+- off:      per-exchange metrics off, no access log, no tail (connection metrics and
+            the protocol's own families only)
 - metrics:  per-exchange metrics on (the default)
-- +log:     metrics and the access log (to a file)
+- full:     metrics and the access log (to a file)
 - +tail:    metrics, access log and the /messages ring
 
 Workloads:
@@ -46,12 +47,77 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import free_port, protoproxy, table, wait_port
 from h2_proxy import cpu_seconds, h2load, nginx_h2c
 
-VARIANTS: dict[str, str] = {
+#: The observability levels that bench/h2_proxy.py and bench/kafka_proxy.py take
+#: with `--observe`, as the proxy config each adds (`{log}`: the access log path).
+#: "off" keeps the connection metrics and each protocol's own families (Kafka per
+#: API, HTTP per method), which have no switch; it drops the generic per-exchange
+#: families, the part that `metrics.exchanges` turns off.
+OBSERVE: dict[str, str] = {
     "off": "metrics: {{exchanges: false}}",
     "metrics": "",
-    "+log": "access_log: {{enabled: true, path: '{log}'}}",
+    "full": "access_log: {{enabled: true, path: '{log}'}}",
+}
+VARIANTS: dict[str, str] = {
+    **OBSERVE,
     "+tail": "access_log: {{enabled: true, path: '{log}'}}\ntail: {{enabled: true}}",
 }
+
+
+def observe_config(level: str, log: Path) -> str:
+    """The config lines for one observability level, the access log going to `log`."""
+    return OBSERVE[level].format(log=log)
+
+
+def observe_levels(arg: str) -> dict[str, str]:
+    """`--observe off,metrics,full` -> {level: peer name}, in the order given.
+
+    One level keeps the plain peer name "protoproxy", so a default run prints
+    what it always printed.
+    """
+    levels = [x.strip() for x in arg.split(",") if x.strip()]
+    unknown = [x for x in levels if x not in OBSERVE]
+    if unknown or not levels:
+        sys.exit(f"--observe: unknown level(s) {unknown}; choose from {', '.join(OBSERVE)}")
+    if len(levels) == 1:
+        return {levels[0]: "protoproxy"}
+    return {level: f"protoproxy[{level}]" for level in dict.fromkeys(levels)}
+
+
+def observe_drops(
+    levels: dict[str, str],
+    workloads: list[str],
+    best: dict[tuple[str, str], float],
+    cpu: dict[tuple[str, str], float],
+    ref: str,
+    ref_label: str,
+) -> str:
+    """Each level's ratio to `ref` and what it lost against the first level.
+
+    The reference peer's rate is shared by every level of a workload, so the
+    ratio's drop is the throughput's drop; "CPU-bound drop" is what a proxy
+    short of CPU would lose (1 - cpu_first / cpu_level), the steadier figure.
+    """
+    first = next(iter(levels))
+    rows = [("workload", "observe", ref_label, "ratio drop", "CPU µs/req", "CPU-bound drop")]
+    for workload in workloads:
+        base = best[(levels[first], workload)]
+        base_cpu = cpu[(levels[first], workload)]
+        ref_rate = best[(ref, workload)]
+        for level, name in levels.items():
+            rate, used = best[(name, workload)], cpu[(name, workload)]
+            rows.append(
+                (
+                    workload,
+                    level,
+                    f"{rate / ref_rate:.3f}x",
+                    f"{(1 - rate / base) * 100:+.1f}%",
+                    f"{used:.2f}",
+                    f"{(1 - base_cpu / used) * 100:+.1f}%",
+                )
+            )
+    return f"observability levels, drops against `{first}`:\n" + table(rows)
+
+
 WINDOW = 64  # Kafka requests in flight
 
 
@@ -196,7 +262,7 @@ def run_workload(workload: str, args: argparse.Namespace) -> None:
         stack.close()  # stop the proxies: their access logs flush at exit
         lines = {
             name: sum(1 for _ in (Path(d) / f"access-{name.strip('+')}.log").open())
-            for name in ("+log", "+tail")
+            for name in ("full", "+tail")
         }
     what = (
         f"h2load -n {args.requests} -c {args.clients} -m {args.streams} gRPC-shaped POSTs to nginx h2c"

@@ -5,8 +5,10 @@ these generic ones exist so that every listener gets request counts and a
 latency histogram even before, or without, a protocol integration.
 
 The hot path: one dict lookup for the connection's label state, two nested
-dict lookups for the cached label tuple, then ``+=`` on plain numbers. Label
-tuples are built once per (connection, operation, status) and reused.
+dict lookups for the cached label tuple, then ``+=`` on plain numbers; the
+counters' and histogram's methods run only for a series' first value (where
+the series caps apply). Label tuples are built once per (connection,
+operation, status) and reused.
 """
 
 from __future__ import annotations
@@ -81,20 +83,23 @@ class ExchangeMetrics:
         self._conns: dict[int, _ConnLabels] = {}
 
     def _labels(self, conn: Connection) -> _ConnLabels:
-        state = self._conns.get(conn.id)
-        if state is None or state.protocol != conn.protocol:
-            state = self._conns[conn.id] = _ConnLabels(conn.listener.name, conn.protocol)
+        state = self._conns[conn.id] = _ConnLabels(conn.listener.name, conn.protocol)
         return state
 
     def closed(self, conn: Connection) -> None:
         self._conns.pop(conn.id, None)
 
     def observe(self, conn: Connection, exchanges: list[Exchange]) -> None:
-        state = self._labels(conn)
+        state = self._conns.get(conn.id)
+        if state is None or state.protocol != conn.protocol:
+            state = self._labels(conn)
         ops = state.ops
         counts = self.exchanges.values
         series = self.duration.series
         bounds = self.duration.bounds
+        messages = self.messages.values
+        record_counts = self.records.values
+        clients = self.clients.values
         for ex in exchanges:
             op = ex.operation
             labels = ops.get(op)
@@ -127,12 +132,23 @@ class ExchangeMetrics:
                 continue
             n_up = attrs.get("request_messages")
             if n_up is not None:
-                self.messages.inc(labels.up, n_up)
-                self.messages.inc(labels.down, attrs.get("response_messages", 0))
+                n_down = attrs.get("response_messages", 0)
+                up, down = labels.up, labels.down
+                if up in messages and down in messages:
+                    messages[up] += n_up
+                    messages[down] += n_down
+                else:
+                    self.messages.inc(up, n_up)
+                    self.messages.inc(down, n_down)
+                continue  # a gRPC call: no records, no client id
             records = attrs.get("record_count")
             if records:
                 # Produce requests carry records upstream; Fetch responses downstream.
-                self.records.inc(labels.up if "acks" in attrs else labels.down, records)
+                rkey = labels.up if "acks" in attrs else labels.down
+                if rkey in record_counts:
+                    record_counts[rkey] += records
+                else:
+                    self.records.inc(rkey, records)
             client = attrs.get("client_id")
             if client is not None:
                 ckey = state.client.get(client)
@@ -140,4 +156,7 @@ class ExchangeMetrics:
                     if len(state.client) >= _CACHE_LIMIT:
                         state.client.clear()
                     ckey = state.client[client] = (state.listener, ex.protocol, client)
-                self.clients.inc(ckey)
+                if ckey in clients:
+                    clients[ckey] += 1
+                else:
+                    self.clients.inc(ckey)
