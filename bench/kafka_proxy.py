@@ -9,6 +9,12 @@ machine is shared. Prints records/s both ways, the ratio (goal: >= 0.9), the
 proxy's CPU seconds, and the codec decode rate from bench/kafka_decode.py.
 
     python bench/kafka_proxy.py [--records 1000000] [--size 100] [--rounds 2]
+                                [--observe off,metrics,full] [--access-log /tmp/a.log]
+
+`--observe` runs one proxy per observability level (off: no per-exchange
+metrics; metrics: the default config; full: metrics and the access log), all
+in the same alternating rounds, and prints each level's ratio to direct, its
+drop against the first level listed, and the proxy's CPU µs per record.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ ROOT = HERE.parent
 sys.path[:0] = [str(HERE), str(ROOT / "codecs"), str(ROOT)]  # this checkout, not an install
 
 from common import free_port, wait_port  # noqa: E402
+from h2_proxy import cpu_seconds  # noqa: E402
 
 _CLUSTER = textwrap.dedent(
     """
@@ -100,7 +107,7 @@ def produce(bootstrap: str, records: int, size: int) -> float:
     return records / result["elapsed"]
 
 
-def proxy_config(port: int, brokers: list[int], path: Path) -> None:
+def proxy_config(port: int, brokers: list[int], path: Path, extra: str = "") -> None:
     endpoints = ", ".join(f"'127.0.0.1:{p}'" for p in brokers)
     path.write_text(
         textwrap.dedent(
@@ -112,12 +119,9 @@ def proxy_config(port: int, brokers: list[int], path: Path) -> None:
               - {{name: kafka, endpoints: [{endpoints}]}}
             """
         )
+        + extra
+        + "\n"
     )
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _spy(pid: int, out: Path, round_no: int) -> subprocess.Popen[bytes]:
@@ -207,70 +211,122 @@ def main() -> None:
         type=Path,
         help="py-spy the proxy during proxied runs; write collapsed stacks here",
     )
+    ap.add_argument(
+        "--observe",
+        default="metrics",
+        help="comma-separated observability levels, one proxy each: off, metrics "
+        "(the default config), full (metrics + access log); see bench/observe_cost.py",
+    )
+    ap.add_argument(
+        "--access-log", type=Path, help="access log file of the `full` level (default: temp)"
+    )
     args = ap.parse_args()
+    from observe_cost import observe_config, observe_drops, observe_levels
+
+    levels = observe_levels(args.observe)
+    names = list(levels.values())
 
     brokers = [free_port() for _ in range(3)]
-    proxy_port = free_port()
     with tempfile.TemporaryDirectory() as d:
-        cfg = Path(d) / "kafka.yaml"
-        proxy_config(proxy_port, brokers, cfg)
+        log = args.access_log or Path(d) / "access.log"
         cluster = subprocess.Popen(
             [sys.executable, "-c", _CLUSTER, ",".join(map(str, brokers))],
             stdout=subprocess.PIPE,
             env=_env(),
         )
-        proxy = None
+        proxies: dict[str, tuple[int, subprocess.Popen[bytes]]] = {}
         try:
             assert cluster.stdout is not None
             if cluster.stdout.readline().strip() != b"ready":
                 sys.exit("fake cluster did not start")
-            proxy = subprocess.Popen(
-                [sys.executable, "-m", "protoproxy", "--log-level", "error", "run", str(cfg)],
-                env=_env(),
-                cwd=str(ROOT),
-            )
-            wait_port(proxy_port)
-            direct: list[float] = []
-            proxied: list[float] = []
-            proxy_cpu = 0.0
+            for level, name in levels.items():
+                port = free_port()
+                cfg = Path(d) / f"kafka-{level}.yaml"
+                proxy_config(port, brokers, cfg, observe_config(level, log))
+                proxies[name] = (
+                    port,
+                    subprocess.Popen(
+                        [
+                            sys.executable,
+                            "-m",
+                            "protoproxy",
+                            "--log-level",
+                            "error",
+                            "run",
+                            str(cfg),
+                        ],
+                        env=_env(),
+                        cwd=str(ROOT),
+                    ),
+                )
+                wait_port(port)
+            rates: dict[str, list[float]] = {name: [] for name in ["direct", *names]}
+            cpu: dict[str, float] = {}
             for r in range(args.rounds):
-                # Alternate which goes first, so warm-up and log growth favour neither.
-                for which in ("direct", "proxied") if r % 2 == 0 else ("proxied", "direct"):
+                # Alternate the order, so warm-up and log growth favour no one.
+                order = ["direct", *names] if r % 2 == 0 else [*reversed(names), "direct"]
+                for which in order:
                     if which == "direct":
-                        direct.append(produce(f"127.0.0.1:{brokers[0]}", args.records, args.size))
+                        rates[which].append(
+                            produce(f"127.0.0.1:{brokers[0]}", args.records, args.size)
+                        )
                         continue
+                    port, proxy = proxies[which]
                     before = cpu_seconds(proxy.pid)
-                    spy = _spy(proxy.pid, args.profile, r) if args.profile else None
-                    proxied.append(produce(f"127.0.0.1:{proxy_port}", args.records, args.size))
-                    proxy_cpu = cpu_seconds(proxy.pid) - before
+                    spy = None
+                    if args.profile:
+                        out = args.profile
+                        if len(names) > 1:  # one set of files per level
+                            level = which.partition("[")[2].rstrip("]")
+                            out = out.with_name(f"{out.stem}.{level}{out.suffix}")
+                        spy = _spy(proxy.pid, out, r)
+                    rates[which].append(produce(f"127.0.0.1:{port}", args.records, args.size))
+                    used = (cpu_seconds(proxy.pid) - before) / args.records * 1e6
+                    cpu[which] = min(cpu.get(which, used), used)
                     if spy is not None:
                         spy.send_signal(2)
                         spy.wait(30)
                 print(
-                    f"round {r + 1}: direct {direct[-1]:,.0f} rec/s, "
-                    f"proxied {proxied[-1]:,.0f} rec/s (proxy CPU {proxy_cpu:.2f} s)",
+                    f"round {r + 1}: "
+                    + ", ".join(f"{n} {rates[n][-1]:,.0f} rec/s" for n in ["direct", *names]),
                     flush=True,
                 )
         finally:
-            if proxy is not None:
+            for _, proxy in proxies.values():
                 proxy.terminate()
                 proxy.wait(10)
             cluster.terminate()
             cluster.wait(10)
-    best_direct, best_proxied = max(direct), max(proxied)
-    med_direct, med_proxied = statistics.median(direct), statistics.median(proxied)
+        lines = sum(1 for _ in log.open()) if "full" in levels and log.exists() else None
     mb = args.size / 1e6
+    best = {name: max(r) for name, r in rates.items()}
+    median = {name: statistics.median(r) for name, r in rates.items()}
     print(f"records: {args.records:,} x {args.size} B, acks=all, idempotent, 6 partitions")
-    print(f"direct:  {best_direct:>12,.0f} records/s  {best_direct * mb:6.1f} MB/s")
-    print(f"proxied: {best_proxied:>12,.0f} records/s  {best_proxied * mb:6.1f} MB/s")
-    print(
-        f"ratio proxied/direct: {best_proxied / best_direct:.2f} best-of-{args.rounds}, "
-        f"{med_proxied / med_direct:.2f} median (goal >= 0.90)"
-    )
-    print(
-        f"proxy CPU in the last proxied run: {proxy_cpu:.2f} s "
-        f"({proxy_cpu / args.records * 1e6:.3f} µs/record)"
-    )
+    for name in ["direct", *names]:
+        label = "proxied" if name == "protoproxy" else name
+        print(f"{label + ':':<21}{best[name]:>12,.0f} records/s  {best[name] * mb:6.1f} MB/s")
+    for name in names:
+        label = "proxied" if name == "protoproxy" else name
+        print(
+            f"ratio {label}/direct: {best[name] / best['direct']:.2f} best-of-{args.rounds}, "
+            f"{median[name] / median['direct']:.2f} median (goal >= 0.90); "
+            f"proxy CPU {cpu[name]:.3f} µs/record (least of the rounds)"
+        )
+    if len(levels) > 1:
+        keyed_best = {(n, "produce"): best[n] for n in best}
+        keyed_cpu = {(n, "produce"): cpu[n] for n in cpu}
+        print(
+            observe_drops(
+                levels, ["produce"], keyed_best, keyed_cpu, "direct", "vs direct", "µs/record"
+            )
+        )
+    if lines is not None:
+        per_run = lines / args.rounds
+        print(
+            f"access log ({log}): {lines} lines, one per request: ~{per_run:.0f} requests "
+            f"a run, so proxy CPU µs/request "
+            + ", ".join(f"{n} {cpu[n] * args.records / per_run:.1f}" for n in names)
+        )
     print("\nper-message cost (in-process):")
     print(filter_cost())
     if not args.no_decode:

@@ -90,6 +90,7 @@ def observe_drops(
     cpu: dict[tuple[str, str], float],
     ref: str,
     ref_label: str,
+    cpu_unit: str = "µs/req",
 ) -> str:
     """Each level's ratio to `ref` and what it lost against the first level.
 
@@ -98,7 +99,7 @@ def observe_drops(
     short of CPU would lose (1 - cpu_first / cpu_level), the steadier figure.
     """
     first = next(iter(levels))
-    rows = [("workload", "observe", ref_label, "ratio drop", "CPU µs/req", "CPU-bound drop")]
+    rows = [("workload", "observe", ref_label, "ratio drop", f"CPU {cpu_unit}", "CPU-bound drop")]
     for workload in workloads:
         base = best[(levels[first], workload)]
         base_cpu = cpu[(levels[first], workload)]
@@ -111,7 +112,7 @@ def observe_drops(
                     level,
                     f"{rate / ref_rate:.3f}x",
                     f"{(1 - rate / base) * 100:+.1f}%",
-                    f"{used:.2f}",
+                    f"{used:.3f}" if used < 1 else f"{used:.2f}",
                     f"{(1 - base_cpu / used) * 100:+.1f}%",
                 )
             )

@@ -1,23 +1,25 @@
 """The access log: one JSON line per Exchange, written in large batches.
 
 The per-line cost is paid on every exchange of a proxy that is usually CPU
-bound, so a line is one ``%`` over strings prepared earlier:
+bound, so the work is arranged to be small:
 
-- everything fixed for a (connection, operation, status) - conn, listener,
-  peers, protocol, operation, status - is JSON-encoded once, into one string;
+- `observe` only holds the exchanges (they are complete and nothing changes
+  them); lines are made in one pass per `_BATCH` exchanges, on a
+  once-a-second timer, and at close, and go out as one write;
+- a line is one bytes ``%`` appended to a bytearray: no str per line to keep
+  and join, no encode;
+- everything fixed for a (connection, protocol, operation, status) - conn,
+  listener, peers, protocol, operation, status - is JSON-encoded once;
 - the wall-clock ``start`` reuses the text of its second and formats only the
   microseconds (``%.6f`` on a 10-digit float is the single most expensive
   step otherwise); it is derived from the loop's monotonic stamps with one
-  offset taken when the log opens, so ``time.time()`` stays off this path and
-  durations stay exact;
-- ``duration`` uses ``%.12g`` (12 significant digits: below the clock's
-  resolution, and cheaper than the shortest-repr ``%r``);
+  offset taken when the log opens, so ``time.time()`` stays off this path;
+- ``duration`` is ``%.12g`` (12 significant digits, below the clock's
+  resolution, and cheaper than the shortest-repr ``%r``), and on uvloop's
+  millisecond clock, where durations take few distinct values, the text of
+  each is kept;
 - gRPC calls, the common tiny exchange, have a template with their two message
-  counts built in; other attrs go through a loop with cached string encodings.
-
-Lines collect in a list and reach the file as one write per ``_BATCH`` lines,
-on a once-a-second flush, and at close, so a busy proxy makes a few write
-syscalls a second rather than one per exchange or per read.
+  counts built in; other attrs go through a loop with cached encodings.
 """
 
 from __future__ import annotations
@@ -38,8 +40,6 @@ if TYPE_CHECKING:
 
 BUFFER = 256 * 1024
 FLUSH_INTERVAL = 1.0
-#: Lines held before one write; with ~250-byte lines, about one BUFFER.
-_BATCH = 1024
 
 # Exchange attrs copied into the line when present (small, bounded values only),
 # by exchange protocol; "fault" is checked for every protocol.
@@ -56,24 +56,32 @@ _ATTRS: dict[str, tuple[str, ...]] = {
     "kafka": ("client_id", "record_count", "topics", "errors"),
     "grpc": ("request_messages", "response_messages", "grpc_message"),
 }
-#: (attr name, its '"name":' key with the comma before it), per protocol.
-_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
-    proto: tuple((n, f',"{n}":') for n in names)
+#: (attr name, its ',"name":' key), per protocol.
+_KEYS: dict[str, tuple[tuple[str, bytes], ...]] = {
+    proto: tuple((n, f',"{n}":'.encode()) for n in names)
     for proto, names in (*_ATTRS.items(), ("", _ALL_ATTRS))
 }
 
 # start's second (text up to the '.'), microseconds, duration, the
 # (connection, operation, status) fields, request_bytes, response_bytes.
-_HEAD = '%s%06d,"duration":%s%s%d,"response_bytes":%d'
-_LINE = _HEAD + "%s}\n"  # + the attrs' fields
-_GRPC_LINE = _HEAD + ',"request_messages":%d,"response_messages":%d}\n'
+_HEAD = b'%s%06d,"duration":%s%s%d,"response_bytes":%d'
+_LINE = _HEAD + b"%s}\n"  # + the attrs' fields
+_GRPC_LINE = _HEAD + b',"request_messages":%d,"response_messages":%d}\n'
 _US = 1_000_000
 
-#: Bound on each string cache (operations per connection, statuses per
-#: operation, attr strings); a full cache is emptied and refilled.
+#: Bound on each cache (operations per connection, statuses per operation,
+#: attr values, durations); a full cache is emptied and refilled.
 _CACHE = 4096
 _STATUS_CACHE = 256
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+
+
+def _json(v: Any) -> bytes:
+    return _encode(v).encode()
+
+
+#: (protocol, the line's fields from conn to "request_bytes":, attr keys, is gRPC)
+_Fixed = tuple[str, bytes, tuple[tuple[str, bytes], ...], bool]
 
 
 class _ConnLines:
@@ -83,8 +91,8 @@ class _ConnLines:
 
     def __init__(self, fields: str) -> None:
         self.fields = fields  # ',"conn":..,"upstream":"..",'
-        #: operation -> status -> (protocol, fields up to "request_bytes":, attr keys)
-        self.ops: dict[str, dict[str, tuple[str, str, tuple[tuple[str, str], ...]]]] = {}
+        #: operation -> status -> the line's fixed fields
+        self.ops: dict[str, dict[str, _Fixed]] = {}
 
 
 class AccessLog:
@@ -97,15 +105,15 @@ class AccessLog:
         self._flush_handle: asyncio.TimerHandle | None = None
         self._clock_offset = 0.0
         self.lines = 0
-        self._pending: list[str] = []
+        #: Lines not yet written: up to BUFFER bytes or FLUSH_INTERVAL seconds.
+        self._buf = bytearray()
         self._conns: dict[int, _ConnLines] = {}
-        self._values: dict[str | tuple[str, ...], str] = {}  # attr value -> its JSON
-        # The wall-clock second last written and its text: '{"start":1795730399.'
+        self._values: dict[str | tuple[str, ...], bytes] = {}  # attr value -> its JSON
+        # The wall-clock second last written and its text: b'{"start":1795730399.'
         self._second = 0.0
-        self._second_text = '{"start":0.'
-        #: duration -> its text, kept while the loop's clock ticks in whole
-        #: milliseconds (uvloop's), when durations take few distinct values.
-        self._durations: dict[float, str] = {}
+        self._second_text = b'{"start":0.'
+        #: duration -> its text, while the loop's clock ticks in whole milliseconds.
+        self._durations: dict[float, bytes] = {}
         self._quantized = False
 
     def _open(self, conn: Connection) -> IO[bytes]:
@@ -138,21 +146,25 @@ class AccessLog:
         self._conns.pop(conn.id, None)
 
     def observe(self, conn: Connection, exchanges: list[Exchange]) -> None:
-        """Queue one line per (sampled) exchange."""
+        """Append one line per (sampled) exchange to the buffer.
+
+        Formatted now rather than held for a batch: held exchanges outlive a
+        young-generation collection or two, and the GC work that adds costs
+        more than formatting per call saves.
+        """
         if self._out is None:
             self._open(conn)
         state = self._conns.get(conn.id) or self._conn_lines(conn)
-        ops = state.ops
-        sample = self.sample
+        if self.sample < 1.0:
+            rand = self._rng.random
+            exchanges = [ex for ex in exchanges if rand() < self.sample]
         offset = self._clock_offset
         second = self._second
         second_text = self._second_text
-        pending = self._pending
         durations = self._durations
-        before = len(pending)
+        out = self._buf
+        ops = state.ops
         for ex in exchanges:
-            if sample < 1.0 and self._rng.random() >= sample:
-                continue
             by_status = ops.get(ex.operation)
             if by_status is None:
                 if len(ops) >= _CACHE:
@@ -163,73 +175,64 @@ class AccessLog:
                 fixed = self._fixed(state, by_status, ex)
             t = ex.started + offset
             us = int((t - second) * _US + 0.5)
-            if not 0 <= us < _US:
+            if 0 <= us < _US:
+                start = second_text
+            else:
                 start, us = self._start(t)
                 second, second_text = self._second, self._second_text
-            else:
-                start = second_text
             dur = ex.finished - ex.started
             dtext = durations.get(dur)
             if dtext is None:
                 dtext = self._duration(dur)
             attrs = ex.attrs
-            if fixed[0] == "grpc" and attrs and "fault" not in attrs:
-                n_in = attrs.get("request_messages")
-                n_out = attrs.get("response_messages")
-                if type(n_in) is int and type(n_out) is int and attrs.get("grpc_message") is None:
-                    pending.append(
-                        _GRPC_LINE
-                        % (
-                            start,
-                            us,
-                            dtext,
-                            fixed[1],
-                            ex.request_bytes,
-                            ex.response_bytes,
-                            n_in,
-                            n_out,
-                        )
+            if fixed[3] and "fault" not in attrs and "grpc_message" not in attrs:
+                # A gRPC call: the codec always sets both counts, as ints.
+                try:
+                    out += _GRPC_LINE % (
+                        start,
+                        us,
+                        dtext,
+                        fixed[1],
+                        ex.request_bytes,
+                        ex.response_bytes,
+                        attrs["request_messages"],
+                        attrs["response_messages"],
                     )
                     continue
-            pending.append(
-                _LINE
-                % (
-                    start,
-                    us,
-                    dtext,
-                    fixed[1],
-                    ex.request_bytes,
-                    ex.response_bytes,
-                    self._attrs(attrs, fixed[2]) if attrs else "",
-                )
+                except (KeyError, TypeError):
+                    pass  # not as expected: the general form below
+            out += _LINE % (
+                start,
+                us,
+                dtext,
+                fixed[1],
+                ex.request_bytes,
+                ex.response_bytes,
+                self._attrs(attrs, fixed[2]) if attrs else b"",
             )
-        added = len(pending) - before
-        if not added:
-            return
-        self.lines += added
-        if len(pending) >= _BATCH:
+        self.lines += len(exchanges)
+        if len(out) >= BUFFER:
             self._write()
-        if self._flush_handle is None:
+        elif self._flush_handle is None:
             self._flush_handle = conn.loop.call_later(FLUSH_INTERVAL, self._timed_flush)
 
-    def _fixed(
-        self,
-        state: _ConnLines,
-        by_status: dict[str, tuple[str, str, tuple[tuple[str, str], ...]]],
-        ex: Exchange,
-    ) -> tuple[str, str, tuple[tuple[str, str], ...]]:
+    def _fixed(self, state: _ConnLines, by_status: dict[str, _Fixed], ex: Exchange) -> _Fixed:
         """The (connection, protocol, operation, status) fields of a line, encoded once."""
         if len(by_status) >= _STATUS_CACHE:
             by_status.clear()
         fixed = by_status[ex.status] = (
             ex.protocol,
-            f'{state.fields}"protocol":{_encode(ex.protocol)},"operation":{_encode(ex.operation)},'
-            f'"status":{_encode(ex.status)},"request_bytes":',
+            (
+                f'{state.fields}"protocol":{_encode(ex.protocol)},'
+                f'"operation":{_encode(ex.operation)},"status":{_encode(ex.status)},'
+                '"request_bytes":'
+            ).encode(),
             _KEYS.get(ex.protocol, _KEYS[""]),
+            ex.protocol == "grpc",
         )
         return fixed
 
-    def _start(self, t: float) -> tuple[str, int]:
+    def _start(self, t: float) -> tuple[bytes, int]:
         """`start` split as (its text up to the '.', microseconds), for a new second.
 
         A later second becomes the cached one; an exchange that began in an
@@ -240,22 +243,22 @@ class AccessLog:
         if us == _US:  # rounds up into the next second
             second += 1.0
             us = 0
-        text = f'{{"start":{int(second)}.'
+        text = b'{"start":%d.' % second
         if second > self._second:
             self._second, self._second_text = second, text
         return text, us
 
-    def _duration(self, dur: float) -> str:
+    def _duration(self, dur: float) -> bytes:
         # %.12g prints 0 or 2 for whole numbers and rounds long durations: repr there.
-        text = f"{dur:.12g}" if 0.0 < dur < 1.0 else repr(dur)
+        text = b"%.12g" % dur if 0.0 < dur < 1.0 else repr(dur).encode()
         if self._quantized:
             if len(self._durations) >= _CACHE:
                 self._durations.clear()
             self._durations[dur] = text
         return text
 
-    def _attrs(self, attrs: dict[str, Any], keys: tuple[tuple[str, str], ...]) -> str:
-        out = ""
+    def _attrs(self, attrs: dict[str, Any], keys: tuple[tuple[str, bytes], ...]) -> bytes:
+        out = b""
         values = self._values
         for name, key in keys:
             v = attrs.get(name)
@@ -263,7 +266,7 @@ class AccessLog:
                 continue
             t = type(v)
             if t is int:
-                out += f"{key}{v}"
+                out += b"%s%d" % (key, v)
                 continue
             if t is str:
                 enc = values.get(v)
@@ -274,35 +277,30 @@ class AccessLog:
                     enc = None
             else:
                 enc = None
-            if enc is not None:
-                out += key + enc
-                continue
-            out += key + self._value(v)
+            out += key + (enc if enc is not None else self._value(v))
         fault = attrs.get("fault")
         if fault is not None:
-            out += ',"fault":' + _encode(fault)
+            out += b',"fault":' + _json(fault)
         return out
 
-    def _value(self, v: Any) -> str:
+    def _value(self, v: Any) -> bytes:
         """JSON for an attr value; strings (client ids) and lists of them (topics)
         are kept encoded, keyed by the string or the list's tuple."""
         t = type(v)
         if t is str:
-            enc = self._values[v] = _encode(v)
+            enc = self._values[v] = _json(v)
         elif t is list and all(type(x) is str for x in v):
-            enc = self._values[tuple(v)] = "[" + ",".join([_encode(x) for x in v]) + "]"
+            enc = self._values[tuple(v)] = _json(v)
         else:
-            return _encode(v)
+            return _json(v)
         if len(self._values) > _CACHE:
             self._values.clear()
         return enc
 
     def _write(self) -> None:
-        pending = self._pending
-        if pending and self._out is not None:
-            data = "".join(pending).encode()
-            pending.clear()
-            self._out.write(data)
+        if self._buf and self._out is not None:
+            self._out.write(self._buf)
+            self._buf.clear()
 
     def _timed_flush(self) -> None:
         self._flush_handle = None
