@@ -55,6 +55,8 @@ _ALL_ATTRS = (
 _ATTRS: dict[str, tuple[str, ...]] = {
     "kafka": ("client_id", "record_count", "topics", "errors"),
     "grpc": ("request_messages", "response_messages", "grpc_message"),
+    "http2": (),
+    "http": (),
 }
 #: (attr name, its ',"name":' key), per protocol.
 _KEYS: dict[str, tuple[tuple[str, bytes], ...]] = {
@@ -66,6 +68,7 @@ _KEYS: dict[str, tuple[tuple[str, bytes], ...]] = {
 # (connection, operation, status) fields, request_bytes, response_bytes.
 _HEAD = b'%s%06d,"duration":%s%s%d,"response_bytes":%d'
 _LINE = _HEAD + b"%s}\n"  # + the attrs' fields
+_PLAIN_LINE = _HEAD + b"}\n"
 _GRPC_LINE = _HEAD + b',"request_messages":%d,"response_messages":%d}\n'
 _US = 1_000_000
 
@@ -80,8 +83,10 @@ def _json(v: Any) -> bytes:
     return _encode(v).encode()
 
 
-#: (protocol, the line's fields from conn to "request_bytes":, attr keys, is gRPC)
-_Fixed = tuple[str, bytes, tuple[tuple[str, bytes], ...], bool]
+# Which template a line takes: no attrs to copy but a fault, a gRPC call, any other.
+_PLAIN, _GRPC, _OTHER = "plain", "grpc", "other"
+#: (protocol, the line's fields from conn to "request_bytes":, attr keys, template kind)
+_Fixed = tuple[str, bytes, tuple[tuple[str, bytes], ...], str]
 
 
 class _ConnLines:
@@ -185,7 +190,18 @@ class AccessLog:
             if dtext is None:
                 dtext = self._duration(dur)
             attrs = ex.attrs
-            if fixed[3] and "fault" not in attrs and "grpc_message" not in attrs:
+            kind = fixed[3]
+            if kind is _PLAIN and "fault" not in attrs:
+                out += _PLAIN_LINE % (
+                    start,
+                    us,
+                    dtext,
+                    fixed[1],
+                    ex.request_bytes,
+                    ex.response_bytes,
+                )
+                continue
+            if kind is _GRPC and "fault" not in attrs and "grpc_message" not in attrs:
                 # A gRPC call: the codec always sets both counts, as ints.
                 try:
                     out += _GRPC_LINE % (
@@ -220,6 +236,7 @@ class AccessLog:
         """The (connection, protocol, operation, status) fields of a line, encoded once."""
         if len(by_status) >= _STATUS_CACHE:
             by_status.clear()
+        keys = _KEYS.get(ex.protocol, _KEYS[""])
         fixed = by_status[ex.status] = (
             ex.protocol,
             (
@@ -227,8 +244,8 @@ class AccessLog:
                 f'"operation":{_encode(ex.operation)},"status":{_encode(ex.status)},'
                 '"request_bytes":'
             ).encode(),
-            _KEYS.get(ex.protocol, _KEYS[""]),
-            ex.protocol == "grpc",
+            keys,
+            _GRPC if ex.protocol == "grpc" else _OTHER if keys else _PLAIN,
         )
         return fixed
 

@@ -49,7 +49,8 @@ OPTIONAL = (
     ("response_messages", "grpc"),
     ("grpc_message", "grpc"),
 )
-KNOWN = ("kafka", "grpc")
+#: Protocols with a list of their own (HTTP has none); any other gets every field.
+KNOWN = ("kafka", "grpc", "http", "http2")
 START = re.compile(rb'^\{"start":\d+\.\d{6},"duration":')
 
 names = st.text(min_size=1, max_size=12)
@@ -62,7 +63,7 @@ json_value = st.recursive(
 
 @st.composite
 def exchanges(draw: st.DrawFn, quantized: bool) -> Exchange:
-    protocol = draw(st.sampled_from(["kafka", "grpc", "http2", "http"]))
+    protocol = draw(st.sampled_from(["kafka", "grpc", "http2", "http", "other"]))
     # A few shared operations and statuses, so cached pieces get reused (and
     # an operation seen under another protocol must not reuse them).
     operation = draw(st.sampled_from(["Produce v9", "/pkg.S/M", 'GET /"q"']) | names)
@@ -79,12 +80,12 @@ def exchanges(draw: st.DrawFn, quantized: bool) -> Exchange:
             st.sampled_from([0.0, 1.0, 2.5]) | st.floats(1e-9, 5.0) | st.floats(1e-4, 0.1)
         )
     attrs: dict[str, Any] = {}
-    if protocol in ("grpc", "http2") and draw(st.booleans()):
+    if protocol in ("grpc", "http2", "other") and draw(st.booleans()):
         attrs["request_messages"] = draw(st.integers(0, 2**31))
         attrs["response_messages"] = draw(st.integers(0, 2**31))
         if draw(st.booleans()):
             attrs["grpc_message"] = draw(st.none() | names)
-    if protocol in ("kafka", "http") and draw(st.booleans()):
+    if protocol in ("kafka", "http", "other") and draw(st.booleans()):
         attrs["client_id"] = draw(st.none() | names)
         attrs["record_count"] = draw(st.integers(0, 10**6))
         attrs["topics"] = draw(st.lists(st.sampled_from(["orders", "t\u00e9"]) | names, max_size=3))
