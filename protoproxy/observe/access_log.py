@@ -109,7 +109,6 @@ class AccessLog:
         self._owns = False
         self._flush_handle: asyncio.TimerHandle | None = None
         self._clock_offset = 0.0
-        self.lines = 0
         #: Lines not yet written: up to BUFFER bytes or FLUSH_INTERVAL seconds.
         self._buf = bytearray()
         self._conns: dict[int, _ConnLines] = {}
@@ -226,7 +225,6 @@ class AccessLog:
                 ex.response_bytes,
                 self._attrs(attrs, fixed[2]) if attrs else b"",
             )
-        self.lines += len(exchanges)
         if len(out) >= BUFFER:
             self._write()
         elif self._flush_handle is None:
