@@ -39,6 +39,10 @@ if TYPE_CHECKING:
     from ..connection import Connection
 
 BUFFER = 256 * 1024
+#: Lines gathered before a write. Small enough that the bytearray stays in the
+#: heap: past 128 KiB malloc maps fresh pages for it after every write, and the
+#: page faults cost more system time than the line formatting's user time.
+CHUNK = 64 * 1024
 FLUSH_INTERVAL = 1.0
 
 # Exchange attrs copied into the line when present (small, bounded values only),
@@ -109,7 +113,7 @@ class AccessLog:
         self._owns = False
         self._flush_handle: asyncio.TimerHandle | None = None
         self._clock_offset = 0.0
-        #: Lines not yet written: up to BUFFER bytes or FLUSH_INTERVAL seconds.
+        #: Lines not yet written: up to CHUNK bytes or FLUSH_INTERVAL seconds.
         self._buf = bytearray()
         self._conns: dict[int, _ConnLines] = {}
         self._values: dict[str | tuple[str, ...], bytes] = {}  # attr value -> its JSON
@@ -225,7 +229,7 @@ class AccessLog:
                 ex.response_bytes,
                 self._attrs(attrs, fixed[2]) if attrs else b"",
             )
-        if len(out) >= BUFFER:
+        if len(out) >= CHUNK:
             self._write()
         elif self._flush_handle is None:
             self._flush_handle = conn.loop.call_later(FLUSH_INTERVAL, self._timed_flush)
