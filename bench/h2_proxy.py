@@ -13,8 +13,9 @@ HAProxy runs `mode http` with `proto h2` on both sides and `nbthread 1`, which
 terminates and re-originates HTTP/2: more work per request than a passive
 relay, in C.
 
-Besides req/s the script reads each proxy's CPU time from /proc/<pid>/stat
-(utime + stime) around every h2load run and prints CPU µs per request.
+Besides req/s the script reads each proxy's CPU time (the scheduler's
+per-thread nanosecond counters, /proc/<pid>/task/*/schedstat) around every
+h2load run and prints CPU µs per request.
 `--profile FILE` records the protoproxy process with py-spy during one extra
 run (flame graph SVG, or speedscope JSON if FILE ends in .json).
 
@@ -153,7 +154,7 @@ def main() -> None:
         "(the default config), full (metrics + access log); see bench/observe_cost.py",
     )
     ap.add_argument(
-        "--access-log", help="access log file of the `full` level (default: a temp file)"
+        "--access-log", help="access log file of the `full` level, replaced (default: temp)"
     )
     args = ap.parse_args()
     # Imported here: observe_cost imports this module at its top.
@@ -167,6 +168,7 @@ def main() -> None:
         body = Path(d) / "grpc-message"
         body.write_bytes(b"\x00\x00\x00\x00\x0a" + b"\x0a\x08abcdefgh")  # one gRPC message
         log = Path(args.access_log or Path(d) / "access.log")
+        log.unlink(missing_ok=True)  # count this run's lines only
         stack.enter_context(nginx_h2c(web))
         targets: dict[str, tuple[int, subprocess.Popen[bytes] | None]] = {"direct": (web, None)}
         for level, name in levels.items():

@@ -218,7 +218,9 @@ def main() -> None:
         "(the default config), full (metrics + access log); see bench/observe_cost.py",
     )
     ap.add_argument(
-        "--access-log", type=Path, help="access log file of the `full` level (default: temp)"
+        "--access-log",
+        type=Path,
+        help="access log file of the `full` level, replaced (default: temp)",
     )
     args = ap.parse_args()
     from observe_cost import observe_config, observe_drops, observe_levels
@@ -229,6 +231,7 @@ def main() -> None:
     brokers = [free_port() for _ in range(3)]
     with tempfile.TemporaryDirectory() as d:
         log = args.access_log or Path(d) / "access.log"
+        log.unlink(missing_ok=True)  # count this run's lines only
         cluster = subprocess.Popen(
             [sys.executable, "-c", _CLUSTER, ",".join(map(str, brokers))],
             stdout=subprocess.PIPE,
