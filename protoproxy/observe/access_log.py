@@ -1,13 +1,12 @@
-"""The access log: one JSON line per Exchange, written in large batches.
+"""The access log: one JSON line per Exchange, written in large chunks.
 
 The per-line cost is paid on every exchange of a proxy that is usually CPU
 bound, so the work is arranged to be small:
 
-- `observe` only holds the exchanges (they are complete and nothing changes
-  them); lines are made in one pass per `_BATCH` exchanges, on a
-  once-a-second timer, and at close, and go out as one write;
-- a line is one bytes ``%`` appended to a bytearray: no str per line to keep
-  and join, no encode;
+- a line is one bytes ``%`` appended to a bytearray as the exchange is
+  observed: no str per line to keep and join, no encode, nothing held for the
+  GC; the bytearray goes out as one write per `CHUNK`, on a once-a-second
+  timer, and at close;
 - everything fixed for a (connection, protocol, operation, status) - conn,
   listener, peers, protocol, operation, status - is JSON-encoded once;
 - the wall-clock ``start`` reuses the text of its second and formats only the
