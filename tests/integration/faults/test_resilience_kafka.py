@@ -106,6 +106,22 @@ def _metadata_roundtrip(bootstrap: str) -> None:
     raise AssertionError("the proxy stopped answering Metadata")
 
 
+#: Stream toxics the machine adds and removes while traffic flows.
+TOXICS: dict[str, dict[str, Any]] = {
+    "latency": {
+        "type": "latency",
+        "stream": "downstream",
+        "attributes": {"latency": 20, "jitter": 10},
+    },
+    "slicer": {
+        "type": "slicer",
+        "stream": "upstream",
+        "attributes": {"average_size": 64, "size_variation": 32, "delay": 100},
+    },
+    "bandwidth": {"type": "bandwidth", "stream": "downstream", "attributes": {"rate": 2048}},
+}
+
+
 class KafkaUnderFaults(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
@@ -120,6 +136,7 @@ class KafkaUnderFaults(RuleBasedStateMachine):
         self.seq = 0
         self.stopped: list[int] = []
         self.aborts: dict[str, tuple[str, str]] = {}
+        self.toxics: list[str] = []
         self.faults = 0
         self.producer: Any = None
         self.consumer: Any = None
@@ -222,6 +239,22 @@ class KafkaUnderFaults(RuleBasedStateMachine):
         rig = self.rig
         rig.run(lambda: _engine(rig).add(FaultSpec(name=name, **spec)))
         return name
+
+    @rule(kind=st.sampled_from(sorted(TOXICS)))
+    def add_toxic(self, kind: str) -> None:
+        """A Toxiproxy stream toxic on every listener (bootstrap and brokers), live."""
+        self.faults += 1
+        name = f"t{self.n}-{self.faults}-{kind}"
+        rig = self.rig
+        rig.run(lambda: _engine(rig).add(FaultSpec(name=name, toxic=TOXICS[kind])))
+        self.toxics.append(name)
+
+    @precondition(lambda self: bool(self.toxics))
+    @rule()
+    def remove_toxic(self) -> None:
+        name = self.toxics.pop(0)
+        rig = self.rig
+        rig.run(lambda: _engine(rig).remove(name))
 
     @rule(which=st.sampled_from(ABORTS))
     def kafka_abort(self, which: tuple[str, str]) -> None:
