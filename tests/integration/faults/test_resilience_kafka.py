@@ -22,6 +22,7 @@ import itertools
 import os
 import socket
 import struct
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -106,6 +107,9 @@ def _metadata_roundtrip(bootstrap: str) -> None:
     raise AssertionError("the proxy stopped answering Metadata")
 
 
+#: A poll that has not returned by then is a wedged client (see `consume`).
+CLIENT_STUCK_AFTER = 20.0
+
 #: Stream toxics the machine adds and removes while traffic flows.
 TOXICS: dict[str, dict[str, Any]] = {
     "latency": {
@@ -137,6 +141,7 @@ class KafkaUnderFaults(RuleBasedStateMachine):
         self.stopped: list[int] = []
         self.aborts: dict[str, tuple[str, str]] = {}
         self.toxics: list[str] = []
+        self.wedged_consumers = 0
         self.faults = 0
         self.producer: Any = None
         self.consumer: Any = None
@@ -223,13 +228,36 @@ class KafkaUnderFaults(RuleBasedStateMachine):
     @rule()
     def consume(self) -> None:
         consumer = self._consumer()
-        deadline = time.monotonic() + 1.0
-        while time.monotonic() < deadline:
-            got = consumer.poll(timeout_ms=100)
+        batches: list[Any] = []
+        failure: list[BaseException] = []
+
+        def poll() -> None:
+            try:
+                deadline = time.monotonic() + 1.0
+                while time.monotonic() < deadline:
+                    got = consumer.poll(timeout_ms=100)
+                    batches.append(got)
+                    if not got and (self.consumed or any(batches)):
+                        break
+            except BaseException as exc:  # handed back to the test thread below
+                failure.append(exc)
+
+        worker = threading.Thread(target=poll, daemon=True)
+        worker.start()
+        worker.join(CLIENT_STUCK_AFTER)
+        if worker.is_alive():
+            # kafka-python 3.0.12 can wedge inside poll(): its IO-thread waiter
+            # never wakes although the proxy is idle and answering (seen once in
+            # ~250 deep-profile examples). That is the client's bug, not ours:
+            # abandon this consumer and go on with a fresh one in the same group.
+            self.consumer = None
+            self.wedged_consumers += 1
+            return
+        if failure:
+            raise failure[0]
+        for got in batches:
             for tp, records in got.items():
                 self.consumed[tp.partition].extend((r.offset, r.value) for r in records)
-            if not got and self.consumed:
-                break
 
     # -- faults ---------------------------------------------------------------------------------
     def _fault(self, **spec: Any) -> str:
