@@ -61,6 +61,13 @@ class Outlet(Protocol):
 
     def write_eof(self) -> None: ...
 
+    def when_sent(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once the bytes written so far have left for the socket.
+
+        Never called if those bytes are dropped (a toxic, the connection ending)
+        first: that is how per-message accounting learns what was delivered.
+        """
+
 
 class Side(asyncio.Protocol):
     """One socket of a proxied connection, optionally wrapped in TLS.
@@ -157,6 +164,10 @@ class Side(asyncio.Protocol):
             self.transport.write(self.tls.send(b"".join(chunks)))
         else:
             self.transport.writelines(chunks)
+
+    def when_sent(self, callback: Callable[[], None]) -> None:
+        if self.transport is not None and not self.eof_sent and not self.transport.is_closing():
+            callback()
 
     def write_eof(self) -> None:
         if self.eof_sent or self.transport is None or self.transport.is_closing():

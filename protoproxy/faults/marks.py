@@ -5,6 +5,11 @@ Exchange, so the fault leaves a mark on the connection, keyed by the
 message's correlation key, and an exchange observer (run before any other)
 moves it onto ``exchange.attrs["fault"]``. Connections no fault touched pay
 one dict lookup per batch of exchanges.
+
+A fault that keeps a message from its receiver (a dropped response, the
+responses a stalled Kafka connection withholds) also marks the exchange
+``attrs["undelivered"]``, so that counts of what the client was told
+(records acknowledged, records fetched) leave it out.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ if TYPE_CHECKING:
 
 #: `conn.extra` key of the pending marks: {correlation key: fault name}
 MARKS = "fault_marks"
+#: `conn.extra` key of the keys whose message a fault kept from its receiver
+UNDELIVERED = "fault_undelivered"
 #: `conn.extra` key of the stream toxics applied to the connection (names)
 TOXICS = "toxics"
 #: marks kept per connection for exchanges that have not completed yet; a
@@ -35,6 +42,19 @@ def mark(conn: Connection, key: Any, name: str) -> None:
     pending[key] = name if prior is None or prior == name else f"{prior},{name}"
 
 
+def undelivered(conn: Connection, key: Any, name: str) -> None:
+    """Fault `name` kept the message `key` (and so its exchange) from its receiver."""
+    if key is None:
+        return
+    mark(conn, key, name)
+    keys: set[Any] | None = conn.extra.get(UNDELIVERED)
+    if keys is None:
+        keys = conn.extra[UNDELIVERED] = set()
+    elif len(keys) >= MAX_PENDING:
+        keys.pop()  # a key whose exchange never came; any will do
+    keys.add(key)
+
+
 def observe(conn: Connection, exchanges: list[Exchange]) -> None:
     """Copy marks onto exchanges; installed at the front of `exchange_observers`."""
     extra = conn.extra
@@ -44,6 +64,7 @@ def observe(conn: Connection, exchanges: list[Exchange]) -> None:
     toxics: list[str] | None = extra.get(TOXICS)
     if not pending and not toxics:
         return
+    lost: set[Any] | None = extra.get(UNDELIVERED)
     sticky = pending.get(None) if pending else None
     for ex in exchanges:
         name = pending.pop(ex.key, None) if pending and ex.key is not None else None
@@ -53,3 +74,6 @@ def observe(conn: Connection, exchanges: list[Exchange]) -> None:
             name = ",".join(toxics)
         if name is not None:
             ex.attrs["fault"] = name
+        if lost and ex.key in lost:
+            lost.discard(ex.key)
+            ex.attrs["undelivered"] = True

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import logging
 import random
-from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM, Direction, Message
 
 from ..units import parse_duration, parse_size
-from .stage import Stage
+from .stage import TimedStage
 
 if TYPE_CHECKING:
     from ..connection import Connection
@@ -183,7 +182,7 @@ def directions_of(fault: ActiveFault) -> tuple[Direction, ...]:
 # -- the delay gate -----------------------------------------------------------------------
 
 
-class Gate(Stage):
+class Gate(TimedStage):
     """Holds one direction's bytes behind delayed messages, in order.
 
     Linked outermost (the filter writes into it); a delay puts a barrier in
@@ -196,16 +195,6 @@ class Gate(Stage):
 
     def __init__(self, conn: Connection, direction: Direction, fault: ActiveFault) -> None:
         super().__init__(conn, direction, fault, random.Random(0))
-        #: (due, bytes) or (due, ActiveFault): a barrier ending a delay
-        self.queue: deque[tuple[float, Any]] = deque()
-        self.held = 0
-        self.last_due = 0.0
-        self.eof_pending = False
-        self._timer: Any = None
-
-    @property
-    def holding(self) -> bool:
-        return bool(self.queue) or self.eof_pending
 
     def hold(self, seconds: float, fault: ActiveFault) -> None:
         due = max(self.loop.time() + seconds, self.last_due)
@@ -216,13 +205,7 @@ class Gate(Stage):
             self._timer = self.loop.call_at(self.queue[0][0], self._fire)
 
     def write(self, data: bytes) -> None:
-        if not self.queue:
-            assert self.next is not None
-            self.next.write(data)
-            return
-        self.queue.append((self.last_due, data))
-        self.held += len(data)
-        self._held_changed(self.held)
+        self.enqueue(self.last_due, data)
 
     def writelines(self, chunks: list[bytes]) -> None:
         if not self.queue:
@@ -230,51 +213,19 @@ class Gate(Stage):
             self.next.writelines(chunks)
             return
         for chunk in chunks:
-            self.write(chunk)
+            self.enqueue(self.last_due, chunk)
 
-    def write_eof(self) -> None:
-        if self.queue:
-            self.eof_pending = True
+    def _passed(self, item: Any) -> None:
+        if callable(item):
+            super()._passed(item)
         else:
-            super().write_eof()
-
-    def _fire(self) -> None:
-        self._timer = None
-        if not self.alive:
-            self.cancel()
-            return
-        now = self.loop.time()
-        queue = self.queue
-        out: list[bytes] = []
-        while queue and queue[0][0] <= now:
-            item = queue.popleft()[1]
-            if type(item) is bytes:
-                out.append(item)
-                self.held -= len(item)
-            else:
-                item.active -= 1
-        nxt = self.next
-        assert nxt is not None
-        if out:
-            nxt.writelines(out)
-            self._held_changed(self.held)
-        if queue:
-            self._timer = self.loop.call_at(queue[0][0], self._fire)
-        elif self.eof_pending:
-            self.eof_pending = False
-            nxt.write_eof()
-            self._drained()
+            item.active -= 1  # a barrier: its delay is over
 
     def cancel(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         for _, item in self.queue:
-            if type(item) is not bytes:
+            if type(item) is not bytes and not callable(item):
                 item.active -= 1
-        self.queue.clear()
-        self.held = 0
-        self.eof_pending = False
+        super().cancel()
 
     def detach(self) -> None:  # never unlinked while the connection lives
         self.cancel()
@@ -289,6 +240,8 @@ class Handler:
     protocol = "tcp"
     #: match keys this handler understands besides the generic ones
     keys: frozenset[str] = frozenset()
+    #: set (to the fault's name) when a fault has stalled the whole connection
+    stalled: str | None = None
 
     def __init__(self, filt: MessageFaultFilter) -> None:
         self.filt = filt
@@ -304,8 +257,12 @@ class Handler:
         """Pass a message on (handlers track state and rewrite here)."""
         out.append(msg)
 
-    def drop(self, direction: Direction, msg: Message, out: list[Message]) -> None:
-        """Never deliver `msg` (protocols with flow control credit the sender)."""
+    def drop(self, direction: Direction, msg: Message, out: list[Message], name: str) -> None:
+        """Never deliver `msg` (protocols with flow control credit the sender);
+        `name` is the fault's, for marks."""
+
+    def stalled_message(self, direction: Direction, msg: Message, out: list[Message]) -> None:
+        """A message while `stalled` (Kafka after a drop); faults no longer apply."""
 
     def payload_span(self, msg: Message) -> tuple[int, int] | None:
         """Where `corrupt` may flip bytes and framing survives; None: not here."""
@@ -371,7 +328,9 @@ class MessageFaultFilter:
         for msg in messages:
             if conn.end_reason is not None:
                 return []
-            if rules:
+            if handler.stalled is not None:
+                handler.stalled_message(direction, msg, out)
+            elif rules:
                 for fault, action, matcher in rules:
                     if matcher(msg) and self.engine.decide(fault):
                         self.engine.mark(conn, msg.key, fault.name)
@@ -410,7 +369,7 @@ class MessageFaultFilter:
             self.gate(direction, fault).hold(action.delay.draw(self.rng), fault)
             handler.forward(direction, msg, out)
         elif kind == "drop":
-            handler.drop(direction, msg, out)
+            handler.drop(direction, msg, out, fault.name)
         elif kind == "close" or kind == "reset":
             self.flush(direction, out)
             self.end(kind, fault)

@@ -280,7 +280,7 @@ class Http2Handler(Handler):
         self._close_books(sid, "UNAVAILABLE")
         self._kill(sid, False)
 
-    def drop(self, direction: Direction, msg: Message, out: list[Message]) -> None:
+    def drop(self, direction: Direction, msg: Message, out: list[Message], name: str) -> None:
         kind = msg.kind
         sid = msg.key
         info = msg.info or {}

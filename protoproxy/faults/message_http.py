@@ -143,7 +143,7 @@ class Http1Handler(Handler):
             self.reply = None
             conn.close("fault_close")
 
-    def drop(self, direction: Direction, msg: Message, out: list[Message]) -> None:
+    def drop(self, direction: Direction, msg: Message, out: list[Message], name: str) -> None:
         if direction is UPSTREAM and msg.kind == "head":
             self._stop(msg, None)
 

@@ -11,6 +11,14 @@ request order on a connection, so a made-up response waits behind the
 responses still owed for earlier forwarded requests. The same queue lets
 `duplicate` forward a second copy of a request under a correlation id no
 client uses, and swallow its response.
+
+The same order makes `drop` stall the connection: a broker reads one
+request at a time per connection and answers in order, so after a request
+(or its response) that is never answered nothing later on that connection
+is answered either. The proxy then withholds every later response and
+forwards no further request, as a broker stuck on that request would,
+until the client's request timeout closes the connection. Responses it
+withholds are marked undelivered, so they do not count as acknowledged.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM, Direction, Message
 from protoproxy_codecs.kafka import schema
 
+from . import marks
 from .message_filter import Action, Handler, Matcher, _always
 
 if TYPE_CHECKING:
@@ -237,11 +246,15 @@ def compile_match(match: dict[str, Any]) -> Matcher:
 class _Owed:
     """A forwarded request whose response is still to come, and what waits behind it."""
 
-    __slots__ = ("after", "corr", "swallow")
+    __slots__ = ("after", "corr", "request", "swallow", "withheld")
 
-    def __init__(self, corr: int, swallow: bool = False) -> None:
+    def __init__(self, corr: int, swallow: bool = False, request: Any = None) -> None:
         self.corr = corr
         self.swallow = swallow
+        #: the request's info (api, version, client id, topics), to match its response by
+        self.request: dict[str, Any] | None = request
+        #: asked after a dropped request or response: its answer is withheld
+        self.withheld = False
         self.after: list[Message] = []
 
 
@@ -258,13 +271,27 @@ class KafkaHandler(Handler):
     def compile(self, fault: ActiveFault, action: Action) -> Matcher | None:
         if super().compile(fault, action) is None:
             return None
-        return compile_match(fault.spec.match)
+        matcher = compile_match(fault.spec.match)
+        if matcher is _always:
+            return matcher
+        by_corr = self.by_corr
+
+        def match(msg: Message) -> bool:
+            if msg.kind != "response":
+                return matcher(msg)
+            # A response names nothing itself: it matches through its request.
+            entry = by_corr.get(msg.key) if msg.key is not None else None
+            if entry is None or entry.request is None:
+                return False
+            return matcher(Message(UPSTREAM, "request", b"", msg.key, entry.request))
+
+        return match
 
     # -- order book-keeping ------------------------------------------------------------------
-    def _owe(self, corr: int, swallow: bool = False) -> None:
+    def _owe(self, corr: int, swallow: bool = False, request: Any = None) -> None:
         if len(self.owed) >= MAX_TRACKED:
             return  # past the bound, stop ordering rather than grow
-        entry = _Owed(corr, swallow)
+        entry = _Owed(corr, swallow, request)
         self.owed.append(entry)
         self.by_corr[corr] = entry
 
@@ -273,7 +300,7 @@ class KafkaHandler(Handler):
         if direction is UPSTREAM:
             out.append(msg)
             if info is not None and info.get("expects_response") and msg.key is not None:
-                self._owe(msg.key)
+                self._owe(msg.key, request=info)
             return
         self._settle(msg, out, deliver=True)
 
@@ -294,7 +321,8 @@ class KafkaHandler(Handler):
             out.extend(head.after)
         if deliver and not entry.swallow:
             out.append(msg)
-        out.extend(entry.after)
+        if not entry.withheld:
+            out.extend(entry.after)
 
     def _answer(self, reply: Message) -> None:
         """Send a made-up response in order: now, or behind the last owed response."""
@@ -303,9 +331,39 @@ class KafkaHandler(Handler):
         else:
             self.conn.send(DOWNSTREAM, [reply])
 
-    def drop(self, direction: Direction, msg: Message, out: list[Message]) -> None:
-        if direction is DOWNSTREAM:
-            self._settle(msg, out, deliver=False)  # still settles its place in the order
+    def drop(self, direction: Direction, msg: Message, out: list[Message], name: str) -> None:
+        if direction is UPSTREAM:
+            self._lost_request(msg, name)
+        else:
+            entry = self.by_corr.get(msg.key) if msg.key is not None else None
+            if entry is not None:
+                entry.withheld = True
+            self._settle(msg, out, deliver=False)  # what came before still goes
+            marks.undelivered(self.conn, msg.key, name)
+            # What is still owed was asked after the dropped response's request.
+            for entry in self.owed:
+                entry.withheld = True
+                entry.after.clear()
+        # Nothing asked from now on will be answered either.
+        self.stalled = name
+
+    def _lost_request(self, msg: Message, name: str) -> None:
+        info = msg.info
+        if info is not None and info.get("expects_response") is False:
+            marks.undelivered(self.conn, msg.key, name)  # acks=0: its exchange is now
+
+    def stalled_message(self, direction: Direction, msg: Message, out: list[Message]) -> None:
+        name = self.stalled
+        assert name is not None
+        if direction is UPSTREAM:
+            self._lost_request(msg, name)
+            return
+        entry = self.by_corr.get(msg.key) if msg.key is not None else None
+        if entry is None or not entry.withheld:
+            self._settle(msg, out, deliver=True)  # asked before the drop: answered
+            return
+        self._settle(msg, out, deliver=False)
+        marks.undelivered(self.conn, msg.key, name)
 
     def payload_span(self, msg: Message) -> tuple[int, int] | None:
         info = msg.info or {}

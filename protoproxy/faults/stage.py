@@ -10,12 +10,17 @@ more than the write-buffer high-water mark, and resumes it below the
 low-water mark, so a slow toxic costs at most about one high-water mark of
 memory per connection and direction. While it holds bytes or a delayed EOF
 it reports `busy`, and calls `conn.outlet_drained()` when it has let go.
+
+`when_sent` callbacks travel through a stage in order with the bytes, so a
+caller learns when what it wrote has really left the proxy's hands; a stage
+that drops bytes drops the callbacks behind them too (see `Outlet`).
 """
 
 from __future__ import annotations
 
 import random
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from protoproxy_codecs.base import Direction
@@ -58,6 +63,10 @@ class Stage:
     def write_eof(self) -> None:
         assert self.next is not None
         self.next.write_eof()
+
+    def when_sent(self, callback: Callable[[], None]) -> None:
+        assert self.next is not None
+        self.next.when_sent(callback)
 
     @property
     def busy(self) -> bool:
@@ -116,13 +125,18 @@ class Stage:
 
 
 class TimedStage(Stage):
-    """A stage that releases bytes at due times, in order (latency, bandwidth, slicer)."""
+    """A stage that releases bytes at due times, in order (latency, bandwidth,
+    slicer, and the message-delay gate).
+
+    Queue items are bytes, `when_sent` callbacks, or whatever a subclass
+    queues itself (`_passed` handles those).
+    """
 
     def __init__(
         self, conn: Connection, direction: Direction, fault: ActiveFault, rng: random.Random
     ) -> None:
         super().__init__(conn, direction, fault, rng)
-        self.queue: deque[tuple[float, bytes]] = deque()
+        self.queue: deque[tuple[float, Any]] = deque()
         self.held = 0
         self.last_due = 0.0
         self.eof_pending = False
@@ -147,32 +161,52 @@ class TimedStage(Stage):
         if self._timer is None:
             self._timer = self.loop.call_at(self.queue[0][0], self._fire)
 
+    def when_sent(self, callback: Callable[[], None]) -> None:
+        if self.queue:
+            self.queue.append((self.last_due, callback))
+        else:
+            assert self.next is not None
+            self.next.when_sent(callback)
+
     def write_eof(self) -> None:
         if self.queue:
             self.eof_pending = True
         else:
             super().write_eof()
 
+    def _passed(self, item: Any) -> None:
+        """A queued item that is not bytes reached the head of the queue."""
+        assert self.next is not None
+        self.next.when_sent(item)
+
     def _fire(self) -> None:
         self._timer = None
         if not self.alive:
+            self.cancel()
             return
         now = self.loop.time()
         queue = self.queue
+        nxt = self.next
+        assert nxt is not None
         out: list[bytes] = []
         released = 0
         while queue and queue[0][0] <= now:
-            data = queue.popleft()[1]
-            out.append(data)
-            released += len(data)
-        nxt = self.next
-        assert nxt is not None
+            item = queue.popleft()[1]
+            if type(item) is bytes:
+                out.append(item)
+                released += len(item)
+                continue
+            if out:
+                nxt.writelines(out)
+                out = []
+            self._passed(item)
         if out:
-            self.held -= released
             if len(out) == 1:
                 nxt.write(out[0])
             else:
                 nxt.writelines(out)
+        if released:
+            self.held -= released
             self._held_changed(self.held)
         if queue:
             self._timer = self.loop.call_at(queue[0][0], self._fire)
@@ -187,9 +221,13 @@ class TimedStage(Stage):
             self._timer = None
         nxt = self.next
         assert nxt is not None
-        if self.queue:
-            nxt.writelines([d for _, d in self.queue])
-            self.queue.clear()
+        while self.queue:
+            item = self.queue.popleft()[1]
+            if type(item) is bytes:
+                nxt.write(item)
+            else:
+                self._passed(item)
+        if self.held:
             self.held = 0
             self._held_changed(0)
         if self.eof_pending:

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 from .stage import Stage, TimedStage
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from protoproxy_codecs.base import Direction
 
     from ..connection import Connection
@@ -175,6 +177,9 @@ class _Timed(Stage):
         for chunk in chunks:
             self.write(chunk)
 
+    def when_sent(self, callback: Callable[[], None]) -> None:
+        """Dropped: the bytes written before it went nowhere."""
+
     def _arm(self, ms: float) -> None:
         if self._timer is None:
             self._timer = self.loop.call_later(max(ms, 0.0) / 1000.0, self._fire)
@@ -270,6 +275,11 @@ class LimitData(Stage):
         # Close after the current batch has been written: the relay that
         # called us is still running.
         self.loop.call_soon(self._close)
+
+    def when_sent(self, callback: Callable[[], None]) -> None:
+        if not self.cut:  # past the cut, the bytes before it did not all pass
+            assert self.next is not None
+            self.next.when_sent(callback)
 
     def _close(self) -> None:
         if self.alive:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from protoproxy_codecs.base import Direction, Message
 from protoproxy_codecs.kafka import framing, rewrite
 
-from .metrics import FAILED_KEY, KafkaMetrics, version_label
+from .metrics import KafkaMetrics, version_label
 
 if TYPE_CHECKING:
     from ..connection import Connection
@@ -32,7 +32,6 @@ FETCH = 1
 _ROUTING_APIS = frozenset((rewrite.METADATA, rewrite.FIND_COORDINATOR, rewrite.DESCRIBE_CLUSTER))
 # KIP-951: Produce v10+ and Fetch v16+ responses may carry new leaders' endpoints.
 _NODE_ENDPOINTS_FROM = {PRODUCE: 10, FETCH: 16}
-_MAX_FAILED_STASH = 1024
 
 
 class KafkaFilter:
@@ -82,8 +81,6 @@ class KafkaFilter:
                     if out is messages:
                         out = list(messages)
                     out[i] = new
-            elif api_key == PRODUCE and info.get("status", "NONE") != "NONE":
-                self._stash_failed(conn, msg)
         return out
 
     # -- requests -----------------------------------------------------------------
@@ -152,26 +149,6 @@ class KafkaFilter:
             new_info,
             lambda: framing.decode_body(api_key, version, False, frame, body_at, len(frame)),
         )
-
-    # -- Produce failures (so metrics count only acknowledged records) ------------------
-    def _stash_failed(self, conn: Connection, msg: Message) -> None:
-        body = msg.view
-        if body is None:
-            return
-        failed: set[tuple[str, int]] = set()
-        for topic in body.responses or ():
-            name = topic.name if topic.name is not None else str(topic.topic_id)
-            for part in topic.partition_responses or ():
-                if part.error_code:
-                    failed.add((name, part.index))
-        if not failed:
-            return
-        stash = conn.extra.get(FAILED_KEY)
-        if stash is None:
-            stash = conn.extra[FAILED_KEY] = {}
-        if len(stash) >= _MAX_FAILED_STASH:
-            stash.clear()  # never read back only if exchanges were lost; stay bounded
-        stash[msg.key] = failed
 
 
 def _has_node_endpoints(msg: Message) -> bool:

@@ -5,14 +5,21 @@ happened); responses, latency, error codes and record counts are counted from
 the codec's Exchanges, which already pair each response with its request by
 correlation id. So the latency histogram gets exactly one sample per request
 that was answered, and none for acks=0 Produce.
+
+Record counts are what the client was told: records acknowledged to it and
+records served to it. A response a fault withheld (``undelivered``) adds
+nothing, and a response held in a toxic or delay stage is counted when it
+leaves the proxy (`Outlet.when_sent`), not if the connection ends first.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from protoproxy_codecs.base import Exchange
+from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM, Exchange
 
+from ..connection import Side
 from ..observe.stats import Stats
 
 if TYPE_CHECKING:
@@ -21,9 +28,6 @@ if TYPE_CHECKING:
 # Label strings made once, not per message.
 _VERSIONS = tuple(str(v) for v in range(64))
 _PARTITIONS = tuple(str(p) for p in range(1024))
-
-# Per-connection stash of Produce partitions that failed, by correlation id.
-FAILED_KEY = "kafka_failed_partitions"
 
 
 def version_label(version: int) -> str:
@@ -139,14 +143,27 @@ class KafkaMetrics:
             records = attrs.get("records")
             if records:
                 if api == "Produce":
-                    failed = None
-                    if errors:
-                        stash = conn.extra.get(FAILED_KEY)
-                        if stash is not None:
-                            failed = stash.pop(ex.key, None)
-                    self._records(lname, records, self.produce_records, self.produce_bytes, failed)
-                elif api == "Fetch" and answered:
-                    self._records(lname, records, self.fetch_records, self.fetch_bytes, None)
+                    failed = attrs.get("failed") if errors else None
+                    if not attrs.get("undelivered"):
+                        # acks=0 has no answer: its records count once sent on
+                        outlet = conn.outlets[DOWNSTREAM if answered else UPSTREAM]
+                        self._count(outlet, lname, records, self.produce_records, failed)
+                elif api == "Fetch" and answered and not attrs.get("undelivered"):
+                    self._count(conn.outlets[DOWNSTREAM], lname, records, self.fetch_records, None)
+
+    def _count(
+        self,
+        outlet: Any,
+        lname: str,
+        records: dict[str, dict[int, list[int]]],
+        count: Any,
+        failed: set[tuple[str, int]] | None,
+    ) -> None:
+        size = self.produce_bytes if count is self.produce_records else self.fetch_bytes
+        if type(outlet) is Side:
+            self._records(lname, records, count, size, failed)
+        elif outlet is not None:  # held in a stage: count it when it leaves
+            outlet.when_sent(partial(self._records, lname, records, count, size, failed))
 
     @staticmethod
     def _records(

@@ -380,6 +380,8 @@ class KafkaCodec(BaseCodec):
                     attrs["records"] = tally.by_partition
                     attrs["record_count"] = tally.records
                     attrs["record_bytes"] = tally.bytes
+                elif api_key == PRODUCE and facts.failed:
+                    attrs["failed"] = facts.failed
                 elif api_key == FIND_COORDINATOR and pending.attrs:
                     info["coordinator_keys"] = pending.attrs["coordinator_keys"]
                 elif api_key == SASL_HANDSHAKE:

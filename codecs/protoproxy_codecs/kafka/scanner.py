@@ -40,6 +40,11 @@ WANTED: dict[tuple[int, bool], dict[str, str]] = {
         "topic_data.partition_data.index": "partition",
         "topic_data.partition_data.records": "records",
     },
+    (0, False): {
+        "responses.name": "topic",
+        "responses.topic_id": "topic",
+        "responses.partition_responses.index": "partition",
+    },
     (1, True): {"topics.topic": "topic", "topics.topic_id": "topic"},
     (1, False): {
         "responses.topic": "topic",

@@ -146,10 +146,20 @@ def fetch_request_topics(body: Any) -> list[str]:
 class Facts:
     """What the scanner's events say about one body."""
 
-    __slots__ = ("acks", "errors", "tagged_sections", "tally", "trailing", "transactional_id")
+    __slots__ = (
+        "acks",
+        "errors",
+        "failed",
+        "tagged_sections",
+        "tally",
+        "trailing",
+        "transactional_id",
+    )
 
     def __init__(self) -> None:
         self.errors: list[int] = []
+        #: (topic, partition) pairs whose error code was not zero
+        self.failed: set[tuple[str, int]] | None = None
         self.tally: RecordsTally | None = None
         self.acks: int | None = None
         self.transactional_id: str | None = None
@@ -162,7 +172,9 @@ def digest(events: list[tuple[str, Any]]) -> Facts:
     facts = Facts()
     tally = None
     parts: dict[int, list[int]] | None = None
+    topic = ""
     partition = -1
+    in_partition = False  # an error code now belongs to (topic, partition)
     for tag, value in events:
         if tag == "records":
             if parts is None:
@@ -176,16 +188,22 @@ def digest(events: list[tuple[str, Any]]) -> Facts:
             tally.bytes += s.size  # type: ignore[union-attr]
         elif tag == "partition":
             partition = value
+            in_partition = True
         elif tag == "topic":
+            in_partition = False
             if tally is None:
                 tally = facts.tally = RecordsTally()
-            key = value if type(value) is str else ("" if value is None else str(value))
+            key = topic = value if type(value) is str else ("" if value is None else str(value))
             parts = tally.by_partition.get(key)
             if parts is None:
                 parts = tally.by_partition[key] = {}
                 tally.topics.append(key)
         elif tag == "error":
             facts.errors.append(value)
+            if in_partition:
+                if facts.failed is None:
+                    facts.failed = set()
+                facts.failed.add((topic, partition))
         elif tag == "acks":
             facts.acks = value
         elif tag == "txn":

@@ -56,6 +56,15 @@ def _scanner_agrees(api_key: int, version: int, request: bool, frame: bytes, at:
     facts = summary.digest(scanner.scan(api_key, version, request, memoryview(frame), at))
     if not request:
         assert facts.errors == summary.error_codes(api_key, version, body)
+    if api_key == 0 and not request:
+        # the partitions whose records were not acknowledged, as decoded
+        failed = {
+            (summary._topic_key(getattr(t, "name", None), getattr(t, "topic_id", None)), p.index)
+            for t in body.responses or ()
+            for p in t.partition_responses or ()
+            if p.error_code
+        }
+        assert (facts.failed or set()) == failed
     if api_key == 0 and request:
         assert facts.acks == body.acks
         assert facts.transactional_id == (body.transactional_id if version >= 3 else None)

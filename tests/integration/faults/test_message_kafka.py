@@ -8,6 +8,8 @@ the test thread against a fake cluster behind the proxy (KafkaRig).
 
 from __future__ import annotations
 
+import socket
+import struct
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -134,11 +136,18 @@ class Seen:
 
     def __init__(self, rig: KafkaRig) -> None:
         self.ops: list[tuple[str, str, str | None]] = []
+        #: (operation, fault mark) of exchanges a fault kept from the client
+        self.undelivered: list[tuple[str, str | None]] = []
         proxy = rig.app.proxy  # type: ignore[union-attr]
 
         def observe(conn: Any, exchanges: list[Any]) -> None:
             self.ops.extend(
                 (e.operation.split()[0], e.status, e.attrs.get("fault")) for e in exchanges
+            )
+            self.undelivered.extend(
+                (e.operation.split()[0], e.attrs.get("fault"))
+                for e in exchanges
+                if e.attrs.get("undelivered")
             )
 
         rig.run(lambda: proxy.exchange_observers.append(observe))
@@ -168,6 +177,14 @@ def _injected(rig: KafkaRig, name: str) -> int:
     return rig.run(lambda: engine.get(name).injected)
 
 
+def _acknowledged(rig: KafkaRig, topic: str) -> float:
+    """The proxy's count of records acknowledged to clients on `topic`."""
+    metrics = rig.app.components["kafka"].metrics  # type: ignore[union-attr]
+    return rig.run(
+        lambda: sum(v for k, v in metrics.produce_records.values.items() if k[1] == topic)
+    )
+
+
 def test_not_leader_on_produce_refreshes_metadata_and_retries(rig, seen):
     rig.run(lambda: rig.cluster.create_topic("nl", partitions=3))
     _fault(
@@ -183,6 +200,8 @@ def test_not_leader_on_produce_refreshes_metadata_and_retries(rig, seen):
     assert _injected(rig, "nl") == 2
     assert seen.count("Metadata") > before, "no metadata refresh after NOT_LEADER_OR_FOLLOWER"
     assert seen.faulted()[("Produce", "NOT_LEADER_OR_FOLLOWER")] == 2
+    # The aborted batches were not acknowledged: each record counts once.
+    assert _acknowledged(rig, "nl") == len(vals)
     consumed = kafka_python_consume(rig.bootstrap, "nl", "g-nl", len(vals))
     check_exactly_once_in_order(consumed, produced)
 
@@ -294,6 +313,80 @@ def test_duplicate_reaches_the_broker_twice_but_the_client_once(rig, seen):
         time.sleep(0.05)
     assert [r.value for r in rig.run(lambda: rig.cluster.records("dup", 0))] == [b"once", b"once"]
     assert seen.count("Produce") == 1  # the duplicate's response was swallowed
+
+
+@pytest.mark.parametrize("direction", ["upstream", "downstream"])
+def test_drop_stalls_the_connection_until_the_client_times_out(rig, seen, caplog, direction):
+    """A dropped request or response is never answered, and in Kafka's
+    in-order protocol neither is anything after it on that connection: the
+    proxy withholds the rest, so the client's own request timeout fires
+    (no correlation-id mismatch), it reconnects and its idempotent retries
+    land every record once. Withheld responses do not count as acknowledged."""
+    topic = f"drop-{direction}"
+    rig.run(lambda: rig.cluster.create_topic(topic, partitions=1))
+    _fault(
+        rig,
+        name="drop",
+        match={"protocol": "kafka", "api": "Produce", "topic": topic, "direction": direction},
+        action={"drop": {}},
+        schedule={"after": 3, "first": 4},
+    )
+    vals = values(400, direction.encode())
+    caplog.set_level("WARNING", logger="kafka")
+    produced = kafka_python_produce(
+        rig.bootstrap,
+        topic,
+        vals,
+        enable_idempotence=True,
+        linger_ms=0,
+        batch_size=256,
+        max_in_flight_requests_per_connection=5,
+        request_timeout_ms=1000,
+    )
+    assert produced == {0: vals}
+    assert _injected(rig, "drop") == 1
+    log = [r.value for r in rig.run(lambda: rig.cluster.records(topic, 0))]
+    assert log == vals  # each record once, in order
+    messages = " ".join(r.getMessage() for r in caplog.records)
+    assert "timed out" in messages  # the client's own timeout fired...
+    assert "orrelation" not in messages  # ...and it never saw a response out of order
+    assert _acknowledged(rig, topic) == len(vals)
+    if direction == "downstream":
+        assert ("Produce", "drop") in seen.undelivered
+
+
+@pytest.mark.parametrize("direction", ["upstream", "downstream"])
+def test_a_dropped_message_stalls_what_was_asked_after_it(rig, seen, direction):
+    """Three pipelined Metadata requests, the second (or its response)
+    dropped: the first is answered, nothing after it is, and the responses
+    the proxy withheld are marked undelivered with the fault's name."""
+    _fault(
+        rig,
+        name="stall",
+        match={"protocol": "kafka", "api": "Metadata", "direction": direction},
+        action={"drop": {}},
+        schedule={"after": 1, "first": 2},
+    )
+    host, port = rig.bootstrap.split(",")[0].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        s.sendall(
+            b"".join(framing.encode_request(3, 1, c, "stall", {"topics": []}) for c in (1, 2, 3))
+        )
+        head = s.recv(4, socket.MSG_WAITALL)
+        size = struct.unpack(">i", head)[0]
+        body = s.recv(size, socket.MSG_WAITALL)
+        assert struct.unpack_from(">i", body)[0] == 1  # the first is answered
+        s.settimeout(1.0)
+        with pytest.raises(TimeoutError):
+            s.recv(1)  # and nothing after the drop
+    assert _injected(rig, "stall") == 1
+    if direction == "downstream":  # the broker answered 2 and 3; both were withheld
+        deadline = time.monotonic() + 5
+        while len(seen.undelivered) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert seen.undelivered == [("Metadata", "stall"), ("Metadata", "stall")]
+    else:  # neither 2 nor 3 reached the broker
+        assert seen.count("Metadata") == 1 and not seen.undelivered
 
 
 def test_delay_keeps_order_and_counts_active(rig, seen):

@@ -2,6 +2,8 @@
 added and removed live in any order while bytes flow, deliver exactly the
 bytes written, in order, with the EOF last; a stage holding more than the
 high-water mark has paused the source, which reads again once all drained.
+A `when_sent` callback fires once, in order, and only after every byte
+written before it has reached the socket; toxics that drop bytes drop it.
 
 This drives the real engine, ToxicManager and stages on a real event loop;
 only the connection's two sockets are stand-ins, so thousands of
@@ -36,6 +38,8 @@ class _Socket:
         self.data = bytearray()
         self.eof = False
         self.after_eof = 0
+        #: bytes the socket had received when each when_sent callback ran
+        self.sent_marks: list[int] = []
 
     def pause_reading(self) -> None:
         self.paused = True
@@ -54,6 +58,9 @@ class _Socket:
 
     def write_eof(self) -> None:
         self.eof = True
+
+    def when_sent(self, callback: Any) -> None:
+        callback()
 
 
 class _Conn:
@@ -92,7 +99,9 @@ def _toxic(kind: str, draw: st.DrawFn) -> dict[str, Any]:
 def _ops(draw: st.DrawFn) -> list[tuple[Any, ...]]:
     ops: list[tuple[Any, ...]] = []
     for _ in range(draw(st.integers(1, 14))):
-        what = draw(st.sampled_from(["write", "write", "add", "remove", "yield", "sleep"]))
+        what = draw(
+            st.sampled_from(["write", "write", "add", "remove", "yield", "sleep", "when_sent"])
+        )
         if what == "write":
             size = draw(st.integers(1, 6000))
             start = draw(st.integers(0, 255))
@@ -107,8 +116,8 @@ def _ops(draw: st.DrawFn) -> list[tuple[Any, ...]]:
     return ops
 
 
-async def _play(ops: list[tuple[Any, ...]], seed: int) -> tuple[_Conn, bytes]:
-    loop = asyncio.get_running_loop()
+def _rig(seed: int) -> tuple[FaultEngine, _Conn]:
+    """The real engine and toxic manager around one stand-in connection."""
     proxy = SimpleNamespace(
         stats=Stats(),
         config=SimpleNamespace(
@@ -120,13 +129,22 @@ async def _play(ops: list[tuple[Any, ...]], seed: int) -> tuple[_Conn, bytes]:
     )
     engine = FaultEngine(proxy, seed=seed)  # type: ignore[arg-type]
     ToxicManager(engine, proxy)  # type: ignore[arg-type]
-    conn = _Conn(loop, proxy)
+    conn = _Conn(asyncio.get_running_loop(), proxy)
     proxy.connections[1] = conn
+    return engine, conn
+
+
+async def _play(ops: list[tuple[Any, ...]], seed: int) -> tuple[_Conn, bytes]:
+    engine, conn = _rig(seed)
     names = itertools.count()
     live: list[str] = []
     sent = bytearray()
+    marks: list[int] = []
     for op in ops:
-        if op[0] == "write":
+        if op[0] == "when_sent":
+            marks.append(len(sent))
+            conn.outlets[0].when_sent(lambda: conn.up.sent_marks.append(len(conn.up.data)))
+        elif op[0] == "write":
             sent += op[1]
             conn.outlets[0].write(op[1])
             held = [getattr(s, "held", 0) for s in ToxicManager.stages(conn)]
@@ -152,6 +170,7 @@ async def _play(ops: list[tuple[Any, ...]], seed: int) -> tuple[_Conn, bytes]:
     async with asyncio.timeout(10):
         while not conn.up.eof or getattr(conn.outlets[0], "busy", False):
             await asyncio.sleep(0.001)
+    conn.marks = marks  # type: ignore[attr-defined]
     return conn, bytes(sent)
 
 
@@ -165,3 +184,31 @@ def test_delaying_toxics_keep_every_byte_in_order_with_eof_last(ops, seed):
     while isinstance(chain, Stage):
         chain = chain.next
     assert chain is conn.up
+    # each callback once, in order, after the bytes written before it
+    assert len(conn.up.sent_marks) == len(conn.marks)
+    assert all(got >= want for got, want in zip(conn.up.sent_marks, conn.marks, strict=True))
+    assert conn.up.sent_marks == sorted(conn.up.sent_marks)
+
+
+def test_toxics_that_drop_bytes_drop_the_callbacks_behind_them():
+    async def play(kind: str, attrs: dict[str, Any], size: int) -> list[str]:
+        engine, conn = _rig(1)
+        conn.close = lambda reason: None  # type: ignore[attr-defined]
+        fired: list[str] = []
+        conn.outlets[0].when_sent(lambda: fired.append("before"))
+        engine.add(
+            FaultSpec(
+                name="d",
+                match={"listener": "t"},
+                toxic={"type": kind, "stream": "upstream", "attributes": attrs},
+            )
+        )
+        conn.outlets[0].write(b"x" * size)
+        conn.outlets[0].when_sent(lambda: fired.append("after"))
+        await asyncio.sleep(0.01)
+        return fired
+
+    assert asyncio.run(play("timeout", {"timeout": 0}, 10)) == ["before"]
+    assert asyncio.run(play("limit_data", {"bytes": 5}, 10)) == ["before"]
+    assert asyncio.run(play("limit_data", {"bytes": 50}, 10)) == ["before", "after"]
+    assert asyncio.run(play("latency", {"latency": 1}, 10)) == ["before", "after"]
