@@ -40,10 +40,10 @@ WANTED: dict[tuple[int, bool], dict[str, str]] = {
         "topic_data.partition_data.index": "partition",
         "topic_data.partition_data.records": "records",
     },
-    (0, False): {
-        "responses.name": "topic",
-        "responses.topic_id": "topic",
-        "responses.partition_responses.index": "partition",
+    (0, False): {  # which partitions' error codes say "not acknowledged"
+        "responses.name": "ack_topic",
+        "responses.topic_id": "ack_topic",
+        "responses.partition_responses.index": "ack_partition",
     },
     (1, True): {"topics.topic": "topic", "topics.topic_id": "topic"},
     (1, False): {

@@ -172,9 +172,10 @@ def digest(events: list[tuple[str, Any]]) -> Facts:
     facts = Facts()
     tally = None
     parts: dict[int, list[int]] | None = None
-    topic = ""
     partition = -1
-    in_partition = False  # an error code now belongs to (topic, partition)
+    # Produce responses: an error code after a partition index fails that partition
+    ack_topic = ""
+    in_ack_partition = False
     for tag, value in events:
         if tag == "records":
             if parts is None:
@@ -188,22 +189,26 @@ def digest(events: list[tuple[str, Any]]) -> Facts:
             tally.bytes += s.size  # type: ignore[union-attr]
         elif tag == "partition":
             partition = value
-            in_partition = True
         elif tag == "topic":
-            in_partition = False
             if tally is None:
                 tally = facts.tally = RecordsTally()
-            key = topic = value if type(value) is str else ("" if value is None else str(value))
+            key = value if type(value) is str else ("" if value is None else str(value))
             parts = tally.by_partition.get(key)
             if parts is None:
                 parts = tally.by_partition[key] = {}
                 tally.topics.append(key)
         elif tag == "error":
             facts.errors.append(value)
-            if in_partition:
+            if in_ack_partition:
                 if facts.failed is None:
                     facts.failed = set()
-                facts.failed.add((topic, partition))
+                facts.failed.add((ack_topic, partition))
+        elif tag == "ack_partition":
+            partition = value
+            in_ack_partition = True
+        elif tag == "ack_topic":
+            ack_topic = value if type(value) is str else ("" if value is None else str(value))
+            in_ack_partition = False
         elif tag == "acks":
             facts.acks = value
         elif tag == "txn":
