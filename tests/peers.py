@@ -369,9 +369,12 @@ class ScriptedServer(ThreadedServer):
 
     @staticmethod
     def _write(stream: Stream, script: Script) -> None:
-        for piece in chunked(script.payload, script.chunks):
-            stream.send(piece)
-        stream.shutdown_write()
+        # A proxy that ends the connection first (a reset, a refused route) is
+        # what some tests provoke; they judge by what was received.
+        with contextlib.suppress(OSError):
+            for piece in chunked(script.payload, script.chunks):
+                stream.send(piece)
+            stream.shutdown_write()
 
 
 def exchange(
