@@ -363,7 +363,8 @@ class KafkaHandler(Handler):
             self._settle(msg, out, deliver=True)  # asked before the drop: answered
             return
         self._settle(msg, out, deliver=False)
-        marks.undelivered(self.conn, msg.key, name)
+        if not entry.swallow:  # a duplicate's answer has no exchange to mark
+            marks.undelivered(self.conn, msg.key, name)
 
     def payload_span(self, msg: Message) -> tuple[int, int] | None:
         info = msg.info or {}
