@@ -468,7 +468,9 @@ class KafkaUnderFaults(RuleBasedStateMachine):
         def counts() -> tuple[float, float, dict[tuple[str, str], float]]:
             prod = sum(v for k, v in metrics.produce_records.values.items() if k[1] == self.topic)
             fetch = sum(v for k, v in metrics.fetch_records.values.items() if k[1] == self.topic)
-            errs = {(k[1], k[2]): v for k, v in metrics.errors.values.items()}
+            errs: dict[tuple[str, str], float] = defaultdict(float)
+            for k, v in metrics.errors.values.items():
+                errs[(k[1], k[2])] += v  # summed over listeners (bootstrap and brokers)
             return prod, fetch, errs
 
         # A response the proxy has passed on may still be on its way into the
