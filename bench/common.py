@@ -113,8 +113,12 @@ def haproxy(
 
 
 @contextlib.contextmanager
-def nginx_small(port: int, body: str = "ok") -> Iterator[subprocess.Popen[bytes]]:
-    """nginx answering every request with a tiny body: the request/response upstream."""
+def nginx_small(
+    port: int, body: str = "ok", h2c: bool = False
+) -> Iterator[subprocess.Popen[bytes]]:
+    """nginx answering every request with a tiny body: the request/response upstream
+    (over HTTP/1.1, or with `h2c` over cleartext HTTP/2, 256 streams per connection)."""
+    h2 = "http2_max_concurrent_streams 256; client_body_buffer_size 64k;" if h2c else ""
     with tempfile.TemporaryDirectory() as d:
         conf = Path(d) / "nginx.conf"
         conf.write_text(
@@ -127,14 +131,15 @@ def nginx_small(port: int, body: str = "ok") -> Iterator[subprocess.Popen[bytes]
                 events {{ worker_connections 4096; }}
                 http {{
                   access_log off;
-                  keepalive_requests 1000000;
+                  keepalive_requests 100000000;
+                  {h2}
                   client_body_temp_path {d};
                   proxy_temp_path {d};
                   fastcgi_temp_path {d};
                   uwsgi_temp_path {d};
                   scgi_temp_path {d};
                   server {{
-                    listen 127.0.0.1:{port} reuseport;
+                    listen 127.0.0.1:{port}{" http2" if h2c else ""} reuseport;
                     location / {{ return 200 "{body}"; }}
                   }}
                 }}

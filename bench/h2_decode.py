@@ -157,8 +157,7 @@ def record_conversation(workload: str, requests: int) -> list[tuple[int, bytes]]
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from common import free_port, need
-    from h2_proxy import nginx_h2c
+    from common import free_port, need, nginx_small
 
     web, relay_port = free_port(), free_port()
     chunks: list[tuple[int, bytes]] = []
@@ -183,7 +182,7 @@ def record_conversation(workload: str, requests: int) -> list[tuple[int, bytes]]
             await asyncio.Event().wait()
 
     thread = threading.Thread(target=loop.run_forever, daemon=True)
-    with tempfile.TemporaryDirectory() as d, nginx_h2c(web):
+    with tempfile.TemporaryDirectory() as d, nginx_small(web, h2c=True):
         thread.start()
         asyncio.run_coroutine_threadsafe(serve(), loop)
         ready.wait(10)

@@ -36,52 +36,15 @@ import signal
 import subprocess
 import sys
 import tempfile
-import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import free_port, haproxy, need, process, protoproxy, table, wait_port
+from common import free_port, haproxy, need, nginx_small, protoproxy, table
 
 _TICK = os.sysconf("SC_CLK_TCK")
 _SCHEDSTAT = Path("/proc/self/schedstat").exists()
 _RATE = re.compile(r"finished in [\d.]+m?s, ([\d.]+) req/s")
 _DONE = re.compile(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed")
-
-
-@contextlib.contextmanager
-def nginx_h2c(port: int) -> Iterator[subprocess.Popen[bytes]]:
-    """nginx answering every request with a 2-byte body over h2c."""
-    with tempfile.TemporaryDirectory() as d:
-        temp = " ".join(
-            f"{k}_temp_path {d};" for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-        )
-        conf = Path(d) / "nginx.conf"
-        conf.write_text(
-            textwrap.dedent(
-                f"""
-                daemon off;
-                worker_processes 1;
-                pid {d}/nginx.pid;
-                error_log {d}/error.log;
-                events {{ worker_connections 4096; }}
-                http {{
-                  access_log off;
-                  keepalive_requests 100000000;
-                  http2_max_concurrent_streams 256;
-                  client_body_buffer_size 64k;
-                  {temp}
-                  server {{
-                    listen 127.0.0.1:{port} http2 reuseport;
-                    location / {{ return 200 "ok"; }}
-                  }}
-                }}
-                """
-            )
-        )
-        with process([need("nginx"), "-c", str(conf), "-p", d]) as p:
-            wait_port(port)
-            yield p
 
 
 def cpu_seconds(pid: int) -> float:
@@ -169,7 +132,7 @@ def main() -> None:
         body.write_bytes(b"\x00\x00\x00\x00\x0a" + b"\x0a\x08abcdefgh")  # one gRPC message
         log = Path(args.access_log or Path(d) / "access.log")
         log.unlink(missing_ok=True)  # count this run's lines only
-        stack.enter_context(nginx_h2c(web))
+        stack.enter_context(nginx_small(web, h2c=True))
         targets: dict[str, tuple[int, subprocess.Popen[bytes] | None]] = {"direct": (web, None)}
         for level, name in levels.items():
             pp = free_port()

@@ -44,8 +44,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import free_port, protoproxy, table, wait_port
-from h2_proxy import cpu_seconds, h2load, nginx_h2c
+from common import free_port, nginx_small, protoproxy, table, wait_port
+from h2_proxy import cpu_seconds, h2load
 
 #: The observability levels that bench/h2_proxy.py and bench/kafka_proxy.py take
 #: with `--observe`, as the proxy config each adds (`{log}`: the access log path).
@@ -233,7 +233,7 @@ def run_workload(workload: str, args: argparse.Namespace) -> None:
         if workload == "grpc":
             body = Path(d) / "grpc-message"
             body.write_bytes(b"\x00\x00\x00\x00\x0a" + b"\x0a\x08abcdefgh")
-            stack.enter_context(nginx_h2c(upstream))
+            stack.enter_context(nginx_small(upstream, h2c=True))
             protocol = "http2"
 
             def run(port: int, n: int = args.requests) -> tuple[float, int]:

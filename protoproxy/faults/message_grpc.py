@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM, Direction, Message
 from protoproxy_codecs.grpc.status import STATUS_CODES, status_name
-from protoproxy_codecs.http2.frames import ErrorCode, build_goaway
+from protoproxy_codecs.http2.frames import FRAME_KINDS, ErrorCode, build_goaway
 
 from .message_filter import Action, Handler, Matcher
 
@@ -37,18 +37,7 @@ if TYPE_CHECKING:
 MAX_STREAMS = 4096
 
 _HEADER_KINDS = frozenset({"headers", "continuation"})
-FRAME_TYPES = {
-    "data",
-    "headers",
-    "priority",
-    "rst_stream",
-    "settings",
-    "push_promise",
-    "ping",
-    "goaway",
-    "window_update",
-    "continuation",
-}
+FRAME_TYPES = frozenset(FRAME_KINDS)
 
 
 def grpc_status(value: Any) -> int:

@@ -141,15 +141,18 @@ class KafkaMetrics:
                 for name, n in errors.items():
                     self.errors.inc((lname, api, name), n)
             records = attrs.get("records")
-            if records:
-                if api == "Produce":
-                    failed = attrs.get("failed") if errors else None
-                    if not attrs.get("undelivered"):
-                        # acks=0 has no answer: its records count once sent on
-                        outlet = conn.outlets[DOWNSTREAM if answered else UPSTREAM]
-                        self._count(outlet, lname, records, self.produce_records, failed)
-                elif api == "Fetch" and answered and not attrs.get("undelivered"):
-                    self._count(conn.outlets[DOWNSTREAM], lname, records, self.fetch_records, None)
+            if not records or attrs.get("undelivered"):
+                continue
+            if api == "Produce":
+                # acks=0 has no answer: its records count once sent on
+                outlet = conn.outlets[DOWNSTREAM if answered else UPSTREAM]
+                failed = attrs.get("failed")
+                self._count(
+                    outlet, lname, records, self.produce_records, self.produce_bytes, failed
+                )
+            elif api == "Fetch" and answered:
+                outlet = conn.outlets[DOWNSTREAM]
+                self._count(outlet, lname, records, self.fetch_records, self.fetch_bytes, None)
 
     def _count(
         self,
@@ -157,9 +160,9 @@ class KafkaMetrics:
         lname: str,
         records: dict[str, dict[int, list[int]]],
         count: Any,
+        size: Any,
         failed: set[tuple[str, int]] | None,
     ) -> None:
-        size = self.produce_bytes if count is self.produce_records else self.fetch_bytes
         if type(outlet) is Side:
             self._records(lname, records, count, size, failed)
         elif outlet is not None:  # held in a stage: count it when it leaves

@@ -167,6 +167,11 @@ class Facts:
         self.trailing = 0
 
 
+def _event_topic(value: Any) -> str:
+    """A topic event's key: the name, or the id as text (v13+ carry only ids)."""
+    return value if type(value) is str else ("" if value is None else str(value))
+
+
 def digest(events: list[tuple[str, Any]]) -> Facts:
     """Fold scanner events (in wire order) into errors, acks and records per partition."""
     facts = Facts()
@@ -192,7 +197,7 @@ def digest(events: list[tuple[str, Any]]) -> Facts:
         elif tag == "topic":
             if tally is None:
                 tally = facts.tally = RecordsTally()
-            key = value if type(value) is str else ("" if value is None else str(value))
+            key = _event_topic(value)
             parts = tally.by_partition.get(key)
             if parts is None:
                 parts = tally.by_partition[key] = {}
@@ -207,7 +212,7 @@ def digest(events: list[tuple[str, Any]]) -> Facts:
             partition = value
             in_ack_partition = True
         elif tag == "ack_topic":
-            ack_topic = value if type(value) is str else ("" if value is None else str(value))
+            ack_topic = _event_topic(value)
             in_ack_partition = False
         elif tag == "acks":
             facts.acks = value

@@ -237,9 +237,9 @@ KAFKA_PYTHON_APIS = [
 ]
 
 
-@pytest.mark.parametrize(("api", "error"), KAFKA_PYTHON_APIS, ids=[a for a, _ in KAFKA_PYTHON_APIS])
-def test_kafka_python_survives_an_abort_of_each_api(rig, seen, api, error):
-    topic = f"each-{api.lower()}"
+def _abort_first(rig: KafkaRig, prefix: str, api: str, error: str) -> str:
+    """A fresh topic, and fault "a": the first `api` request answered with `error`."""
+    topic = f"{prefix}-{api.lower()}"
     rig.run(lambda: rig.cluster.create_topic(topic, partitions=2))
     _fault(
         rig,
@@ -248,6 +248,12 @@ def test_kafka_python_survives_an_abort_of_each_api(rig, seen, api, error):
         action={"abort": {"error": error}},
         schedule={"first": 1},
     )
+    return topic
+
+
+@pytest.mark.parametrize(("api", "error"), KAFKA_PYTHON_APIS, ids=[a for a, _ in KAFKA_PYTHON_APIS])
+def test_kafka_python_survives_an_abort_of_each_api(rig, seen, api, error):
+    topic = _abort_first(rig, "each", api, error)
     vals = values(20, api.encode())
     extra = {"enable_idempotence": True} if api == "InitProducerId" else {}
     produced = kafka_python_produce(rig.bootstrap, topic, vals, **extra)
@@ -281,15 +287,7 @@ LIBRDKAFKA_APIS = [
 @pytest.mark.parametrize(("api", "error"), LIBRDKAFKA_APIS, ids=[a for a, _ in LIBRDKAFKA_APIS])
 def test_librdkafka_survives_an_abort_of_each_api(rig, seen, api, error):
     pytest.importorskip("confluent_kafka")
-    topic = f"rd-{api.lower()}"
-    rig.run(lambda: rig.cluster.create_topic(topic, partitions=2))
-    _fault(
-        rig,
-        name="a",
-        match={"protocol": "kafka", "api": api},
-        action={"abort": {"error": error}},
-        schedule={"first": 1},
-    )
+    topic = _abort_first(rig, "rd", api, error)
     vals = values(20, api.encode())
     produced = confluent_produce(rig.bootstrap, topic, vals)
     consumed = confluent_consume(rig.bootstrap, topic, f"g-{topic}", len(vals))
