@@ -30,7 +30,10 @@ class ScanError(Exception):
 
 
 # Field paths (dot-joined snake_case names from the message root) whose values
-# become events, per (api_key, is_request). Error codes are always collected.
+# become events, per (api_key, is_request). Error codes are always collected;
+# inside a struct that holds a wanted partition index (tag "partition" or
+# "ack_partition") they become PARTITION_ERROR_EVENTs, which follow that
+# partition's event, so errors can be told per topic and partition.
 WANTED: dict[tuple[int, bool], dict[str, str]] = {
     (0, True): {
         "acks": "acks",
@@ -50,13 +53,40 @@ WANTED: dict[tuple[int, bool], dict[str, str]] = {
         "responses.topic": "topic",
         "responses.topic_id": "topic",
         "responses.partitions.partition_index": "partition",
+        "responses.partitions.high_watermark": "hw",
         "responses.partitions.records": "records",
     },
+    # Per-partition error codes of the control APIs, for errors by topic/partition.
+    (2, False): {  # ListOffsets
+        "topics.name": "ptopic",
+        "topics.partitions.partition_index": "partition",
+    },
+    (8, False): {  # OffsetCommit
+        "topics.name": "ptopic",
+        "topics.topic_id": "ptopic",
+        "topics.partitions.partition_index": "partition",
+    },
+    (9, False): {  # OffsetFetch: v0-7 one group, v8+ batched groups
+        "topics.name": "ptopic",
+        "topics.partitions.partition_index": "partition",
+        "groups.topics.name": "ptopic",
+        "groups.topics.topic_id": "ptopic",
+        "groups.topics.partitions.partition_index": "partition",
+    },
+    (23, False): {  # OffsetForLeaderEpoch
+        "topics.topic": "ptopic",
+        "topics.partitions.partition": "partition",
+    },
 }
+
+# Tags that mark a struct as one partition's (see WANTED).
+PARTITION_TAGS = frozenset(("partition", "ack_partition"))
 
 # Event tag for a non-empty tagged-field section; its value is the count.
 TAGS_EVENT = "tags"
 ERROR_EVENT = "error"
+PARTITION_ERROR_EVENT = "perror"  # an error code in a partition's struct
+THROTTLE_EVENT = "throttle"  # a response's non-zero top-level throttle_time_ms
 TRAILING_EVENT = "trailing"  # bytes after the body's last field (value: count)
 
 _FIXED = {
@@ -109,12 +139,19 @@ def _skip_tags(data: Any, pos: int, ev: list) -> int:
 class _Gen:
     """Source builder for one (api, version, direction)."""
 
-    def __init__(self, version: int, flexible: bool, wanted: dict[str, str]) -> None:
+    def __init__(
+        self, version: int, flexible: bool, wanted: dict[str, str], request: bool
+    ) -> None:
         self.version = version
         self.flexible = flexible
         self.wanted = wanted
+        self.request = request
         self.lines: list[str] = []
         self.n = 0
+        # In a partition's struct: "perror" as the error tag, and error codes
+        # read before the partition index, held until it has been emitted.
+        self.error_tag = ERROR_EVENT
+        self.deferred: list[str] | None = None
         self.globs: dict[str, Any] = {
             "unpack_from": struct.unpack_from,
             "_uvarint_tail": _uvarint_tail,
@@ -146,16 +183,33 @@ class _Gen:
             self.emit(ind, f"pos += {size}")
 
     def struct(self, ind: str, struct: Any, path: str) -> None:
+        outer = self.error_tag, self.deferred
+        fields = [
+            f
+            for f in struct.fields.values()
+            if f.for_version_q(self.version) and not f.tagged_field_q(self.version)
+        ]
+        if any(self.wanted.get(self._path(path, f)) in PARTITION_TAGS for f in fields):
+            self.error_tag, self.deferred = PARTITION_ERROR_EVENT, []
+        else:
+            self.error_tag, self.deferred = ERROR_EVENT, None
+        self._fields(ind, fields, path)
+        self.error_tag, self.deferred = outer
+
+    @staticmethod
+    def _path(path: str, field: Any) -> str:
+        return f"{path}.{field.name}" if path else field.name
+
+    def _fields(self, ind: str, fields: list[Any], path: str) -> None:
         skip = 0  # adjacent fixed-size fields nobody wants are skipped in one step
-        for field in struct.fields.values():
-            if not field.for_version_q(self.version) or field.tagged_field_q(self.version):
-                continue
-            fpath = f"{path}.{field.name}" if path else field.name
+        for field in fields:
+            fpath = self._path(path, field)
             fixed = _FIXED.get(field.type_str)
             if (
                 fixed is not None
                 and fpath not in self.wanted
                 and not _is_error_code(field)
+                and not self._is_throttle(fpath)
                 and not field.is_array()
             ):
                 skip += fixed[1]
@@ -169,6 +223,9 @@ class _Gen:
         if self.flexible:
             self.emit(ind, "if data[pos] == 0: pos += 1")
             self.emit(ind, "else: pos = _skip_tags(data, pos, ev)")
+
+    def _is_throttle(self, path: str) -> bool:
+        return path == "throttle_time_ms" and not self.request
 
     def min_size(self, struct: Any) -> int:
         """Fewest bytes one instance can take: bounds loop counts by bytes left."""
@@ -228,9 +285,18 @@ class _Gen:
             else:
                 self.emit(ind, f'{v} = unpack_from(">{fmt}", data, pos)[0]')
             if _is_error_code(field):
-                self.emit(ind, f'if {v}: ev.append(("{ERROR_EVENT}", {v}))')
+                if self.deferred is not None:
+                    self.deferred.append(v)  # emitted after the partition index
+                else:
+                    self.emit(ind, f'if {v}: ev.append(("{self.error_tag}", {v}))')
+            if self._is_throttle(path):
+                self.emit(ind, f'if {v}: ev.append(("{THROTTLE_EVENT}", {v}))')
             if want:
                 self.emit(ind, f'ev.append(("{want}", {v}))')
+                if want in PARTITION_TAGS and self.deferred is not None:
+                    for held in self.deferred:
+                        self.emit(ind, f'if {held}: ev.append(("{self.error_tag}", {held}))')
+                    self.deferred = None  # later error codes go out as they are read
             self.emit(ind, f"pos += {size}")
             return
         if type_str == "string":
@@ -289,7 +355,9 @@ def _compile(api_key: int, version: int, request: bool) -> Scanner | None:
     )
     if cls is None:
         return None
-    gen = _Gen(version, cls.flexible_version_q(version), WANTED.get((api_key, request), {}))
+    gen = _Gen(
+        version, cls.flexible_version_q(version), WANTED.get((api_key, request), {}), request
+    )
     gen.lines.append("def scan(data, pos):")
     gen.emit("    ", "end = len(data)")
     gen.emit("    ", "ev = []")

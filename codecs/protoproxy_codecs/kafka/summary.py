@@ -150,19 +150,27 @@ class Facts:
         "acks",
         "errors",
         "failed",
+        "partition_errors",
         "tagged_sections",
         "tally",
+        "throttle_ms",
         "trailing",
         "transactional_id",
+        "watermarks",
     )
 
     def __init__(self) -> None:
         self.errors: list[int] = []
         #: (topic, partition) pairs whose error code was not zero
         self.failed: set[tuple[str, int]] | None = None
+        #: (topic, partition, error code) for each non-zero partition-level code
+        self.partition_errors: list[tuple[str, int, int]] | None = None
+        #: (topic, partition, high watermark) from Fetch responses (-1: unknown, left out)
+        self.watermarks: list[tuple[str, int, int]] | None = None
         self.tally: RecordsTally | None = None
         self.acks: int | None = None
         self.transactional_id: str | None = None
+        self.throttle_ms = 0
         self.tagged_sections = 0
         self.trailing = 0
 
@@ -178,8 +186,8 @@ def digest(events: list[tuple[str, Any]]) -> Facts:
     tally = None
     parts: dict[int, list[int]] | None = None
     partition = -1
+    topic = ""  # the topic the partition events that follow belong to
     # Produce responses: an error code after a partition index fails that partition
-    ack_topic = ""
     in_ack_partition = False
     for tag, value in events:
         if tag == "records":
@@ -194,26 +202,39 @@ def digest(events: list[tuple[str, Any]]) -> Facts:
             tally.bytes += s.size  # type: ignore[union-attr]
         elif tag == "partition":
             partition = value
+        elif tag == "hw":
+            if value >= 0:
+                if facts.watermarks is None:
+                    facts.watermarks = []
+                facts.watermarks.append((topic, partition, value))
         elif tag == "topic":
             if tally is None:
                 tally = facts.tally = RecordsTally()
-            key = _event_topic(value)
+            topic = key = _event_topic(value)
             parts = tally.by_partition.get(key)
             if parts is None:
                 parts = tally.by_partition[key] = {}
                 tally.topics.append(key)
-        elif tag == "error":
+        elif tag == "perror":
             facts.errors.append(value)
+            if facts.partition_errors is None:
+                facts.partition_errors = []
+            facts.partition_errors.append((topic, partition, value))
             if in_ack_partition:
                 if facts.failed is None:
                     facts.failed = set()
-                facts.failed.add((ack_topic, partition))
+                facts.failed.add((topic, partition))
+        elif tag == "error":
+            facts.errors.append(value)
+        elif tag == "ptopic":
+            topic = _event_topic(value)
         elif tag == "ack_partition":
             partition = value
             in_ack_partition = True
         elif tag == "ack_topic":
-            ack_topic = _event_topic(value)
-            in_ack_partition = False
+            topic = _event_topic(value)
+        elif tag == "throttle":
+            facts.throttle_ms = value
         elif tag == "acks":
             facts.acks = value
         elif tag == "txn":

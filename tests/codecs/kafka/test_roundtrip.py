@@ -56,6 +56,14 @@ def _scanner_agrees(api_key: int, version: int, request: bool, frame: bytes, at:
     facts = summary.digest(scanner.scan(api_key, version, request, memoryview(frame), at))
     if not request:
         assert facts.errors == summary.error_codes(api_key, version, body)
+        assert facts.throttle_ms == (getattr(body, "throttle_time_ms", None) or 0)
+        partitions = _partitions(api_key, body)
+        if partitions is not None:
+            want = [(t, p, code) for t, p, code, _ in partitions if code]
+            assert (facts.partition_errors or []) == want
+        if api_key == 1:
+            marks = [(t, p, hw) for t, p, _, hw in partitions or () if hw >= 0]
+            assert (facts.watermarks or []) == marks
     if api_key == 0 and not request:
         # the partitions whose records were not acknowledged, as decoded
         failed = {
@@ -75,6 +83,36 @@ def _scanner_agrees(api_key: int, version: int, request: bool, frame: bytes, at:
         return
     got = facts.tally or summary.RecordsTally()
     assert (got.topics, got.by_partition) == (expected.topics, expected.by_partition)
+
+
+def _partitions(api_key: int, body) -> list[tuple[str, int, int, int]] | None:
+    """(topic, partition, error code, high watermark or -1) as decoded, in wire order,
+    for the responses whose errors the scanner tells per partition."""
+
+    def key(t, name: str = "name") -> str:
+        return summary._topic_key(getattr(t, name, None), getattr(t, "topic_id", None))
+
+    def rows(topics, name: str, parts: str, index: str):
+        return [
+            (key(t, name), getattr(p, index), p.error_code, getattr(p, "high_watermark", -1))
+            for t in topics or ()
+            for p in getattr(t, parts) or ()
+        ]
+
+    if api_key == 0:
+        return rows(body.responses, "name", "partition_responses", "index")
+    if api_key == 1:
+        return rows(body.responses, "topic", "partitions", "partition_index")
+    if api_key in (2, 8):
+        return rows(body.topics, "name", "partitions", "partition_index")
+    if api_key == 9:
+        out = rows(body.topics, "name", "partitions", "partition_index")
+        for g in getattr(body, "groups", None) or ():
+            out += rows(g.topics, "name", "partitions", "partition_index")
+        return out
+    if api_key == 23:
+        return rows(body.topics, "topic", "partitions", "partition")
+    return None
 
 
 def test_every_known_api_is_covered() -> None:
