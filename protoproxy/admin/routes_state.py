@@ -1,4 +1,4 @@
-"""Live state: /connections, /upstreams, /config, /kafka/brokers, /grpc/methods."""
+"""Live state: /connections, /upstreams, /config, /kafka/brokers, /kafka/groups, /grpc/methods."""
 
 from __future__ import annotations
 
@@ -90,6 +90,13 @@ def routes(proxy: Proxy, components: Mapping[str, object]) -> list[web.RouteDef]
     async def kafka_brokers(request: web.Request) -> web.Response:
         return web.json_response(_snapshot(components, "kafka", "brokers"), dumps=_dumps)
 
+    async def kafka_groups(request: web.Request) -> web.Response:
+        comp = components.get("kafka")
+        snap = getattr(comp, "groups_snapshot", None)
+        if snap is None:
+            return web.json_response({"installed": False, "clusters": {}})
+        return web.json_response({"installed": True, **snap()}, dumps=_dumps)
+
     async def grpc_methods(request: web.Request) -> web.Response:
         return web.json_response(_snapshot(components, "grpc", "methods"), dumps=_dumps)
 
@@ -98,6 +105,7 @@ def routes(proxy: Proxy, components: Mapping[str, object]) -> list[web.RouteDef]
         web.get("/upstreams", upstreams),
         web.get("/config", config),
         web.get("/kafka/brokers", kafka_brokers),
+        web.get("/kafka/groups", kafka_groups),
         web.get("/grpc/methods", grpc_methods),
     ]
 

@@ -1,7 +1,7 @@
 """The Kafka component of an App: one routing table and broker set per bootstrap listener.
 
 Shared as ``app.components["kafka"]``; ``snapshot()`` is what
-``/kafka/brokers`` serves.
+``/kafka/brokers`` serves and ``groups_snapshot()`` what ``/kafka/groups`` does.
 """
 
 from __future__ import annotations
@@ -9,8 +9,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from protoproxy_codecs.base import Exchange
+
 from .brokers import BrokerListeners
 from .filter import KafkaFilter
+from .groups import ClusterGroups
 from .metrics import KafkaMetrics
 from .routing import RoutingTable
 
@@ -48,8 +51,12 @@ class KafkaComponent:
             self.brokers[cfg.name] = brokers
             self._filters[cfg.name] = KafkaFilter(self.metrics, table, brokers)
             brokers.install_pinned()
+        #: cluster (bootstrap listener; a sniffing listener's own name) -> its groups
+        self.groups: dict[str, ClusterGroups] = {}
         proxy.codec_observers.append(self.codec_chosen)
         proxy.exchange_observers.append(self.metrics.on_exchanges)
+        proxy.exchange_observers.append(self.on_exchanges)
+        proxy.close_observers.append(self.connection_closed)
 
     def _listener_failed(self, bootstrap: str) -> None:
         self.metrics.listener_failures.inc((bootstrap,))
@@ -68,6 +75,55 @@ class KafkaComponent:
         if conn.protocol == "kafka":
             conn.filters.append(self.filter_for(conn.listener.name))
 
+    def connection_closed(self, conn: Connection) -> None:
+        if conn.protocol == "kafka":
+            self.metrics.connection_closed(conn)
+
+    # -- consumer groups -------------------------------------------------------------
+    def groups_for(self, listener: str) -> ClusterGroups:
+        f = self.filter_for(listener)
+        name = f.table.bootstrap_listener if f.table is not None else listener
+        groups = self.groups.get(name)
+        if groups is None:
+            groups = self.groups[name] = ClusterGroups(name, self.metrics)
+        return groups
+
+    def on_exchanges(self, conn: Connection, exchanges: list[Exchange]) -> None:
+        """Fold the group facts and high watermarks the codec found into the groups."""
+        if conn.protocol != "kafka":
+            return
+        groups: ClusterGroups | None = None
+        for ex in exchanges:
+            attrs = ex.attrs
+            marks = attrs.get("watermarks") or attrs.get("latest_offsets")
+            group = attrs.get("group")
+            fetched = attrs.get("fetched_offsets")
+            if marks is None and group is None and fetched is None:
+                continue
+            if groups is None:
+                groups = self.groups_for(conn.listener.name)
+            if marks:
+                groups.watermarks_seen(marks)
+            if fetched:
+                groups.fetched(fetched)
+            if group is None:
+                continue
+            if "commits" in attrs:
+                groups.committed(group, attrs["commits"])
+            elif "left" in attrs:
+                groups.left(group, attrs["left"])
+            elif "member_id" in attrs:
+                client_id = attrs.get("client_id") or ""
+                host = _host(conn)
+                if attrs["api"] == "JoinGroup":
+                    groups.joined(attrs, client_id, host)
+                else:
+                    groups.synced(attrs, client_id, host)
+
+    def groups_snapshot(self) -> dict[str, Any]:
+        """JSON-able consumer groups of every proxied Kafka cluster, by bootstrap listener."""
+        return {"clusters": {name: g.snapshot() for name, g in sorted(self.groups.items())}}
+
     # -- queries ---------------------------------------------------------------------
     def broker_map(self, bootstrap: str) -> dict[int, tuple[str, str | None, str | None]]:
         """node id -> (upstream host:port, proxy listener, proxy host:port)."""
@@ -77,3 +133,10 @@ class KafkaComponent:
     def snapshot(self) -> dict[str, Any]:
         """JSON-able routing data of every proxied Kafka cluster, by bootstrap listener."""
         return {"clusters": {name: t.snapshot() for name, t in self.tables.items()}}
+
+
+def _host(conn: Connection) -> str:
+    """The client's address as the proxy saw it (no port)."""
+    peer = conn.down.peername if conn.down is not None else "-"
+    host = peer.rsplit(":", 1)[0] if ":" in peer else peer
+    return host.strip("[]")

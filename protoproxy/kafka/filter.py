@@ -58,6 +58,7 @@ class KafkaFilter:
     ) -> list[Message]:
         if direction is UPSTREAM:
             self._requests(conn, messages)
+            self.metrics.sync_in_flight(conn)
             return messages
         out = messages
         for i, msg in enumerate(messages):
@@ -88,16 +89,19 @@ class KafkaFilter:
         lname = conn.listener.name
         counter = self.metrics.requests
         values = counter.values
+        sizes = self.metrics.request_size
         for msg in messages:
             info = msg.info
             if info is None or msg.kind != "request":
                 continue
             version = info["api_version"]
-            key = (lname, info["api"], version_label(version), info["client_id"] or "")
+            api = info["api"]
+            key = (lname, api, version_label(version), info["client_id"] or "")
             if key in values:
                 values[key] += 1
             else:
                 counter.inc(key)
+            sizes.observe((lname, api), len(msg.raw))
             if info.get("known", True) is False:
                 self.metrics.unknown.inc((lname, str(info["api_key"]), version_label(version)))
             elif "decode_error" in info:

@@ -18,6 +18,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM, Exchange
+from protoproxy_codecs.kafka import schema
 
 from ..connection import Side
 from ..observe.stats import Stats
@@ -28,6 +29,11 @@ if TYPE_CHECKING:
 # Label strings made once, not per message.
 _VERSIONS = tuple(str(v) for v in range(64))
 _PARTITIONS = tuple(str(p) for p in range(1024))
+
+# Bytes: a 100-byte heartbeat up to a 64 MiB fetch.
+SIZE_BUCKETS: tuple[float, ...] = tuple(float(4**i * 64) for i in range(11))
+#: conn.extra key: the codec's pending requests as last counted in the in-flight gauge
+IN_FLIGHT = "kafka_in_flight"
 
 
 def version_label(version: int) -> str:
@@ -112,6 +118,88 @@ class KafkaMetrics:
             "Broker listeners open behind a bootstrap listener",
             ("listener",),
         )
+        self.version_negotiations = stats.counter(
+            "protoproxy_kafka_version_negotiations_total",
+            "ApiVersions answers saying UNSUPPORTED_VERSION with the broker's ranges "
+            "(KIP-511: the client retries lower; not an error)",
+            ("listener", "version"),
+        )
+        self.partition_errors = stats.counter(
+            "protoproxy_kafka_partition_errors_total",
+            "Non-zero partition-level error codes in responses, by topic and partition",
+            ("listener", "api", "topic", "partition", "error"),
+        )
+        self.client_records = stats.counter(
+            "protoproxy_kafka_client_records_total",
+            "Records produced (acknowledged) and fetched (delivered), by client id",
+            ("listener", "client_id", "api"),
+        )
+        self.client_bytes = stats.counter(
+            "protoproxy_kafka_client_bytes_total",
+            "Record batch bytes produced (acknowledged) and fetched (delivered), by client id",
+            ("listener", "client_id", "api"),
+        )
+        self.request_size = stats.histogram(
+            "protoproxy_kafka_request_size_bytes",
+            "Size of Kafka requests, size prefix included",
+            ("listener", "api"),
+            SIZE_BUCKETS,
+        )
+        self.response_size = stats.histogram(
+            "protoproxy_kafka_response_size_bytes",
+            "Size of Kafka responses, size prefix included",
+            ("listener", "api"),
+            SIZE_BUCKETS,
+        )
+        self.throttle = stats.counter(
+            "protoproxy_kafka_throttle_seconds_total",
+            "throttle_time_ms that responses asked clients to wait, summed, in seconds",
+            ("listener", "api", "client_id"),
+        )
+        self.in_flight = stats.gauge(
+            "protoproxy_kafka_requests_in_flight",
+            "Requests relayed and awaiting their response, per listener",
+            ("listener",),
+        )
+        self.high_watermark = stats.gauge(
+            "protoproxy_kafka_partition_high_watermark",
+            "Last high watermark seen in Fetch or ListOffsets (latest) responses",
+            ("listener", "topic", "partition"),
+        )
+        self.committed_offset = stats.gauge(
+            "protoproxy_kafka_consumer_group_committed_offset",
+            "Last offset a group committed (acknowledged OffsetCommit) or fetched (OffsetFetch)",
+            ("listener", "group", "topic", "partition"),
+        )
+        self.group_lag = stats.gauge(
+            "protoproxy_kafka_consumer_group_lag",
+            "High watermark minus the group's committed offset, as the proxy saw them",
+            ("listener", "group", "topic", "partition"),
+        )
+
+    # -- in-flight requests -------------------------------------------------------
+    def sync_in_flight(self, conn: Connection) -> None:
+        """Move the gauge by what the codec's pending requests changed since last time.
+
+        The codec knows exactly which requests await a response (drops, injected
+        answers and pipelining included), so the gauge follows it rather than
+        counting requests and responses separately.
+        """
+        extra = conn.extra
+        before = extra.get(IN_FLIGHT, 0)
+        if before is None:  # closed: connection_closed settled it
+            return
+        n = getattr(conn.codec, "pending", 0)
+        if n != before:
+            extra[IN_FLIGHT] = n
+            self.in_flight.inc((conn.listener.name,), n - before)
+
+    def connection_closed(self, conn: Connection) -> None:
+        """Its unanswered requests are in flight no more."""
+        before = conn.extra.get(IN_FLIGHT)
+        conn.extra[IN_FLIGHT] = None
+        if before:
+            self.in_flight.inc((conn.listener.name,), -before)
 
     # -- exchange observer ------------------------------------------------------
     def on_exchanges(self, conn: Connection, exchanges: list[Exchange]) -> None:
@@ -119,6 +207,7 @@ class KafkaMetrics:
             return
         lname = conn.listener.name
         responses = self.responses.values
+        self.sync_in_flight(conn)
         for ex in exchanges:
             attrs = ex.attrs
             api = attrs.get("api", "")
@@ -136,23 +225,55 @@ class KafkaMetrics:
                 else:
                     self.responses.inc(key)
                 self.latency.observe((lname, api), ex.finished - ex.started)
+                self.response_size.observe((lname, api), ex.response_bytes)
             errors = attrs.get("errors")
             if errors:
                 for name, n in errors.items():
                     self.errors.inc((lname, api, name), n)
+            if len(attrs) > 3:  # not just api, version and client_id
+                self._facts(lname, api, attrs)
             records = attrs.get("records")
             if not records or attrs.get("undelivered"):
                 continue
+            client = attrs.get("client_id") or ""
             if api == "Produce":
                 # acks=0 has no answer: its records count once sent on
                 outlet = conn.outlets[DOWNSTREAM if answered else UPSTREAM]
                 failed = attrs.get("failed")
                 self._count(
-                    outlet, lname, records, self.produce_records, self.produce_bytes, failed
+                    outlet,
+                    lname,
+                    records,
+                    self.produce_records,
+                    self.produce_bytes,
+                    failed,
+                    (lname, client, api),
                 )
             elif api == "Fetch" and answered:
                 outlet = conn.outlets[DOWNSTREAM]
-                self._count(outlet, lname, records, self.fetch_records, self.fetch_bytes, None)
+                self._count(
+                    outlet,
+                    lname,
+                    records,
+                    self.fetch_records,
+                    self.fetch_bytes,
+                    None,
+                    (lname, client, api),
+                )
+
+    def _facts(self, lname: str, api: str, attrs: dict[str, Any]) -> None:
+        """The rarer per-response facts: throttling, partition errors, negotiation."""
+        throttle = attrs.get("throttle_ms")
+        if throttle:
+            self.throttle.inc((lname, api, attrs.get("client_id") or ""), throttle / 1000)
+        perrors = attrs.get("partition_errors")
+        if perrors:
+            inc = self.partition_errors.inc
+            name = schema.error_name
+            for topic, partition, code in perrors:
+                inc((lname, api, topic, partition_label(partition), name(code)))
+        if attrs.get("version_negotiation"):
+            self.version_negotiations.inc((lname, version_label(attrs["version"])))
 
     def _count(
         self,
@@ -162,20 +283,23 @@ class KafkaMetrics:
         count: Any,
         size: Any,
         failed: set[tuple[str, int]] | None,
+        client: tuple[str, str, str],
     ) -> None:
         if type(outlet) is Side:
-            self._records(lname, records, count, size, failed)
+            self._records(lname, records, count, size, failed, client)
         elif outlet is not None:  # held in a stage: count it when it leaves
-            outlet.when_sent(partial(self._records, lname, records, count, size, failed))
+            outlet.when_sent(partial(self._records, lname, records, count, size, failed, client))
 
-    @staticmethod
     def _records(
+        self,
         lname: str,
         records: dict[str, dict[int, list[int]]],
         count: Any,
         size: Any,
         failed: set[tuple[str, int]] | None,
+        client: tuple[str, str, str],
     ) -> None:
+        total = total_bytes = 0
         for topic, parts in records.items():
             for partition, (n, nbytes) in parts.items():
                 if not n or (failed and (topic, partition) in failed):
@@ -183,3 +307,8 @@ class KafkaMetrics:
                 key = (lname, topic, partition_label(partition))
                 count.inc(key, n)
                 size.inc(key, nbytes)
+                total += n
+                total_bytes += nbytes
+        if total:
+            self.client_records.inc(client, total)
+            self.client_bytes.inc(client, total_bytes)

@@ -46,7 +46,7 @@ from ..base import (
     Message,
     Sniff,
 )
-from . import framing, scanner, schema, summary
+from . import framing, groups, scanner, schema, summary
 from .framing import BodyError
 from .sasl import SaslState
 from .scanner import ScanError
@@ -62,6 +62,13 @@ FIND_COORDINATOR = 10
 
 STATUS_OK = "NONE"
 STATUS_UNDECODED = "UNDECODED"  # unknown API/version, or a body that did not decode
+# An ApiVersions request newer than the broker speaks, answered (KIP-511) with
+# UNSUPPORTED_VERSION and the broker's ranges: the client retries lower. That
+# is how clients negotiate (librdkafka does it against pre-2.4 brokers), not a
+# failure, so it is neither an error code in metrics nor an error status.
+STATUS_VERSION_NEGOTIATION = "VERSION_NEGOTIATION"
+API_VERSIONS = schema.API_VERSIONS_KEY
+UNSUPPORTED_VERSION = 35
 
 REDACTED = b"<redacted>"
 
@@ -270,6 +277,13 @@ class KafkaCodec(BaseCodec):
             if self.sasl.mechanism is not None:
                 info["sasl_mechanism"] = self.sasl.mechanism
             msg._view = SecretView("request", api, len(raw))
+        elif api_key in groups.APIS:
+            _, body = self._decode_control(msg, api_key, version, True, body_at)
+            group_facts = None if body is None else groups.request_facts(api_key, body)
+            if group_facts is not None:
+                attrs = {"group_request": group_facts}
+                if "group" in group_facts:
+                    info["group"] = group_facts["group"]
         else:
             msg._decode = _LazyBody(self, raw, api_key, version, True, body_at, False)
         info["expects_response"] = expects
@@ -322,6 +336,30 @@ class KafkaCodec(BaseCodec):
             msg.info["trailing_bytes"] = facts.trailing  # type: ignore[index]
         return facts
 
+    def _decode_control(
+        self, msg: Message, api_key: int, version: int, request: bool, body_at: int
+    ) -> tuple[summary.Facts | None, Any]:
+        """The scanner's facts and a group control API's body decoded now (or None,
+        leaving a lazy view).
+
+        The scanner validates it first and counts its tagged sections, which
+        bounds kafka-python's copying; a body over ``groups.MAX_BODY`` is
+        left to the lazy view (its group facts are skipped).
+        """
+        raw = msg.raw
+        facts = self._scan(msg, api_key, version, request, body_at)
+        size = len(raw) - body_at
+        if (
+            facts is None
+            or size > groups.MAX_BODY
+            or facts.tagged_sections * size > MAX_TAG_COPY_BYTES
+        ):
+            msg._decode = _LazyBody(
+                self, raw, api_key, version, request, body_at, facts is not None
+            )
+            return facts, None
+        return facts, self._decode_eagerly(msg, api_key, version, request, body_at)
+
     def _decode_eagerly(
         self, msg: Message, api_key: int, version: int, request: bool, body_at: int
     ) -> Any:
@@ -362,14 +400,33 @@ class KafkaCodec(BaseCodec):
         if pending.attrs:
             attrs.update(pending.attrs)
         status = STATUS_UNDECODED
+        negotiation = False
         if pending.known:
             _, body_at = framing.parse_response_header(raw, 4, end, api_key, version)
             info["header_size"] = body_at - 4
-            facts = self._scan(msg, api_key, version, False, body_at)
-            msg._decode = _LazyBody(self, raw, api_key, version, False, body_at, facts is not None)
+            group_request = attrs.pop("group_request", None)
+            if group_request is not None:
+                facts, body = self._decode_control(msg, api_key, version, False, body_at)
+                if body is not None:
+                    attrs.update(groups.response_facts(api_key, group_request, body))
+            else:
+                negotiation = api_key == API_VERSIONS and _negotiation(raw, body_at)
+                # KIP-511: that answer is in v0, whatever version was asked.
+                body_version = 0 if negotiation else version
+                facts = self._scan(msg, api_key, body_version, False, body_at)
+                msg._decode = _LazyBody(
+                    self, raw, api_key, body_version, False, body_at, facts is not None
+                )
             if facts is not None:
                 codes = facts.errors
-                if codes:
+                if facts.throttle_ms:
+                    attrs["throttle_ms"] = facts.throttle_ms
+                if facts.partition_errors:
+                    attrs["partition_errors"] = facts.partition_errors
+                if negotiation:
+                    status = STATUS_VERSION_NEGOTIATION
+                    attrs["version_negotiation"] = True
+                elif codes:
                     status = schema.error_name(codes[0])
                     attrs["errors"] = summary.error_counts(codes)
                 else:
@@ -380,6 +437,8 @@ class KafkaCodec(BaseCodec):
                     attrs["records"] = tally.by_partition
                     attrs["record_count"] = tally.records
                     attrs["record_bytes"] = tally.bytes
+                    if facts.watermarks:
+                        attrs["watermarks"] = facts.watermarks
                 elif api_key == PRODUCE and facts.failed:
                     attrs["failed"] = facts.failed
                 elif api_key == FIND_COORDINATOR and pending.attrs:
@@ -503,6 +562,14 @@ class KafkaCodec(BaseCodec):
             info["api_key"], info["api_version"], info["correlation_id"], body
         )
         return self._on_response(frame)
+
+
+def _negotiation(raw: bytes, body_at: int) -> bool:
+    """An ApiVersions answer that starts with UNSUPPORTED_VERSION (then in v0)."""
+    return raw[body_at : body_at + 2] == _UNSUPPORTED
+
+
+_UNSUPPORTED = UNSUPPORTED_VERSION.to_bytes(2, "big", signed=True)
 
 
 def _produce_acks(raw: bytes, body_at: int, version: int) -> int | None:

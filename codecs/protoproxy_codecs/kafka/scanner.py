@@ -139,9 +139,7 @@ def _skip_tags(data: Any, pos: int, ev: list) -> int:
 class _Gen:
     """Source builder for one (api, version, direction)."""
 
-    def __init__(
-        self, version: int, flexible: bool, wanted: dict[str, str], request: bool
-    ) -> None:
+    def __init__(self, version: int, flexible: bool, wanted: dict[str, str], request: bool) -> None:
         self.version = version
         self.flexible = flexible
         self.wanted = wanted
