@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from protoproxy_codecs.kafka import schema
@@ -26,17 +27,21 @@ def valid_topic_name(name: str | None) -> bool:
 # -- ApiVersions -----------------------------------------------------------------
 
 
-def api_versions_body(version: int, error: int = errors.NONE) -> Any:
+def api_versions_body(
+    version: int,
+    error: int = errors.NONE,
+    supported: Mapping[int, tuple[int, int]] = SUPPORTED,
+) -> Any:
     R = schema.response_class(18, version)
     AV = R.ApiVersion
     keys = [
-        AV(api_key=k, min_version=lo, max_version=hi) for k, (lo, hi) in sorted(SUPPORTED.items())
+        AV(api_key=k, min_version=lo, max_version=hi) for k, (lo, hi) in sorted(supported.items())
     ]
     return R(error_code=error, api_keys=keys, throttle_time_ms=0)
 
 
 def api_versions(req: Request, body: Any) -> Any:
-    return api_versions_body(req.version)
+    return api_versions_body(req.version, supported=req.cluster.supported)
 
 
 # -- Metadata ----------------------------------------------------------------------

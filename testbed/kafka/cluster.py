@@ -15,6 +15,7 @@ import time
 import uuid
 import zlib
 from collections import Counter
+from collections.abc import Mapping
 from types import TracebackType
 
 from protoproxy_codecs.base import Limits
@@ -25,6 +26,7 @@ from .log import PartitionLog, StoredRecord
 from .producers import ProducerStates
 from .server import BrokerServer
 from .topology import BrokerInfo, Topic, Topology
+from .versions import narrowed
 
 
 class FakeKafkaCluster:
@@ -49,6 +51,13 @@ class FakeKafkaCluster:
             (topic count, partitions per topic); requests past them get
             POLICY_VIOLATION / INVALID_PARTITIONS.
         ssl: a server-side SSLContext to make every listener speak TLS.
+        api_versions: narrower version ranges to advertise and accept, by api key
+            (e.g. ``{18: (0, 2)}`` answers ApiVersions v3 with UNSUPPORTED_VERSION as
+            a pre-2.4 broker does, so clients negotiate down); only narrowing is
+            allowed, since the fake implements no more than `versions.SUPPORTED`.
+
+    ``throttle_time_ms`` (an attribute, 0 by default) is put in every response
+    that has the field, as a broker enforcing a quota does.
     """
 
     def __init__(
@@ -68,6 +77,7 @@ class FakeKafkaCluster:
         max_topics: int = 1000,
         max_partitions: int = 1000,
         ssl: ssl_module.SSLContext | None = None,
+        api_versions: Mapping[int, tuple[int, int]] | None = None,
     ) -> None:
         if brokers < 1:
             raise ValueError("a cluster needs at least one broker")
@@ -85,6 +95,10 @@ class FakeKafkaCluster:
         self.max_partitions = max_partitions
         #: server-side TLS for every listener (None: plaintext)
         self.ssl = ssl
+        #: api key -> (min, max) versions advertised and served
+        self.supported = narrowed(api_versions or {})
+        #: throttle_time_ms put in every response that has the field
+        self.throttle_time_ms = 0
         self.topology = Topology(self._rng)
         self.producers = ProducerStates(first_producer_id=1000 + self._rng.randrange(1000))
         self.groups = GroupCoordinator(

@@ -78,13 +78,12 @@ async def dispatch(
     req = Request(
         cluster, server.node_id, key, version, header.correlation_id, header.client_id, client_host
     )
-    rng = SUPPORTED.get(key)
+    rng = cluster.supported.get(key)
     if key == 18 and rng is not None and not rng[0] <= version <= rng[1]:
         # KIP-511: answer an ApiVersions we cannot speak with v0 + our ranges.
         req.version = 0
-        return framing.encode_response(
-            18, 0, header.correlation_id, admin_api.api_versions_body(0, errors.UNSUPPORTED_VERSION)
-        )
+        answer = admin_api.api_versions_body(0, errors.UNSUPPORTED_VERSION, cluster.supported)
+        return framing.encode_response(18, 0, header.correlation_id, answer)
     if rng is None or not rng[0] <= version <= rng[1] or body is None:
         cluster.unsupported_requests += 1
         return unsupported_response(req)
@@ -95,6 +94,8 @@ async def dispatch(
         resp = handler(req, body)
     if resp is None:
         return None
+    if cluster.throttle_time_ms and hasattr(resp, "throttle_time_ms"):
+        resp.throttle_time_ms = cluster.throttle_time_ms
     return framing.encode_response(key, req.version, header.correlation_id, resp)
 
 

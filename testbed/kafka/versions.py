@@ -11,6 +11,8 @@ these ranges (aiokafka needs the v0/v1 group APIs, hence the low minimums).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 SUPPORTED: dict[int, tuple[int, int]] = {
     0: (3, 9),  # Produce
     1: (4, 12),  # Fetch
@@ -33,3 +35,14 @@ SUPPORTED: dict[int, tuple[int, int]] = {
     32: (1, 4),  # DescribeConfigs
     60: (0, 1),  # DescribeCluster
 }
+
+
+def narrowed(overrides: Mapping[int, tuple[int, int]]) -> dict[int, tuple[int, int]]:
+    """SUPPORTED with some ranges narrowed (an older broker's); never widened."""
+    out = dict(SUPPORTED)
+    for key, (lo, hi) in overrides.items():
+        base = SUPPORTED.get(key)
+        if base is None or not base[0] <= lo <= hi <= base[1]:
+            raise ValueError(f"api {key}: {lo}-{hi} is not inside the fake's range {base}")
+        out[key] = (lo, hi)
+    return out

@@ -94,12 +94,11 @@ def request_facts(api_key: int, body: Any) -> dict[str, Any] | None:
             "protocol_type": name(getattr(body, "protocol_type", None)) or None,
         }
     if api_key == LEAVE_GROUP:
-        members = getattr(body, "members", None)
-        if members is None:  # v0-2: the one member leaving
-            ids = [name(body.member_id)]
-        else:
-            ids = [name(m.member_id) for m in members[:MAX_MEMBERS]]
-        return {"group": name(body.group_id), "leaving": ids}
+        # v0-2 name the one member leaving; v3+ a batch of members (member_id is "")
+        if body.member_id:
+            return {"group": name(body.group_id), "leaving": [name(body.member_id)]}
+        ids = [name(m.member_id) for m in (body.members or ())[:MAX_MEMBERS]]
+        return {"group": name(body.group_id), "leaving": ids, "batch": True}
     return None
 
 
@@ -139,8 +138,8 @@ def response_facts(api_key: int, request: dict[str, Any], body: Any) -> dict[str
                 out["assignment"] = assignment
         return out
     if api_key == LEAVE_GROUP:
-        members = getattr(body, "members", None)
-        if members is not None:  # v3+: one error code per member
+        if request.get("batch"):  # v3+: one error code per member
+            members = body.members or ()
             gone = [name(m.member_id) for m in members[:MAX_MEMBERS] if not m.error_code]
         else:
             gone = request["leaving"]

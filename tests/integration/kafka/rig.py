@@ -34,6 +34,7 @@ class KafkaRig(LoopThread):
         cluster_ssl: ssl.SSLContext | None = None,
         config: dict[str, Any] | None = None,
         extra_listeners: list[dict[str, Any]] | None = None,
+        cluster_options: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(new_loop())
         self.brokers = brokers
@@ -44,6 +45,7 @@ class KafkaRig(LoopThread):
         self.cluster_ssl = cluster_ssl
         self.extra_config = config or {}
         self.extra_listeners = extra_listeners or []
+        self.cluster_options = cluster_options or {}  # more FakeKafkaCluster arguments
         self.cluster: FakeKafkaCluster | None = None
         self.app: App | None = None
 
@@ -58,7 +60,9 @@ class KafkaRig(LoopThread):
         return self
 
     async def _start(self) -> None:
-        self.cluster = FakeKafkaCluster(self.brokers, seed=self.seed, ssl=self.cluster_ssl)
+        self.cluster = FakeKafkaCluster(
+            self.brokers, seed=self.seed, ssl=self.cluster_ssl, **self.cluster_options
+        )
         await self.cluster.start()
         listener: dict[str, Any] = {
             "name": "kafka",
