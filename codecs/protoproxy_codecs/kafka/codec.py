@@ -282,7 +282,7 @@ class KafkaCodec(BaseCodec):
             group_facts = None if body is None else groups.request_facts(api_key, body)
             if group_facts is not None:
                 attrs = {"group_request": group_facts}
-                if "group" in group_facts:
+                if group_facts.get("group"):
                     info["group"] = group_facts["group"]
         else:
             msg._decode = _LazyBody(self, raw, api_key, version, True, body_at, False)
