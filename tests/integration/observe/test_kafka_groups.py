@@ -328,3 +328,32 @@ def test_in_flight_requests_follow_a_long_poll_and_its_connection() -> None:
         finally:
             consumer.close()
         _until(in_flight, lambda v: not any(v.values()), "nothing in flight after close")
+
+
+def test_lag_from_offset_fetch_and_list_offsets_alone() -> None:
+    """No Fetch and no OffsetCommit through the proxy: the commit is made straight to
+    the cluster, and kafka-python asks through the proxy for the group's offset
+    (OffsetFetch) and the end offset (ListOffsets, latest): lag 60 all the same."""
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    tp = TopicPartition("asked", 0)
+    with KafkaRig(brokers=1, config=ADMIN) as rig:
+        rig.create_topic("asked", 1)
+        clients.kafka_python_produce(rig.bootstrap, "asked", clients.values(N))
+        direct = KafkaConsumer(bootstrap_servers=rig.cluster.bootstrap, group_id="asked-group")  # type: ignore[union-attr]
+        direct.commit({tp: OffsetAndMetadata(COMMITTED, "", -1)})
+        direct.close()
+        consumer = KafkaConsumer(bootstrap_servers=rig.bootstrap, group_id="asked-group")
+        try:
+            assert consumer.committed(tp) == COMMITTED
+            assert consumer.end_offsets([tp]) == {tp: N}
+        finally:
+            consumer.close()
+        m = scrape(rig.app.admin.url)  # type: ignore[union-attr]
+        fetches = rig.family("protoproxy_kafka_requests_total")
+    assert not [k for k in fetches if k[1] in ("Fetch", "OffsetCommit")]
+    want = {"group": "asked-group", "topic": "asked", "partition": "0"}
+    assert total(m["protoproxy_kafka_consumer_group_committed_offset"], **want) == COMMITTED
+    assert total(m["protoproxy_kafka_partition_high_watermark"], topic="asked") == N
+    assert total(m["protoproxy_kafka_consumer_group_lag"], **want) == N - COMMITTED
