@@ -8,6 +8,7 @@ proxy in front of the fake cluster (KafkaRig), and reads /metrics and
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from protoproxy.faults.model import FaultSpec
 from protoproxy_codecs.kafka.codec import STATUS_VERSION_NEGOTIATION
 from tests.integration.kafka import clients
 from tests.integration.kafka.rig import KafkaRig
+from tests.tools import require_tool
 
 from .helpers import access_lines, get_json, scrape, select, total
 
@@ -187,20 +189,29 @@ def test_group_that_committed_40_of_100_shows_lag_60(consume: Callable[..., None
 
 
 def test_version_negotiation_is_not_an_error() -> None:
-    """librdkafka against a broker without ApiVersions v3 (Kafka < 2.4): it asks v3,
-    gets UNSUPPORTED_VERSION with the broker's ranges (KIP-511), and retries lower."""
+    """librdkafka (confluent-kafka, then kcat) against a broker without ApiVersions v3
+    (Kafka < 2.4): it asks v3, gets UNSUPPORTED_VERSION with the broker's ranges
+    (KIP-511), and retries lower."""
     from confluent_kafka.admin import AdminClient
 
+    kcat = require_tool("kcat")
     options = {"api_versions": {18: (0, 2)}}
     with KafkaRig(brokers=1, config=ADMIN, cluster_options=options) as rig:
         rig.create_topic("neg", 1)
         admin = AdminClient({"bootstrap.servers": rig.bootstrap})
         assert "neg" in admin.list_topics(timeout=DEADLINE).topics
+        listing = subprocess.run(
+            [kcat, "-b", rig.bootstrap, "-L", "-t", "neg"],
+            check=True,
+            capture_output=True,
+            timeout=DEADLINE,
+        )
+        assert b'topic "neg"' in listing.stdout
         m = scrape(rig.app.admin.url)  # type: ignore[union-attr]
     errors = m.get("protoproxy_kafka_errors_total", {})
     assert total(errors, api="ApiVersions") == 0, errors
     negotiated = total(m.get("protoproxy_kafka_version_negotiations_total"), version="3")
-    assert negotiated >= 1
+    assert negotiated >= 2  # confluent-kafka's and kcat's first connection at least
     ex = m["protoproxy_exchanges_total"]
     assert total(ex, operation="ApiVersions v3", status=STATUS_VERSION_NEGOTIATION) == negotiated
     assert total(ex, operation="ApiVersions v3") == negotiated  # never an error status
