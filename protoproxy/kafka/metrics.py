@@ -10,6 +10,11 @@ Record counts are what the client was told: records acknowledged to it and
 records served to it. A response a fault withheld (``undelivered``) adds
 nothing, and a response held in a toxic or delay stage is counted when it
 leaves the proxy (`Outlet.when_sent`), not if the connection ends first.
+The same rule gives the records and bytes per client id.
+
+The in-flight gauge follows the codec's own count of pending requests
+(`sync_in_flight`); the consumer-group gauges (high watermark, committed
+offset, lag) are kept by `groups.ClusterGroups`, which owns their updates.
 """
 
 from __future__ import annotations

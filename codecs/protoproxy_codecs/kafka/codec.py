@@ -14,6 +14,9 @@ What is read on the hot path, and why:
   non-zero error code in wire order, and Fetch responses carry records;
 - SaslHandshake and FindCoordinator requests, by kafka-python (small bodies
   whose mechanism / coordinator keys later responses need).
+- the consumer-group control APIs (ListOffsets, OffsetCommit, OffsetFetch,
+  JoinGroup, SyncGroup, LeaveGroup), both ways: scanned, then decoded by
+  kafka-python (small, rare bodies) for the group facts in groups.py.
 Everything else decodes lazily, through kafka-python, in ``Message.view``.
 
 Unknown API keys/versions and bodies that do not decode are forwarded as-is
