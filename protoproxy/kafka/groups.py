@@ -144,9 +144,12 @@ class ClusterGroups:
         if offset < 0:  # none committed (OffsetFetch's -1): forget what we had
             if g.offsets.pop(key, None) is not None:
                 self.offsets -= 1
-                self.committers[key].discard(g.name)
-                m.committed_offset.values.pop((self.listener, g.name, topic, plabel), None)
-                m.group_lag.values.pop((self.listener, g.name, topic, plabel), None)
+                groups = self.committers[key]
+                groups.discard(g.name)
+                if not groups:
+                    del self.committers[key]
+                m.committed_offset.remove((self.listener, g.name, topic, plabel))
+                m.group_lag.remove((self.listener, g.name, topic, plabel))
             return
         if key not in g.offsets:
             if self.offsets >= MAX_OFFSETS:

@@ -96,6 +96,11 @@ class Gauge(Counter):
     def dec(self, key: tuple[str, ...], amount: float = 1) -> None:
         self.inc(key, -amount)
 
+    def remove(self, key: tuple[str, ...]) -> None:
+        """Drop a series whose value is no longer known, giving its slot back."""
+        if self.values.pop(key, None) is not None:
+            self.budget.left += 1
+
 
 class HistogramSeries:
     """Bucket counts (non-cumulative), sum and count for one label set."""

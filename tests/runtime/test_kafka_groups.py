@@ -48,8 +48,11 @@ def test_lag_follows_commits_and_watermarks_in_any_order() -> None:
     state.committed("g", {("t", 0): 200})  # beyond the HW seen
     assert m.group_lag.values[KEY] == 0
     # an OffsetFetch answer of -1: the group has no offset there any more
+    left = m.group_lag.budget.left
     state.fetched([("g", "t", 0, -1)])
     assert KEY not in m.committed_offset.values and KEY not in m.group_lag.values
+    assert m.group_lag.budget.left == left + 2  # both series' slots given back
+    assert state.committers == {}
     assert state.snapshot()["groups"][0]["partitions"] == []
     state.watermarks_seen([("t", 0, 140)])  # no longer moves a lag
     assert KEY not in m.group_lag.values
