@@ -23,6 +23,7 @@ from pydantic import (
 )
 from pydantic_core import core_schema
 
+from .faults.actions import listener_problem
 from .faults.model import FaultSpec
 from .units import Duration, Size
 
@@ -374,10 +375,15 @@ def _cross_check(cfg: Config) -> list[tuple[str, str]]:
                     )
                 )
     fault_names: set[str] = set()
+    protocols = {lst.name: lst.protocol for lst in cfg.listeners}
     for i, fault in enumerate(cfg.faults):
         if fault.name in fault_names:
             problems.append((f"faults[{i}].name", f"duplicate fault name {fault.name!r}"))
         fault_names.add(fault.name)
+        if "listener" in fault.match:
+            problem = listener_problem(fault.match["listener"], protocols)
+            if problem is not None:
+                problems.append((f"faults[{i}].match.listener", problem))
     return problems
 
 

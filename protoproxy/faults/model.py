@@ -8,44 +8,20 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from ..units import Duration
+from .actions import ACTIONS, GENERIC_MATCH, PROTOCOL_MATCH, TOXIC_TYPES, check_action, check_match
 
-TOXIC_TYPES = (
-    "latency",
-    "bandwidth",
-    "slow_close",
-    "timeout",
-    "reset_peer",
-    "slicer",
-    "limit_data",
-)
-
-#: Match keys understood for each protocol (plus the generic ones).
-GENERIC_MATCH = {"listener", "protocol", "direction"}
-PROTOCOL_MATCH: dict[str, set[str]] = {
-    "kafka": {"api", "version", "topic", "partition", "client_id"},
-    "grpc": {"service", "method", "message_index"},
-    "http": {"method", "path_prefix", "header", "host"},
-    "http2": {"frame_type", "path_prefix", "method", "header"},
-    "tcp": set(),
-}
-ACTIONS = {
-    "delay",
-    "abort",
-    "drop",
-    "close",
-    "reset",
-    "corrupt",
-    "truncate",
-    "duplicate",
-    "rst_stream",
-    "goaway",
-    "withhold_window_updates",
-    "delay_settings_ack",
-    "delay_ping",
-}
+__all__ = [
+    "ACTIONS",
+    "GENERIC_MATCH",
+    "PROTOCOL_MATCH",
+    "TOXIC_TYPES",
+    "FaultSpec",
+    "Schedule",
+    "Toxic",
+]
 
 
 class _Model(BaseModel):
@@ -117,6 +93,8 @@ class FaultSpec(_Model):
     probability: float = Field(default=1.0, ge=0.0, le=1.0)
     schedule: Schedule | None = None
     enabled: bool = True
+    #: connection protocols an action without `match.protocol` can act on (None: any)
+    _protocols: frozenset[str] | None = PrivateAttr(default=None)
 
     @field_validator("name")
     @classmethod
@@ -154,10 +132,18 @@ class FaultSpec(_Model):
             (kind,) = self.action
             if kind not in ACTIONS:
                 raise ValueError(f"unknown action {kind!r} (one of: {', '.join(sorted(ACTIONS))})")
-            from .message_filter import validate_action
-
-            validate_action(self.action, self.match)
+            self._protocols = check_action(self.action, self.match)
+        check_match(self.match)
         return self
+
+    @property
+    def protocols(self) -> frozenset[str] | None:
+        """Connection protocols (codec names) this fault is confined to, or None for any.
+
+        A fault with no `match.protocol` whose action only one protocol
+        understands (an abort naming a Kafka error) applies to that protocol alone.
+        """
+        return self._protocols
 
     @property
     def kind(self) -> str:

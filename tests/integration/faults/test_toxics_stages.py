@@ -121,8 +121,9 @@ def _rig(seed: int) -> tuple[FaultEngine, _Conn]:
     proxy = SimpleNamespace(
         stats=Stats(),
         config=SimpleNamespace(
-            limits=SimpleNamespace(write_buffer_high=HIGH, write_buffer_low=LOW)
+            limits=SimpleNamespace(write_buffer_high=HIGH, write_buffer_low=LOW), listeners=[]
         ),
+        listeners={"t": SimpleNamespace(config=SimpleNamespace(protocol="tcp"))},
         upstream_observers=[],
         close_observers=[],
         connections={},
