@@ -45,7 +45,11 @@ class App:
     async def start(self) -> None:
         await self.proxy.start()
         if self.admin is not None:
-            await self.admin.start()
+            try:
+                await self.admin.start()
+            except OSError:
+                await self.proxy.stop(drain=0)  # its port is in use: give the others back
+                raise
 
     async def stop(self, drain: float | None = None) -> None:
         await self.proxy.stop(drain)

@@ -65,9 +65,16 @@ class Proxy:
         for cfg in self.config.listeners:
             lst = ListenerRuntime(self, cfg)
             self.listeners[cfg.name] = lst
-        for lst in self.listeners.values():
-            if lst.enabled:
-                await lst.start()
+        started: list[ListenerRuntime] = []
+        try:
+            for lst in self.listeners.values():
+                if lst.enabled:
+                    await lst.start()
+                    started.append(lst)
+        except OSError:
+            for lst in started:  # a port in use: release the ones already bound
+                lst.stop_accepting()
+            raise
         self.accepting = True
         self._idle_task = asyncio.get_running_loop().create_task(self._sweep_idle())
 

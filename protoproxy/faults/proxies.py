@@ -106,7 +106,7 @@ class ProxyDirectory:
         except OSError as exc:
             self.proxy.listeners.pop(name, None)
             self.proxy.clusters.pop(cluster_name, None)
-            raise ApiError(f"listen on {listen_addr}: {exc.strerror or exc}", 500) from None
+            raise ApiError(str(exc), 500) from None  # names the listener and the address
         return lst
 
     async def update(self, name: str, body: dict[str, Any]) -> ListenerRuntime:
