@@ -41,6 +41,10 @@ class App:
         install_kafka(self)
         install_http(self)
         install_faults(self)
+        if self.admin is not None:
+            from .admin import routes_listeners
+
+            self.admin.add_routes(routes_listeners.routes(self.proxy))
 
     async def start(self) -> None:
         await self.proxy.start()

@@ -273,6 +273,8 @@ class Admin(Model):
     listen: HostPort = Address("127.0.0.1:9901")
     token: str | None = Field(default=None, json_schema_extra={"secret": True})
     enabled: bool = True
+    #: Listeners made at run time (POST /listeners, POST /proxies) may bind off loopback.
+    allow_public_listeners: bool = False
 
     @model_validator(mode="after")
     def _check(self) -> Admin:
