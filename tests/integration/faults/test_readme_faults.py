@@ -73,11 +73,16 @@ def test_readme_produce_errors_inject_and_all_20_land(tmp_path: Path) -> None:
         # librdkafka retried each aborted batch: every record landed, once.
         consumed = _sh(kcat, "-b", bootstrap, "-C", "-t", "orders", "-o", "beginning", "-e", "-q")
         assert sorted(int(v) for v in consumed.split()) == list(range(1, 21))
-        errors = _sh(curl, "-s", f"{admin}/metrics")
+        metrics = _sh(curl, "-s", f"{admin}/metrics")
         assert re.search(
             r'protoproxy_faults_injected_total\{fault="produce-errors",kind="abort"\} [1-9]',
-            errors,
+            metrics,
         )
+        # The bare string was answered as that Kafka error, the client saw it.
+        assert re.search(
+            r'protoproxy_kafka_errors_total\{[^}]*error="NOT_LEADER_OR_FOLLOWER"[^}]*\} [1-9]',
+            metrics,
+        ), [line for line in metrics.splitlines() if "kafka_errors" in line]
     finally:
         proc.terminate()
         try:

@@ -166,3 +166,21 @@ def test_public_listeners_when_the_config_allows_them() -> None:
             {"name": "tp", "upstream": "127.0.0.1:1", "listen": "0.0.0.0:0"},
         )
         assert status == 201, body
+
+
+def test_python_api_adds_and_removes_listeners(rig: KafkaRig) -> None:
+    from protoproxy.faults.api import Faults
+    from protoproxy.runtime_listeners import ListenerApiError
+
+    assert rig.app is not None
+    faults = Faults(rig.app)
+    entry = {"name": "py", "listen": "127.0.0.1:0", "protocol": "kafka", "upstream": "kafka"}
+    lst = rig.call(lambda: faults.add_listener(entry))
+    assert lst.config.protocol == "kafka" and "py" in _listeners(rig)
+    with pytest.raises(ListenerApiError, match="listen: port 70000 is out of range"):
+        rig.call(lambda: faults.add_listener({**entry, "name": "bad", "listen": "127.0.0.1:70000"}))
+    proxy = rig.call(lambda: faults.create_proxy("pk", "127.0.0.1:1", protocol="http"))
+    assert proxy.config.protocol == "http"
+    rig.call(lambda: faults.remove_listener("py"))
+    rig.call(lambda: faults.delete_proxy("pk"))
+    assert not {"py", "pk"} & set(_listeners(rig))
