@@ -18,6 +18,7 @@ import random
 import re
 from typing import Any
 
+from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM, Direction
 from protoproxy_codecs.grpc.status import STATUS_CODES
 from protoproxy_codecs.http2.frames import FRAME_KINDS, ErrorCode
 from protoproxy_codecs.kafka import schema
@@ -298,16 +299,17 @@ def _shown(params: dict[str, Any]) -> str:
     return repr(params["value"]) if set(params) == {"value"} else repr(params)
 
 
-_DIRECTIONS = (
-    "upstream",
-    "request",
-    "requests",
-    "downstream",
-    "response",
-    "responses",
-    "both",
-    "any",
-)
+#: `match.direction` values and the directions each means
+DIRECTIONS: dict[str, tuple[Direction, ...]] = {
+    "upstream": (UPSTREAM,),
+    "request": (UPSTREAM,),
+    "requests": (UPSTREAM,),
+    "downstream": (DOWNSTREAM,),
+    "response": (DOWNSTREAM,),
+    "responses": (DOWNSTREAM,),
+    "both": (UPSTREAM, DOWNSTREAM),
+    "any": (UPSTREAM, DOWNSTREAM),
+}
 
 
 def check_match(match: dict[str, Any]) -> None:
@@ -329,8 +331,8 @@ def check_match(match: dict[str, Any]) -> None:
     if frame_type is not None and str(frame_type).lower() not in FRAME_TYPES:
         raise ValueError(f"match.frame_type {frame_type!r} is not an HTTP/2 frame type")
     direction = match.get("direction")
-    if direction is not None and str(direction).lower() not in _DIRECTIONS:
-        raise ValueError(f"match.direction {direction!r}: one of {', '.join(_DIRECTIONS)}")
+    if direction is not None and str(direction).lower() not in DIRECTIONS:
+        raise ValueError(f"match.direction {direction!r}: one of {', '.join(DIRECTIONS)}")
 
 
 _BROKER_SUFFIX = re.compile(r"-broker\d+$")

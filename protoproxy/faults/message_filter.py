@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM, Direction, Message
 
-from .actions import FRAME_ACTIONS, Action
+from .actions import DIRECTIONS, FRAME_ACTIONS, Action
 from .stage import TimedStage
 
 if TYPE_CHECKING:
@@ -47,23 +47,11 @@ def action_of(fault: ActiveFault) -> Action:
     return action
 
 
-_DIRECTIONS = {
-    "upstream": (UPSTREAM,),
-    "request": (UPSTREAM,),
-    "requests": (UPSTREAM,),
-    "downstream": (DOWNSTREAM,),
-    "response": (DOWNSTREAM,),
-    "responses": (DOWNSTREAM,),
-    "both": (UPSTREAM, DOWNSTREAM),
-    "any": (UPSTREAM, DOWNSTREAM),
-}
-
-
 def directions_of(fault: ActiveFault) -> tuple[Direction, ...]:
     """Requests (upstream) by default; connection-level frame faults both ways."""
     given = fault.spec.match.get("direction")
     if given is not None:
-        return _DIRECTIONS[str(given).lower()]
+        return DIRECTIONS[str(given).lower()]
     if action_of(fault).kind in FRAME_ACTIONS:
         return (UPSTREAM, DOWNSTREAM)
     return (UPSTREAM,)

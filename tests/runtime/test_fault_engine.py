@@ -183,3 +183,19 @@ def test_abort_without_protocol_is_confined_to_the_protocol_it_fits():
 def test_ambiguous_abort_without_protocol_asks_for_match_protocol(value):
     with pytest.raises(ValidationError, match=r"set match\.protocol"):
         FaultSpec(name="x", action={"abort": value})
+
+
+def test_the_fault_vocabulary_is_a_leaf():
+    """faults/actions.py (match keys, actions, error names) loads no runtime module,
+    so the config model, the admin API and tools can share it without a proxy."""
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys, protoproxy.faults.actions\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('protoproxy.'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(json.loads(out.stdout))
+    assert loaded <= {"protoproxy.faults", "protoproxy.faults.actions", "protoproxy.units"}, loaded
