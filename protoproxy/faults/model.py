@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from ..units import Duration
 from .actions import ACTIONS, GENERIC_MATCH, PROTOCOL_MATCH, TOXIC_TYPES, check_action, check_match
@@ -103,13 +111,10 @@ class FaultSpec(_Model):
             raise ValueError("name must be 1 to 200 characters")
         return v
 
-    @model_validator(mode="after")
-    def _check(self) -> FaultSpec:
-        if (self.action is None) == (self.toxic is None):
-            raise ValueError(
-                "give exactly one of action (a message fault) or toxic (a stream toxic)"
-            )
-        proto = self.match.get("protocol")
+    @field_validator("match")
+    @classmethod
+    def _match(cls, match: dict[str, Any]) -> dict[str, Any]:
+        proto = match.get("protocol")
         if proto is not None and proto not in PROTOCOL_MATCH:
             raise ValueError(
                 f"match.protocol {proto!r} is not one of {', '.join(sorted(PROTOCOL_MATCH))}"
@@ -117,23 +122,41 @@ class FaultSpec(_Model):
         allowed = GENERIC_MATCH | (
             PROTOCOL_MATCH[proto] if proto else set().union(*PROTOCOL_MATCH.values())
         )
-        unknown = set(self.match) - allowed
+        unknown = set(match) - allowed
         if unknown:
             raise ValueError(
                 f"match key(s) {', '.join(sorted(unknown))} not understood"
                 + (f" for protocol {proto}" if proto else "")
                 + f" (allowed: {', '.join(sorted(allowed))})"
             )
+        check_match(match)
+        return match
+
+    @field_validator("action")
+    @classmethod
+    def _action(cls, action: dict[str, Any] | None, info: ValidationInfo) -> Any:
+        """Checked against the match's protocol, so an error's path is `action`."""
+        if action is None:
+            return action
+        if len(action) != 1:
+            raise ValueError(
+                f"action must have exactly one kind, one of: {', '.join(sorted(ACTIONS))}"
+            )
+        (kind,) = action
+        if kind not in ACTIONS:
+            raise ValueError(f"unknown action {kind!r} (one of: {', '.join(sorted(ACTIONS))})")
+        if "match" in info.data:  # else the match's own error is reported
+            check_action(action, info.data["match"])
+        return action
+
+    @model_validator(mode="after")
+    def _check(self) -> FaultSpec:
+        if (self.action is None) == (self.toxic is None):
+            raise ValueError(
+                "give exactly one of action (a message fault) or toxic (a stream toxic)"
+            )
         if self.action is not None:
-            if len(self.action) != 1:
-                raise ValueError(
-                    f"action must have exactly one kind, one of: {', '.join(sorted(ACTIONS))}"
-                )
-            (kind,) = self.action
-            if kind not in ACTIONS:
-                raise ValueError(f"unknown action {kind!r} (one of: {', '.join(sorted(ACTIONS))})")
             self._protocols = check_action(self.action, self.match)
-        check_match(self.match)
         return self
 
     @property

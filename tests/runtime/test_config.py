@@ -102,7 +102,7 @@ MISTAKES = [
     (
         "action: {delay: 200ms}",
         "action: {abort: UNAVAILABLE}",
-        "faults[0]",
+        "faults[0].action",
         "unknown Kafka error 'UNAVAILABLE' (match.protocol is kafka)",
     ),
 ]
