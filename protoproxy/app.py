@@ -41,11 +41,19 @@ class App:
         install_kafka(self)
         install_http(self)
         install_faults(self)
+        if self.admin is not None:
+            from .admin import routes_listeners
+
+            self.admin.add_routes(routes_listeners.routes(self.proxy))
 
     async def start(self) -> None:
         await self.proxy.start()
         if self.admin is not None:
-            await self.admin.start()
+            try:
+                await self.admin.start()
+            except OSError:
+                await self.proxy.stop(drain=0)  # its port is in use: give the others back
+                raise
 
     async def stop(self, drain: float | None = None) -> None:
         await self.proxy.stop(drain)

@@ -23,6 +23,7 @@ from pydantic import (
 )
 from pydantic_core import core_schema
 
+from .faults.actions import listener_problem
 from .faults.model import FaultSpec
 from .units import Duration, Size
 
@@ -272,6 +273,8 @@ class Admin(Model):
     listen: HostPort = Address("127.0.0.1:9901")
     token: str | None = Field(default=None, json_schema_extra={"secret": True})
     enabled: bool = True
+    #: Listeners made at run time (POST /listeners, POST /proxies) may bind off loopback.
+    allow_public_listeners: bool = False
 
     @model_validator(mode="after")
     def _check(self) -> Admin:
@@ -374,10 +377,15 @@ def _cross_check(cfg: Config) -> list[tuple[str, str]]:
                     )
                 )
     fault_names: set[str] = set()
+    protocols = {lst.name: lst.protocol for lst in cfg.listeners}
     for i, fault in enumerate(cfg.faults):
         if fault.name in fault_names:
             problems.append((f"faults[{i}].name", f"duplicate fault name {fault.name!r}"))
         fault_names.add(fault.name)
+        if "listener" in fault.match:
+            problem = listener_problem(fault.match["listener"], protocols)
+            if problem is not None:
+                problems.append((f"faults[{i}].match.listener", problem))
     return problems
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,25 @@ if TYPE_CHECKING:
     from .upstream import Cluster
 
 log = logging.getLogger("protoproxy.listener")
+
+
+class ListenError(OSError):
+    """A listener that cannot bind: says which listener and which address.
+
+    An OSError still (same errno), so callers that handle socket errors keep
+    working, but its text is what a user needs when two things want one port:
+    ``listener 'kafka' cannot listen on 127.0.0.1:19092: address already in use``.
+    """
+
+    def __init__(self, what: str, host: str, port: int, exc: OSError) -> None:
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        # asyncio's own text repeats the address as a tuple; the errno's is enough.
+        reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+        super().__init__(exc.errno, f"{what} cannot listen on {where}: {reason}")
+        self.address = where
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 class ListenerRuntime:
@@ -61,13 +81,18 @@ class ListenerRuntime:
         loop = asyncio.get_running_loop()
         # Once bound, keep the port: a re-enabled listener must come back where it was.
         port = self.address[1] if self.address else self.config.listen.port
-        self.server = await loop.create_server(
-            self._accept,
-            self.config.listen.host,
-            port,
-            reuse_address=True,
-            backlog=1024,
-        )
+        try:
+            self.server = await loop.create_server(
+                self._accept,
+                self.config.listen.host,
+                port,
+                reuse_address=True,
+                backlog=1024,
+            )
+        except OSError as exc:
+            raise ListenError(
+                f"listener {self.name!r}", self.config.listen.host, port, exc
+            ) from exc
         sock = self.server.sockets[0]
         self.address = sock.getsockname()[:2]
         for s in self.server.sockets:

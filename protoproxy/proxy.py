@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from protoproxy_codecs.base import Direction, Exchange
 
-from .config import Config
+from .config import Config, Listener
 from .listener import ListenerRuntime
 from .metrics import ProxyMetrics
 from .observe.stats import Stats
@@ -53,6 +53,9 @@ class Proxy:
         #: called when a connection's upstream is connected: both outlets exist
         #: (stream toxics link in here)
         self.upstream_observers: list[ConnectionObserver] = []
+        #: called with (listener config, added) when a listener is added or removed at
+        #: run time (protoproxy.runtime_listeners); Kafka opens broker listeners here
+        self.listener_observers: list[Callable[[Listener, bool], None]] = []
         self.listeners: dict[str, ListenerRuntime] = {}
         self.connections: dict[int, Connection] = {}
         self.closed_bytes = [0, 0]
@@ -65,9 +68,16 @@ class Proxy:
         for cfg in self.config.listeners:
             lst = ListenerRuntime(self, cfg)
             self.listeners[cfg.name] = lst
-        for lst in self.listeners.values():
-            if lst.enabled:
-                await lst.start()
+        started: list[ListenerRuntime] = []
+        try:
+            for lst in self.listeners.values():
+                if lst.enabled:
+                    await lst.start()
+                    started.append(lst)
+        except OSError:
+            for lst in started:  # a port in use: release the ones already bound
+                lst.stop_accepting()
+            raise
         self.accepting = True
         self._idle_task = asyncio.get_running_loop().create_task(self._sweep_idle())
 

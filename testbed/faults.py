@@ -140,6 +140,15 @@ class TestbedFaults(Faults):
     async def apply_all(self, entries: list[dict[str, Any]]) -> None:
         """Validate every entry first (an error names `faults[i]`), then apply them."""
         parsed = [self.parse(i, e) for i, e in enumerate(entries)]
+        for i, entry in enumerate(parsed):
+            if not isinstance(entry, ServiceFault):
+                try:
+                    self.engine.check(entry[0])
+                except ValueError as exc:
+                    where, _, problem = str(exc).partition(": ")
+                    raise ConfigError(
+                        [(f"faults[{i}].{where}", problem)], "testbed scenario"
+                    ) from None
         for entry in parsed:
             delay = entry.after if isinstance(entry, ServiceFault) else entry[1]
             if delay:

@@ -68,9 +68,14 @@ def _bad(message: str | list[str]) -> web.Response:
 def routes(engine: FaultEngine) -> list[web.RouteDef]:
     def _validate(data: dict[str, Any]) -> FaultSpec:
         try:
-            return FaultSpec.model_validate(data)
+            spec = FaultSpec.model_validate(data)
         except ValidationError as exc:
             raise _BadRequest(_problems(exc)) from None
+        try:
+            engine.check(spec)  # names only the running proxy knows (listeners)
+        except ValueError as exc:
+            raise _BadRequest(str(exc)) from None
+        return spec
 
     def _missing(name: str) -> web.Response:
         return web.json_response({"error": f"no fault named {name!r}"}, status=404)

@@ -69,6 +69,7 @@ def routes(app: App) -> list[web.RouteDef]:
             str(body.get("upstream") or ""),
             body.get("listen"),
             bool(body.get("enabled", True)),
+            str(body.get("protocol") or "tcp"),
         )
         return web.json_response(d.proxy_json(lst), status=201)
 

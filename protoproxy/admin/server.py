@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from ..config import Admin, is_loopback
+from ..listener import ListenError
 
 if TYPE_CHECKING:
     from ..proxy import Proxy
@@ -82,8 +83,14 @@ class AdminServer:
     async def start(self) -> None:
         self.runner = web.AppRunner(self.app, access_log=None)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, self.config.listen.host, self.config.listen.port)
-        await site.start()
+        host, port = self.config.listen.host, self.config.listen.port
+        site = web.TCPSite(self.runner, host, port)
+        try:
+            await site.start()
+        except OSError as exc:
+            await self.runner.cleanup()
+            self.runner = None
+            raise ListenError("the admin API", host, port, exc) from exc
         bound = self.runner.addresses
         self.address = (str(bound[0][0]), int(bound[0][1])) if bound else None
         log.info("admin API on http://%s:%d", *(self.address or ("?", 0)))

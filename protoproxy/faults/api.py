@@ -115,10 +115,28 @@ class Faults:
         await self.app.proxy.listeners[name].set_enabled(enabled)
 
     async def create_proxy(
-        self, name: str, upstream: str, listen: str = "127.0.0.1:0", enabled: bool = True
+        self,
+        name: str,
+        upstream: str,
+        listen: str = "127.0.0.1:0",
+        enabled: bool = True,
+        protocol: str = "tcp",
     ) -> ListenerRuntime:
-        """A Toxiproxy-style proxy: a tcp listener in front of one upstream address."""
-        return await self.proxies.create(name, upstream, listen, enabled)
+        """A Toxiproxy-style proxy: a listener (`tcp` unless `protocol` says which
+        codec decodes it) in front of one upstream address."""
+        return await self.proxies.create(name, upstream, listen, enabled, protocol)
+
+    async def add_listener(self, entry: dict[str, Any]) -> ListenerRuntime:
+        """A listener from a config listener entry, as `POST /listeners` makes it
+        (ListenerApiError names the field on a bad entry)."""
+        from ..runtime_listeners import ListenerDirectory, parse_listener
+
+        return await ListenerDirectory(self.app.proxy).add(parse_listener(entry))
+
+    async def remove_listener(self, name: str) -> None:
+        from ..runtime_listeners import ListenerDirectory
+
+        await ListenerDirectory(self.app.proxy).remove(name)
 
     async def delete_proxy(self, name: str) -> None:
         await self.proxies.delete(name)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import marks
+from .actions import listener_problem
 from .model import FaultSpec
 
 if TYPE_CHECKING:
@@ -69,9 +70,24 @@ class FaultEngine:
         self.history_limit = 100_000
 
     # -- control (config, admin, Python) ---------------------------------------
+    def check(self, spec: FaultSpec) -> None:
+        """Raise ValueError for names in the match that this proxy does not have.
+
+        The model checks a fault on its own; only the running proxy knows its
+        listeners (from config, opened for Kafka brokers, or added at run time).
+        """
+        if "listener" not in spec.match:
+            return
+        listeners = {lst.name: lst.protocol for lst in self.proxy.config.listeners}
+        listeners.update((name, lst.config.protocol) for name, lst in self.proxy.listeners.items())
+        problem = listener_problem(spec.match["listener"], listeners)
+        if problem is not None:
+            raise ValueError(f"match.listener: {problem}")
+
     def add(self, spec: FaultSpec) -> ActiveFault:
         if spec.name in self.faults:
             raise KeyError(f"fault {spec.name!r} already exists")
+        self.check(spec)
         fault = ActiveFault(spec, added=self.clock())
         self.faults[spec.name] = fault
         self._changed(fault, "added")
@@ -79,6 +95,7 @@ class FaultEngine:
         return fault
 
     def update(self, name: str, spec: FaultSpec) -> ActiveFault:
+        self.check(spec)
         old = self.faults.pop(name)
         fault = ActiveFault(spec, added=old.added, matches=old.matches, injected=old.injected)
         self.faults[spec.name] = fault
@@ -126,6 +143,8 @@ class FaultEngine:
                 and m["protocol"] != protocol
                 and not (m["protocol"] == "grpc" and protocol == "http2")
             ):
+                continue
+            if spec.protocols is not None and protocol not in spec.protocols:
                 continue
             out.append(fault)
         return out

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM, Direction, Message
 
-from ..units import parse_duration, parse_size
+from .actions import DIRECTIONS, FRAME_ACTIONS, Action
 from .stage import TimedStage
 
 if TYPE_CHECKING:
@@ -32,66 +32,10 @@ log = logging.getLogger("protoproxy.faults")
 #: `conn.extra` key of the connection's MessageFaultFilter
 FILTER = "_message_faults"
 
-#: actions that act on connection-level HTTP/2 frames, in both directions by default
-FRAME_ACTIONS = frozenset({"withhold_window_updates", "delay_settings_ack", "delay_ping"})
-DELAYS = frozenset({"delay", "delay_settings_ack", "delay_ping"})
-
 Matcher = Callable[[Message], bool]
 
 
 # -- actions ----------------------------------------------------------------------------
-
-
-class Delay:
-    """A delay: fixed, ``{uniform: [a, b]}`` or ``{normal: {mean, stddev}}`` (never < 0)."""
-
-    __slots__ = ("a", "b", "shape")
-
-    def __init__(self, value: Any) -> None:
-        if isinstance(value, dict):
-            if len(value) != 1:
-                raise ValueError("a delay distribution has exactly one of: uniform, normal")
-            ((shape, args),) = value.items()
-            if shape == "uniform":
-                lo, hi = (parse_duration(x) for x in args)
-                if lo > hi:
-                    raise ValueError("uniform: [a, b] needs a <= b")
-                self.shape, self.a, self.b = "uniform", lo, hi
-            elif shape == "normal":
-                self.shape = "normal"
-                self.a = parse_duration(args["mean"])
-                self.b = parse_duration(args.get("stddev", 0))
-            else:
-                raise ValueError(f"unknown delay distribution {shape!r} (uniform, normal)")
-        else:
-            self.shape, self.a, self.b = "fixed", parse_duration(value), 0.0
-
-    def draw(self, rng: random.Random) -> float:
-        if self.shape == "fixed":
-            return self.a
-        if self.shape == "uniform":
-            return rng.uniform(self.a, self.b)
-        return max(0.0, rng.gauss(self.a, self.b))
-
-
-class Action:
-    """A parsed action: its kind and the parameters the handlers read."""
-
-    __slots__ = ("delay", "kind", "params", "size")
-
-    def __init__(self, spec: dict[str, Any]) -> None:
-        ((kind, value),) = spec.items()
-        self.kind: str = kind
-        self.delay: Delay | None = Delay(value) if kind in DELAYS else None
-        self.size: int | None = None
-        if kind == "truncate" and value not in (None, True, {}):
-            self.size = parse_size(value["bytes"] if isinstance(value, dict) else value)
-        if isinstance(value, dict):
-            self.params: dict[str, Any] = value
-        elif kind in DELAYS or value in (None, True):
-            self.params = {}
-        else:
-            self.params = {"value": value}
 
 
 def action_of(fault: ActiveFault) -> Action:
@@ -103,77 +47,11 @@ def action_of(fault: ActiveFault) -> Action:
     return action
 
 
-def validate_action(spec: dict[str, Any], match: dict[str, Any] | None = None) -> None:
-    """Raise ValueError for parameters the filter could not act on (at add time,
-    so a bad fault is refused by the config, the admin API and Python alike)."""
-    from .message_grpc import grpc_status, h2_error
-    from .message_kafka import error_code
-
-    action = Action(spec)
-    p = action.params
-    try:
-        if action.kind == "abort":
-            if "error" in p or "code" in p:
-                error_code(p.get("error", p.get("code")))
-            status = p.get("status", p.get("value"))
-            if isinstance(status, str) and not status.strip().isdigit():
-                grpc_status(status)
-            elif status is not None:
-                int(status)
-            if "http_status" in p:
-                int(p["http_status"])
-        elif action.kind in ("rst_stream", "goaway"):
-            h2_error(p.get("code", p.get("value")), 0)
-        elif action.kind == "corrupt":
-            int(p.get("bytes", p.get("value", 1)))
-    except (KeyError, TypeError) as exc:
-        raise ValueError(f"{action.kind}: bad parameter {exc}") from None
-    if match:
-        _validate_match(match)
-
-
-def _validate_match(match: dict[str, Any]) -> None:
-    from protoproxy_codecs.kafka import schema
-
-    from .message_grpc import FRAME_TYPES
-
-    def each(value: Any) -> list[Any]:
-        return list(value) if isinstance(value, list | tuple) else [value]
-
-    try:
-        for api in each(match.get("api", [])):
-            if not isinstance(api, int):
-                schema.api_key_of(str(api))
-        for key in ("partition", "version", "message_index"):
-            for v in each(match.get(key, [])):
-                int(v)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"match: {exc}") from None
-    frame_type = match.get("frame_type")
-    if frame_type is not None and str(frame_type).lower() not in FRAME_TYPES:
-        raise ValueError(f"match.frame_type {frame_type!r} is not an HTTP/2 frame type")
-    direction = match.get("direction")
-    if direction is not None and str(direction).lower() not in _DIRECTIONS:
-        raise ValueError(f"match.direction {direction!r}: one of {', '.join(_DIRECTIONS)}")
-
-
-_DIRECTIONS = {
-    "upstream": (UPSTREAM,),
-    "request": (UPSTREAM,),
-    "requests": (UPSTREAM,),
-    "downstream": (DOWNSTREAM,),
-    "response": (DOWNSTREAM,),
-    "responses": (DOWNSTREAM,),
-    "both": (UPSTREAM, DOWNSTREAM),
-    "any": (UPSTREAM, DOWNSTREAM),
-}
-
-
 def directions_of(fault: ActiveFault) -> tuple[Direction, ...]:
     """Requests (upstream) by default; connection-level frame faults both ways."""
     given = fault.spec.match.get("direction")
     if given is not None:
-        return _DIRECTIONS[str(given).lower()]
+        return DIRECTIONS[str(given).lower()]
     if action_of(fault).kind in FRAME_ACTIONS:
         return (UPSTREAM, DOWNSTREAM)
     return (UPSTREAM,)

@@ -23,9 +23,10 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM, Direction, Message
-from protoproxy_codecs.grpc.status import STATUS_CODES, status_name
-from protoproxy_codecs.http2.frames import FRAME_KINDS, ErrorCode, build_goaway
+from protoproxy_codecs.grpc.status import status_name
+from protoproxy_codecs.http2.frames import ErrorCode, build_goaway
 
+from .actions import FRAME_TYPES, grpc_status, h2_error, http_status
 from .message_filter import Action, Handler, Matcher
 
 if TYPE_CHECKING:
@@ -37,27 +38,6 @@ if TYPE_CHECKING:
 MAX_STREAMS = 4096
 
 _HEADER_KINDS = frozenset({"headers", "continuation"})
-FRAME_TYPES = frozenset(FRAME_KINDS)
-
-
-def grpc_status(value: Any) -> int:
-    if isinstance(value, int):
-        return value
-    name = str(value).strip().upper()
-    if name.isdigit():
-        return int(name)
-    if name not in STATUS_CODES:
-        raise ValueError(f"unknown gRPC status {value!r}")
-    return STATUS_CODES[name]
-
-
-def h2_error(value: Any, default: int) -> int:
-    if value is None:
-        return default
-    if isinstance(value, int):
-        return value
-    name = str(value).strip().upper()
-    return int(name) if name.isdigit() else int(ErrorCode[name])
 
 
 def percent_encode(text: str) -> str:
@@ -361,7 +341,8 @@ class Http2Handler(Handler):
                 fields = [(":status", "200"), ("content-type", "application/grpc"), *fields]
             status_str = status_name(code)
         else:
-            http = int(p.get("http_status", p.get("value", 503)))
+            # A plain HTTP/2 request: the bare value is the gRPC status for calls.
+            http = http_status(p.get("http_status", 503))
             fields = [(":status", str(http)), ("content-length", "0")]
             status_str, text = str(http), None
         self.filt.flush(direction, out)

@@ -30,6 +30,7 @@ from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM, Direction, Message
 from protoproxy_codecs.kafka import schema
 
 from . import marks
+from .actions import error_code
 from .message_filter import Action, Handler, Matcher, _always
 
 if TYPE_CHECKING:
@@ -42,30 +43,6 @@ OFFSET_COMMIT, OFFSET_FETCH, FIND_COORDINATOR = 8, 9, 10
 DUP_CORRELATION_BASE = 0x7FFF_FFFF
 #: requests whose responses this filter tracks for ordering, per connection
 MAX_TRACKED = 4096
-
-_error_codes: dict[str, int] = {}
-
-
-def error_code(value: Any) -> int:
-    """A Kafka error code from a name (``NOT_LEADER_OR_FOLLOWER``) or a number."""
-    if isinstance(value, int):
-        return value
-    if not _error_codes:
-        import kafka.errors as errors
-
-        for code, cls in errors.kafka_errors.items():
-            if code is not None:
-                _error_codes[cls.message] = code
-                _error_codes[cls.__name__] = code
-        for code in list(_error_codes.values()):
-            _error_codes[schema.error_name(code)] = code
-    name = str(value).strip()
-    if name.lstrip("-").isdigit():
-        return int(name)
-    try:
-        return _error_codes[name.upper()] if name.upper() in _error_codes else _error_codes[name]
-    except KeyError:
-        raise ValueError(f"unknown Kafka error {value!r}") from None
 
 
 def _abort_code(action: Action) -> int:

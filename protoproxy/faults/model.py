@@ -8,44 +8,28 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
-from ..units import Duration
-
-TOXIC_TYPES = (
-    "latency",
-    "bandwidth",
-    "slow_close",
-    "timeout",
-    "reset_peer",
-    "slicer",
-    "limit_data",
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
 )
 
-#: Match keys understood for each protocol (plus the generic ones).
-GENERIC_MATCH = {"listener", "protocol", "direction"}
-PROTOCOL_MATCH: dict[str, set[str]] = {
-    "kafka": {"api", "version", "topic", "partition", "client_id"},
-    "grpc": {"service", "method", "message_index"},
-    "http": {"method", "path_prefix", "header", "host"},
-    "http2": {"frame_type", "path_prefix", "method", "header"},
-    "tcp": set(),
-}
-ACTIONS = {
-    "delay",
-    "abort",
-    "drop",
-    "close",
-    "reset",
-    "corrupt",
-    "truncate",
-    "duplicate",
-    "rst_stream",
-    "goaway",
-    "withhold_window_updates",
-    "delay_settings_ack",
-    "delay_ping",
-}
+from ..units import Duration
+from .actions import ACTIONS, GENERIC_MATCH, PROTOCOL_MATCH, TOXIC_TYPES, check_action, check_match
+
+__all__ = [
+    "ACTIONS",
+    "GENERIC_MATCH",
+    "PROTOCOL_MATCH",
+    "TOXIC_TYPES",
+    "FaultSpec",
+    "Schedule",
+    "Toxic",
+]
 
 
 class _Model(BaseModel):
@@ -117,6 +101,8 @@ class FaultSpec(_Model):
     probability: float = Field(default=1.0, ge=0.0, le=1.0)
     schedule: Schedule | None = None
     enabled: bool = True
+    #: connection protocols an action without `match.protocol` can act on (None: any)
+    _protocols: frozenset[str] | None = PrivateAttr(default=None)
 
     @field_validator("name")
     @classmethod
@@ -125,13 +111,10 @@ class FaultSpec(_Model):
             raise ValueError("name must be 1 to 200 characters")
         return v
 
-    @model_validator(mode="after")
-    def _check(self) -> FaultSpec:
-        if (self.action is None) == (self.toxic is None):
-            raise ValueError(
-                "give exactly one of action (a message fault) or toxic (a stream toxic)"
-            )
-        proto = self.match.get("protocol")
+    @field_validator("match")
+    @classmethod
+    def _match(cls, match: dict[str, Any]) -> dict[str, Any]:
+        proto = match.get("protocol")
         if proto is not None and proto not in PROTOCOL_MATCH:
             raise ValueError(
                 f"match.protocol {proto!r} is not one of {', '.join(sorted(PROTOCOL_MATCH))}"
@@ -139,25 +122,51 @@ class FaultSpec(_Model):
         allowed = GENERIC_MATCH | (
             PROTOCOL_MATCH[proto] if proto else set().union(*PROTOCOL_MATCH.values())
         )
-        unknown = set(self.match) - allowed
+        unknown = set(match) - allowed
         if unknown:
             raise ValueError(
                 f"match key(s) {', '.join(sorted(unknown))} not understood"
                 + (f" for protocol {proto}" if proto else "")
                 + f" (allowed: {', '.join(sorted(allowed))})"
             )
-        if self.action is not None:
-            if len(self.action) != 1:
-                raise ValueError(
-                    f"action must have exactly one kind, one of: {', '.join(sorted(ACTIONS))}"
-                )
-            (kind,) = self.action
-            if kind not in ACTIONS:
-                raise ValueError(f"unknown action {kind!r} (one of: {', '.join(sorted(ACTIONS))})")
-            from .message_filter import validate_action
+        check_match(match)
+        return match
 
-            validate_action(self.action, self.match)
+    @field_validator("action")
+    @classmethod
+    def _action(cls, action: dict[str, Any] | None, info: ValidationInfo) -> Any:
+        """Checked against the match's protocol, so an error's path is `action`."""
+        if action is None:
+            return action
+        if len(action) != 1:
+            raise ValueError(
+                f"action must have exactly one kind, one of: {', '.join(sorted(ACTIONS))}"
+            )
+        (kind,) = action
+        if kind not in ACTIONS:
+            raise ValueError(f"unknown action {kind!r} (one of: {', '.join(sorted(ACTIONS))})")
+        if "match" in info.data:  # else the match's own error is reported
+            check_action(action, info.data["match"])
+        return action
+
+    @model_validator(mode="after")
+    def _check(self) -> FaultSpec:
+        if (self.action is None) == (self.toxic is None):
+            raise ValueError(
+                "give exactly one of action (a message fault) or toxic (a stream toxic)"
+            )
+        if self.action is not None:
+            self._protocols = check_action(self.action, self.match)
         return self
+
+    @property
+    def protocols(self) -> frozenset[str] | None:
+        """Connection protocols (codec names) this fault is confined to, or None for any.
+
+        A fault with no `match.protocol` whose action only one protocol
+        understands (an abort naming a Kafka error) applies to that protocol alone.
+        """
+        return self._protocols
 
     @property
     def kind(self) -> str:

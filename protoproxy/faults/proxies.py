@@ -15,11 +15,11 @@ own name.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
-from ..config import Address, Listener, Upstream
+from ..config import Address, Listener, Protocol, Upstream
 from ..listener import ListenerRuntime
-from ..upstream import Cluster
+from ..runtime_listeners import ListenerApiError, ListenerDirectory
 from .model import FaultSpec, Toxic
 from .toxics import DEFAULTS
 
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 #: the Toxiproxy release whose API this follows
 TOXIPROXY_VERSION = "2.12.0"
 CLUSTER_PREFIX = "toxiproxy:"
+#: what `POST /proxies` takes as `protocol` (an extension; Toxiproxy's is always tcp)
+PROTOCOLS: tuple[str, ...] = get_args(Protocol)
 
 
 class ApiError(Exception):
@@ -68,6 +70,7 @@ class ProxyDirectory:
             "listen": listen,
             "upstream": upstream,
             "enabled": lst.enabled,
+            "protocol": lst.config.protocol,  # ours; Toxiproxy clients ignore it
             "toxics": [self.toxic_json(lst.name, f) for f in self.toxics(lst.name)],
         }
 
@@ -75,39 +78,49 @@ class ProxyDirectory:
         return {name: self.proxy_json(lst) for name, lst in self.proxy.listeners.items()}
 
     async def create(
-        self, name: str, upstream: str, listen: str | None = None, enabled: bool = True
+        self,
+        name: str,
+        upstream: str,
+        listen: str | None = None,
+        enabled: bool = True,
+        protocol: str = "tcp",
     ) -> ListenerRuntime:
+        """A listener in front of one upstream address.
+
+        `protocol` is ours, not Toxiproxy's (its clients never send it): `tcp`
+        by default, or a decoding listener (`http`, `http2`, `grpc`, `kafka`,
+        `auto`) whose traffic gets per-message metrics and message faults.
+        """
         if not name:
             raise ApiError("missing required field: name", 400)
         if not upstream:
             raise ApiError("missing required field: upstream", 400)
         if name in self.proxy.listeners:
             raise ApiError("proxy already exists", 409)
+        if protocol not in PROTOCOLS:
+            raise ApiError(
+                f"bad request body: protocol {protocol!r} is not one of {', '.join(PROTOCOLS)}",
+                400,
+            )
         try:
             up_addr = Address(upstream)
             listen_addr = Address(listen or "127.0.0.1:0")
         except ValueError as exc:
             raise ApiError(f"bad request body: {exc}", 400) from None
         cluster_name = CLUSTER_PREFIX + name
-        cluster = Cluster(
-            Upstream(name=cluster_name, endpoints=[up_addr]),
-            connect_timeout=self.proxy.config.timeouts.connect,
-        )
-        self.proxy.clusters[cluster_name] = cluster
         cfg = Listener(
-            name=name, listen=listen_addr, protocol="tcp", upstream=cluster_name, enabled=enabled
+            name=name,
+            listen=listen_addr,
+            protocol=protocol,  # type: ignore[arg-type]
+            upstream=cluster_name,
+            enabled=enabled,
         )
-        lst = ListenerRuntime(self.proxy, cfg)
         try:
-            if enabled:
-                await self.proxy.add_listener(lst)
-            else:
-                self.proxy.listeners[name] = lst
-        except OSError as exc:
-            self.proxy.listeners.pop(name, None)
-            self.proxy.clusters.pop(cluster_name, None)
-            raise ApiError(f"listen on {listen_addr}: {exc.strerror or exc}", 500) from None
-        return lst
+            return await ListenerDirectory(self.proxy).add(
+                cfg, Upstream(name=cluster_name, endpoints=[up_addr])
+            )
+        except ListenerApiError as exc:
+            raise ApiError(str(exc), exc.status) from None
 
     async def update(self, name: str, body: dict[str, Any]) -> ListenerRuntime:
         """Toxiproxy's POST /proxies/{name}: `enabled`, `listen`, `upstream`."""
@@ -120,9 +133,10 @@ class ProxyDirectory:
             raise ApiError("bad request body: enabled must be true or false", 400)
         if listen != current["listen"] or upstream != current["upstream"]:
             # Toxiproxy restarts a proxy whose addresses change; so do we,
-            # keeping its toxics (they match by listener name).
+            # keeping its toxics (they match by listener name) and its protocol.
+            protocol = lst.config.protocol
             await self._drop_listener(lst)
-            lst = await self.create(name, upstream, listen, enabled)
+            lst = await self.create(name, upstream, listen, enabled, protocol)
             return lst
         await lst.set_enabled(enabled)
         return lst
@@ -134,12 +148,14 @@ class ProxyDirectory:
             self.engine.remove(fault.name)
 
     async def _drop_listener(self, lst: ListenerRuntime) -> None:
-        await lst.set_enabled(False)
-        if lst.server is not None:  # disabled already, but a server left (should not happen)
-            lst.stop_accepting()
-        self.proxy.listeners.pop(lst.name, None)
-        if lst.default is not None and lst.default.name.startswith(CLUSTER_PREFIX):
-            self.proxy.clusters.pop(lst.default.name, None)
+        directory = ListenerDirectory(self.proxy)
+        try:
+            if lst.default is not None and lst.default.name.startswith(CLUSTER_PREFIX):
+                await directory.remove_with_upstream(lst.name, lst.default.name)
+            else:
+                await directory.remove(lst.name)
+        except ListenerApiError as exc:
+            raise ApiError(str(exc), exc.status) from None
 
     async def reset(self) -> None:
         """Toxiproxy's POST /reset: every proxy enabled, every toxic removed."""
@@ -156,12 +172,15 @@ class ProxyDirectory:
                 raise ApiError("bad request body: a list of proxies expected", 400)
             name, upstream = item.get("name") or "", item.get("upstream") or ""
             listen = item.get("listen") or "127.0.0.1:0"
+            protocol = str(item.get("protocol") or "tcp")
             lst = self.proxy.listeners.get(name)
             if lst is not None and not self._same(lst, listen, upstream):
                 await self._drop_listener(lst)
                 lst = None
             if lst is None:
-                lst = await self.create(name, upstream, listen, bool(item.get("enabled", True)))
+                lst = await self.create(
+                    name, upstream, listen, bool(item.get("enabled", True)), protocol
+                )
             out.append(lst)
         return out
 

@@ -18,6 +18,7 @@ from .metrics import KafkaMetrics
 from .routing import RoutingTable
 
 if TYPE_CHECKING:
+    from ..config import Listener
     from ..connection import Connection
     from ..proxy import Proxy
 
@@ -34,29 +35,45 @@ class KafkaComponent:
         #: listener name (bootstrap or broker) -> the filter its connections get
         self._filters: dict[str, KafkaFilter] = {}
         self._sniffed = KafkaFilter(self.metrics, None, None)
-        for cfg in proxy.config.listeners:
-            if cfg.protocol != "kafka":
-                continue
-            table = RoutingTable(cfg.name)
-            self.tables[cfg.name] = table
-            if cfg.upstream is None:
-                # SNI routes only: no single cluster to build broker listeners for.
-                log.warning(
-                    "kafka listener %s has no default upstream: brokers are not rewritten",
-                    cfg.name,
-                )
-                self._filters[cfg.name] = KafkaFilter(self.metrics, table, None)
-                continue
-            brokers = BrokerListeners(proxy, cfg, table, self._listener_failed)
-            self.brokers[cfg.name] = brokers
-            self._filters[cfg.name] = KafkaFilter(self.metrics, table, brokers)
-            brokers.install_pinned()
         #: cluster (bootstrap listener; a sniffing listener's own name) -> its groups
         self.groups: dict[str, ClusterGroups] = {}
+        for cfg in proxy.config.listeners:
+            self._bootstrap(cfg)
         proxy.codec_observers.append(self.codec_chosen)
+        proxy.listener_observers.append(self.listener_changed)
         proxy.exchange_observers.append(self.metrics.on_exchanges)
         proxy.exchange_observers.append(self.on_exchanges)
         proxy.close_observers.append(self.connection_closed)
+
+    def _bootstrap(self, cfg: Listener) -> None:
+        if cfg.protocol != "kafka":
+            return
+        table = RoutingTable(cfg.name)
+        self.tables[cfg.name] = table
+        if cfg.upstream is None:
+            # SNI routes only: no single cluster to build broker listeners for.
+            log.warning(
+                "kafka listener %s has no default upstream: brokers are not rewritten",
+                cfg.name,
+            )
+            self._filters[cfg.name] = KafkaFilter(self.metrics, table, None)
+            return
+        brokers = BrokerListeners(self.proxy, cfg, table, self._listener_failed)
+        self.brokers[cfg.name] = brokers
+        self._filters[cfg.name] = KafkaFilter(self.metrics, table, brokers)
+        brokers.install_pinned()
+
+    def listener_changed(self, cfg: Listener, added: bool) -> None:
+        """A listener added or removed at run time (its broker listeners go with it)."""
+        if added:
+            self._bootstrap(cfg)
+            return
+        self.tables.pop(cfg.name, None)
+        self._filters.pop(cfg.name, None)
+        brokers = self.brokers.pop(cfg.name, None)
+        if brokers is not None:
+            for lst in brokers.by_node.values():
+                self._filters.pop(lst.name, None)
 
     def _listener_failed(self, bootstrap: str) -> None:
         self.metrics.listener_failures.inc((bootstrap,))

@@ -4,7 +4,8 @@ The broker never needs the records themselves on the produce/fetch path: it
 needs the header (count, producer id/epoch/sequence) and must write the base
 offset and partition leader epoch it assigns. Both of those fields sit before
 the CRC'd region (CRC32C covers `attributes` onward), so re-stamping them keeps
-the client's CRC valid and costs one copy of the batch, no checksum.
+the client's CRC valid and costs one copy of the batch. The CRC is checked
+once, when a batch is produced.
 
 Layout (byte offsets): base_offset q@0, batch_length i@8, partition_leader_epoch
 i@12, magic b@16, crc I@17, attributes h@21, last_offset_delta i@23,
@@ -18,10 +19,13 @@ import struct
 from collections.abc import Iterator
 from typing import NamedTuple
 
+from kafka.record.util import calc_crc32c
+
 from .errors import CORRUPT_MESSAGE, UNSUPPORTED_FOR_MESSAGE_FORMAT
 
 HEADER_SIZE = 61
 LOG_OVERHEAD = 12  # base_offset + batch_length
+CRC_START = 21  # the CRC-32C covers the batch from `attributes` to its end
 _HEADER = struct.Struct(">qiibIhiqqqhii")
 _PACK_OFFSET = struct.Struct(">q").pack_into
 _PACK_EPOCH = struct.Struct(">i").pack_into
@@ -71,6 +75,9 @@ def split_batches(
     Raises BatchError(CORRUPT_MESSAGE) on truncation or a length past the limit,
     and BatchError(UNSUPPORTED_FOR_MESSAGE_FORMAT) on magic 0/1 message sets,
     which this broker does not store (Produce v3+ always carries v2 batches).
+    A batch whose CRC-32C (Castagnoli, from `attributes` to the end) does not
+    match its `crc` field is CORRUPT_MESSAGE, as a broker answers; the CRC is
+    kafka-python's, in C when the `crc32c` package is installed.
     """
     view = memoryview(records)
     end = len(view)
@@ -85,6 +92,12 @@ def split_batches(
         header = read_header(view, pos)
         if header.magic != 2:
             raise BatchError(f"magic {header.magic} unsupported", UNSUPPORTED_FOR_MESSAGE_FORMAT)
+        crc = calc_crc32c(view[pos + CRC_START : pos + size])
+        if crc != header.crc:
+            raise BatchError(
+                f"record batch CRC {crc:#010x} does not match its crc field {header.crc:#010x}",
+                CORRUPT_MESSAGE,
+            )
         if header.record_count < 0 or header.last_offset_delta < 0:
             raise BatchError("negative record count", CORRUPT_MESSAGE)
         yield header, view[pos : pos + size]

@@ -93,7 +93,24 @@ MISTAKES = [
         "upstreams[0].tls",
         "client cert and key",
     ),
+    (
+        "match: {protocol: kafka,",
+        "match: {listener: ordres,",
+        "faults[0].match.listener",
+        "no listener named 'ordres' (listeners: orders)",
+    ),
+    (
+        "action: {delay: 200ms}",
+        "action: {abort: UNAVAILABLE}",
+        "faults[0].action",
+        "unknown Kafka error 'UNAVAILABLE' (match.protocol is kafka)",
+    ),
 ]
+
+
+def test_fault_may_name_a_kafka_listeners_broker_listeners():
+    cfg = loads(GOOD.replace("match: {protocol: kafka,", "match: {listener: orders-broker2,"))
+    assert cfg.faults[0].match["listener"] == "orders-broker2"
 
 
 @pytest.mark.parametrize(("old", "new", "path", "problem"), MISTAKES)
@@ -144,6 +161,11 @@ def test_cli_check(tmp_path):
     assert "listeners[0].tls.cert: file" in res.stderr and "does not exist" in res.stderr
     res = _cli("run", str(bad))
     assert res.returncode == 2 and "port 70000" in res.stderr
+    nosuch = tmp_path / "nosuch.yaml"
+    nosuch.write_text(GOOD.replace("match: {protocol: kafka,", "match: {listener: nosuch,"))
+    res = _cli("check", str(nosuch))
+    assert res.returncode == 2
+    assert "faults[0].match.listener: no listener named 'nosuch' (listeners: orders)" in res.stderr
     assert _cli("check", str(tmp_path / "absent.yaml")).returncode == 2
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -263,9 +262,37 @@ def test_listener_down_and_up_through_the_python_api():
         proxy.call(lambda: faults.listener_enabled("t", False))
         assert sock.recv(10) in (b"",)  # its connections are closed
         assert refused(port)
-        proxy.call(lambda: faults.listener_enabled("t", True))
-        time.sleep(0.05)
+        proxy.call(lambda: faults.listener_enabled("t", True))  # bound when it returns
         s2 = connect(proxy)
         assert rtt(s2) >= 0
         s2.close()
         sock.close()
+
+
+def test_unknown_listener_in_a_match_is_refused_by_name():
+    server = Server(echo)
+    try:
+        with proxied(echo) as (proxy, _):
+            from protoproxy.faults.api import Faults
+
+            spec = {"name": "x", "match": {"listener": "nosuch"}, "action": {"drop": True}}
+            status, body = call(proxy, "POST", "/faults", spec)
+            assert status == 400, body
+            assert body["error"] == "match.listener: no listener named 'nosuch' (listeners: t)"
+            assert call(proxy, "PUT", "/faults/x", spec)[0] == 400
+            faults = Faults(proxy.app)
+            with pytest.raises(ValueError, match="no listener named 'nosuch'"):
+                proxy.run(lambda: faults.add(spec))
+            # A listener added at run time counts from then on.
+            status, _ = call(
+                proxy, "POST", "/proxies", {"name": "nosuch", "upstream": server.address}
+            )
+            assert status == 201
+            status, body = call(proxy, "POST", "/faults", spec)
+            assert status == 201, body
+            # PATCH to an unknown listener is refused too; the fault stays as it was.
+            status, body = call(proxy, "PATCH", "/faults/x", {"match": {"listener": "gone"}})
+            assert status == 400 and "no listener named 'gone'" in body["error"]
+            assert call(proxy, "GET", "/faults/x")[1]["match"] == {"listener": "nosuch"}
+    finally:
+        server.close()

@@ -86,3 +86,19 @@ async def test_scenario_fault_errors_name_the_entry():
     with pytest.raises(ConfigError, match=r"faults\[1\].*stop_broker"):
         async with Testbed(bad):
             pass
+
+
+async def test_scenario_fault_on_an_unknown_listener_names_the_entry():
+    bad = Scenario.ephemeral(
+        kafka={"enabled": False},
+        grpc={"enabled": False},
+        http={"enabled": False},
+        faults=[
+            {"name": "ok", "match": {"listener": "echo"}, "toxic": {"type": "timeout"}},
+            {"name": "typo", "match": {"listener": "ecko"}, "toxic": {"type": "timeout"}},
+        ],
+    )
+    problem = r"faults\[1\]\.match\.listener: no listener named 'ecko' \(listeners: echo\)"
+    with pytest.raises(ConfigError, match=problem):
+        async with Testbed(bad):
+            pass

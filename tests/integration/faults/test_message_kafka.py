@@ -29,6 +29,7 @@ from tests.integration.kafka.clients import (
     values,
 )
 from tests.integration.kafka.rig import KafkaRig
+from tests.testbed.kafka.helpers import make_batch
 
 NOT_LEADER = error_code("NOT_LEADER_OR_FOLLOWER")
 
@@ -433,35 +434,111 @@ def test_idempotent_producer_rides_out_cut_produce_requests(rig, seen, action):
     assert log == vals  # each record once, in order
 
 
-def test_corrupt_produce_keeps_kafka_framing(rig, seen):
-    """Flipped bits land inside the body, never in the size prefix or header: the
-    broker reads the frame and answers (or, for a body it cannot parse, closes
-    the connection, as Kafka does), and the proxy carries on.
+#: seeds of the corrupt sweep: each puts the flipped bit in one place, the same every run
+CORRUPT_SEEDS = range(64)
+CORRUPT_VALUE = b"value-as-sent"
 
-    What the broker then holds is the testbed's business: the fake cluster does
-    not check batch CRCs yet (a real broker answers CORRUPT_MESSAGE), so the
-    corrupted topic is not read back here.
+
+@pytest.fixture(scope="module")
+def lone_broker() -> Iterator[KafkaRig]:
+    """One broker: the bootstrap connection is the leader's, so a raw client can produce."""
+    with KafkaRig(brokers=1) as r:
+        r.run(lambda: r.cluster.create_topic("corrupt", partitions=1))
+        yield r
+
+
+def _corrupt_produce_once(rig: KafkaRig, seed: int) -> str:
+    """Send one Produce that the seeded `corrupt` fault flips a bit of, then an
+    ApiVersions on the same connection, and say what came back.
+
+    The ApiVersions makes every outcome end without a timeout: the broker
+    answers it (after the Produce's answer, or alone when the flip made the
+    request acks=0) or closes the connection on a body it cannot parse.
     """
-    from kafka import KafkaProducer
-    from kafka.errors import KafkaError
+    engine = rig.app.components["faults"]  # type: ignore[union-attr]
 
-    rig.run(lambda: rig.cluster.create_topic("corrupt", partitions=1))
-    rig.run(lambda: rig.cluster.create_topic("after-corrupt", partitions=1))
-    _fault(
-        rig,
-        name="flip",
-        match={"protocol": "kafka", "api": "Produce", "topic": "corrupt"},
-        action={"corrupt": {"bytes": 3}},
-        schedule={"first": 1},
-    )
-    producer = KafkaProducer(bootstrap_servers=rig.bootstrap, retries=0, linger_ms=0)
-    try:
-        producer.send("corrupt", b"x" * 200).get(timeout=10)
-    except KafkaError:
-        pass  # CORRUPT_MESSAGE, or the broker closed on a body it could not parse
-    finally:
-        producer.close(timeout=2)
-    assert _injected(rig, "flip") == 1
+    def arm() -> None:
+        engine.reset(seed)
+        engine.add(
+            FaultSpec(
+                name="flip",
+                match={"protocol": "kafka", "api": "Produce", "topic": "corrupt"},
+                action={"corrupt": {"bytes": 1}},
+            )
+        )
+
+    rig.run(arm)
+    body = {
+        "acks": -1,
+        "timeout_ms": 5000,
+        "topic_data": [
+            {
+                "name": "corrupt",
+                "partition_data": [{"index": 0, "records": make_batch([CORRUPT_VALUE])}],
+            }
+        ],
+    }
+    produce = framing.encode_request(0, 7, 1, "raw", body)
+    versions = framing.encode_request(18, 0, 2, "raw", {})
+    host, port = rig.bootstrap.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(produce + versions)
+        reader = sock.makefile("rb")
+        outcome = "unanswered"  # acks became 0
+        while True:
+            head = reader.read(4)
+            if len(head) < 4:
+                outcome = "closed" if outcome == "unanswered" else outcome
+                break
+            frame = reader.read(struct.unpack(">i", head)[0])
+            (corr,) = struct.unpack_from(">i", frame)
+            assert corr in (1, 2), f"seed {seed}: correlation id {corr} (the header is never hit)"
+            if corr == 2:
+                break
+            _, resp = framing.decode_response(0, 7, frame)
+            parts = [
+                (t.name, p.index, p.error_code)
+                for t in resp.responses
+                for p in t.partition_responses
+            ]
+            outcome = "; ".join(f"{t}-{i}: {schema.error_name(e)}" for t, i, e in parts)
+    assert rig.run(lambda: engine.get("flip").injected) == 1
+    return outcome
+
+
+def test_corrupt_produce_keeps_kafka_framing(lone_broker):
+    """`corrupt` flips bits in the body, never in the size prefix or the header: for
+    every place the bit lands, the broker answers the request (correlation id
+    intact), or closes on a body it cannot parse, and the proxy's own framing
+    never breaks. A flipped batch fails its CRC-32C: CORRUPT_MESSAGE, nothing
+    stored. Whatever the broker stored (a flip in a topic name, `timeout_ms` or
+    the base offset is harmless to the records) is exactly what was sent.
+
+    A raw client, not kafka-python: its sender raises KeyError in a callback
+    when the answer names a topic it did not ask about (the flip renamed it),
+    and its producer then never completes. The seeds are fixed, so each run
+    flips the same bits.
+    """
+    rig = lone_broker
+    outcomes = {seed: _corrupt_produce_once(rig, seed) for seed in CORRUPT_SEEDS}
     decode_errors = rig.run(lambda: rig.app.proxy.metrics.decode_errors.total())
-    assert decode_errors == 0  # the proxy's own Kafka framing never broke
+    assert decode_errors == 0, outcomes  # the proxy's own Kafka framing never broke
+
+    def stored() -> dict[str, list[bytes | None]]:
+        cluster = rig.cluster
+        return {
+            (name, i): [r.value for r in cluster.records(name, i)]
+            for name in cluster.topics()
+            for i in range(len(cluster.end_offsets(name)))
+        }
+
+    logs = rig.run(stored)
+    for (name, i), vals in logs.items():
+        assert set(vals) <= {CORRUPT_VALUE}, f"{name}-{i} holds a record nobody sent: {vals}"
+    answered_ok = sum(1 for o in outcomes.values() if o == "corrupt-0: NONE")
+    assert len(logs.get(("corrupt", 0), [])) == answered_ok
+    # The sweep reaches the batch (CRC), the request's fields and the topic name.
+    kinds = set(outcomes.values())
+    assert "corrupt-0: CORRUPT_MESSAGE" in kinds, outcomes
+    assert any(not o.startswith("corrupt-0") for o in kinds), outcomes
     assert kafka_python_produce(rig.bootstrap, "after-corrupt", [b"ok"]) == {0: [b"ok"]}

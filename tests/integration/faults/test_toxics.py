@@ -105,9 +105,13 @@ def test_bandwidth_backpressure_bounds_memory_and_loses_nothing():
         sock = connect(proxy)
         sender = threading.Thread(target=sock.sendall, args=(payload,), daemon=True)
         sender.start()
-        time.sleep(1.0)
+        # Wait for the event, backpressure (held bytes past the high-water mark),
+        # rather than for a second that a loaded machine may not fill.
+        assert wait_for(lambda: bool(proxy.run(lambda: proxy.proxy.connections)), 30)
         conn = proxy.run(lambda: next(iter(proxy.proxy.connections.values())))
         stages = proxy.run(lambda: faults(proxy).stages(conn))
+        assert wait_for(lambda: proxy.run(lambda: stages[0].peak) > high, 30)
+        assert wait_for(lambda: proxy.run(lambda: conn.down.paused), 30)
         peak = stages[0].peak
         read = proxy.run(lambda: conn.bytes[0])
         # Paused above the high-water mark: held bytes stay within one

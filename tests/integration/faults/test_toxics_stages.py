@@ -121,8 +121,9 @@ def _rig(seed: int) -> tuple[FaultEngine, _Conn]:
     proxy = SimpleNamespace(
         stats=Stats(),
         config=SimpleNamespace(
-            limits=SimpleNamespace(write_buffer_high=HIGH, write_buffer_low=LOW)
+            limits=SimpleNamespace(write_buffer_high=HIGH, write_buffer_low=LOW), listeners=[]
         ),
+        listeners={"t": SimpleNamespace(config=SimpleNamespace(protocol="tcp"))},
         upstream_observers=[],
         close_observers=[],
         connections={},
@@ -191,7 +192,7 @@ def test_delaying_toxics_keep_every_byte_in_order_with_eof_last(ops, seed):
 
 
 def test_toxics_that_drop_bytes_drop_the_callbacks_behind_them():
-    async def play(kind: str, attrs: dict[str, Any], size: int) -> list[str]:
+    async def play(kind: str, attrs: dict[str, Any], size: int, expected: int) -> list[str]:
         engine, conn = _rig(1)
         conn.close = lambda reason: None  # type: ignore[attr-defined]
         fired: list[str] = []
@@ -205,10 +206,15 @@ def test_toxics_that_drop_bytes_drop_the_callbacks_behind_them():
         )
         conn.outlets[0].write(b"x" * size)
         conn.outlets[0].when_sent(lambda: fired.append("after"))
+        # Wait for the callback that must fire (latency releases it on a timer),
+        # not for a fixed time; then give a wrong "after" the same chance.
+        async with asyncio.timeout(10):
+            while len(fired) < expected:
+                await asyncio.sleep(0.001)
         await asyncio.sleep(0.01)
         return fired
 
-    assert asyncio.run(play("timeout", {"timeout": 0}, 10)) == ["before"]
-    assert asyncio.run(play("limit_data", {"bytes": 5}, 10)) == ["before"]
-    assert asyncio.run(play("limit_data", {"bytes": 50}, 10)) == ["before", "after"]
-    assert asyncio.run(play("latency", {"latency": 1}, 10)) == ["before", "after"]
+    assert asyncio.run(play("timeout", {"timeout": 0}, 10, 1)) == ["before"]
+    assert asyncio.run(play("limit_data", {"bytes": 5}, 10, 1)) == ["before"]
+    assert asyncio.run(play("limit_data", {"bytes": 50}, 10, 2)) == ["before", "after"]
+    assert asyncio.run(play("latency", {"latency": 1}, 10, 2)) == ["before", "after"]

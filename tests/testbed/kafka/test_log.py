@@ -104,3 +104,19 @@ def test_retention_drops_oldest_batches_and_moves_log_start():
     assert log.read(0, 1 << 20) == []  # below log start: nothing (OFFSET_OUT_OF_RANGE upstream)
     assert log.next_offset == 50
     assert [r.offset for r in log.records()][-1] == 49
+
+
+@given(st.data())
+def test_a_flipped_bit_in_the_crc_region_is_corrupt_message(data):
+    """Any bit from `attributes` (byte 21) to the end breaks the CRC-32C; the
+    fields before it (base offset, length, leader epoch, magic) are the broker's
+    to stamp or are checked on their own."""
+    raw = bytearray(make_batch([b"key-and-value", b"second"]))
+    at = data.draw(st.integers(min_value=17, max_value=len(raw) - 1), label="byte")
+    raw[at] ^= 1 << data.draw(st.integers(min_value=0, max_value=7), label="bit")
+    try:
+        list(split_batches(bytes(raw), 1 << 20))
+    except BatchError as exc:
+        assert exc.code == CORRUPT_MESSAGE
+    else:
+        raise AssertionError(f"a batch with byte {at} flipped was accepted")

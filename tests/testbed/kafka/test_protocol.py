@@ -342,3 +342,37 @@ async def test_fetch_with_an_error_answers_at_once(cluster: FakeKafkaCluster):
     finally:
         await client.close()
     assert resp.responses[0].partitions[0].error_code == errors.OFFSET_OUT_OF_RANGE
+
+
+async def test_a_batch_whose_crc_fails_is_corrupt_message_for_its_partition_only(
+    cluster: FakeKafkaCluster,
+):
+    """One Produce, two partitions on one leader: the batch with a flipped value
+    byte is CORRUPT_MESSAGE and stored nowhere; the other is stored as sent."""
+    cluster.create_topic("crc", 2)
+    cluster.move_leader("crc", 1, cluster.leader("crc", 0))
+    good = make_batch([b"good"])
+    bad = bytearray(make_batch([b"flipped"]))
+    bad[-3] ^= 0x04  # inside the record's value: only the CRC can tell
+    body = {
+        "acks": -1,
+        "timeout_ms": 5000,
+        "topic_data": [
+            {
+                "name": "crc",
+                "partition_data": [
+                    {"index": 0, "records": bytes(bad)},
+                    {"index": 1, "records": good},
+                ],
+            }
+        ],
+    }
+    client = await _leader_client(cluster, "crc", 0)
+    try:
+        resp = await client.request(0, 9, body)
+    finally:
+        await client.close()
+    parts = {p.index: p.error_code for p in resp.responses[0].partition_responses}
+    assert parts == {0: errors.CORRUPT_MESSAGE, 1: errors.NONE}
+    assert cluster.records("crc", 0) == []
+    assert [r.value for r in cluster.records("crc", 1)] == [b"good"]
