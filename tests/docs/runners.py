@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,7 @@ def fail(block: Block, message: str) -> None:
 
 def is_testbed_start(block: Block) -> bool:
     """The block that starts the testbed: the session's own testbed stands for it."""
-    return block.code.strip() == "protoproxy testbed"
+    return block.code.strip() in ("protoproxy testbed", "protoproxy testbed --access-log")
 
 
 def shims(bindir: Path) -> Path:
@@ -80,7 +81,7 @@ def run_sh(block: Block, workdir: Path, bindir: Path) -> str:
         os.environ, DOCS_FAILED=str(failed), PATH=f"{bindir}{os.pathsep}{os.environ['PATH']}"
     )
     proc = subprocess.Popen(
-        ["bash", "-c", SH_PRELUDE + block.code],
+        ["bash", "-c", SH_PRELUDE + block.code + "\n:\n"],
         cwd=workdir,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -238,20 +239,17 @@ def json_documents(text: str) -> list[Any]:
 def run_json(block: Block, testbed: live.LiveTestbed | None) -> None:
     docs = json_documents(block.code)
     words = block.words
-    if words[:1] == ["access-log"]:
+    if words[:1] == ["access-log"] or (not words and all(map(_is_access_log, docs))):
         assert testbed is not None
-        lines = testbed.access_log()
-        for doc in docs:
-            same = [ln for ln in lines if ln.get("protocol") == doc.get("protocol")]
-            if not same:
-                fail(block, f"no live access log line of protocol {doc.get('protocol')!r}")
-            tries = [differences(doc, ln) for ln in same]
-            if all(tries):
-                fail(
-                    block,
-                    "no live access log line has this shape:\n" + "\n".join(min(tries, key=len)),
-                )
-        return
+        # the log is buffered (flushed once a second): wait for the lines to be written
+        deadline = time.monotonic() + 15
+        while True:
+            problem = _access_log_problem(docs, testbed.access_log())
+            if problem is None:
+                return
+            if time.monotonic() > deadline:
+                fail(block, problem)
+            time.sleep(0.2)
     if words[:1] in (["GET"], ["POST"]):
         method, route = words[0], words[1]
         (doc,) = docs
@@ -266,6 +264,7 @@ def run_json(block: Block, testbed: live.LiveTestbed | None) -> None:
             if route.startswith("/connections"):
                 stack.enter_context(open_echo_connection())
             status, body = live.admin("GET", route)
+        live.reset()
         if status != 200:
             fail(block, f"GET {route} answered {status}: {body}")
         problems = differences(doc, body)
@@ -286,11 +285,38 @@ def run_json(block: Block, testbed: live.LiveTestbed | None) -> None:
     )
 
 
+def _access_log_problem(docs: list[Any], lines: list[dict[str, Any]]) -> str | None:
+    for doc in docs:
+        same = [ln for ln in lines if ln.get("protocol") == doc.get("protocol")]
+        if not same:
+            return f"no live access log line of protocol {doc.get('protocol')!r}"
+        tries = [differences(doc, ln) for ln in same]
+        if all(tries):
+            return "no live access log line has this shape:\n" + "\n".join(min(tries, key=len))
+    return None
+
+
+def json_needs_testbed(block: Block) -> bool:
+    if block.words[:1] in (["GET"], ["POST"], ["access-log"]):
+        return True
+    return not block.words and all(_is_access_log(d) for d in json_documents(block.code))
+
+
+def _is_access_log(doc: Any) -> bool:
+    return isinstance(doc, dict) and {"start", "duration", "conn", "listener"} <= set(doc)
+
+
 @contextlib.contextmanager
 def open_echo_connection() -> Any:
-    """An open connection, so that /connections has something to show."""
+    """An open connection with a toxic acting on it, so that /connections has
+    something to show, `toxics` included."""
     import socket
 
+    status, body = live.admin(
+        "POST", "/proxies/echo/toxics", {"type": "latency", "attributes": {"latency": 1}}
+    )
+    if status >= 300:
+        raise RuntimeError(f"could not add a toxic on echo: {status} {body}")
     with socket.create_connection(("127.0.0.1", live.DEFAULT_PORTS["echo"]), timeout=5) as s:
         s.sendall(b"hello\n")
         s.recv(16)

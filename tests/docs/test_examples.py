@@ -69,7 +69,7 @@ def test_example(
         runners.run_yaml(block, doc_workdir, docs_bin)
     elif block.lang == "json":
         testbed = None
-        if block.words[:1] in (["GET"], ["POST"], ["access-log"]):
+        if runners.json_needs_testbed(block):
             require_tool("kcat")
             testbed = request.getfixturevalue("docs_testbed")
             request.getfixturevalue("docs_traffic")
