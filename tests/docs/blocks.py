@@ -19,6 +19,9 @@ EXAMPLE_LANGS = frozenset({"sh", "yaml", "json", "python"})
 #: Languages that are not examples: expected output, and plain text shown as is.
 TEXT_LANGS = frozenset({"output", "text"})
 
+#: The skip reason of a bare ``<!-- docs: no-run -->``: allowed, but say why if you can.
+NO_REASON = "no reason given in the marker"
+
 _FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>```+)(?P<info>.*)$")
 _MARKER = re.compile(r"^\s*<!--\s*docs:\s*no-run\b(?P<rest>.*?)-->\s*$")
 _REASON = re.compile(r"^\s*\((?P<reason>[^)]+)\)\s*$")
@@ -32,7 +35,7 @@ class Block:
     words: list[str]
     opts: dict[str, str]
     code: str
-    #: None: runnable; "" a marker without a reason; otherwise the marker's reason.
+    #: None: runnable; otherwise the marker's reason (NO_REASON for a bare marker).
     no_run: str | None = None
     output: Block | None = None
     #: the non-blank line before the fence was the end of this command block
@@ -77,7 +80,7 @@ def parse(path: Path) -> list[Block]:
             mk = _MARKER.match(lines[prev])
             if mk:
                 reason = _REASON.match(mk.group("rest"))
-                block.no_run = reason.group("reason").strip() if reason else ""
+                block.no_run = reason.group("reason").strip() if reason else NO_REASON
             elif prev == last_close and blocks:
                 block.follows = blocks[-1]
         if lang == "output" and block.follows is not None and block.follows.output is None:
@@ -113,8 +116,6 @@ def problems(blocks: list[Block]) -> list[str]:
                 f"{b.id}: fence {b.lang or '(no language)'!r}: tag it sh, yaml, json, python "
                 "(run by CI), output (a command's expected output) or text (shown as is)"
             )
-        if b.no_run == "":
-            out.append(f"{b.id}: the no-run marker needs a reason: <!-- docs: no-run (why) -->")
         if b.no_run is not None and b.lang not in EXAMPLE_LANGS:
             out.append(f"{b.id}: only examples can be marked no-run")
         if b.lang == "output" and (b.follows is None or b.follows.output is not b):

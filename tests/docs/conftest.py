@@ -12,9 +12,10 @@ from . import live, runners
 from .blocks import ROOT, parse
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def docs_testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[live.LiveTestbed]:
-    """`protoproxy testbed --access-log` on the default ports, for the whole session."""
+    """`protoproxy testbed --access-log` on the default ports, for the docs tests: module
+    scope, so the ports are free again for whatever runs after them."""
     tb = live.LiveTestbed(tmp_path_factory.mktemp("docs-testbed"))
     try:
         tb.start()

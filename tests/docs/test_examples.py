@@ -43,7 +43,7 @@ def test_every_block_is_run_or_marked() -> None:
     assert not found, "\n".join(found)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def docs_traffic(docs_testbed: live.LiveTestbed, docs_bin: Path, tmp_path_factory) -> None:
     block = Block("tests/docs/test_examples.py", 0, "sh", [], {}, WARM_UP)
     runners.run_sh(block, tmp_path_factory.mktemp("docs-warm-up"), docs_bin)
