@@ -71,6 +71,7 @@ def test_example(
         testbed = None
         if runners.json_needs_testbed(block):
             require_tool("kcat")
+            require_tool("curl")
             testbed = request.getfixturevalue("docs_testbed")
             request.getfixturevalue("docs_traffic")
         runners.run_json(block, testbed)
