@@ -17,6 +17,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--duration", type=float, default=None, help="stop after this many seconds (for demos/CI)"
     )
+    p.add_argument(
+        "--access-log",
+        action="store_true",
+        help="print one JSON line per exchange (the scenario key access_log: true)",
+    )
     p.set_defaults(func=run)
 
 
@@ -25,6 +30,8 @@ async def _main(args: argparse.Namespace) -> int:
     from .scenario import load_scenario
 
     scenario = load_scenario(args.scenario)
+    if args.access_log:
+        scenario.access_log = True
     async with Testbed(scenario) as tb:
         print(tb.describe(), flush=True)
         stop = asyncio.Event()
