@@ -9,16 +9,7 @@ from __future__ import annotations
 
 from .blocks import Block
 
-_ABORT = (
-    "pending the fixes branch: a bare-string Kafka abort is refused as an unknown gRPC status "
-    "(fault actions are validated by match.protocol there)"
-)
-
-PENDING: dict[tuple[str, str], str] = {
-    ("README.md", '"action": {"abort": "NOT_LEADER_OR_FOLLOWER"}'): _ABORT,
-    ("docs/faults.md", '"action": {"abort": "NOT_LEADER_OR_FOLLOWER"}'): _ABORT,
-    ("docs/faults.md", 'action={"abort": "NOT_LEADER_OR_FOLLOWER"}'): _ABORT,
-}
+PENDING: dict[tuple[str, str], str] = {}
 
 
 def reason(block: Block) -> str | None:
