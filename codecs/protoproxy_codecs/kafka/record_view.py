@@ -411,10 +411,13 @@ def _legacy_wrapper(entry: memoryview, budget: Budget) -> dict[str, Any]:
         batch["record_count"] = len(inner)
         if cut:
             _cut(batch)
-        # v1 inner offsets are relative; the wrapper carries the last one's absolute offset
-        shift = offset - inner[-1][0] if magic == 1 and inner and not cut else 0
-        if magic == 1 and cut:
+        # v1 inner offsets are relative; the wrapper carries the last one's absolute
+        # offset (a producer's wrapper often does not: then they stay relative, as
+        # kafka-python's reader leaves them)
+        shift = offset - inner[-1][0] if magic == 1 and inner and not cut else -1
+        if magic == 1 and shift < 0:
             batch["offsets"] = "relative"
+        shift = max(shift, 0)
         show = _take(batch, budget, len(inner))
         log_append = magic == 1 and bool(attrs & ATTR_LOG_APPEND_TIME)
         for o, t, k, v in inner[:show]:
