@@ -119,7 +119,17 @@ class _Cut(Exception):
     """The data ended where the decompression limit cut it, not where the batch does."""
 
 
+class _PartialRecord(Exception):
+    """A record the decompression limit cut, with the fields read before the cut."""
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        super().__init__()
+        self.record = record
+
+
 class _Reader:
+    """Reads record fields from `buf[pos:end]`; `cut` says the data stops short."""
+
     __slots__ = ("buf", "cut", "end", "pos")
 
     def __init__(self, buf: memoryview, pos: int, end: int, cut: bool) -> None:
@@ -173,7 +183,8 @@ class _Reader:
 def _v2_record(
     r: _Reader, base_offset: int, base_ts: int, log_append_ts: int | None, limits: ViewLimits
 ) -> dict[str, Any]:
-    """One v2 record; a record the limit cut comes back ``partial`` (then raise _Cut)."""
+    """One v2 record. One that the decompression limit cut is raised as a
+    _PartialRecord holding what was read, marked ``partial``."""
     length = r.varint("record length")
     start = r.pos
     if length < 0:
@@ -227,12 +238,6 @@ def _v2_record(
     r.end, r.cut = outer_end, outer_cut
     r.pos = rec_end
     return rec
-
-
-class _PartialRecord(Exception):
-    def __init__(self, record: dict[str, Any]) -> None:
-        super().__init__()
-        self.record = record
 
 
 def _open(
@@ -297,7 +302,8 @@ def _v2_batch(entry: memoryview, budget: Budget) -> dict[str, Any]:
         "records": [],
     }
     if count < 0:
-        raise DecodeError(f"record count {count}", "bad_records")
+        batch["error"] = f"record count {count}"
+        return batch
     show = _take(batch, budget, count)
     if show == 0 and count:
         return batch
