@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM, Direction, Message
 from protoproxy_codecs.grpc.status import STATUS_CODES, status_name
 from protoproxy_codecs.http2.frames import FRAME_KINDS, ErrorCode, build_goaway
+from protoproxy_codecs.http2.message import FrameMessage
 
 from .message_filter import Action, Handler, Matcher
 
@@ -321,7 +322,7 @@ class Http2Handler(Handler):
                 return True
             return False
         if kind == "abort":
-            self._abort(action, direction, msg, out)
+            self._abort(action, direction, msg, out, fault.name)
             return True
         if kind == "rst_stream":
             self._rst(action, direction, msg, out)
@@ -341,7 +342,9 @@ class Http2Handler(Handler):
             and msg.key > self.max_forwarded
         )
 
-    def _abort(self, action: Action, direction: Direction, msg: Message, out: list) -> None:
+    def _abort(
+        self, action: Action, direction: Direction, msg: Message, out: list, name: str
+    ) -> None:
         """End the call with a status; the trigger frame itself is never delivered.
 
         A call start is simply not forwarded (blocks are re-encoded, so a
@@ -367,9 +370,16 @@ class Http2Handler(Handler):
         self.filt.flush(direction, out)
         rst = self._close_books(sid, status_str, text)
         conn = self.conn
+        block = self.codec.build_headers(DOWNSTREAM, sid, fields, True)
+        if msg.info is not None:
+            msg.info["not_forwarded"] = name  # for the tail, which saw the frame go by
+        made = [(DOWNSTREAM, FrameMessage(DOWNSTREAM, "headers", block, sid, {"headers": fields}))]
         if seen:
-            conn.send_raw(UPSTREAM, rst)
-        conn.send_raw(DOWNSTREAM, self.codec.build_headers(DOWNSTREAM, sid, fields, True))
+            made.insert(0, (UPSTREAM, FrameMessage(UPSTREAM, "rst_stream", rst, sid, None)))
+        for to, frame in made:
+            frame.info["injected"] = name
+            self.filt.injected(to, [frame])
+            conn.send_raw(to, frame.raw)
         self._kill(sid, seen)
 
     def _rst(self, action: Action, direction: Direction, msg: Message, out: list) -> None:
