@@ -1,8 +1,11 @@
 """Answers a fault made up reach /messages, marked injected with the fault's name,
-and the message that triggered them is marked as never forwarded: gRPC here (the
-Kafka case is in test_kafka_tail.py)."""
+and the message that triggered them is marked as never forwarded: gRPC and HTTP/1
+here (the Kafka case is in test_kafka_tail.py)."""
 
 from __future__ import annotations
+
+import urllib.error
+import urllib.request
 
 import grpc
 import pytest
@@ -10,7 +13,8 @@ import pytest
 from testbed.grpc import Behaviour
 from testbed.grpc.client import SyncClient
 from testbed.grpc.threaded import ThreadedGrpcService
-from tests.peers import ProxyThread
+from testbed.http import FakeHttpService
+from tests.peers import ProxyThread, ServiceThread
 
 from .helpers import get_json, proxy_config
 
@@ -69,3 +73,34 @@ def test_a_grpc_abort_mid_call_shows_the_reset_sent_upstream(grpc_server) -> Non
     assert made_up == [("upstream", "rst_stream", "mid"), ("downstream", "headers", "mid")]
     (trigger,) = [m for m in messages if m.get("forwarded") is False]
     assert trigger["kind"] == "data" and trigger["fault"] == "mid"
+
+
+@pytest.fixture(scope="module")
+def http_server():
+    with ServiceThread(FakeHttpService) as server:
+        server.service.route("GET", "/ok", status=200, body=b"fine")
+        yield server
+
+
+def test_an_http1_abort_shows_its_made_up_response_marked_injected(http_server) -> None:
+    host, port = http_server.service.address
+    fault = {
+        "name": "busy",
+        "match": {"protocol": "http", "path_prefix": "/ok"},
+        "action": {"abort": {"status": 503, "body": "try later"}},
+    }
+    with ProxyThread(proxy_config(f"{host}:{port}", protocol="http", faults=[fault])) as proxy:
+        url = f"http://127.0.0.1:{proxy.port('front')}/ok"
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(url, timeout=10)
+        assert err.value.code == 503 and err.value.read() == b"try later"
+        messages = get_json(proxy.admin_url + "/messages?protocol=http")["messages"]
+    assert http_server.run(lambda: len(http_server.service.requests)) == 0
+    request, end, answer = messages  # the request's head carries the mark for it
+    assert end["kind"] == "end" and end["key"] == request["key"]
+    assert request["direction"] == "upstream" and request["kind"] == "head"
+    assert request["forwarded"] is False and request["fault"] == "busy"
+    assert answer["direction"] == "downstream" and answer["kind"] == "head"
+    assert answer["injected"] is True and answer["fault"] == "busy"
+    assert answer["info"]["status"] == 503 and answer["key"] == request["key"]
+    assert dict(answer["headers"])["Content-Length"] == "9"
