@@ -14,7 +14,7 @@ from tests.integration.kafka.rig import KafkaRig
 from tests.peers import ProxyThread
 
 from .helpers import KafkaRaw, KafkaServer, get_json, proxy_config
-from .test_kafka import _batch, _produce
+from .test_kafka import _batch, _fetch, _produce
 
 PREVIEW = 256
 TEXT = [b"order %d: shipped" % i for i in range(6)]
@@ -102,6 +102,38 @@ def test_librdkafka_records_are_decompressed_and_previewed(rig: KafkaRig, codec:
         rig.bootstrap, topic, _values(), {"compression.codec": codec, "linger.ms": 50}
     )
     _check(_produced_in_tail(rig, topic, len(_values())), codec)
+
+
+def test_fetch_responses_show_records_at_their_log_offsets(rig: KafkaRig) -> None:
+    topic = "tail-fetch"
+    rig.create_topic(topic, 1)
+    first, second = _values()[:9], _values()[9:]
+    kafka_python_produce(rig.bootstrap, topic, first, compression_type="gzip")
+    kafka_python_produce(rig.bootstrap, topic, second, compression_type="zstd")
+    client = KafkaRaw(int(rig.bootstrap.rsplit(":", 1)[1]), client_id="tail-fetch")
+    client.request(1, 12, _fetch(topic, 0))
+    client.close()
+    url = rig.app.admin.url + "/messages?api=Fetch&limit=1000"
+    down = [m for m in get_json(url)["messages"] if m["direction"] == "downstream"]
+    (answer,) = [m for m in down if _fetched(m, topic)]
+    records = _fetched(answer, topic)
+    assert [r["offset"] for _b, r in records] == list(range(len(_values())))
+    assert {b["compression"] for b, _r in records} == {"gzip", "zstd"}
+    assert min(b["base_offset"] for b, _r in records if b["compression"] == "zstd") == len(first)
+    shown = [r["value"].get("text", r["value"].get("hex")) for _b, r in records]
+    assert shown[:2] == [TEXT[0].decode(), BINARY[0].hex()]
+
+
+def _fetched(message: dict, topic: str) -> list[tuple[dict, dict]]:
+    out = []
+    for t in message["view"]["responses"]:
+        if t["topic"] != topic:
+            continue
+        for p in t["partitions"]:
+            for batch in (p["records"] or {"batches": []})["batches"]:
+                assert "error" not in batch, batch["error"]
+                out.extend((batch, r) for r in batch["records"])
+    return out
 
 
 # -- injected responses ------------------------------------------------------------------------
