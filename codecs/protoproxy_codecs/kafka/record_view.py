@@ -547,5 +547,9 @@ def view(data: Any, budget: Budget | None = None) -> dict[str, Any]:
                 out.update(item)
     except DecodeError as exc:
         out["error"] = str(exc)
-    out["truncated"] = bool(out.get("batches_not_shown") or any(b["truncated"] for b in shown))
+    out["truncated"] = bool(
+        out.get("batches_not_shown")
+        or out.get("truncated_bytes")
+        or any(b["truncated"] for b in shown)
+    )
     return out

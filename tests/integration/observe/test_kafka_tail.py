@@ -136,6 +136,57 @@ def _fetched(message: dict, topic: str) -> list[tuple[dict, dict]]:
     return out
 
 
+def _gzip_bomb(declared: int) -> bytes:
+    """One v2 batch whose single record declares a `declared`-byte value of zeros."""
+    import struct
+    import zlib
+
+    def varint(n: int) -> bytes:
+        n = (n << 1) ^ (n >> 63)
+        out = bytearray()
+        while n >= 0x80:
+            out.append(n & 0x7F | 0x80)
+            n >>= 7
+        return bytes(out) + bytes([n])
+
+    body_len = 4 + len(varint(declared)) + declared + 1
+    head = varint(body_len) + b"\x00" + varint(0) + varint(0) + varint(-1) + varint(declared)
+    co = zlib.compressobj(9, zlib.DEFLATED, 31)
+    zeros = bytes(1 << 20)
+    blob = co.compress(head) + b"".join(co.compress(zeros) for _ in range(declared >> 20))
+    blob += co.compress(bytes(1)) + co.flush()
+    header = struct.pack(">qiibIhiqqqhii", 0, 49 + len(blob), 0, 2, 0, 1, 0, 0, 0, -1, -1, -1, 1)
+    return header + blob
+
+
+def test_hostile_records_are_noted_in_the_view_and_end_nothing(kafka) -> None:
+    bomb = _gzip_bomb(64 << 20)
+    junk = bytes(12) + b"\x00\x00\x00\x00\x07" + bytes(range(256)) * 3  # magic 7
+    junk = junk[:8] + (len(junk) - 12).to_bytes(4, "big") + junk[12:]
+    with ProxyThread(proxy_config(kafka.address, protocol="kafka")) as proxy:
+        client = KafkaRaw(proxy.port("front"))
+        client.request(0, 9, _produce("orders", bomb))
+        client.request(0, 9, _produce("orders", junk))
+        ok = client.request(0, 9, _produce("orders", _batch([b"after"])))
+        assert ok.responses[0].partition_responses[0].error_code == 0  # the connection lives on
+        client.close()
+        messages = get_json(proxy.admin_url + "/messages?api=Produce")["messages"]
+    views = [
+        m["view"]["topic_data"][0]["partition_data"][0]["records"]
+        for m in messages
+        if m["direction"] == "upstream"
+    ]
+    bombed, broken, fine = views
+    (batch,) = bombed["batches"]
+    assert batch["truncated_by"] == "decompressed_bytes"
+    assert batch["decompressed_bytes"] == 1 << 20
+    (rec,) = batch["records"]
+    assert rec["partial"] and rec["value"]["length"] == 64 << 20
+    assert rec["value"] == {"length": 64 << 20, "truncated": True, "hex": "00" * 256}
+    assert broken["error"] == "unknown record magic 7" and broken["batches"] == []
+    assert fine["batches"][0]["records"][0]["value"]["text"] == "after"
+
+
 # -- injected responses ------------------------------------------------------------------------
 
 
