@@ -316,21 +316,31 @@ class Http2Handler(Handler):
         if kind == "delay_settings_ack" or kind == "delay_ping":
             return False
         sid = msg.key
+        name = fault.name
         if not sid:
             if kind == "goaway":
-                self._goaway(action, direction, msg, out)
+                self._goaway(action, direction, msg, out, name)
                 return True
             return False
         if kind == "abort":
-            self._abort(action, direction, msg, out, fault.name)
+            self._abort(action, direction, msg, out, name)
             return True
         if kind == "rst_stream":
-            self._rst(action, direction, msg, out)
+            self._rst(action, direction, msg, out, name)
             return True
         if kind == "goaway":
-            self._goaway(action, direction, msg, out)
+            self._goaway(action, direction, msg, out, name)
             return True
         return False
+
+    def _inject(
+        self, to: Direction, kind: str, raw: bytes, sid: int, name: str, extra: Any = None
+    ) -> None:
+        """Write a frame the proxy made up; the tail sees it marked with the fault."""
+        frame = FrameMessage(to, kind, raw, sid, extra)
+        frame.info["injected"] = name
+        self.filt.injected(to, [frame])
+        self.conn.send_raw(to, raw)
 
     def _is_call_start(self, direction: Direction, msg: Message) -> bool:
         info = msg.info or {}
@@ -369,20 +379,17 @@ class Http2Handler(Handler):
             status_str, text = str(http), None
         self.filt.flush(direction, out)
         rst = self._close_books(sid, status_str, text)
-        conn = self.conn
-        block = self.codec.build_headers(DOWNSTREAM, sid, fields, True)
         if msg.info is not None:
             msg.info["not_forwarded"] = name  # for the tail, which saw the frame go by
-        made = [(DOWNSTREAM, FrameMessage(DOWNSTREAM, "headers", block, sid, {"headers": fields}))]
         if seen:
-            made.insert(0, (UPSTREAM, FrameMessage(UPSTREAM, "rst_stream", rst, sid, None)))
-        for to, frame in made:
-            frame.info["injected"] = name
-            self.filt.injected(to, [frame])
-            conn.send_raw(to, frame.raw)
+            self._inject(UPSTREAM, "rst_stream", rst, sid, name)
+        block = self.codec.build_headers(DOWNSTREAM, sid, fields, True)
+        self._inject(DOWNSTREAM, "headers", block, sid, name, {"headers": fields})
         self._kill(sid, seen)
 
-    def _rst(self, action: Action, direction: Direction, msg: Message, out: list) -> None:
+    def _rst(
+        self, action: Action, direction: Direction, msg: Message, out: list, name: str
+    ) -> None:
         """RST_STREAM to both peers. A call start is forwarded first: a reset for a
         stream the server never saw would be a connection error."""
         p = action.params
@@ -394,11 +401,13 @@ class Http2Handler(Handler):
             self._discard(direction, msg, out)
         self.filt.flush(direction, out)
         rst = self.codec.inject_reset(sid, code)
-        self.conn.send_raw(UPSTREAM, rst)
-        self.conn.send_raw(DOWNSTREAM, rst)
+        self._inject(UPSTREAM, "rst_stream", rst, sid, name)
+        self._inject(DOWNSTREAM, "rst_stream", rst, sid, name)
         self._kill(sid, True)
 
-    def _goaway(self, action: Action, direction: Direction, msg: Message, out: list) -> None:
+    def _goaway(
+        self, action: Action, direction: Direction, msg: Message, out: list, name: str
+    ) -> None:
         """GOAWAY to the client: it finishes what the server has and retries the rest."""
         p = action.params
         code = h2_error(p.get("code", p.get("value")), ErrorCode.NO_ERROR)
@@ -411,4 +420,4 @@ class Http2Handler(Handler):
         if self.goaway_at is None or last < self.goaway_at:
             self.goaway_at = last
         self.filt.flush(direction, out)
-        self.conn.send_raw(DOWNSTREAM, build_goaway(last, code, b"protoproxy fault"))
+        self._inject(DOWNSTREAM, "goaway", build_goaway(last, code, b"protoproxy fault"), 0, name)

@@ -75,6 +75,22 @@ def test_a_grpc_abort_mid_call_shows_the_reset_sent_upstream(grpc_server) -> Non
     assert trigger["kind"] == "data" and trigger["fault"] == "mid"
 
 
+def test_a_grpc_reset_shows_the_rst_stream_frames_sent_both_ways(grpc_server) -> None:
+    fault = {
+        "name": "cut",
+        "match": {"protocol": "grpc", "method": "Unary"},
+        "action": {"rst_stream": {}},
+    }
+    with ProxyThread(proxy_config(grpc_server.address, faults=[fault])) as proxy:
+        with SyncClient.connect(f"127.0.0.1:{proxy.port('front')}") as client:
+            r = client.unary(Behaviour.make(size=3), timeout=10)
+        messages = get_json(proxy.admin_url + "/messages?method=Unary")["messages"]
+    assert r.code != grpc.StatusCode.OK
+    made_up = [(m["direction"], m["kind"], m["fault"]) for m in messages if m.get("injected")]
+    assert made_up == [("upstream", "rst_stream", "cut"), ("downstream", "rst_stream", "cut")]
+    assert all(m["info"]["error_code"] == 8 for m in messages if m.get("injected"))  # CANCEL
+
+
 @pytest.fixture(scope="module")
 def http_server():
     with ServiceThread(FakeHttpService) as server:
