@@ -247,8 +247,10 @@ def _open(
     codec = attrs & ATTR_COMPRESSION
     if codec == compression.NONE:
         return body, False
-    limit = min(budget.decompressed, budget.limits.decompressed_bytes)
-    out = compression.decompress(codec, body, limit)
+    if budget.decompressed <= 0:
+        batch["decompressed_bytes"] = 0
+        return memoryview(b""), True
+    out = compression.decompress(codec, body, budget.decompressed)
     budget.decompressed -= len(out.data)
     batch["decompressed_bytes"] = len(out.data)
     return out.data, not out.complete
@@ -383,6 +385,9 @@ def _legacy_wrapper(entry: memoryview, budget: Budget) -> dict[str, Any]:
     batch = _legacy_batch(magic, offset)
     batch["size"] = len(entry)
     batch["compression"] = compression.name(attrs & ATTR_COMPRESSION)
+    if budget.records <= 0:  # nothing to show: leave it compressed
+        batch.update(record_count=None, truncated=True, truncated_by="records_per_message")
+        return batch
     try:
         if raw is None:
             raise DecodeError("compressed message without a value", "bad_records")

@@ -340,3 +340,24 @@ def test_damaged_batches_give_decode_error_and_nothing_else(
     v = record_view.view(data)
     for b in v["batches"]:
         assert len(b["records"]) <= 20
+
+
+def test_the_decompression_budget_is_shared_by_the_batches_of_a_message() -> None:
+    rows = [(None, bytes([i]) * 3000, [], i) for i in range(10)]  # ~30 KB per batch
+    data = b"".join(v2_batch(rows, 1, 10 * n) for n in range(3))
+    limits = ViewLimits(decompressed_bytes=50_000)
+    first, second, third = record_view.view(data, Budget(limits))["batches"]
+    assert not first["truncated"] and len(first["records"]) == 10
+    assert second["truncated_by"] == "decompressed_bytes"
+    assert first["decompressed_bytes"] + second["decompressed_bytes"] == 50_000
+    assert third["decompressed_bytes"] == 0 and third["records"] == []
+    assert third["truncated_by"] == "decompressed_bytes"
+
+
+def test_a_legacy_wrapper_past_the_records_budget_stays_compressed() -> None:
+    rows = [(b"k", b"v", [], 0)] * 3
+    data = legacy_set(rows, 1, 1)
+    budget = Budget(ViewLimits(records_per_message=0))
+    (batch,) = record_view.view(data, budget)["batches"]
+    assert batch["record_count"] is None and batch["truncated_by"] == "records_per_message"
+    assert "decompressed_bytes" not in batch
