@@ -378,24 +378,32 @@ def _legacy_batch(magic: int, offset: int) -> dict[str, Any]:
 
 
 def _legacy_wrapper(entry: memoryview, budget: Budget) -> dict[str, Any]:
-    """A compressed legacy message: its value is a message set of its own."""
+    """A compressed legacy message: its value is a message set of its own.
+
+    Only the first records it may show are previewed; the rest are walked by
+    their headers alone (bounded by the decompression limit), for the count and
+    for the last inner offset that v1 offsets are relative to.
+    """
     limits = budget.limits
-    offset, attrs, ts, _key, _value, raw = _legacy_message(entry, limits, False)
-    magic = entry[16]
+    offset, magic, attrs = _ENTRY.unpack_from(entry)[0], entry[16], entry[17]
     batch = _legacy_batch(magic, offset)
     batch["size"] = len(entry)
     batch["compression"] = compression.name(attrs & ATTR_COMPRESSION)
     if budget.records <= 0:  # nothing to show: leave it compressed
         batch.update(record_count=None, truncated=True, truncated_by="records_per_message")
         return batch
+    can = min(budget.records, limits.records_per_batch)
+    shown = batch["records"]
     try:
+        _o, _a, ts, _k, _v, raw = _legacy_message(entry, limits, False)
         if raw is None:
             raise DecodeError("compressed message without a value", "bad_records")
         data, cut = _open(attrs, raw, budget, batch)
-        inner: list[tuple[int, int | None, dict | None, dict | None]] = []
+        log_append = magic == 1 and bool(attrs & ATTR_LOG_APPEND_TIME)
+        count = last = 0
         pos, end = 0, len(data)
         while end - pos >= 12:
-            _, length = _ENTRY.unpack_from(data, pos)
+            inner_offset, length = _ENTRY.unpack_from(data, pos)
             size = 12 + length
             if length < 0:
                 raise DecodeError(f"inner message length {length}", "bad_records")
@@ -409,41 +417,40 @@ def _legacy_wrapper(entry: memoryview, budget: Budget) -> dict[str, Any]:
                 raise DecodeError(f"inner message of {size} bytes", "bad_records")
             if part[16] != magic:
                 raise DecodeError("inner message is not of its wrapper's magic", "bad_records")
-            try:
-                o, a, t, k, v, _ = _legacy_message(part, limits, partial)
-            except _Cut:
-                break
-            if a & ATTR_COMPRESSION:
+            if part[17] & ATTR_COMPRESSION:
                 raise DecodeError("nested compressed message", "bad_records")
-            inner.append((o, t, k, v))
+            if count < can:
+                try:
+                    o, _a, t, k, v, _ = _legacy_message(part, limits, partial)
+                except _Cut:
+                    break
+                shown.append(
+                    {"offset": o, "timestamp": ts if log_append else t, "key": k, "value": v}
+                )
+            elif partial:
+                break
+            count += 1
+            last = inner_offset
             pos += size
         if pos != end and not cut:
             raise DecodeError(f"{end - pos} bytes after the inner messages", "bad_records")
-        batch["record_count"] = len(inner)
+        batch["record_count"] = count
         if cut:
             _cut(batch)
+        elif count > can:
+            _take(batch, budget, count)
         # v1 inner offsets are relative; the wrapper carries the last one's absolute
         # offset (a producer's wrapper often does not: then they stay relative, as
         # kafka-python's reader leaves them)
-        shift = offset - inner[-1][0] if magic == 1 and inner and not cut else -1
+        shift = offset - last if magic == 1 and count and not cut else -1
         if magic == 1 and shift < 0:
             batch["offsets"] = "relative"
-        shift = max(shift, 0)
-        show = _take(batch, budget, len(inner))
-        log_append = magic == 1 and bool(attrs & ATTR_LOG_APPEND_TIME)
-        for o, t, k, v in inner[:show]:
-            batch["records"].append(
-                {
-                    "offset": o + shift,
-                    "timestamp": ts if log_append else t,
-                    "key": k,
-                    "value": v,
-                    "headers": [],
-                }
-            )
-        budget.records -= show
+        for r in shown:
+            r["offset"] += max(shift, 0)
+            r["headers"] = []
     except DecodeError as exc:
         batch["error"] = str(exc)
+    budget.records -= len(shown)
     return batch
 
 

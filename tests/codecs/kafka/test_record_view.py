@@ -361,3 +361,16 @@ def test_a_legacy_wrapper_past_the_records_budget_stays_compressed() -> None:
     (batch,) = record_view.view(data, budget)["batches"]
     assert batch["record_count"] is None and batch["truncated_by"] == "records_per_message"
     assert "decompressed_bytes" not in batch
+
+
+@pytest.mark.parametrize("codec", [1, 2, 3], ids=["gzip", "snappy", "lz4"])
+def test_a_broker_stamped_v1_wrapper_gives_absolute_offsets(codec: int) -> None:
+    rows = [(b"k%d" % i, b"v%d" % i, [], i) for i in range(50)]
+    data = legacy_set(rows, 1, codec)
+    data = struct.pack(">q", 149) + data[8:]  # a broker stamps the last inner offset
+    (batch,) = record_view.view(data)["batches"]
+    assert batch["record_count"] == 50 and batch["truncated_by"] == "records_per_batch"
+    assert "offsets" not in batch
+    got = [(r["offset"], preview_bytes(r["value"])) for r in batch["records"]]
+    assert got == [(r[0], r[3]) for r in kafka_python_reads(data)][:20]
+    assert got[0] == (100, b"v0")
