@@ -477,7 +477,7 @@ def batches(data: Any, budget: Budget | None = None) -> Iterator[dict[str, Any]]
             break
         offset, length = _ENTRY.unpack_from(view, pos)
         size = 12 + length
-        if length < 0:
+        if length < 5:  # not even the magic byte
             raise DecodeError(f"batch length {length}", "bad_records")
         if pos + size > end:
             break

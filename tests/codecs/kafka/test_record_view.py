@@ -374,3 +374,10 @@ def test_a_broker_stamped_v1_wrapper_gives_absolute_offsets(codec: int) -> None:
     got = [(r["offset"], preview_bytes(r["value"])) for r in batch["records"]]
     assert got == [(r[0], r[3]) for r in kafka_python_reads(data)][:20]
     assert got[0] == (100, b"v0")
+
+
+@pytest.mark.parametrize("length", [-1, 0, 4])
+def test_a_batch_too_short_for_its_magic_byte_is_a_decode_error(length: int) -> None:
+    data = struct.pack(">qi", 0, length) + bytes(20)
+    with pytest.raises(DecodeError, match="batch length"):
+        list(record_view.batches(data))
