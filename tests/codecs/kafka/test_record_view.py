@@ -319,17 +319,23 @@ def test_garbage_gives_decode_error_and_nothing_else(data: bytes) -> None:
     record_view.view(data)  # never raises
 
 
+#: (magic, compression) of every format a records field may hold
+FORMATS = [(2, c) for c in CODECS] + [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2), (1, 3)]
+
+
 @settings(max_examples=_EXAMPLES * 2, suppress_health_check=[HealthCheck.too_slow])
 @given(
     records=_records,
-    codec=st.sampled_from(CODECS),
+    fmt=st.sampled_from(FORMATS),
     flips=st.lists(st.tuples(st.integers(0, 10_000), st.integers(1, 255)), min_size=1, max_size=4),
     cut=st.integers(0, 10_000),
 )
 def test_damaged_batches_give_decode_error_and_nothing_else(
-    records: list, codec: int, flips: list, cut: int
+    records: list, fmt: tuple[int, int], flips: list, cut: int
 ) -> None:
-    data = bytearray(v2_batch(records, codec))
+    magic, codec = fmt
+    built = v2_batch(records, codec) if magic == 2 else legacy_set(records, magic, codec)
+    data = bytearray(built)
     for at, mask in flips:
         data[at % len(data)] ^= mask
     data = bytes(data[: max(1, len(data) - cut % 40)])
