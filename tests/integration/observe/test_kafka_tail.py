@@ -17,6 +17,10 @@ from .helpers import KafkaRaw, KafkaServer, get_json, proxy_config
 from .test_kafka import _batch, _fetch, _produce
 
 PREVIEW = 256
+#: long enough that every record waits for the producer's flush(), which sends at
+#: once: one batch per send, so compressing always pays (a batch of one small
+#: record is left uncompressed by the producer)
+LINGER = 5000
 TEXT = [b"order %d: shipped" % i for i in range(6)]
 BINARY = [bytes([0, 1, 2, 0xFF, i]) for i in range(6)]
 LARGE = b"L" * 1000 + b"\x00" * 1000  # printable head, longer than a preview
@@ -90,7 +94,7 @@ def _check(records: list[tuple[dict, dict]], codec: str) -> None:
 def test_kafka_python_records_are_decompressed_and_previewed(rig: KafkaRig, codec: str) -> None:
     topic = f"tail-kp-{codec}"
     rig.create_topic(topic, 1)
-    kafka_python_produce(rig.bootstrap, topic, _values(), compression_type=codec, linger_ms=50)
+    kafka_python_produce(rig.bootstrap, topic, _values(), compression_type=codec, linger_ms=LINGER)
     _check(_produced_in_tail(rig, topic, len(_values())), codec)
 
 
@@ -99,7 +103,7 @@ def test_librdkafka_records_are_decompressed_and_previewed(rig: KafkaRig, codec:
     topic = f"tail-rd-{codec}"
     rig.create_topic(topic, 1)
     confluent_produce(
-        rig.bootstrap, topic, _values(), {"compression.codec": codec, "linger.ms": 50}
+        rig.bootstrap, topic, _values(), {"compression.codec": codec, "linger.ms": LINGER}
     )
     _check(_produced_in_tail(rig, topic, len(_values())), codec)
 
@@ -108,8 +112,8 @@ def test_fetch_responses_show_records_at_their_log_offsets(rig: KafkaRig) -> Non
     topic = "tail-fetch"
     rig.create_topic(topic, 1)
     first, second = _values()[:9], _values()[9:]
-    kafka_python_produce(rig.bootstrap, topic, first, compression_type="gzip")
-    kafka_python_produce(rig.bootstrap, topic, second, compression_type="zstd")
+    kafka_python_produce(rig.bootstrap, topic, first, compression_type="gzip", linger_ms=LINGER)
+    kafka_python_produce(rig.bootstrap, topic, second, compression_type="zstd", linger_ms=LINGER)
     client = KafkaRaw(int(rig.bootstrap.rsplit(":", 1)[1]), client_id="tail-fetch")
     client.request(1, 12, _fetch(topic, 0))
     client.close()
