@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from protoproxy_codecs.base import Direction, Exchange
+from protoproxy_codecs.base import Direction, Exchange, Message
 
 from .config import Config, Listener
 from .listener import ListenerRuntime
@@ -23,6 +23,7 @@ log = logging.getLogger("protoproxy")
 
 ExchangeObserver = Callable[["Connection", list[Exchange]], None]
 ConnectionObserver = Callable[["Connection"], None]
+InjectObserver = Callable[["Connection", Direction, list[Message]], None]
 
 
 def install_uvloop() -> bool:
@@ -56,6 +57,9 @@ class Proxy:
         #: called with (listener config, added) when a listener is added or removed at
         #: run time (protoproxy.runtime_listeners); Kafka opens broker listeners here
         self.listener_observers: list[Callable[[Listener, bool], None]] = []
+        #: called with messages a fault made up (answers no peer sent) as they are
+        #: written; the filter chain never sees them, so the tail learns of them here
+        self.inject_observers: list[InjectObserver] = []
         self.listeners: dict[str, ListenerRuntime] = {}
         self.connections: dict[int, Connection] = {}
         self.closed_bytes = [0, 0]

@@ -221,6 +221,11 @@ class MessageFaultFilter:
         return out if conn.end_reason is None else []
 
     # -- actions -----------------------------------------------------------------------------
+    def injected(self, direction: Direction, messages: list[Message]) -> None:
+        """Made-up `messages` (``info["injected"]`` names the fault) are being written."""
+        for obs in self.manager.proxy.inject_observers:
+            obs(self.conn, direction, messages)
+
     def flush(self, direction: Direction, out: list[Message]) -> None:
         """Write what the batch has so far (before a hold, close or injection)."""
         if out:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM, Direction, Message
 from protoproxy_codecs.grpc.status import status_name
 from protoproxy_codecs.http2.frames import ErrorCode, build_goaway
+from protoproxy_codecs.http2.message import FrameMessage
 
 from .actions import FRAME_TYPES, grpc_status, h2_error, http_status
 from .message_filter import Action, Handler, Matcher
@@ -295,21 +296,31 @@ class Http2Handler(Handler):
         if kind == "delay_settings_ack" or kind == "delay_ping":
             return False
         sid = msg.key
+        name = fault.name
         if not sid:
             if kind == "goaway":
-                self._goaway(action, direction, msg, out)
+                self._goaway(action, direction, msg, out, name)
                 return True
             return False
         if kind == "abort":
-            self._abort(action, direction, msg, out)
+            self._abort(action, direction, msg, out, name)
             return True
         if kind == "rst_stream":
-            self._rst(action, direction, msg, out)
+            self._rst(action, direction, msg, out, name)
             return True
         if kind == "goaway":
-            self._goaway(action, direction, msg, out)
+            self._goaway(action, direction, msg, out, name)
             return True
         return False
+
+    def _inject(
+        self, to: Direction, kind: str, raw: bytes, sid: int, name: str, extra: Any = None
+    ) -> None:
+        """Write a frame the proxy made up; the tail sees it marked with the fault."""
+        frame = FrameMessage(to, kind, raw, sid, extra)
+        frame.info["injected"] = name
+        self.filt.injected(to, [frame])
+        self.conn.send_raw(to, raw)
 
     def _is_call_start(self, direction: Direction, msg: Message) -> bool:
         info = msg.info or {}
@@ -321,7 +332,9 @@ class Http2Handler(Handler):
             and msg.key > self.max_forwarded
         )
 
-    def _abort(self, action: Action, direction: Direction, msg: Message, out: list) -> None:
+    def _abort(
+        self, action: Action, direction: Direction, msg: Message, out: list, name: str
+    ) -> None:
         """End the call with a status; the trigger frame itself is never delivered.
 
         A call start is simply not forwarded (blocks are re-encoded, so a
@@ -347,13 +360,17 @@ class Http2Handler(Handler):
             status_str, text = str(http), None
         self.filt.flush(direction, out)
         rst = self._close_books(sid, status_str, text)
-        conn = self.conn
+        if msg.info is not None:
+            msg.info["not_forwarded"] = name  # for the tail, which saw the frame go by
         if seen:
-            conn.send_raw(UPSTREAM, rst)
-        conn.send_raw(DOWNSTREAM, self.codec.build_headers(DOWNSTREAM, sid, fields, True))
+            self._inject(UPSTREAM, "rst_stream", rst, sid, name)
+        block = self.codec.build_headers(DOWNSTREAM, sid, fields, True)
+        self._inject(DOWNSTREAM, "headers", block, sid, name, {"headers": fields})
         self._kill(sid, seen)
 
-    def _rst(self, action: Action, direction: Direction, msg: Message, out: list) -> None:
+    def _rst(
+        self, action: Action, direction: Direction, msg: Message, out: list, name: str
+    ) -> None:
         """RST_STREAM to both peers. A call start is forwarded first: a reset for a
         stream the server never saw would be a connection error."""
         p = action.params
@@ -365,11 +382,13 @@ class Http2Handler(Handler):
             self._discard(direction, msg, out)
         self.filt.flush(direction, out)
         rst = self.codec.inject_reset(sid, code)
-        self.conn.send_raw(UPSTREAM, rst)
-        self.conn.send_raw(DOWNSTREAM, rst)
+        self._inject(UPSTREAM, "rst_stream", rst, sid, name)
+        self._inject(DOWNSTREAM, "rst_stream", rst, sid, name)
         self._kill(sid, True)
 
-    def _goaway(self, action: Action, direction: Direction, msg: Message, out: list) -> None:
+    def _goaway(
+        self, action: Action, direction: Direction, msg: Message, out: list, name: str
+    ) -> None:
         """GOAWAY to the client: it finishes what the server has and retries the rest."""
         p = action.params
         code = h2_error(p.get("code", p.get("value")), ErrorCode.NO_ERROR)
@@ -382,4 +401,4 @@ class Http2Handler(Handler):
         if self.goaway_at is None or last < self.goaway_at:
             self.goaway_at = last
         self.filt.flush(direction, out)
-        self.conn.send_raw(DOWNSTREAM, build_goaway(last, code, b"protoproxy fault"))
+        self._inject(DOWNSTREAM, "goaway", build_goaway(last, code, b"protoproxy fault"), 0, name)

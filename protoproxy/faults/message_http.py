@@ -33,15 +33,19 @@ _REASONS = {
 }
 
 
-def status_response(status: int, body: str) -> bytes:
+def status_response(status: int, body: str, seq: int = 0) -> Message:
+    """A made-up response (head and body in one `raw`), with the `info` of a head."""
     data = body.encode("utf-8")
     reason = _REASONS.get(status, "Injected")
-    return (
-        f"HTTP/1.1 {status} {reason}\r\n"
-        "Content-Type: text/plain; charset=utf-8\r\n"
-        f"Content-Length: {len(data)}\r\n"
-        "Connection: close\r\n\r\n"
-    ).encode("latin-1") + data
+    headers = [
+        (b"Content-Type", b"text/plain; charset=utf-8"),
+        (b"Content-Length", b"%d" % len(data)),
+        (b"Connection", b"close"),
+    ]
+    head = f"HTTP/1.1 {status} {reason}\r\n".encode("latin-1")
+    head += b"".join(k + b": " + v + b"\r\n" for k, v in headers)
+    info = {"status": status, "reason": reason, "version": "1.1", "headers": headers}
+    return Message(DOWNSTREAM, "head", head + b"\r\n" + data, seq, info)
 
 
 class Http1Handler(Handler):
@@ -54,7 +58,7 @@ class Http1Handler(Handler):
         self.done_seq: int | None = None
         #: from the fault on: nothing more upstream; the reply waits for this seq - 1
         self.stopped_at: int | None = None
-        self.reply: bytes | None = None
+        self.reply: Message | None = None
         self.chunked = [False, False]
         #: request/response seq -> the corrupt action for its body
         self.corrupt: dict[tuple[Direction, int], Action] = {}
@@ -122,7 +126,7 @@ class Http1Handler(Handler):
                 for k, v in msg.info.get("headers", ())
             )
 
-    def _stop(self, msg: Message, reply: bytes | None) -> None:
+    def _stop(self, msg: Message, reply: Message | None) -> None:
         self.stopped_at = msg.key
         self.reply = reply
         if self.done_seq is None:
@@ -139,7 +143,8 @@ class Http1Handler(Handler):
             conn.send(DOWNSTREAM, out)
             out.clear()
         if self.reply is not None:
-            conn.send_raw(DOWNSTREAM, self.reply)
+            self.filt.injected(DOWNSTREAM, [self.reply])
+            conn.send_raw(DOWNSTREAM, self.reply.raw)
             self.reply = None
             conn.close("fault_close")
 
@@ -166,5 +171,8 @@ class Http1Handler(Handler):
         status = int(p.get("status", p.get("value", 503)))
         body = str(p.get("body", f"injected by protoproxy fault {fault.name}\n"))
         self.filt.flush(direction, out)
-        self._stop(msg, status_response(status, body))
+        reply = status_response(status, body, msg.key)
+        assert reply.info is not None and msg.info is not None
+        reply.info["injected"] = msg.info["not_forwarded"] = fault.name
+        self._stop(msg, reply)
         return True

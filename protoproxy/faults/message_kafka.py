@@ -295,17 +295,24 @@ class KafkaHandler(Handler):
             del self.by_corr[head.corr]
             if head is entry:
                 break
-            out.extend(head.after)
+            self._release(head.after, out)
         if deliver and not entry.swallow:
             out.append(msg)
         if not entry.withheld:
-            out.extend(entry.after)
+            self._release(entry.after, out)
+
+    def _release(self, replies: list[Message], out: list[Message]) -> None:
+        """Made-up responses that waited their turn go out now."""
+        if replies:
+            out.extend(replies)
+            self.filt.injected(DOWNSTREAM, replies)
 
     def _answer(self, reply: Message) -> None:
         """Send a made-up response in order: now, or behind the last owed response."""
         if self.owed:
             self.owed[-1].after.append(reply)
         else:
+            self.filt.injected(DOWNSTREAM, [reply])
             self.conn.send(DOWNSTREAM, [reply])
 
     def drop(self, direction: Direction, msg: Message, out: list[Message], name: str) -> None:
@@ -355,7 +362,7 @@ class KafkaHandler(Handler):
         if direction is not UPSTREAM or msg.kind != "request" or info is None:
             return False
         if action.kind == "abort":
-            return self._abort(action, msg, out)
+            return self._abort(action, msg, out, fault.name)
         if action.kind == "duplicate":
             self.forward(direction, msg, out)
             corr = self.next_dup
@@ -368,15 +375,19 @@ class KafkaHandler(Handler):
             return True
         return False
 
-    def _abort(self, action: Action, msg: Message, out: list) -> bool:
+    def _abort(self, action: Action, msg: Message, out: list, name: str) -> bool:
         info = msg.info
         assert info is not None
         codec = self.conn.codec
         inject = getattr(codec, "inject_response", None)
         if inject is None or info.get("known") is False or info.get("secret"):
             return False
+        info["not_forwarded"] = name  # for the tail, which saw the request on its way in
         if not info.get("expects_response", True):
             return True  # acks=0: the client expects nothing; not forwarding is the abort
         body = error_response(info["api_key"], info["api_version"], msg.view, _abort_code(action))
-        self._answer(inject(msg, body))
+        reply = inject(msg, body)
+        if reply.info is not None:
+            reply.info["injected"] = name
+        self._answer(reply)
         return True

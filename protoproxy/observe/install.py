@@ -11,6 +11,8 @@ from __future__ import annotations
 import atexit
 from typing import TYPE_CHECKING
 
+from protoproxy_codecs.base import Direction, Message
+
 from ..admin import routes_messages, routes_metrics, routes_state
 from .access_log import AccessLog
 from .exchanges import ExchangeMetrics
@@ -51,6 +53,11 @@ class Observe:
         if self.tail.wants(conn):
             conn.filters.append(self.tail)
 
+    def injected(self, conn: Connection, direction: Direction, messages: list[Message]) -> None:
+        """Fault-made messages never pass the filter chain: the tail takes them here."""
+        if self.tail.wants(conn):
+            self.tail.on_messages(conn, direction, messages)
+
     def connection_closed(self, conn: Connection) -> None:
         self.exchange_metrics.closed(conn)
         self.tail.closed(conn)
@@ -71,6 +78,7 @@ def install(app: App) -> None:
         proxy.exchange_observers.append(obs.access_log.observe)
         atexit.register(obs.access_log.flush)
     proxy.codec_observers.append(obs.codec_chosen)
+    proxy.inject_observers.append(obs.injected)
     proxy.close_observers.append(obs.connection_closed)
     if app.admin is not None:
         app.admin.add_routes(routes_metrics.routes(proxy, obs.exporter))

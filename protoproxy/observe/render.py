@@ -8,10 +8,12 @@ and raw bytes are never served (an HTTP/1 head's raw bytes hold its headers).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from protoproxy_codecs.kafka import record_view
 from protoproxy_codecs.protobuf_display import DescriptorCatalog, RawLimits, display_grpc_message
 
 from .redact import REDACTED, SECRET_HEADERS, header_pairs
@@ -21,7 +23,8 @@ _DISPLAY = RawLimits()
 _MAX_DEPTH = 8
 _MAX_ITEMS = 200
 _MAX_BYTES_SHOWN = 256
-_SKIP_INFO = frozenset({"headers", "grpc_messages", "secret", "size"})
+_SKIP_INFO = frozenset({"headers", "grpc_messages", "secret", "size", "injected", "not_forwarded"})
+_BYTES = (bytes, bytearray, memoryview)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +97,14 @@ def entry_json(
     }
     if e.method is not None:
         out["method"] = e.method
+    injected = info.get("injected")
+    if injected is not None:
+        out["injected"] = True  # made up by the proxy: no peer sent it
+        out["fault"] = injected
+    not_forwarded = info.get("not_forwarded")
+    if not_forwarded is not None:
+        out["forwarded"] = False  # a fault answered it; its receiver never saw it
+        out["fault"] = not_forwarded
     out["info"] = {k: _jsonable(v, 0) for k, v in info.items() if k not in _SKIP_INFO}
     headers = info.get("headers")
     if headers is not None:
@@ -132,24 +143,37 @@ def entry_json(
 
 
 def _kafka_view(view: Any) -> Any:
+    """A decoded Kafka body; its ``records`` fields opened into records.
+
+    kafka-python's raw field values (``json=False``) keep bytes as bytes, so
+    they are shown bounded as hex, and record sets by `record_view`, within
+    one budget per message.
+    """
     if view is None:
         return None
     to_dict = getattr(view, "to_dict", None)
+    budget = record_view.Budget()
     if to_dict is not None:
         try:
-            return _jsonable(to_dict(), 0)
+            return _jsonable(to_dict(json=False), 0, budget)
         except (TypeError, ValueError, AttributeError, KeyError):
             return {"repr": repr(view)[:1000]}
-    return _jsonable(view, 0)
+    return _jsonable(view, 0, budget)
 
 
-def _jsonable(v: Any, depth: int) -> Any:
-    """Bounded conversion to JSON types: deep or huge decoded bodies are cut."""
+def _jsonable(v: Any, depth: int, records: record_view.Budget | None = None) -> Any:
+    """Bounded conversion to JSON types: deep or huge decoded bodies are cut.
+
+    With a `records` budget, a bytes value under the key ``records`` is a
+    Kafka record set and is shown as its records.
+    """
     if v is None or isinstance(v, (bool, int, float, str)):
         return v
     if depth >= _MAX_DEPTH:
         return "..."
-    if isinstance(v, (bytes, bytearray, memoryview)):
+    if isinstance(v, uuid.UUID):
+        return str(v)
+    if isinstance(v, _BYTES):
         b = bytes(v[:_MAX_BYTES_SHOWN])
         d: dict[str, Any] = {"hex": b.hex()}
         if len(v) > _MAX_BYTES_SHOWN:
@@ -157,15 +181,22 @@ def _jsonable(v: Any, depth: int) -> Any:
         return d
     if isinstance(v, Mapping):
         items = list(v.items())[:_MAX_ITEMS]
-        return {str(k): _jsonable(x, depth + 1) for k, x in items}
+        return {
+            str(k): (
+                record_view.view(x, records)
+                if records is not None and k == "records" and isinstance(x, _BYTES)
+                else _jsonable(x, depth + 1, records)
+            )
+            for k, x in items
+        }
     if isinstance(v, (list, tuple, set, frozenset)):
         seq = list(v)
-        out = [_jsonable(x, depth + 1) for x in seq[:_MAX_ITEMS]]
+        out = [_jsonable(x, depth + 1, records) for x in seq[:_MAX_ITEMS]]
         if len(seq) > _MAX_ITEMS:
             out.append(f"... {len(seq) - _MAX_ITEMS} more")
         return out
     if hasattr(v, "_asdict"):
-        return _jsonable(v._asdict(), depth + 1)
+        return _jsonable(v._asdict(), depth + 1, records)
     return repr(v)[:200]
 
 

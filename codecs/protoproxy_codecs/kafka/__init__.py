@@ -5,6 +5,8 @@ Public surface:
 - ``schema``: (api_key, version) -> kafka-python class, names, header versions, errors;
 - ``framing``: encode/decode complete frames;
 - ``records``: RecordBatch / MessageSet headers without decompressing;
+- ``record_view`` / ``compression``: records decoded and previewed for the tail,
+  decompressed within a hard limit;
 - ``rewrite``: broker address rewriting and routing data;
 - ``scanner`` / ``summary``: the hot path's linear-time body reading.
 
