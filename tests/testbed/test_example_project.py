@@ -158,3 +158,19 @@ def test_the_fixture_needs_no_configuration(
     # the fixture draws no deprecation (pytest's "async fixture in a sync test" one)
     result = run_pytest(project, "--strict-markers", "-W", "error::pytest.PytestWarning", *args)
     passed_all(result, expected)
+
+
+def test_the_code_quoted_in_docs_testbed_md_is_the_example_projects() -> None:
+    """docs/testbed.md quotes the example's scenario and fault test: the quotes must
+    be the files' own text, so the page shows what test_example_project runs."""
+    doc = (ROOT / "docs" / "testbed.md").read_text()
+    scenario = (EXAMPLE / "tests" / "scenario.yaml").read_text()
+    tests = (EXAMPLE / "tests" / "test_payments.py").read_text()
+    blocks = re.findall(r"^```(\w+)[^\n]*\n(.*?)^```$", doc, re.S | re.M)
+    quoted_tests = [
+        code for lang, code in blocks if lang == "python" and "tb.admin.add_fault" in code
+    ]
+    quoted_scenario = [code for lang, code in blocks if lang == "yaml" and "payments: 1" in code]
+    assert quoted_tests and quoted_scenario
+    assert all(code in tests for code in quoted_tests)
+    assert all(code in scenario for code in quoted_scenario)
