@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import queue
 import re
 import socket
@@ -476,3 +477,21 @@ def listener_port(stderr: ChildStderr, listener: str, timeout: float = 30) -> in
     child binds it, so no other process can take it in between."""
     m = stderr.wait_for(rf"listener {re.escape(listener)} on \S+:(\d+) ", timeout)
     return int(m.group(1))
+
+
+#: Attempts at a setup whose ports must be chosen before they are bound.
+PORT_ATTEMPTS = 5
+
+
+def port_taken(exc: BaseException) -> bool:
+    """Whether `exc`, or what it came from, is a bind that found its port in use:
+    the one failure a test that picks its ports in advance cannot prevent, since
+    another process may take a number between the pick and the bind."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno == errno.EADDRINUSE:
+            return True
+        if "address already in use" in str(seen).lower():
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
