@@ -149,6 +149,7 @@ def user_project(root: Path, *, asyncio_tests: str | None) -> Path:
         ("auto", ["-o", "asyncio_mode=auto"], ASYNC_TESTS + UNMARKED_ASYNC_TEST, 3),
         ("without-pytest-asyncio", ["-p", "no:asyncio"], None, 1),
     ],
+    ids=["strict", "auto", "without-pytest-asyncio"],
 )
 def test_the_fixture_needs_no_configuration(
     tmp_path: Path, mode: str, args: list[str], tests: str | None, expected: int
