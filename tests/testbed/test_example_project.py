@@ -28,7 +28,7 @@ def run_pytest(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     for var in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS", "PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
         env.pop(var, None)
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+        [sys.executable, "-m", "pytest", *args],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -157,7 +157,15 @@ def test_the_fixture_needs_no_configuration(
     project = user_project(tmp_path / mode, asyncio_tests=tests)
     # --strict-markers and pytest's warnings as errors: the marker is registered, and
     # the fixture draws no deprecation (pytest's "async fixture in a sync test" one)
-    result = run_pytest(project, "--strict-markers", "-W", "error::pytest.PytestWarning", *args)
+    result = run_pytest(
+        project,
+        "-p",
+        "no:cacheprovider",
+        "--strict-markers",
+        "-W",
+        "error::pytest.PytestWarning",
+        *args,
+    )
     passed_all(result, expected)
 
 
