@@ -151,8 +151,10 @@ def test_stopping_leaves_no_thread_socket_or_listener_behind() -> None:
     threads = set(threading.enumerate())
     fds = _fds()
     addresses = _session()
-    assert set(threading.enumerate()) == threads
-    assert _fds() == fds
+    # Only what appeared counts: threads and sockets of earlier tests may still be
+    # ending meanwhile, which makes the sets smaller, never larger.
+    assert set(threading.enumerate()) - threads == set()
+    assert _fds() <= fds
     for name, address in addresses.items():
         host, port = address.rsplit(":", 1)
         with pytest.raises(ConnectionRefusedError), socket.socket() as s:
@@ -169,5 +171,5 @@ def test_a_failed_start_stops_the_thread() -> None:
         before = set(threading.enumerate())
         with pytest.raises((OSError, ConfigError)):  # the echo port is taken
             runner.start()
-    assert set(threading.enumerate()) == before
+    assert set(threading.enumerate()) - before == set()
     assert runner.thread is None
