@@ -15,6 +15,7 @@ import threading
 import pytest
 
 from protoproxy.config import ConfigError
+from testbed.admin_client import AdminError
 from testbed.grpc.client import SyncClient
 from testbed.scenario import DEFAULT_PORTS
 from testbed.threaded import TestbedThread
@@ -97,6 +98,9 @@ def test_faults_from_the_test_thread_reach_real_traffic(protoproxy_testbed) -> N
         assert [f["name"] for f in tb.admin.faults()] == ["cut"]
     assert tb.faults.list() == []
     assert echo(tb.echo_address, b"hello") == b"hello"
+    with pytest.raises(AdminError) as missing:
+        tb.admin.fault("cut")
+    assert missing.value.status == 404
 
 
 @pytest.mark.protoproxy_scenario(ECHO_ONLY)
