@@ -54,15 +54,40 @@ class Scenario(_Model):
         data.update(overrides)
         return cls.model_validate(data)
 
+    def with_ephemeral_ports(self) -> Scenario:
+        """This scenario with every port left to the OS: a scenario file written for
+        `protoproxy testbed` (default ports) then also serves tests run in parallel."""
+        return self.model_copy(update={"ports": dict.fromkeys(DEFAULT_PORTS, 0)})
+
+
+#: What a scenario can be given as: a file, a mapping of scenario keys, or a Scenario.
+ScenarioSource = Scenario | dict[str, Any] | str | Path | None
+
 
 def load_scenario(path: str | Path | None) -> Scenario:
     if path is None:
         return Scenario()
     text = Path(path).read_text()
-    data = yaml.safe_load(text) or {}
+    return _validate(yaml.safe_load(text) or {}, str(path))
+
+
+def resolve_scenario(source: ScenarioSource, base: Path | None = None) -> Scenario:
+    """A Scenario from any `ScenarioSource`; a relative file path is taken from
+    `base` (the pytest plugin passes the test file's directory)."""
+    if source is None or isinstance(source, Scenario):
+        return source if source is not None else Scenario()
+    if isinstance(source, dict):
+        return _validate(source, "testbed scenario")
+    path = Path(source)
+    if base is not None and not path.is_absolute():
+        path = base / path
+    return load_scenario(path)
+
+
+def _validate(data: Any, source: str) -> Scenario:
+    if not isinstance(data, dict):
+        raise ConfigError([("", "a scenario is a mapping of keys")], source)
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(
-            [(_loc(e["loc"]), _message(e)) for e in exc.errors()], str(path)
-        ) from None
+        raise ConfigError([(_loc(e["loc"]), _message(e)) for e in exc.errors()], source) from None

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import queue
+import re
 import socket
 import ssl
 import subprocess
@@ -410,3 +412,86 @@ def exchange(
         return result["got"]
     finally:
         sock.close()
+
+
+@contextlib.contextmanager
+def refused_port() -> Iterator[int]:
+    """A loopback port that refuses connections while the block runs.
+
+    The socket is bound but never listens: connects get RST, and no other process
+    can take the number meanwhile, which a port closed after `free_port` allows."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield int(s.getsockname()[1])
+
+
+class ChildStderr:
+    """A child's stderr, read on a thread so the pipe never fills: lines as they
+    come (`wait_for`) and all of them at the end (`text`)."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stderr is not None, "start the child with stderr=PIPE, text=True"
+        self.proc = proc
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            with self._changed:
+                self.lines.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    def wait_for(self, pattern: str, timeout: float = 30) -> re.Match[str]:
+        """The first line matching `pattern`; fails at the deadline or when the
+        child ended without printing it."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        seen = 0
+        with self._changed:
+            while True:
+                for line in self.lines[seen:]:
+                    if m := regex.search(line):
+                        return m
+                seen = len(self.lines)
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._thread.is_alive():
+                    raise AssertionError(
+                        f"no stderr line matched {pattern!r}:\n" + "".join(self.lines)
+                    )
+                self._changed.wait(min(left, 0.5))
+
+    def text(self, timeout: float = 10) -> str:
+        self._thread.join(timeout)
+        with self._changed:
+            return "".join(self.lines)
+
+
+def listener_port(stderr: ChildStderr, listener: str, timeout: float = 30) -> int:
+    """The port a `protoproxy run` child bound for `listener` (configured with port 0),
+    from its "listener NAME on HOST:PORT" log line: no port is picked before the
+    child binds it, so no other process can take it in between."""
+    m = stderr.wait_for(rf"listener {re.escape(listener)} on \S+:(\d+) ", timeout)
+    return int(m.group(1))
+
+
+#: Attempts at a setup whose ports must be chosen before they are bound.
+PORT_ATTEMPTS = 5
+
+
+def port_taken(exc: BaseException) -> bool:
+    """Whether `exc`, or what it came from, is a bind that found its port in use:
+    the one failure a test that picks its ports in advance cannot prevent, since
+    another process may take a number between the pick and the bind."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno == errno.EADDRINUSE:
+            return True
+        if "address already in use" in str(seen).lower():
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

@@ -8,12 +8,13 @@ at all, then reads slowly. RSS may not rise more than 64 MiB above idle.
 from __future__ import annotations
 
 import socket
+import subprocess
 import textwrap
 import threading
 import time
 from pathlib import Path
 
-from tests.peers import connect_when_listening, free_port, protoproxy_run
+from tests.peers import ChildStderr, listener_port, protoproxy_run
 
 MiB = 1024 * 1024
 TOTAL = 1024 * MiB
@@ -29,27 +30,31 @@ def rss(pid: int) -> int:
 def test_slow_upstream_keeps_proxy_memory_bounded(tmp_path):
     upstream = socket.create_server(("127.0.0.1", 0))
     up_port = upstream.getsockname()[1]
-    port = free_port()
     cfg = tmp_path / "bp.yaml"
     cfg.write_text(
         textwrap.dedent(
             f"""
             admin: {{enabled: false}}
             listeners:
-              - {{name: l, listen: "127.0.0.1:{port}", protocol: tcp, upstream: u}}
+              - {{name: l, listen: "127.0.0.1:0", protocol: tcp, upstream: u}}
             upstreams:
               - {{name: u, endpoints: ["127.0.0.1:{up_port}"]}}
             limits: {{write_buffer_high: 1MiB, write_buffer_low: 256KiB}}
             """
         )
     )
-    proc = protoproxy_run(cfg)
+    # the port comes from the proxy's log once bound: no number picked in advance
+    proc = protoproxy_run(cfg, stderr=subprocess.PIPE, text=True)
+    stderr = ChildStderr(proc)
     try:
-        probe = connect_when_listening(port, proc)
+        port = listener_port(stderr, "l")
+        # one connection through first, so idle RSS includes what the first costs
+        probe = socket.create_connection(("127.0.0.1", port))
         probe_up, _ = upstream.accept()
         probe.close()
+        probe_up.settimeout(30)
+        assert probe_up.recv(1) == b""  # the proxy has closed it on its side too
         probe_up.close()
-        time.sleep(0.3)
         idle = rss(proc.pid)
 
         client = socket.create_connection(("127.0.0.1", port))

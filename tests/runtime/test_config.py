@@ -172,26 +172,25 @@ def test_cli_check(tmp_path):
 def test_cli_run_serves_and_shuts_down_on_sigterm(tmp_path):
     import signal
     import socket
-    import time
 
     from tests.peers import (
+        ChildStderr,
         Script,
         ScriptedServer,
-        connect_when_listening,
         exchange,
-        free_port,
+        listener_port,
         protoproxy_run,
+        wait_for,
     )
 
     server = ScriptedServer(default=Script(b"pong"))
-    port = free_port()
     cfg = tmp_path / "run.yaml"
     cfg.write_text(
         textwrap.dedent(
             f"""
             admin: {{enabled: false}}
             listeners:
-              - {{name: l, listen: "127.0.0.1:{port}", protocol: tcp, upstream: u}}
+              - {{name: l, listen: "127.0.0.1:0", protocol: tcp, upstream: u}}
             upstreams:
               - {{name: u, endpoints: ["{server.address}"]}}
             timeouts: {{drain: 5s}}
@@ -199,18 +198,25 @@ def test_cli_run_serves_and_shuts_down_on_sigterm(tmp_path):
         )
     )
     proc = protoproxy_run(cfg, stderr=subprocess.PIPE, text=True)
+    stderr = ChildStderr(proc)
+
+    def refused() -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            return True
+        return False
+
     try:
-        connect_when_listening(port, proc, what="proxy did not start").close()
-        server.received.get(timeout=5)  # the probe connection
+        port = listener_port(stderr, "l")
         assert exchange(port, b"ping", [4]) == b"pong"
         # A connection open at shutdown may finish within the drain deadline.
         held = socket.create_connection(("127.0.0.1", port))
         held.sendall(b"late")
-        time.sleep(0.2)
+        # the proxy accepted it: its upstream connection reached the server
+        assert wait_for(lambda: server.accepted == 2, 30)
         proc.send_signal(signal.SIGTERM)
-        time.sleep(0.3)
-        with pytest.raises(OSError):
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()  # no longer accepting
+        assert wait_for(refused, 30)  # no longer accepting
         held.shutdown(socket.SHUT_WR)
         held.settimeout(5)
         assert held.recv(100) == b"pong"
@@ -219,4 +225,4 @@ def test_cli_run_serves_and_shuts_down_on_sigterm(tmp_path):
     finally:
         proc.kill()
         server.close()
-    assert "shutting down" in proc.stderr.read()
+    assert "shutting down" in stderr.text()

@@ -12,7 +12,7 @@ from tests.peers import (
     ScriptedServer,
     ThreadedServer,
     exchange,
-    free_port,
+    refused_port,
     wait_for,
 )
 
@@ -23,29 +23,31 @@ def _errors(proxy: ProxyThread) -> dict:
 
 def test_upstream_refused_then_next_endpoint_and_new_connections(caplog):
     caplog.set_level(logging.WARNING, logger="protoproxy")
-    dead = free_port()
-    good = ScriptedServer(default=Script(b"ok"))
-    cfg = {
-        "listeners": [{"name": "l", "listen": "127.0.0.1:0", "protocol": "tcp", "upstream": "u"}],
-        "upstreams": [
-            {"name": "u", "endpoints": [f"127.0.0.1:{dead}"]},
-            {"name": "rr", "endpoints": [f"127.0.0.1:{dead}", good.address]},
-        ],
-    }
-    with ProxyThread(cfg) as proxy:
-        with socket.create_connection(("127.0.0.1", proxy.port("l"))) as s:
-            s.settimeout(5)
-            assert s.recv(10) == b""  # closed: nothing to connect to
-        assert wait_for(lambda: _errors(proxy).get(("l", "upstream_refused")) == 1, 5.0)
-        assert any("upstream_refused" in r.getMessage() for r in caplog.records)
-    # With a second endpoint, the refused connect is retried on the next one.
-    cfg["listeners"][0]["upstream"] = "rr"
-    with ProxyThread(cfg) as proxy:
-        for _ in range(4):
-            assert exchange(proxy.port("l"), b"x", [1]) == b"ok"
-        failures = proxy.run(lambda: proxy.proxy.metrics.upstream_failures.total())
-        assert failures == 2  # round robin starts on the dead endpoint every other time
-    good.close()
+    with refused_port() as dead:
+        good = ScriptedServer(default=Script(b"ok"))
+        cfg = {
+            "listeners": [
+                {"name": "l", "listen": "127.0.0.1:0", "protocol": "tcp", "upstream": "u"}
+            ],
+            "upstreams": [
+                {"name": "u", "endpoints": [f"127.0.0.1:{dead}"]},
+                {"name": "rr", "endpoints": [f"127.0.0.1:{dead}", good.address]},
+            ],
+        }
+        with ProxyThread(cfg) as proxy:
+            with socket.create_connection(("127.0.0.1", proxy.port("l"))) as s:
+                s.settimeout(5)
+                assert s.recv(10) == b""  # closed: nothing to connect to
+            assert wait_for(lambda: _errors(proxy).get(("l", "upstream_refused")) == 1, 30)
+            assert any("upstream_refused" in r.getMessage() for r in caplog.records)
+        # With a second endpoint, the refused connect is retried on the next one.
+        cfg["listeners"][0]["upstream"] = "rr"
+        with ProxyThread(cfg) as proxy:
+            for _ in range(4):
+                assert exchange(proxy.port("l"), b"x", [1]) == b"ok"
+            failures = proxy.run(lambda: proxy.proxy.metrics.upstream_failures.total())
+            assert failures == 2  # round robin starts on the dead endpoint every other time
+        good.close()
 
 
 class _Resetter(ThreadedServer):
@@ -85,7 +87,7 @@ def test_upstream_reset_mid_stream_ends_that_connection_only(caplog):
             except ConnectionResetError:
                 pass
             assert got in (b"", b"partial")
-        assert wait_for(lambda: _errors(proxy).get(("bad", "upstream_reset")) == 1, 5.0)
+        assert wait_for(lambda: _errors(proxy).get(("bad", "upstream_reset")) == 1, 30)
         assert any("upstream_reset" in r.getMessage() for r in caplog.records)
         healthy.sendall(b"still here")
         healthy.shutdown(socket.SHUT_WR)
@@ -110,8 +112,8 @@ def test_client_reset_ends_the_connection_cleanly(caplog):
         s.recv(1000)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         s.close()  # RST
-        assert wait_for(lambda: _errors(proxy).get(("l", "downstream_reset")) == 1, 5.0)
-        assert wait_for(lambda: proxy.run(lambda: len(proxy.proxy.connections)) == 0, 5.0)
+        assert wait_for(lambda: _errors(proxy).get(("l", "downstream_reset")) == 1, 30)
+        assert wait_for(lambda: proxy.run(lambda: len(proxy.proxy.connections)) == 0, 30)
         assert any("downstream_reset" in r.getMessage() for r in caplog.records)
         # the upstream side was closed too, and new connections work
         server.default = Script(b"again")

@@ -9,6 +9,7 @@ from testbed.grpc import Behaviour
 from testbed.grpc.client import AioClient
 from testbed.harness import Testbed
 from testbed.scenario import DEFAULT_PORTS, Scenario
+from tests.peers import PORT_ATTEMPTS, port_taken
 
 from .conftest import http_metrics
 
@@ -38,14 +39,21 @@ async def test_testbed_serves_grpc_and_http_through_the_proxy() -> None:
 
 
 async def test_testbed_listens_on_the_scenario_ports() -> None:
-    ports = {}
-    for name in ("grpc", "http"):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            ports[name] = s.getsockname()[1]
-    scenario = Scenario.ephemeral(kafka={"enabled": False}, echo={"enabled": False})
-    scenario.ports.update(ports)
-    async with Testbed(scenario) as tb:
-        assert tb.addresses["grpc"] == f"127.0.0.1:{ports['grpc']}"
-        assert tb.addresses["http"] == f"127.0.0.1:{ports['http']}"
+    for attempt in range(PORT_ATTEMPTS):
+        ports = {}
+        for name in ("grpc", "http"):
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                ports[name] = s.getsockname()[1]
+        scenario = Scenario.ephemeral(kafka={"enabled": False}, echo={"enabled": False})
+        scenario.ports.update(ports)
+        try:
+            async with Testbed(scenario) as tb:
+                assert tb.addresses["grpc"] == f"127.0.0.1:{ports['grpc']}"
+                assert tb.addresses["http"] == f"127.0.0.1:{ports['http']}"
+            break
+        except OSError as exc:
+            # another process took a picked port before the testbed bound it
+            if not port_taken(exc) or attempt == PORT_ATTEMPTS - 1:
+                raise
     assert DEFAULT_PORTS["grpc"] == 15051 and DEFAULT_PORTS["http"] == 18080

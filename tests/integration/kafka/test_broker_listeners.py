@@ -4,14 +4,18 @@ from a port range or pinned, bounded, and kept after their broker disappears."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import struct
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from protoproxy_codecs.kafka import framing
 from testbed.harness import Testbed
 from testbed.scenario import Scenario
+from tests.peers import PORT_ATTEMPTS, port_taken
 
 from .rig import KafkaRig
 
@@ -38,6 +42,35 @@ def _free_port_block(n: int) -> int:
         return base
     pytest.skip("no block of free ports")
     raise AssertionError
+
+
+def _enter_pinned(
+    stack: contextlib.ExitStack, n: int, make: Callable[[int], Any]
+) -> tuple[int, Any]:
+    """Enter `make(base)` on a block of `n` ports picked now; when another process
+    took one before the proxy bound it, pick another block."""
+    for attempt in range(PORT_ATTEMPTS):
+        base = _free_port_block(n)
+        try:
+            return base, stack.enter_context(make(base))
+        except OSError as exc:
+            if not port_taken(exc) or attempt == PORT_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _enter_pinned_async(
+    stack: contextlib.AsyncExitStack, n: int, make: Callable[[int], Any]
+) -> tuple[int, Any]:
+    """`_enter_pinned` for async context managers."""
+    for attempt in range(PORT_ATTEMPTS):
+        base = _free_port_block(n)
+        try:
+            return base, await stack.enter_async_context(make(base))
+        except OSError as exc:
+            if not port_taken(exc) or attempt == PORT_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _metadata(address: str, version: int = 9) -> tuple[bytes, object]:
@@ -79,10 +112,12 @@ def test_port_range_is_used_in_order() -> None:
 
 
 def test_pinned_brokers_open_at_start_and_advertised_host() -> None:
-    base = _free_port_block(3)
-    pinned = {n: f"127.0.0.1:{base + n}" for n in range(3)}
-    kafka = {"brokers": pinned, "advertised_host": "localhost"}
-    with KafkaRig(brokers=3, kafka=kafka) as rig:
+    def rig_at(base: int) -> KafkaRig:
+        pinned = {n: f"127.0.0.1:{base + n}" for n in range(3)}
+        return KafkaRig(brokers=3, kafka={"brokers": pinned, "advertised_host": "localhost"})
+
+    with contextlib.ExitStack() as stack:
+        base, rig = _enter_pinned(stack, 3, rig_at)
         # Open before any client spoke: a pinned port answers as a bootstrap server.
         _, body = _metadata(f"127.0.0.1:{base + 2}")
         got = {b.node_id: (b.host, b.port) for b in body.brokers}  # type: ignore[attr-defined]
@@ -131,12 +166,15 @@ async def test_testbed_runs_kafka_behind_the_proxy() -> None:
 
 
 async def test_testbed_pins_broker_listeners_next_to_bootstrap() -> None:
-    base = _free_port_block(4)
-    sc = Scenario.ephemeral(
-        grpc={"enabled": False}, http={"enabled": False}, echo={"enabled": False}
-    )
-    sc.ports["kafka"] = base
-    async with Testbed(sc) as tb:
+    def testbed_at(base: int) -> Testbed:
+        sc = Scenario.ephemeral(
+            grpc={"enabled": False}, http={"enabled": False}, echo={"enabled": False}
+        )
+        sc.ports["kafka"] = base
+        return Testbed(sc)
+
+    async with contextlib.AsyncExitStack() as stack:
+        base, tb = await _enter_pinned_async(stack, 4, testbed_at)
         assert tb.addresses["kafka"] == f"127.0.0.1:{base}"
         for n in range(3):
             assert tb.addresses[f"kafka-broker{n}"] == f"127.0.0.1:{base + 1 + n}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+from typing import Any
 
 from protoproxy_codecs.kafka import framing
 from testbed.kafka import FakeKafkaCluster, errors
@@ -112,6 +113,16 @@ async def test_produce_and_fetch_on_a_follower_get_not_leader(cluster: FakeKafka
     assert cluster.records("nl", 0) == []
 
 
+async def _parked(cluster: FakeKafkaCluster, topic: str, fetch: asyncio.Task[Any]) -> None:
+    """Wait until the fetch is parked on partition 0's log (a fixed sleep is not
+    enough on a loaded machine: the request may not have been read yet)."""
+    log = cluster.log(topic, 0)
+    async with asyncio.timeout(10):
+        while not log.listeners and not fetch.done():
+            await asyncio.sleep(0.01)
+    assert not fetch.done(), "the fetch was answered instead of waiting for data"
+
+
 async def test_fetch_waits_for_data_instead_of_answering_empty(cluster: FakeKafkaCluster):
     cluster.create_topic("lp", 1)
     consumer = await _leader_client(cluster, "lp", 0)
@@ -122,8 +133,7 @@ async def test_fetch_waits_for_data_instead_of_answering_empty(cluster: FakeKafk
                 1, 11, _fetch_body("lp", 30_000, 1, max_bytes=1 << 20, isolation_level=1)
             )
         )
-        await asyncio.sleep(0.05)
-        assert not fetch.done()
+        await _parked(cluster, "lp", fetch)
         handled = cluster.requests_handled
         await producer.request(0, 7, _produce_body("lp", 0, make_batch([b"wake"]), acks=1))
         async with asyncio.timeout(10):  # far below max_wait: the append woke the fetch
@@ -296,8 +306,7 @@ async def test_parked_fetch_answers_when_leadership_moves(cluster: FakeKafkaClus
     client = await _leader_client(cluster, "park", 0)
     try:
         fetch = asyncio.create_task(client.request(1, 12, _fetch_body("park", 30_000, 1)))
-        await asyncio.sleep(0.05)
-        assert not fetch.done()
+        await _parked(cluster, "park", fetch)
         cluster.move_leader("park", 0, (old_leader + 1) % 3)
         async with asyncio.timeout(10):
             resp = await fetch
