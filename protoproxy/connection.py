@@ -367,20 +367,23 @@ class Connection:
         except DecodeError as exc:
             self.decode_failed(direction, exc)
             return
+        sent = 0
         if messages:
             for f in self.filters:
                 messages = f.on_messages(self, direction, messages)
                 if not messages:
                     break
             if messages:
+                if not direction:  # requests: handed to the upstream from here on
+                    sent = now_ns()
                 self.send(direction, messages)
         if codec.touched:
-            # One clock reading per relay call: the write stamp of every
-            # exchange this read carried.
+            # One clock reading per relay call (two for requests): the write
+            # stamp of every exchange this read carried.
             t = now_ns()
             out = self.outlets[direction]
             if out is None or type(out) is Side or not getattr(out, "busy", False):
-                codec.written(t)
+                codec.written(t, sent)
             else:  # a fault stage holds the bytes: report once they leave
                 self._hold(direction, codec.written(t), codec.take_exchanges(), t, out)
                 return

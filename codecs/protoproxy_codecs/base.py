@@ -215,11 +215,16 @@ class Codec(Protocol):
         """
         ...
 
-    def written(self, at: int) -> list[Exchange]:
-        """The messages of the last `feed` were written at `at`: stamp their exchanges.
+    def written(self, at: int, sent: int = 0) -> list[Exchange]:
+        """The messages of the last `feed` were written by `at`: stamp their exchanges.
 
-        Returns the exchanges touched by that feed (for a caller that learns
-        later that the bytes were held, see `BaseCodec.held`).
+        `at` is read after the write and ends the feed's proxy time (and a
+        response's `finished`); `sent`, read just before handing requests to
+        the socket, is their `request_written` (0: use `at`), so that the
+        upstream's service time can never start after the upstream got the
+        bytes, whatever preempts the proxy between the write and its clock
+        reading. Returns the exchanges touched by that feed (for a caller that
+        learns later that the bytes were held, see `BaseCodec.held`).
         """
         ...
 
@@ -294,7 +299,7 @@ class BaseCodec:
             else:
                 ex.request_written = ex.finished = self.read_at
 
-    def written(self, at: int) -> list[Exchange]:
+    def written(self, at: int, sent: int = 0) -> list[Exchange]:
         touched = self.touched
         if not touched:
             return touched
@@ -305,9 +310,11 @@ class BaseCodec:
                 ex.proxy_time += spent
                 ex.finished = at
         else:
+            sent = sent or at
             for ex in touched:
                 ex.proxy_time += spent
-                ex.request_written = ex.finished = at
+                ex.request_written = sent
+                ex.finished = at
         return touched
 
     @staticmethod

@@ -217,10 +217,10 @@ class Http1Codec(BaseCodec):
             raise DecodeError("connection closed inside a message", "truncated")
         return []
 
-    def written(self, at: int) -> list[Exchange]:
-        touched = super().written(at)
+    def written(self, at: int, sent: int = 0) -> list[Exchange]:
+        touched = super().written(at, sent)
         if self._h2 is not None:
-            more = self._h2.written(at)
+            more = self._h2.written(at, sent)
             if more:
                 touched = touched + more
         return touched
