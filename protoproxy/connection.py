@@ -399,7 +399,8 @@ class Connection:
         since: int,
         out: Outlet,
     ) -> None:
-        held = _Held(self, direction, touched, exchanges, since)
+        # take_exchanges() gives the codec's own list when it is empty: not ours to keep
+        held = _Held(self, direction, touched, exchanges if exchanges else [], since)
         self.held.append(held)
         out.when_sent(held.release)
 

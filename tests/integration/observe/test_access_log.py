@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import re
 import tempfile
 from collections.abc import Callable
@@ -232,13 +231,18 @@ def test_start_rounding_into_the_next_second() -> None:
             log = AccessLog(AccessLogConfig(enabled=True, path=str(path)))
             conn = _conn(loop, 1)
             first = Exchange(
-                protocol="grpc", operation="/a/B", started=5000 * S + S // 4, finished=5000 * S + S // 2
+                protocol="grpc",
+                operation="/a/B",
+                started=5000 * S + S // 4,
+                finished=5000 * S + S // 2,
             )
             log.observe(conn, [first])  # type: ignore[arg-type]
             offset = log._clock_offset
             whole = -(-(5001 * S + offset) // S)  # the next whole second, in seconds
             started = whole * S - offset - 300  # 0.3 µs before it
-            edge = Exchange(protocol="grpc", operation="/a/B", started=started, finished=started + MS)
+            edge = Exchange(
+                protocol="grpc", operation="/a/B", started=started, finished=started + MS
+            )
             log.observe(conn, [edge, edge])  # type: ignore[arg-type]
             log.close()
             lines = path.read_bytes().splitlines()

@@ -161,7 +161,9 @@ def test_upstream_latency_is_upstream_service_time_not_proxy_time(
     grpc_server.program("Unary", latency=0.005)
     try:
         with (
-            ProxyThread(proxy_config(grpc_server.address, access_log=log_path, tail=False)) as proxy,
+            ProxyThread(
+                proxy_config(grpc_server.address, access_log=log_path, tail=False)
+            ) as proxy,
             SyncClient.connect(f"127.0.0.1:{proxy.port('front')}") as client,
         ):
             for _ in range(20):
@@ -214,3 +216,36 @@ def test_message_fault_delay_is_fault_delay_not_proxy_time(kafka, tmp_path: Path
         assert d["request_duration"] >= d["fault_delay"], ln
     delays = m["protoproxy_exchange_fault_delay_seconds_count"]
     assert total(delays, operation="Produce v9") == 3
+
+
+def test_stream_toxic_hold_is_fault_delay_and_reported_once(kafka, tmp_path: Path) -> None:
+    """A 50 ms latency toxic on responses: its hold is fault_delay, each exchange
+    gives one line (reported when the held response really left)."""
+    log_path = tmp_path / "access.log"
+    cfg = proxy_config(
+        kafka.address,
+        protocol="kafka",
+        access_log=log_path,
+        tail=False,
+        faults=[
+            {
+                "name": "slow-responses",
+                "match": {"listener": "front"},
+                "toxic": {"type": "latency", "stream": "downstream", "attributes": {"latency": 50}},
+            }
+        ],
+    )
+    with ProxyThread(cfg) as proxy:
+        client = KafkaRaw(proxy.port("front"), client_id="toxic")
+        try:
+            for i in range(5):
+                client.request(0, 9, _produce(i))
+        finally:
+            client.close()
+        lines = _flushed_lines(proxy, log_path)
+    assert len(lines) == 5
+    for ln in lines:
+        d = {name: ns(ln[name]) for name in ("duration", *TIMINGS[1:])}
+        assert d["fault_delay"] >= 25 * MS, ln  # half the latency: early ticks cannot break it
+        assert d["proxy_time"] < d["fault_delay"], ln
+        assert d["response_duration"] >= d["fault_delay"], ln
