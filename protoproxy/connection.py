@@ -255,7 +255,9 @@ class Connection:
         self.pending_at = 0  # when the first of them was read (now_ns)
         #: batches of exchanges whose bytes a fault stage still holds
         self.held: list[_Held] = []
-        self.connect_reported = False  # upstream_connect went on an exchange
+        #: ns the upstream connect (and TLS handshake) took; None until connected,
+        #: and again once the first exchange carries it
+        self.upstream_connect: int | None = None
         self.head = b""  # bytes buffered while sniffing the ClientHello / protocol
         self.eof = [False, False]  # by Direction: that direction's sender half-closed
         self.state = "new"
@@ -302,6 +304,7 @@ class Connection:
             endpoint.active -= 1
             return
         self.up, self.endpoint = up, endpoint
+        self.upstream_connect = up.connect_time
         self.outlets[UPSTREAM] = up
         if self.codec is None and self.state == "sniff" and self.pending_size == 0:
             pass  # still waiting for client bytes to sniff
@@ -406,9 +409,9 @@ class Connection:
 
     def report(self, exchanges: list[Exchange]) -> None:
         """Hand completed exchanges to the observers; the first carries upstream_connect."""
-        if not self.connect_reported and self.up is not None:
-            self.connect_reported = True
-            exchanges[0].upstream_connect = self.up.connect_time
+        if self.upstream_connect is not None:
+            exchanges[0].upstream_connect = self.upstream_connect
+            self.upstream_connect = None  # later exchanges reuse the connection
         self.proxy.exchanges_done(self, exchanges)
 
     def send(self, direction: Direction, messages: list[Message]) -> None:

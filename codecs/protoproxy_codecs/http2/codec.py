@@ -370,7 +370,14 @@ class Http2Codec(BaseCodec):
         call = stream.call
         extra = None
         if call is not None:
-            self.touch(call.ex, direction)
+            ex = call.ex
+            if ex.fed != self.feeds:  # BaseCodec.touch, inlined: most frames are DATA
+                ex.fed = self.feeds
+                self.touched.append(ex)
+                if direction:
+                    ex.finished = self.read_at
+                else:
+                    ex.request_written = ex.finished = self.read_at
             if call.protocol == "grpc" and end > start:
                 events = call.on_data(direction, memoryview(raw)[start:end])  # type: ignore[union-attr]
                 if events:
@@ -528,10 +535,19 @@ class Http2Codec(BaseCodec):
                     call = stream.call = self._new_call(sid, headers, self._first_at)
             elif call is not None:
                 call.on_response_headers(headers)
-                if not call.ex.response_started:
-                    call.ex.response_started = self._first_at
             if call is not None:
-                self.touch(call.ex, direction)
+                ex = call.ex
+                if ex.fed != self.feeds:  # BaseCodec.touch, inlined
+                    ex.fed = self.feeds
+                    self.touched.append(ex)
+                    if direction:
+                        ex.finished = self.read_at
+                        if not ex.response_started:
+                            ex.response_started = self._first_at
+                    else:
+                        ex.request_written = ex.finished = self.read_at
+                elif direction and not ex.response_started:
+                    ex.response_started = self._first_at
         if end_stream:
             self._end_stream(direction, sid, stream)
         return headers
