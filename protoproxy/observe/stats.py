@@ -178,10 +178,13 @@ class Stats:
         total = max_total if max_total is not None else 1 << 62
         self.budget.left = max(0, total - self.series_count())
         for fam in self.families.values():
-            fam.max_series = self.cap(getattr(fam, "cap_of", "") or fam.name)
+            fam.max_series = self.cap(fam.name, getattr(fam, "cap_of", ""))
 
-    def cap(self, name: str) -> int:
-        return self.caps.get(name, self.max_series)
+    def cap(self, name: str, cap_of: str = "") -> int:
+        """The family's own cap if configured, else that of `cap_of`, else the default."""
+        if name in self.caps or not cap_of:
+            return self.caps.get(name, self.max_series)
+        return self.caps.get(cap_of, self.max_series)
 
     def series_count(self) -> int:
         """Label sets held across all families (what bounds memory and /metrics)."""
@@ -224,7 +227,7 @@ class Stats:
                 help,
                 labelnames,
                 bounds,
-                max_series=self.cap(cap_of or name),
+                max_series=self.cap(name, cap_of),
                 budget=self.budget,
                 scale=scale,
                 cap_of=cap_of,
