@@ -70,12 +70,13 @@ _KEYS: dict[str, tuple[tuple[str, bytes], ...]] = {
 # start's second (text up to the '.'), microseconds, duration and timings, the
 # (connection, operation, status) fields, request_bytes, response_bytes.
 _HEAD = b'%s%06d,"duration":%s%s%d,"response_bytes":%d'
-#: duration and the timings of the common exchange: a response, a reused
-#: upstream connection (upstream_connect null), all under a second.
-_TIMES = (
-    b'0.%09d,"upstream_connect":null,"request_duration":0.%09d,'
+#: The common line: a response, a reused upstream connection (upstream_connect
+#: null), every timing under a second; its duration and timings are int
+#: formats in the line's one template. Other lines take `_HEAD` (`_times`).
+_FAST = (
+    b'%s%06d,"duration":0.%09d,"upstream_connect":null,"request_duration":0.%09d,'
     b'"upstream_service_time":0.%09d,"response_duration":0.%09d,'
-    b'"proxy_time":0.%09d,"fault_delay":0.%09d'
+    b'"proxy_time":0.%09d,"fault_delay":0.%09d%s%d,"response_bytes":%d'
 )
 _TIME_NAMES = (
     "upstream_connect",
@@ -88,6 +89,9 @@ _TIME_NAMES = (
 _LINE = _HEAD + b"%s}\n"  # + the attrs' fields
 _PLAIN_LINE = _HEAD + b"}\n"
 _GRPC_LINE = _HEAD + b',"request_messages":%d,"response_messages":%d}\n'
+_FAST_LINE = _FAST + b"%s}\n"
+_FAST_PLAIN_LINE = _FAST + b"}\n"
+_FAST_GRPC_LINE = _FAST + b',"request_messages":%d,"response_messages":%d}\n'
 _US = 1_000_000
 
 #: Bound on each cache (operations per connection, statuses per operation,
@@ -201,30 +205,32 @@ class AccessLog:
             dur = finished - started
             written = ex.request_written
             resp = ex.response_started
-            if (
+            attrs = ex.attrs
+            proxy = ex.proxy_time
+            held = ex.fault_delay
+            if not (
                 0 <= dur < 1_000_000_000
                 and started <= written
                 and started <= resp
                 and ex.upstream_connect is None
+                and proxy <= dur
+                and held <= dur
             ):
-                # Every timing lies inside [started, finished]: each is in [0, dur].
-                dtext = _TIMES % (
+                self._general(ex, start, us, fixed)
+                continue
+            # Every timing lies inside [started, finished]: each is in [0, dur]
+            # (the codecs' sums never go below 0), so each fits 0.%09d.
+            kind = fixed[3]
+            if kind is _PLAIN and "fault" not in attrs:
+                out += _FAST_PLAIN_LINE % (
+                    start,
+                    us,
                     dur,
                     written - started,
                     resp - written if resp > written else 0,
                     finished - resp,
-                    ex.proxy_time,
-                    ex.fault_delay,
-                )
-            else:
-                dtext = _times(ex)
-            attrs = ex.attrs
-            kind = fixed[3]
-            if kind is _PLAIN and "fault" not in attrs:
-                out += _PLAIN_LINE % (
-                    start,
-                    us,
-                    dtext,
+                    proxy,
+                    held,
                     fixed[1],
                     ex.request_bytes,
                     ex.response_bytes,
@@ -233,10 +239,15 @@ class AccessLog:
             if kind is _GRPC and "fault" not in attrs and "grpc_message" not in attrs:
                 # A gRPC call: the codec always sets both counts, as ints.
                 try:
-                    out += _GRPC_LINE % (
+                    out += _FAST_GRPC_LINE % (
                         start,
                         us,
-                        dtext,
+                        dur,
+                        written - started,
+                        resp - written if resp > written else 0,
+                        finished - resp,
+                        proxy,
+                        held,
                         fixed[1],
                         ex.request_bytes,
                         ex.response_bytes,
@@ -246,10 +257,15 @@ class AccessLog:
                     continue
                 except (KeyError, TypeError):
                     pass  # not as expected: the general form below
-            out += _LINE % (
+            out += _FAST_LINE % (
                 start,
                 us,
-                dtext,
+                dur,
+                written - started,
+                resp - written if resp > written else 0,
+                finished - resp,
+                proxy,
+                held,
                 fixed[1],
                 ex.request_bytes,
                 ex.response_bytes,
@@ -259,6 +275,47 @@ class AccessLog:
             self._write()
         elif self._flush_handle is None:
             self._flush_handle = conn.loop.call_later(FLUSH_INTERVAL, self._timed_flush)
+
+    def _general(self, ex: Exchange, start: bytes, us: int, fixed: _Fixed) -> None:
+        """A line off the fast path: no response, a first exchange (upstream_connect
+        set), a timing of a second or more, or stamps out of order."""
+        dtext = _times(ex)
+        attrs = ex.attrs
+        kind = fixed[3]
+        if kind is _PLAIN and "fault" not in attrs:
+            self._buf += _PLAIN_LINE % (
+                start,
+                us,
+                dtext,
+                fixed[1],
+                ex.request_bytes,
+                ex.response_bytes,
+            )
+            return
+        if kind is _GRPC and "fault" not in attrs and "grpc_message" not in attrs:
+            try:
+                self._buf += _GRPC_LINE % (
+                    start,
+                    us,
+                    dtext,
+                    fixed[1],
+                    ex.request_bytes,
+                    ex.response_bytes,
+                    attrs["request_messages"],
+                    attrs["response_messages"],
+                )
+                return
+            except (KeyError, TypeError):
+                pass
+        self._buf += _LINE % (
+            start,
+            us,
+            dtext,
+            fixed[1],
+            ex.request_bytes,
+            ex.response_bytes,
+            self._attrs(attrs, fixed[2]) if attrs else b"",
+        )
 
     def _fixed(self, state: _ConnLines, by_status: dict[str, _Fixed], ex: Exchange) -> _Fixed:
         """The (connection, protocol, operation, status) fields of a line, encoded once."""
