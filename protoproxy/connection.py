@@ -5,6 +5,13 @@ through the filter chain and their `raw` bytes are written to the other Side.
 With no filter acting, what is written equals what was read, in order, with
 half-closes kept. Backpressure is the transports' own: when one Side's write
 buffer passes its high-water mark, the other Side stops reading.
+
+Time: exchanges are stamped from one nanosecond clock (`now_ns`, an int); the
+codec stamps the read time once per `feed`, and the relay takes one reading
+after writing and hands it to the codec once per relay call (`written`), not
+per message. When a fault stage holds the bytes, the hold is measured with
+`Outlet.when_sent` and reported as `fault_delay` (docs/access-log.md#timings).
+The loop's clock serves timers only.
 """
 
 from __future__ import annotations
@@ -16,7 +23,16 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from protoproxy_codecs import registry
-from protoproxy_codecs.base import Codec, DecodeError, Direction, Exchange, Message, Sniff
+from protoproxy_codecs.base import (
+    BaseCodec,
+    Codec,
+    DecodeError,
+    Direction,
+    Exchange,
+    Message,
+    Sniff,
+    now_ns,
+)
 from protoproxy_codecs.base import Limits as CodecLimits
 from protoproxy_codecs.tls import parse_client_hello
 
@@ -86,6 +102,8 @@ class Side(asyncio.Protocol):
         self.eof_seen = False
         self.closed = False
         self.paused = False  # our reading is paused by backpressure
+        #: ns the connect (and TLS handshake) took, for an upstream socket
+        self.connect_time = 0
         self._sink: Callable[[bytes], None] = self._deliver
 
     # -- asyncio callbacks -------------------------------------------------
@@ -234,6 +252,12 @@ class Connection:
         self.outlets: list[Outlet | None] = [None, None]
         self.pending: list[bytes] = []  # client bytes that arrived before the upstream
         self.pending_size = 0
+        self.pending_at = 0  # when the first of them was read (now_ns)
+        #: batches of exchanges whose bytes a fault stage still holds
+        self.held: list[_Held] = []
+        #: ns the upstream connect (and TLS handshake) took; None until connected,
+        #: and again once the first exchange carries it
+        self.upstream_connect: int | None = None
         self.head = b""  # bytes buffered while sniffing the ClientHello / protocol
         self.eof = [False, False]  # by Direction: that direction's sender half-closed
         self.state = "new"
@@ -280,6 +304,7 @@ class Connection:
             endpoint.active -= 1
             return
         self.up, self.endpoint = up, endpoint
+        self.upstream_connect = up.connect_time
         self.outlets[UPSTREAM] = up
         if self.codec is None and self.state == "sniff" and self.pending_size == 0:
             pass  # still waiting for client bytes to sniff
@@ -301,7 +326,7 @@ class Connection:
             limits=CodecLimits(
                 max_message_size=limits.max_message_size, max_pending=limits.max_pending
             ),
-            clock=self.loop.time,
+            clock=now_ns,
         )
         self.protocol = name
         self.proxy.codec_chosen(self)  # may add per-protocol filters
@@ -337,24 +362,57 @@ class Connection:
             return
         self._early(direction, data)
 
-    def _relay(self, direction: Direction, data: bytes) -> None:
+    def _relay(self, direction: Direction, data: bytes, at: int = 0) -> None:
         codec = self.codec
         assert codec is not None
         try:
-            messages = codec.feed(direction, data)
+            messages = codec.feed(direction, data, at)
         except DecodeError as exc:
             self.decode_failed(direction, exc)
             return
+        sent = 0
         if messages:
             for f in self.filters:
                 messages = f.on_messages(self, direction, messages)
                 if not messages:
                     break
             if messages:
+                if not direction:  # requests: handed to the upstream from here on
+                    sent = now_ns()
                 self.send(direction, messages)
+        if codec.touched:
+            # One clock reading per relay call (two for requests): the write
+            # stamp of every exchange this read carried.
+            t = now_ns()
+            out = self.outlets[direction]
+            if out is None or type(out) is Side or not getattr(out, "busy", False):
+                codec.written(t, sent)
+            else:  # a fault stage holds the bytes: report once they leave
+                self._hold(direction, codec.written(t), codec.take_exchanges(), t, out)
+                return
         exchanges = codec.take_exchanges()
         if exchanges:
-            self.proxy.exchanges_done(self, exchanges)
+            self.report(exchanges)
+
+    def _hold(
+        self,
+        direction: Direction,
+        touched: list[Exchange],
+        exchanges: list[Exchange],
+        since: int,
+        out: Outlet,
+    ) -> None:
+        # take_exchanges() gives the codec's own list when it is empty: not ours to keep
+        held = _Held(self, direction, touched, exchanges if exchanges else [], since)
+        self.held.append(held)
+        out.when_sent(held.release)
+
+    def report(self, exchanges: list[Exchange]) -> None:
+        """Hand completed exchanges to the observers; the first carries upstream_connect."""
+        if self.upstream_connect is not None:
+            exchanges[0].upstream_connect = self.upstream_connect
+            self.upstream_connect = None  # later exchanges reuse the connection
+        self.proxy.exchanges_done(self, exchanges)
 
     def send(self, direction: Direction, messages: list[Message]) -> None:
         """Write messages toward the receiver of `direction`."""
@@ -386,6 +444,8 @@ class Connection:
             self._flush_pending()
             self._relay(direction, data)
             return
+        if not self.pending:
+            self.pending_at = now_ns()
         self.pending.append(data)
         self.pending_size += len(data)
         if self.pending_size > SNIFF_LIMIT and self.down is not None:
@@ -412,7 +472,7 @@ class Connection:
         if self.opaque:
             self.outlets[UPSTREAM].write(data)  # type: ignore[union-attr]
         else:
-            self._relay(UPSTREAM, data)
+            self._relay(UPSTREAM, data, self.pending_at)
 
     def _on_hello(self) -> None:
         try:
@@ -468,9 +528,11 @@ class Connection:
                 return
             if rest:
                 self.send(direction, rest)
+            if self.codec.touched:
+                self.codec.written(now_ns())
             exchanges = self.codec.take_exchanges()
             if exchanges:
-                self.proxy.exchanges_done(self, exchanges)
+                self.report(exchanges)
         out = self.outlets[direction]
         if out is not None:
             out.write_eof()
@@ -582,11 +644,50 @@ class Connection:
         self.state = "finished"
         if self.endpoint is not None:
             self.endpoint.active -= 1
+        while self.held:  # bytes a fault still held when the connection ended
+            self.held[0].release()
         self.proxy.connection_closed(self)
 
     def exchanges(self, exchanges: list[Exchange]) -> None:
-        self.proxy.exchanges_done(self, exchanges)
+        self.report(exchanges)
 
     @property
     def age(self) -> float:
         return self.loop.time() - self.started
+
+
+class _Held:
+    """Exchanges of one relay call whose bytes a fault stage (a message-delay
+    Gate, a latency toxic...) held after the relay wrote them.
+
+    `release` runs as the stage's `when_sent` callback, when the bytes really
+    leave: the hold becomes `fault_delay` (not `proxy_time`), the write stamps
+    move to then, and the exchanges completed in that relay are reported. A
+    connection that ends first releases what is left as it finishes.
+    """
+
+    __slots__ = ("conn", "direction", "exchanges", "since", "touched")
+
+    def __init__(
+        self,
+        conn: Connection,
+        direction: Direction,
+        touched: list[Exchange],
+        exchanges: list[Exchange],
+        since: int,
+    ) -> None:
+        self.conn = conn
+        self.direction = direction
+        self.touched = touched
+        self.exchanges = exchanges
+        self.since = since
+
+    def release(self) -> None:
+        conn = self.conn
+        try:
+            conn.held.remove(self)
+        except ValueError:
+            return  # released already (the connection ended first)
+        BaseCodec.held(self.touched, self.direction, self.since, now_ns())
+        if self.exchanges:
+            conn.report(self.exchanges)

@@ -8,6 +8,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from protoproxy_codecs.base import now_ns
+
 from .config import Address, Upstream
 from .tls import ClientTls, TlsError
 
@@ -65,10 +67,12 @@ class Cluster:
             host, port = endpoint.address.host, endpoint.address.port
             engine = self.tls.engine(host, alpn) if self.tls is not None else None
             side = Side(conn, conn.UPSTREAM_SIDE, engine)
+            started = now_ns()
             try:
                 async with asyncio.timeout(self.connect_timeout):
                     await loop.create_connection(lambda s=side: s, host, port)
                     await side.ready
+                side.connect_time = now_ns() - started
             except TimeoutError:
                 side.abort()
                 last = ConnectError(

@@ -93,28 +93,93 @@ class Message:
         )
 
 
-@dataclass(slots=True)
+#: The clock of every Exchange stamp: integer nanoseconds, monotonic.
+#:
+#: ``time.perf_counter_ns`` rather than ``time.monotonic_ns``: on Linux both
+#: read CLOCK_MONOTONIC (1 ns resolution, about 50 ns a call, the same as
+#: uvloop's ``loop.time()``), but perf_counter is the clock Python documents as
+#: the highest-resolution one for short durations on every platform (on Windows
+#: before Python 3.13 ``monotonic`` ticks every 15.6 ms). It is system-wide, so
+#: stamps from different codecs and the runtime compare. The event loop's clock
+#: (whole milliseconds under uvloop) serves timers only. Reading a clock is not
+#: I/O: codecs stay sans-IO, and tests pass their own clock.
+now_ns: Callable[[], int] = time.perf_counter_ns
+
+NS = 1_000_000_000  # nanoseconds per second
+
+
+@dataclass(slots=True, kw_only=True)
 class Exchange:
     """A request paired with its response: the unit stats and the access log use.
 
     For gRPC an Exchange is one call; `counts` then holds message counts and
     bytes per direction. `status` is protocol-specific: a Kafka error name, a
     gRPC status name, an HTTP status code as a string.
+
+    Every stamp is an int from the codec's clock (`now_ns`: nanoseconds, one
+    monotonic clock for the whole process); every duration is an int of
+    nanoseconds. A codec creates the Exchange when the request's first byte is
+    read and stamps it as its messages pass (see `BaseCodec.touch`); the
+    runtime moves the write stamps to when the bytes really left
+    (`BaseCodec.written`). docs/access-log.md#timings has the diagram.
     """
 
     protocol: str
     operation: str  # "Produce v9", "/pkg.Svc/Method", "GET /path"
-    started: float  # monotonic clock, seconds
-    finished: float
+    #: the request's first byte read
+    started: int = 0
+    #: the exchange's last byte written (normally the response's; for a request
+    #: that gets no response, the request's)
+    finished: int = 0
     status: str = "OK"
     request_bytes: int = 0
     response_bytes: int = 0
     key: Any = None
     attrs: dict[str, Any] = field(default_factory=dict)
+    #: the request's last byte written upstream
+    request_written: int = 0
+    #: the response's first byte read; 0 while (or if) there is none
+    response_started: int = 0
+    #: ns the exchange's bytes spent inside the proxy (read to written), summed
+    #: over the reads that carried them; fault holds are left out
+    proxy_time: int = 0
+    #: ns its bytes were held by fault delays (message delays, stream toxics)
+    fault_delay: int = 0
+    #: ns the upstream connection took to connect (and handshake TLS), on the
+    #: first exchange a connection reports; None on later ones (the connection
+    #: was reused) and outside the proxy
+    upstream_connect: int | None = None
+    #: the codec's feed count when this exchange was last touched (dedupes
+    #: touches from several messages of one read)
+    fed: int = field(default=-1, repr=False, compare=False)
 
     @property
-    def duration(self) -> float:
+    def duration(self) -> int:
+        """ns from the request's first byte read to the exchange's last byte written."""
         return self.finished - self.started
+
+    @property
+    def request_duration(self) -> int:
+        """ns from the request's first byte read to its last byte written upstream."""
+        return max(self.request_written - self.started, 0)
+
+    @property
+    def upstream_service_time(self) -> int | None:
+        """ns from the request's last byte written to the response's first byte read.
+
+        None without a response; 0 when the response began before the request
+        ended (streaming calls, early HTTP/1 responses).
+        """
+        if not self.response_started:
+            return None
+        return max(self.response_started - self.request_written, 0)
+
+    @property
+    def response_duration(self) -> int | None:
+        """ns from the response's first byte read to its last byte written downstream."""
+        if not self.response_started:
+            return None
+        return max(self.finished - self.response_started, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +191,8 @@ class Limits:
     max_header_list_size: int = 256 * 1024
 
 
-Clock = Callable[[], float]
+#: A codec's clock: integer nanoseconds, monotonic (`now_ns` unless a test passes one).
+Clock = Callable[[], int]
 
 
 @runtime_checkable
@@ -134,15 +200,31 @@ class Codec(Protocol):
     """One instance per proxied connection; it sees both directions."""
 
     name: ClassVar[str]
+    #: exchanges the current feed's messages belong to (see BaseCodec.touch)
+    touched: list[Exchange]
 
     @classmethod
     def sniff(cls, head: bytes) -> Sniff: ...
 
-    def feed(self, direction: Direction, data: bytes) -> list[Message]:
+    def feed(self, direction: Direction, data: bytes, at: int = 0) -> list[Message]:
         """Consume bytes (any chunking) and return the messages now complete.
 
+        `at` is when the bytes were read (the codec's clock); 0 means now.
         Raises DecodeError on bytes it cannot parse; after that the codec is
         unusable for this connection.
+        """
+        ...
+
+    def written(self, at: int, sent: int = 0) -> list[Exchange]:
+        """The messages of the last `feed` were written by `at`: stamp their exchanges.
+
+        `at` is read after the write and ends the feed's proxy time (and a
+        response's `finished`); `sent`, read just before handing requests to
+        the socket, is their `request_written` (0: use `at`), so that the
+        upstream's service time can never start after the upstream got the
+        bytes, whatever preempts the proxy between the write and its clock
+        reading. Returns the exchanges touched by that feed (for a caller that
+        learns later that the bytes were held, see `BaseCodec.held`).
         """
         ...
 
@@ -170,10 +252,83 @@ class BaseCodec:
 
     name: ClassVar[str] = "base"
 
-    def __init__(self, limits: Limits | None = None, clock: Clock = time.monotonic) -> None:
+    def __init__(self, limits: Limits | None = None, clock: Clock = now_ns) -> None:
         self.limits = limits or Limits()
         self.clock = clock
         self.exchanges: list[Exchange] = []
+        #: exchanges whose messages the current feed carried, each once
+        self.touched: list[Exchange] = []
+        #: when the current feed's bytes were read (proxy_time runs from here)
+        self.read_at = 0
+        #: when the first of them was read: `feed`'s `at`, else `read_at`
+        self.first_read = 0
+        #: feeds so far (an Exchange's `fed` says which feed touched it last)
+        self.feeds = 0
+        self.fed_direction = UPSTREAM
+
+    def _begin(self, direction: Direction, at: int) -> int:
+        """Start a feed: stamp its read time; returns `first_read`.
+
+        Codecs call this first in `feed`. `at` (bytes that waited, e.g. for the
+        upstream connection) moves where the exchange starts, not where its
+        proxy time starts: that wait is not the proxy's work. A driver that
+        never calls `written` (the testbed's fakes, tests) keeps the
+        provisional stamps `touch` made, so `touched` is simply dropped.
+        """
+        now = self.read_at = self.clock()
+        self.fed_direction = direction
+        self.feeds += 1
+        if self.touched:
+            self.touched = []
+        if at:
+            now = at
+        self.first_read = now
+        return now
+
+    def touch(self, ex: Exchange, direction: Direction) -> None:
+        """`ex` has a message in the current feed: count it once per feed.
+
+        Stamps provisionally with the read time; `written` moves the stamp to
+        the write time when the runtime reports it.
+        """
+        if ex.fed != self.feeds:
+            ex.fed = self.feeds
+            self.touched.append(ex)
+            if direction:
+                ex.finished = self.read_at
+            else:
+                ex.request_written = ex.finished = self.read_at
+
+    def written(self, at: int, sent: int = 0) -> list[Exchange]:
+        touched = self.touched
+        if not touched:
+            return touched
+        self.touched = []
+        spent = at - self.read_at
+        if self.fed_direction:
+            for ex in touched:
+                ex.proxy_time += spent
+                ex.finished = at
+        else:
+            sent = sent or at
+            for ex in touched:
+                ex.proxy_time += spent
+                ex.request_written = sent
+                ex.finished = at
+        return touched
+
+    @staticmethod
+    def held(touched: list[Exchange], direction: Direction, since: int, until: int) -> None:
+        """Bytes written at `since` were held by a fault until `until`: a fault delay."""
+        delay = until - since
+        if direction:
+            for ex in touched:
+                ex.fault_delay += delay
+                ex.finished = until
+        else:
+            for ex in touched:
+                ex.fault_delay += delay
+                ex.request_written = ex.finished = until
 
     @classmethod
     def sniff(cls, head: bytes) -> Sniff:

@@ -17,7 +17,7 @@ class TcpCodec(BaseCodec):
     def sniff(cls, head: bytes) -> Sniff:
         return Sniff.YES
 
-    def feed(self, direction: Direction, data: bytes) -> list[Message]:
+    def feed(self, direction: Direction, data: bytes, at: int = 0) -> list[Message]:
         if not data:
             return []
         return [Message(direction, "chunk", data)]

@@ -89,9 +89,9 @@ class HttpMetrics:
             "gRPC message payload bytes (5-byte prefixes excluded), by direction",
             (*_METHOD_LABELS, "direction"),
         )
-        self.grpc_latency: Histogram = stats.histogram(
+        self.grpc_latency: Histogram = stats.latency_histogram(
             "protoproxy_grpc_call_duration_seconds",
-            "gRPC call time from request headers to end of response, seen at the proxy",
+            "gRPC call time from request headers read to end of response written",
             _METHOD_LABELS,
         )
         self.http_requests: Counter = stats.counter(
@@ -99,9 +99,9 @@ class HttpMetrics:
             "HTTP/1.1 and non-gRPC HTTP/2 requests answered (or ended), by status class",
             _HTTP_LABELS,
         )
-        self.http_latency: Histogram = stats.histogram(
+        self.http_latency: Histogram = stats.latency_histogram(
             "protoproxy_http_request_duration_seconds",
-            "HTTP request time from request head to end of response, seen at the proxy",
+            "HTTP request time from request head read to end of response written",
             _HTTP_LABELS,
         )
         self._methods: dict[tuple[str, str], _MethodKeys] = {}
@@ -158,7 +158,7 @@ class HttpMetrics:
         if n_resp:
             _add(self.grpc_messages, keys.recv, n_resp)
             _add(self.grpc_message_bytes, keys.recv, attrs["response_message_bytes"])
-        duration = ex.finished - ex.started
+        duration = ex.finished - ex.started  # int ns, as the histogram's bounds
         series = self.grpc_latency.series.get(keys.base)
         if series is None:
             self.grpc_latency.observe(keys.base, duration)

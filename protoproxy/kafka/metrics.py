@@ -63,7 +63,7 @@ class KafkaMetrics:
             "Kafka responses matched to a request, by API, version and client id",
             ("listener", "api", "version", "client_id"),
         )
-        self.latency = stats.histogram(
+        self.latency = stats.latency_histogram(
             "protoproxy_kafka_request_duration_seconds",
             "Time from a request to the response with its correlation id",
             ("listener", "api"),

@@ -11,12 +11,12 @@ bound, so the work is arranged to be small:
   listener, peers, protocol, operation, status - is JSON-encoded once;
 - the wall-clock ``start`` reuses the text of its second and formats only the
   microseconds (``%.6f`` on a 10-digit float is the single most expensive
-  step otherwise); it is derived from the loop's monotonic stamps with one
-  offset taken when the log opens, so ``time.time()`` stays off this path;
-- ``duration`` is ``%.12g`` (12 significant digits, below the clock's
-  resolution, and cheaper than the shortest-repr ``%r``), and on uvloop's
-  millisecond clock, where durations take few distinct values, the text of
-  each is kept;
+  step otherwise); it is derived from the Exchange's nanosecond monotonic
+  stamp with one offset taken when the log opens, in int arithmetic, so
+  ``time.time()`` stays off this path;
+- ``duration`` and the six timings are int nanoseconds; below one second
+  (nearly always) each is written as seconds by ``0.%09d``, an int format,
+  where a float format would cost several times more per field;
 - gRPC calls, the common tiny exchange, have a template with their two message
   counts built in; other attrs go through a loop with cached encodings.
 """
@@ -31,7 +31,7 @@ import sys
 import time
 from typing import IO, TYPE_CHECKING, Any
 
-from protoproxy_codecs.base import Exchange
+from protoproxy_codecs.base import NS, Exchange, now_ns
 
 if TYPE_CHECKING:
     from ..config import AccessLog as AccessLogConfig
@@ -67,16 +67,35 @@ _KEYS: dict[str, tuple[tuple[str, bytes], ...]] = {
     for proto, names in (*_ATTRS.items(), ("", _ALL_ATTRS))
 }
 
-# start's second (text up to the '.'), microseconds, duration, the
+# start's second (text up to the '.'), microseconds, duration and timings, the
 # (connection, operation, status) fields, request_bytes, response_bytes.
 _HEAD = b'%s%06d,"duration":%s%s%d,"response_bytes":%d'
+#: The common line: a response, a reused upstream connection (upstream_connect
+#: null), every timing under a second; its duration and timings are int
+#: formats in the line's one template. Other lines take `_HEAD` (`_times`).
+_FAST = (
+    b'%s%06d,"duration":0.%09d,"upstream_connect":null,"request_duration":0.%09d,'
+    b'"upstream_service_time":0.%09d,"response_duration":0.%09d,'
+    b'"proxy_time":0.%09d,"fault_delay":0.%09d%s%d,"response_bytes":%d'
+)
+_TIME_NAMES = (
+    "upstream_connect",
+    "request_duration",
+    "upstream_service_time",
+    "response_duration",
+    "proxy_time",
+    "fault_delay",
+)
 _LINE = _HEAD + b"%s}\n"  # + the attrs' fields
 _PLAIN_LINE = _HEAD + b"}\n"
 _GRPC_LINE = _HEAD + b',"request_messages":%d,"response_messages":%d}\n'
+_FAST_LINE = _FAST + b"%s}\n"
+_FAST_PLAIN_LINE = _FAST + b"}\n"
+_FAST_GRPC_LINE = _FAST + b',"request_messages":%d,"response_messages":%d}\n'
 _US = 1_000_000
 
 #: Bound on each cache (operations per connection, statuses per operation,
-#: attr values, durations); a full cache is emptied and refilled.
+#: attr values); a full cache is emptied and refilled.
 _CACHE = 4096
 _STATUS_CACHE = 256
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
@@ -111,17 +130,14 @@ class AccessLog:
         self._out: IO[bytes] | None = None
         self._owns = False
         self._flush_handle: asyncio.TimerHandle | None = None
-        self._clock_offset = 0.0
+        self._clock_offset = 0  # ns: wall clock minus the Exchange clock
         #: Lines not yet written: up to CHUNK bytes or FLUSH_INTERVAL seconds.
         self._buf = bytearray()
         self._conns: dict[int, _ConnLines] = {}
         self._values: dict[str | tuple[str, ...], bytes] = {}  # attr value -> its JSON
-        # The wall-clock second last written and its text: b'{"start":1795730399.'
-        self._second = 0.0
+        # The wall-clock second last written (ns) and its text: b'{"start":1795730399.'
+        self._second = 0
         self._second_text = b'{"start":0.'
-        #: duration -> its text, while the loop's clock ticks in whole milliseconds.
-        self._durations: dict[float, bytes] = {}
-        self._quantized = False
 
     def _open(self, conn: Connection) -> IO[bytes]:
         if self.path in (None, "-", ""):
@@ -131,10 +147,8 @@ class AccessLog:
             out = open(self.path, "ab", buffering=BUFFER)  # noqa: SIM115 - closed in close()
             self._owns = True
         self._out = out
-        # monotonic (the loop's clock, which stamps Exchanges) -> wall clock
-        now = conn.loop.time()
-        self._clock_offset = time.time() - now
-        self._quantized = abs(now * 1000 - round(now * 1000)) < 1e-6
+        # the Exchange clock (monotonic ns) -> wall clock (Unix ns)
+        self._clock_offset = time.time_ns() - now_ns()
         return out
 
     def _conn_lines(self, conn: Connection) -> _ConnLines:
@@ -168,7 +182,6 @@ class AccessLog:
         offset = self._clock_offset
         second = self._second
         second_text = self._second_text
-        durations = self._durations
         out = self._buf
         ops = state.ops
         for ex in exchanges:
@@ -180,24 +193,44 @@ class AccessLog:
             fixed = by_status.get(ex.status)
             if fixed is None or fixed[0] != ex.protocol:
                 fixed = self._fixed(state, by_status, ex)
-            t = ex.started + offset
-            us = int((t - second) * 1_000_000 + 0.5)  # literals: no global lookups per line
+            started = ex.started
+            t = started + offset
+            us = (t - second + 500) // 1000  # literals: no global lookups per line
             if 0 <= us < 1_000_000:
                 start = second_text
             else:
                 start, us = self._start(t)
                 second, second_text = self._second, self._second_text
-            dur = ex.finished - ex.started
-            dtext = durations.get(dur)
-            if dtext is None:
-                dtext = self._duration(dur)
+            finished = ex.finished
+            dur = finished - started
+            written = ex.request_written
+            resp = ex.response_started
             attrs = ex.attrs
+            proxy = ex.proxy_time
+            held = ex.fault_delay
+            if not (
+                0 <= dur < 1_000_000_000
+                and started <= written
+                and started <= resp
+                and ex.upstream_connect is None
+                and proxy <= dur
+                and held <= dur
+            ):
+                self._general(ex, start, us, fixed)
+                continue
+            # Every timing lies inside [started, finished]: each is in [0, dur]
+            # (the codecs' sums never go below 0), so each fits 0.%09d.
             kind = fixed[3]
             if kind is _PLAIN and "fault" not in attrs:
-                out += _PLAIN_LINE % (
+                out += _FAST_PLAIN_LINE % (
                     start,
                     us,
-                    dtext,
+                    dur,
+                    written - started,
+                    resp - written if resp > written else 0,
+                    finished - resp,
+                    proxy,
+                    held,
                     fixed[1],
                     ex.request_bytes,
                     ex.response_bytes,
@@ -206,10 +239,15 @@ class AccessLog:
             if kind is _GRPC and "fault" not in attrs and "grpc_message" not in attrs:
                 # A gRPC call: the codec always sets both counts, as ints.
                 try:
-                    out += _GRPC_LINE % (
+                    out += _FAST_GRPC_LINE % (
                         start,
                         us,
-                        dtext,
+                        dur,
+                        written - started,
+                        resp - written if resp > written else 0,
+                        finished - resp,
+                        proxy,
+                        held,
                         fixed[1],
                         ex.request_bytes,
                         ex.response_bytes,
@@ -219,10 +257,15 @@ class AccessLog:
                     continue
                 except (KeyError, TypeError):
                     pass  # not as expected: the general form below
-            out += _LINE % (
+            out += _FAST_LINE % (
                 start,
                 us,
-                dtext,
+                dur,
+                written - started,
+                resp - written if resp > written else 0,
+                finished - resp,
+                proxy,
+                held,
                 fixed[1],
                 ex.request_bytes,
                 ex.response_bytes,
@@ -232,6 +275,47 @@ class AccessLog:
             self._write()
         elif self._flush_handle is None:
             self._flush_handle = conn.loop.call_later(FLUSH_INTERVAL, self._timed_flush)
+
+    def _general(self, ex: Exchange, start: bytes, us: int, fixed: _Fixed) -> None:
+        """A line off the fast path: no response, a first exchange (upstream_connect
+        set), a timing of a second or more, or stamps out of order."""
+        dtext = _times(ex)
+        attrs = ex.attrs
+        kind = fixed[3]
+        if kind is _PLAIN and "fault" not in attrs:
+            self._buf += _PLAIN_LINE % (
+                start,
+                us,
+                dtext,
+                fixed[1],
+                ex.request_bytes,
+                ex.response_bytes,
+            )
+            return
+        if kind is _GRPC and "fault" not in attrs and "grpc_message" not in attrs:
+            try:
+                self._buf += _GRPC_LINE % (
+                    start,
+                    us,
+                    dtext,
+                    fixed[1],
+                    ex.request_bytes,
+                    ex.response_bytes,
+                    attrs["request_messages"],
+                    attrs["response_messages"],
+                )
+                return
+            except (KeyError, TypeError):
+                pass
+        self._buf += _LINE % (
+            start,
+            us,
+            dtext,
+            fixed[1],
+            ex.request_bytes,
+            ex.response_bytes,
+            self._attrs(attrs, fixed[2]) if attrs else b"",
+        )
 
     def _fixed(self, state: _ConnLines, by_status: dict[str, _Fixed], ex: Exchange) -> _Fixed:
         """The (connection, protocol, operation, status) fields of a line, encoded once."""
@@ -250,30 +334,21 @@ class AccessLog:
         )
         return fixed
 
-    def _start(self, t: float) -> tuple[bytes, int]:
-        """`start` split as (its text up to the '.', microseconds), for a new second.
+    def _start(self, t: int) -> tuple[bytes, int]:
+        """`start` (Unix ns) split as (its text up to the '.', microseconds), for a new second.
 
         A later second becomes the cached one; an exchange that began in an
         earlier second (a long call) is formatted without disturbing it.
         """
-        second = float(int(t))
-        us = int((t - second) * _US + 0.5)
+        second = t // NS * NS
+        us = (t - second + 500) // 1000
         if us == _US:  # rounds up into the next second
-            second += 1.0
+            second += NS
             us = 0
-        text = b'{"start":%d.' % second
+        text = b'{"start":%d.' % (second // NS)
         if second > self._second:
             self._second, self._second_text = second, text
         return text, us
-
-    def _duration(self, dur: float) -> bytes:
-        # %.12g prints 0 or 2 for whole numbers and rounds long durations: repr there.
-        text = b"%.12g" % dur if 0.0 < dur < 1.0 else repr(dur).encode()
-        if self._quantized:
-            if len(self._durations) >= _CACHE:
-                self._durations.clear()
-            self._durations[dur] = text
-        return text
 
     def _attrs(self, attrs: dict[str, Any], keys: tuple[tuple[str, bytes], ...]) -> bytes:
         out = b""
@@ -340,6 +415,24 @@ class AccessLog:
         if self._owns and self._out is not None:
             self._out.close()
         self._out = None
+
+
+def _seconds(ns: int | None) -> bytes:
+    """A timing as JSON seconds (9 decimals: the clock's nanoseconds); null for None."""
+    if ns is None:
+        return b"null"
+    if 0 <= ns < NS:
+        return b"0.%09d" % ns
+    sign = b"-" if ns < 0 else b""
+    whole, frac = divmod(abs(ns), NS)
+    return b"%s%d.%09d" % (sign, whole, frac)
+
+
+def _times(ex: Exchange) -> bytes:
+    """Duration and timings for the uncommon line (no response, first exchange, >= 1 s)."""
+    return _seconds(ex.duration) + b"".join(
+        b',"%s":%s' % (name.encode(), _seconds(getattr(ex, name))) for name in _TIME_NAMES
+    )
 
 
 class _TextSink(io.RawIOBase):

@@ -9,6 +9,11 @@ dict lookups for the cached label tuple, then ``+=`` on plain numbers; the
 counters' and histogram's methods run only for a series' first value (where
 the series caps apply). Label tuples are built once per (connection,
 operation, status) and reused.
+
+Timings are the Exchange's int nanoseconds, observed as they are into
+histograms whose bounds are nanoseconds too (exported in seconds), so there is
+no float conversion per exchange. The timing families follow the series cap of
+protoproxy_exchange_duration_seconds and share its labels.
 """
 
 from __future__ import annotations
@@ -25,18 +30,22 @@ if TYPE_CHECKING:
 
 #: Label cache entries per connection before it is dropped and rebuilt.
 _CACHE_LIMIT = 256
+DURATION = "protoproxy_exchange_duration_seconds"
 
 
 class _OpLabels:
     """Every label tuple one operation needs, built on its first exchange."""
 
-    __slots__ = ("by_status", "down", "hist", "op", "up")
+    __slots__ = ("by_status", "down", "hist", "op", "timings", "up")
 
     def __init__(self, listener: str, protocol: str, op: str) -> None:
         self.op = (listener, protocol, op)
         #: The duration histogram's series for `op`, once it exists (series are
         #: never dropped, so holding it saves a tuple-keyed lookup per exchange).
         self.hist: HistogramSeries | None = None
+        #: request_duration, upstream_service_time, response_duration and
+        #: proxy_time series for `op`, once all four exist
+        self.timings: tuple[HistogramSeries, ...] | None = None
         self.up = (listener, protocol, op, "upstream")
         self.down = (listener, protocol, op, "downstream")
         self.by_status: dict[str, tuple[str, ...]] = {}
@@ -63,10 +72,47 @@ class ExchangeMetrics:
             "Exchanges (request and response; a gRPC call) by outcome",
             ("listener", "protocol", "operation", "status"),
         )
-        self.duration: Histogram = stats.histogram(
-            "protoproxy_exchange_duration_seconds",
-            "Time from the request's first message to the response's last",
-            ("listener", "protocol", "operation"),
+        labels = ("listener", "protocol", "operation")
+        self.duration: Histogram = stats.latency_histogram(
+            DURATION,
+            "Time from the request's first byte read to the response's last byte written",
+            labels,
+        )
+        self.request_duration = stats.latency_histogram(
+            "protoproxy_exchange_request_duration_seconds",
+            "Time from the request's first byte read to its last byte written upstream",
+            labels,
+            DURATION,
+        )
+        self.upstream_service_time = stats.latency_histogram(
+            "protoproxy_exchange_upstream_service_time_seconds",
+            "Time from the request's last byte written to the response's first byte read",
+            labels,
+            DURATION,
+        )
+        self.response_duration = stats.latency_histogram(
+            "protoproxy_exchange_response_duration_seconds",
+            "Time from the response's first byte read to its last byte written downstream",
+            labels,
+            DURATION,
+        )
+        self.proxy_time = stats.latency_histogram(
+            "protoproxy_exchange_proxy_time_seconds",
+            "Time the exchange's bytes spent inside the proxy, fault delays left out",
+            labels,
+            DURATION,
+        )
+        self.fault_delay = stats.latency_histogram(
+            "protoproxy_exchange_fault_delay_seconds",
+            "Time fault delays held the exchange's bytes (exchanges that were held)",
+            labels,
+            DURATION,
+        )
+        self.upstream_connect = stats.latency_histogram(
+            "protoproxy_exchange_upstream_connect_seconds",
+            "Upstream connect (and TLS) time, on each connection's first exchange",
+            labels,
+            DURATION,
         )
         self.messages: Counter = stats.counter(
             "protoproxy_exchange_messages_total",
@@ -84,6 +130,26 @@ class ExchangeMetrics:
             ("listener", "protocol", "client_id"),
         )
         self._conns: dict[int, _ConnLabels] = {}
+
+    def _timings(self, labels: _OpLabels, ex: Exchange) -> None:
+        """The timing histograms through their methods (a first series, caps, no response)."""
+        op = labels.op
+        self.request_duration.observe(op, ex.request_duration)
+        self.proxy_time.observe(op, ex.proxy_time)
+        if ex.response_started:
+            self.upstream_service_time.observe(op, ex.upstream_service_time)  # type: ignore[arg-type]
+            self.response_duration.observe(op, ex.response_duration)  # type: ignore[arg-type]
+        got = tuple(
+            f.series.get(op)
+            for f in (
+                self.request_duration,
+                self.upstream_service_time,
+                self.response_duration,
+                self.proxy_time,
+            )
+        )
+        if None not in got:  # all four exist (not folded into `other`): inline from now on
+            labels.timings = got  # type: ignore[assignment]
 
     def _labels(self, conn: Connection) -> _ConnLabels:
         state = self._conns[conn.id] = _ConnLabels(conn.listener.name, conn.protocol)
@@ -123,7 +189,9 @@ class ExchangeMetrics:
                 counts[key] += 1
             except KeyError:
                 self.exchanges.inc(key)
-            duration = ex.finished - ex.started
+            started = ex.started
+            written = ex.request_written
+            duration = ex.finished - started
             s = labels.hist
             if s is None:
                 self.duration.observe(labels.op, duration)
@@ -133,6 +201,36 @@ class ExchangeMetrics:
                 s.buckets[bisect_left(bounds, duration)] += 1
                 s.sum += duration
                 s.count += 1
+            timings = labels.timings
+            resp = ex.response_started
+            if timings is None or not resp:
+                self._timings(labels, ex)
+            else:
+                # Same bounds as the duration's; inlined like it.
+                v = written - started if written > started else 0
+                s = timings[0]
+                s.buckets[bisect_left(bounds, v)] += 1
+                s.sum += v
+                s.count += 1
+                v = resp - written if resp > written else 0
+                s = timings[1]
+                s.buckets[bisect_left(bounds, v)] += 1
+                s.sum += v
+                s.count += 1
+                v = ex.finished - resp if ex.finished > resp else 0
+                s = timings[2]
+                s.buckets[bisect_left(bounds, v)] += 1
+                s.sum += v
+                s.count += 1
+                v = ex.proxy_time
+                s = timings[3]
+                s.buckets[bisect_left(bounds, v)] += 1
+                s.sum += v
+                s.count += 1
+            if ex.fault_delay:
+                self.fault_delay.observe(labels.op, ex.fault_delay)
+            if ex.upstream_connect is not None:
+                self.upstream_connect.observe(labels.op, ex.upstream_connect)
             attrs = ex.attrs
             if not attrs:
                 continue

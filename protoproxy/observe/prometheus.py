@@ -49,14 +49,15 @@ class StatsCollector(Collector):
             labelnames = list(fam.labelnames)
             if isinstance(fam, Histogram):
                 h = HistogramMetricFamily(fam.name, fam.help, labels=labelnames)
-                bounds = [_bound(b) for b in fam.bounds] + ["+Inf"]
+                scale = fam.scale  # ns histograms are exported in seconds
+                bounds = [_bound(b / scale if scale != 1 else b) for b in fam.bounds] + ["+Inf"]
                 for key, s in list(fam.series.items()):
                     acc = 0
                     buckets = []
                     for le, n in zip(bounds, s.buckets, strict=True):
                         acc += n
                         buckets.append((le, acc))
-                    h.add_metric(list(key), buckets, s.sum)
+                    h.add_metric(list(key), buckets, s.sum / scale if scale != 1 else s.sum)
                 yield h
                 continue
             values = fam.values

@@ -14,8 +14,11 @@ from dataclasses import dataclass, field
 
 OTHER = "other"
 
-# Seconds; covers sub-millisecond proxy hops to multi-second Kafka long polls.
+# Seconds; covers loopback proxy hops (tens of microseconds) to multi-second
+# Kafka long polls.
 LATENCY_BUCKETS: tuple[float, ...] = (
+    0.000025,
+    0.00005,
     0.0001,
     0.00025,
     0.0005,
@@ -34,6 +37,11 @@ LATENCY_BUCKETS: tuple[float, ...] = (
     10.0,
     30.0,
 )
+
+NS = 1_000_000_000
+#: The same bounds in nanoseconds, for histograms fed Exchange timings (ints,
+#: from the one nanosecond clock) without a conversion per observation.
+LATENCY_BUCKETS_NS: tuple[int, ...] = tuple(round(b * NS) for b in LATENCY_BUCKETS)
 
 
 class SeriesBudget:
@@ -109,7 +117,7 @@ class HistogramSeries:
 
     def __init__(self, n: int) -> None:
         self.buckets = [0] * (n + 1)  # last slot is +Inf
-        self.sum = 0.0
+        self.sum: float = 0  # an int while only ints are observed (ns timings)
         self.count = 0
 
 
@@ -122,6 +130,11 @@ class Histogram:
     series: dict[tuple[str, ...], HistogramSeries] = field(default_factory=dict)
     max_series: int = 10000
     budget: SeriesBudget = field(default=_UNLIMITED, repr=False)
+    #: observed values (and `bounds`) are in 1/scale of the exported unit:
+    #: NS for histograms of nanosecond timings exported in seconds
+    scale: int = 1
+    #: the family whose series cap this one follows ("" = its own name)
+    cap_of: str = ""
 
     def observe(self, key: tuple[str, ...], value: float) -> None:
         s = self.series.get(key)
@@ -170,10 +183,13 @@ class Stats:
         total = max_total if max_total is not None else 1 << 62
         self.budget.left = max(0, total - self.series_count())
         for fam in self.families.values():
-            fam.max_series = self.cap(fam.name)
+            fam.max_series = self.cap(fam.name, getattr(fam, "cap_of", ""))
 
-    def cap(self, name: str) -> int:
-        return self.caps.get(name, self.max_series)
+    def cap(self, name: str, cap_of: str = "") -> int:
+        """The family's own cap if configured, else that of `cap_of`, else the default."""
+        if name in self.caps or not cap_of:
+            return self.caps.get(name, self.max_series)
+        return self.caps.get(cap_of, self.max_series)
 
     def series_count(self) -> int:
         """Label sets held across all families (what bounds memory and /metrics)."""
@@ -206,14 +222,29 @@ class Stats:
         help: str,
         labelnames: tuple[str, ...],
         bounds: tuple[float, ...] = LATENCY_BUCKETS,
+        scale: int = 1,
+        cap_of: str = "",
     ) -> Histogram:
         fam = self.families.get(name)
         if fam is None:
             fam = self.families[name] = Histogram(
-                name, help, labelnames, bounds, max_series=self.cap(name), budget=self.budget
+                name,
+                help,
+                labelnames,
+                bounds,
+                max_series=self.cap(name, cap_of),
+                budget=self.budget,
+                scale=scale,
+                cap_of=cap_of,
             )
         assert isinstance(fam, Histogram)
         return fam
+
+    def latency_histogram(
+        self, name: str, help: str, labelnames: tuple[str, ...], cap_of: str = ""
+    ) -> Histogram:
+        """A histogram of Exchange timings: observed in ns (ints), exported in seconds."""
+        return self.histogram(name, help, labelnames, LATENCY_BUCKETS_NS, NS, cap_of)
 
     def __iter__(self) -> Iterator[Counter | Histogram]:
         return iter(self.families.values())
@@ -227,7 +258,7 @@ class Stats:
                     {
                         "labels": dict(zip(fam.labelnames, key, strict=True)),
                         "count": s.count,
-                        "sum": s.sum,
+                        "sum": s.sum / fam.scale if fam.scale != 1 else s.sum,
                     }
                     for key, s in fam.series.items()
                 ]

@@ -32,12 +32,12 @@ class GrpcCall:
     __slots__ = (
         "_budget",
         "_max_size",
+        "ex",
         "grpc_message",
         "http_status",
         "path",
         "readers",
         "request_headers",
-        "started",
         "status",
         "stream_id",
     )
@@ -49,13 +49,14 @@ class GrpcCall:
         stream_id: int,
         path: str,
         headers: Headers,
-        started: float,
+        started: int,
         max_message_size: int,
         budget: Budget | None = None,
     ) -> None:
         self.stream_id = stream_id
         self.path = path
-        self.started = started
+        #: stamped as the call's frames pass; completed by `exchange`
+        self.ex = Exchange(protocol="grpc", operation=path, key=stream_id, started=started)
         # Kept, not scanned: encoding and timeout are only needed for the Exchange.
         self.request_headers = headers
         self._max_size = max_message_size
@@ -107,7 +108,7 @@ class GrpcCall:
         if self.status is None:
             self.status = "UNAVAILABLE"
 
-    def exchange(self, finished: float, request_bytes: int, response_bytes: int) -> Exchange:
+    def exchange(self, request_bytes: int, response_bytes: int) -> Exchange:
         """The call's Exchange; the call is over, so partial messages are let go."""
         req, resp = self.readers
         if req is not None:
@@ -141,17 +142,12 @@ class GrpcCall:
         }
         if self.grpc_message is not None:
             attrs["grpc_message"] = self.grpc_message
-        return Exchange(
-            "grpc",
-            self.path,
-            self.started,
-            finished,
-            status,
-            request_bytes,
-            response_bytes,
-            self.stream_id,
-            attrs,
-        )
+        ex = self.ex
+        ex.status = status
+        ex.request_bytes = request_bytes
+        ex.response_bytes = response_bytes
+        ex.attrs = attrs
+        return ex
 
 
 # Paths and grpc-timeout values repeat call after call (one client's deadline

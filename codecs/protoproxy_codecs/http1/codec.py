@@ -11,7 +11,6 @@ wait in the direction's buffer (bounded) for the next feed.
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -28,6 +27,7 @@ from ..base import (
     Limits,
     Message,
     Sniff,
+    now_ns,
 )
 from . import replies
 from .grammar import CHUNK_LINE, HEAD_END, LAST_CHUNK, METHODS
@@ -76,6 +76,7 @@ class _Side:
 
     __slots__ = (
         "buf",
+        "buf_at",
         "chunk_left",
         "current",
         "line_end",
@@ -89,6 +90,7 @@ class _Side:
         #: An incomplete head, chunk line or trailer section, waiting for more.
         #: A bytearray so that a head arriving byte by byte costs O(n), not O(n²).
         self.buf = bytearray()
+        self.buf_at = 0  # when the first byte in `buf` was read
         #: How much of `buf` has been searched for what it waits for.
         self.scan = 0
         #: End of the chunk-size line in `buf` once found (-1 before).
@@ -111,7 +113,7 @@ class Http1Codec(BaseCodec):
     def __init__(
         self,
         limits: Limits | None = None,
-        clock: Clock = time.monotonic,
+        clock: Clock = now_ns,
         *,
         max_headers: int = 128,
         max_line: int = 64 * 1024,
@@ -136,6 +138,8 @@ class Http1Codec(BaseCodec):
         self._h2: Codec | None = None
         self._tunnel_key: int | None = None
         self._failed: DecodeError | None = None
+        #: when the first byte of the message being handled was read
+        self._first_at = 0
 
     # -- detection ----------------------------------------------------------
 
@@ -149,9 +153,10 @@ class Http1Codec(BaseCodec):
 
     # -- the codec interface ------------------------------------------------
 
-    def feed(self, direction: Direction, data: bytes) -> list[Message]:
+    def feed(self, direction: Direction, data: bytes, at: int = 0) -> list[Message]:
+        now = self._begin(direction, at)
         if self._h2 is not None:
-            out = self._h2.feed(direction, data)
+            out = self._h2.feed(direction, data, now)
         else:
             if self._failed is not None:
                 raise DecodeError("connection already failed", self._failed.reason)
@@ -182,7 +187,7 @@ class Http1Codec(BaseCodec):
         up = self._sides[UPSTREAM]
         seen: list[Message] = []
         if self._h2 is not None:
-            seen = self._h2.feed(UPSTREAM, early)
+            seen = self._h2.feed(UPSTREAM, early, self.read_at)
         elif up.state == TUNNEL:
             return  # they were tunnel bytes, as labelled
         else:
@@ -205,11 +210,20 @@ class Http1Codec(BaseCodec):
             return []
         if side.state == UNTIL_CLOSE:
             out: list[Message] = []
+            self._begin(direction, 0)  # the close is the body's last byte
             self._end_response(side, b"", out)
             return out
         if side.buf or side.state in (LENGTH, CHUNKED):
             raise DecodeError("connection closed inside a message", "truncated")
         return []
+
+    def written(self, at: int, sent: int = 0) -> list[Exchange]:
+        touched = super().written(at, sent)
+        if self._h2 is not None:
+            more = self._h2.written(at, sent)
+            if more:
+                touched = touched + more
+        return touched
 
     def take_exchanges(self) -> list[Exchange]:
         done = super().take_exchanges()
@@ -239,19 +253,24 @@ class Http1Codec(BaseCodec):
 
     def _parse(self, direction: Direction, data: bytes, out: list[Message]) -> None:
         side = self._sides[direction]
+        now = self.read_at
         if side.buf:
             side.buf += data
             if not self._ready(side):
                 return
+            self._first_at = side.buf_at  # the first message began in an earlier read
             buf = bytes(side.buf)
             side.buf = bytearray()
             side.scan = 0
             side.line_end = -1
         else:
             buf = data
+            self._first_at = self.first_read
         n = len(buf)
         pos = 0
         while pos < n:
+            if pos:
+                self._first_at = now
             state = side.state
             if state == HEAD:
                 end = self._head_end(buf, pos, n)
@@ -277,6 +296,7 @@ class Http1Codec(BaseCodec):
                 rec = side.current
                 assert rec is not None
                 out.append(Message(direction, "body", chunk, rec.seq))
+                self.touch(rec.ex, direction)
                 if direction == UPSTREAM:
                     rec.req_body += take
                     rec.req_bytes += take
@@ -293,6 +313,7 @@ class Http1Codec(BaseCodec):
                 chunk = buf if pos == 0 else buf[pos:]
                 rec = side.current
                 assert rec is not None
+                self.touch(rec.ex, direction)
                 rec.resp_body += n - pos
                 rec.resp_bytes += n - pos
                 out.append(Message(direction, "body", chunk, rec.seq))
@@ -311,10 +332,12 @@ class Http1Codec(BaseCodec):
                     )
                 rec = side.current
                 assert rec is not None
+                self.touch(rec.ex, direction)
                 out.append(Message(direction, "tunnel", chunk, rec.seq, {"early": True}))
                 pos = n
         if pos < n:
             side.buf = bytearray(memoryview(buf)[pos:])
+            side.buf_at = now if pos else self._first_at
 
     def _ready(self, side: _Side) -> bool:
         """Could the buffered bytes now complete what they wait for?
@@ -376,7 +399,8 @@ class Http1Codec(BaseCodec):
         method = head.method.decode("ascii")
         target = head.target.decode("ascii")
         host = head.host.decode("latin-1") if head.host is not None else None
-        rec = Pending(self._next_seq, method, target, host, head.upgrade, self.clock())
+        rec = Pending(self._next_seq, method, target, host, head.upgrade, self._first_at)
+        self.touch(rec.ex, UPSTREAM)
         self._next_seq += 1
         rec.req_bytes = len(block)
         self._pending.append(rec)
@@ -406,6 +430,9 @@ class Http1Codec(BaseCodec):
         if not self._pending:
             raise DecodeError("response without a request", "unsolicited_response")
         rec = self._pending[0]
+        if not rec.ex.response_started:
+            rec.ex.response_started = self._first_at
+        self.touch(rec.ex, DOWNSTREAM)
         status = head.status
         info: dict[str, Any] = {
             "status": status,
@@ -469,7 +496,6 @@ class Http1Codec(BaseCodec):
         if info is not None:
             out.append(Message(DOWNSTREAM, "head", block, rec.seq, info))
         rec.status = head.status
-        rec.finished = self.clock()
         rec.resp_done = True
         self._pending.popleft()
         protocol = "tunnel"
@@ -567,6 +593,7 @@ class Http1Codec(BaseCodec):
             return
         raw = buf if (mark == 0 and pos == len(buf)) else buf[mark:pos]
         out.append(Message(direction, "body", raw, rec.seq))
+        self.touch(rec.ex, direction)
         if direction == UPSTREAM:
             rec.req_body += payload
             rec.req_bytes += pos - mark
@@ -616,6 +643,7 @@ class Http1Codec(BaseCodec):
         rec.req_bytes += len(raw)
         info = {"trailers": trailers} if trailers else None
         out.append(Message(UPSTREAM, "end", raw, rec.seq, info))
+        self.touch(rec.ex, UPSTREAM)
         rec.req_done = True
         if rec.switches and not rec.resp_done:
             side.state = PAUSED
@@ -637,7 +665,7 @@ class Http1Codec(BaseCodec):
         rec.resp_bytes += len(raw)
         info = {"trailers": trailers} if trailers else None
         out.append(Message(DOWNSTREAM, "end", raw, rec.seq, info))
-        rec.finished = self.clock()
+        self.touch(rec.ex, DOWNSTREAM)
         rec.resp_done = True
         self._pending.popleft()
         side.state = HEAD

@@ -14,7 +14,7 @@ class Pending:
 
     __slots__ = (
         "connect",
-        "finished",
+        "ex",
         "h2c",
         "host",
         "method",
@@ -25,7 +25,6 @@ class Pending:
         "resp_bytes",
         "resp_done",
         "seq",
-        "started",
         "status",
         "target",
         "upgrade",
@@ -38,7 +37,7 @@ class Pending:
         target: str,
         host: str | None,
         upgrade: list[bytes],
-        started: float,
+        started: int,
     ) -> None:
         self.seq = seq
         self.method = method
@@ -46,8 +45,8 @@ class Pending:
         self.host = host
         self.upgrade = upgrade
         self.connect = method == "CONNECT"
-        self.started = started
-        self.finished = started
+        #: stamped as the request and response pass; completed by `exchange`
+        self.ex = Exchange(protocol="http", operation="", key=seq, started=started)
         self.status = 0
         self.req_body = 0
         self.req_bytes = 0
@@ -76,14 +75,10 @@ class Pending:
         }
         if extra:
             attrs.update(extra)
-        return Exchange(
-            protocol="http",
-            operation=f"{self.method} {path}",
-            started=self.started,
-            finished=self.finished,
-            status=status,
-            request_bytes=self.req_bytes,
-            response_bytes=self.resp_bytes,
-            key=self.seq,
-            attrs=attrs,
-        )
+        ex = self.ex
+        ex.operation = f"{self.method} {path}"
+        ex.status = status
+        ex.request_bytes = self.req_bytes
+        ex.response_bytes = self.resp_bytes
+        ex.attrs = attrs
+        return ex

@@ -12,18 +12,21 @@ Headers = Sequence[tuple[str, str]]
 class HttpCall:
     """Request head fields plus the final response status; same shape as GrpcCall."""
 
-    __slots__ = ("authority", "method", "path", "started", "status", "stream_id")
+    __slots__ = ("authority", "ex", "method", "path", "status", "stream_id")
 
     protocol = "http2"
 
     def __init__(
-        self, stream_id: int, method: str, path: str, authority: str, started: float
+        self, stream_id: int, method: str, path: str, authority: str, started: int
     ) -> None:
         self.stream_id = stream_id
         self.method = method
         self.path = path
         self.authority = authority
-        self.started = started
+        #: stamped as the call's frames pass; completed by `exchange`
+        self.ex = Exchange(
+            protocol="http2", operation=f"{method} {path}", key=stream_id, started=started
+        )
         self.status: str | None = None
 
     def on_response_headers(self, headers: Headers) -> None:
@@ -42,15 +45,10 @@ class HttpCall:
         if self.status is None:
             self.status = "aborted"
 
-    def exchange(self, finished: float, request_bytes: int, response_bytes: int) -> Exchange:
-        return Exchange(
-            protocol="http2",
-            operation=f"{self.method} {self.path}",
-            started=self.started,
-            finished=finished,
-            status=self.status or "none",
-            request_bytes=request_bytes,
-            response_bytes=response_bytes,
-            key=self.stream_id,
-            attrs={"authority": self.authority},
-        )
+    def exchange(self, request_bytes: int, response_bytes: int) -> Exchange:
+        ex = self.ex
+        ex.status = self.status or "none"
+        ex.request_bytes = request_bytes
+        ex.response_bytes = response_bytes
+        ex.attrs = {"authority": self.authority}
+        return ex

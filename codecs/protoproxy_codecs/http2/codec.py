@@ -14,7 +14,6 @@ connection the protocol's way.
 from __future__ import annotations
 
 import struct
-import time
 from collections import deque
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -29,6 +28,7 @@ from ..base import (
     Limits,
     Message,
     Sniff,
+    now_ns,
 )
 from ..grpc.call import GrpcCall, is_grpc
 from ..grpc.framing import Budget
@@ -78,11 +78,13 @@ class _Side:
 
     __slots__ = (
         "block",
+        "block_at",
         "block_end_stream",
         "block_promised",
         "block_stream",
         "block_type",
         "buf",
+        "buf_at",
         "hpack",
         "max_frame_size",
         "max_stream",
@@ -95,6 +97,7 @@ class _Side:
 
     def __init__(self, limits: Limits, preface: bool) -> None:
         self.buf = bytearray()
+        self.buf_at = 0  # when the first byte in `buf` was read
         self.need = 0
         self.preface_left = _PREFACE_LEN if preface else 0
         self.started = False  # the sender's first SETTINGS was seen
@@ -103,6 +106,7 @@ class _Side:
         #: Decoder for blocks this direction carries.
         self.hpack = HeaderDecoder(limits.max_header_list_size)
         self.block: bytearray | None = None
+        self.block_at = 0  # when the first byte of the block's HEADERS frame was read
         self.block_stream = 0
         self.block_type = 0
         self.block_end_stream = False
@@ -129,7 +133,7 @@ class Http2Codec(BaseCodec):
     def __init__(
         self,
         limits: Limits | None = None,
-        clock: Clock = time.monotonic,
+        clock: Clock = now_ns,
         *,
         upgraded: bool = False,
         upgrade_request: Sequence[tuple[str, str]] | None = None,
@@ -137,6 +141,8 @@ class Http2Codec(BaseCodec):
         enforce_flow_control: bool = True,
     ) -> None:
         super().__init__(limits, clock)
+        #: when the first byte of the frame being handled was read
+        self._first_at = 0
         lim = self.limits
         self._sides = (_Side(lim, preface=True), _Side(lim, preface=False))
         self._streams: dict[int, _Stream] = {}
@@ -167,7 +173,8 @@ class Http2Codec(BaseCodec):
 
     # -- framing ---------------------------------------------------------------
 
-    def feed(self, direction: Direction, data: bytes) -> list[Message]:
+    def feed(self, direction: Direction, data: bytes, at: int = 0) -> list[Message]:
+        self._begin(direction, at)
         if self._failed is not None:
             raise DecodeError("connection already failed", self._failed.reason)
         up, down = self._sides
@@ -186,14 +193,18 @@ class Http2Codec(BaseCodec):
         out: list[Message] = []
         if type(data) is not bytes:
             data = bytes(data)  # raw must be immutable bytes (and hashable views of it)
+        now = self.read_at
         if side.buf:
             side.buf += data
             if len(side.buf) < side.need:
                 return out
+            self._first_at = side.buf_at  # the first frame began in an earlier read
             data = bytes(side.buf)
             side.buf = bytearray()
         elif not data:
             return out
+        else:
+            self._first_at = self.first_read
         n = len(data)
         pos = 0
         if side.preface_left:
@@ -228,8 +239,14 @@ class Http2Codec(BaseCodec):
                 out.append(self._frame(direction, side, ftype, flags, sid, length, raw))
             limit = side.max_frame_size
             pos = end
+            self._first_at = now  # later frames began in this read
         if pos < n:
-            side.buf = bytearray(data[pos:]) if pos else bytearray(data)
+            if pos:
+                side.buf = bytearray(data[pos:])
+                side.buf_at = now
+            else:  # nothing completed: the buffered frame began when it began
+                side.buf_at = self._first_at
+                side.buf = bytearray(data)
             side.need = 9 + length if n - pos >= 9 else 9
         return out
 
@@ -352,10 +369,19 @@ class Http2Codec(BaseCodec):
             stream.request_bytes += end - start
         call = stream.call
         extra = None
-        if call is not None and call.protocol == "grpc" and end > start:
-            events = call.on_data(direction, memoryview(raw)[start:end])  # type: ignore[union-attr]
-            if events:
-                extra = {"grpc_messages": events}
+        if call is not None:
+            ex = call.ex
+            if ex.fed != self.feeds:  # BaseCodec.touch, inlined: most frames are DATA
+                ex.fed = self.feeds
+                self.touched.append(ex)
+                if direction:
+                    ex.finished = self.read_at
+                else:
+                    ex.request_written = ex.finished = self.read_at
+            if call.protocol == "grpc" and end > start:
+                events = call.on_data(direction, memoryview(raw)[start:end])  # type: ignore[union-attr]
+                if events:
+                    extra = {"grpc_messages": events}
         if end_stream:
             self._end_stream(direction, sid, stream)
         return extra
@@ -440,6 +466,7 @@ class Http2Codec(BaseCodec):
         if not flags & F.FLAG_END_HEADERS:
             return None
         side.block = None
+        self._first_at = side.block_at  # the block began with its HEADERS frame
         extra: dict[str, Any] = {"end_stream": side.block_end_stream}
         if side.block_promised:
             extra["promised_stream_id"] = side.block_promised
@@ -458,6 +485,7 @@ class Http2Codec(BaseCodec):
         self, side: _Side, ftype: int, sid: int, end_stream: bool, promised: int, fragment: bytes
     ) -> None:
         side.block = bytearray(fragment)
+        side.block_at = self._first_at
         side.block_type = ftype
         side.block_stream = sid
         side.block_end_stream = end_stream
@@ -483,7 +511,7 @@ class Http2Codec(BaseCodec):
             stream = self._transition(promised, None, Event.PUSH_PROMISE)
             side.max_stream = promised
             if stream is not None:
-                stream.call = self._new_call(promised, headers, self.clock())
+                stream.call = self._new_call(promised, headers, self._first_at)
             return headers
         if (
             direction is UPSTREAM
@@ -501,16 +529,30 @@ class Http2Codec(BaseCodec):
         else:
             stream = self._transition(sid, stream, event)
         if stream is not None:
+            call = stream.call
             if direction is UPSTREAM:
                 if is_new:
-                    stream.call = self._new_call(sid, headers, self.clock())
-            elif stream.call is not None:
-                stream.call.on_response_headers(headers)
+                    call = stream.call = self._new_call(sid, headers, self._first_at)
+            elif call is not None:
+                call.on_response_headers(headers)
+            if call is not None:
+                ex = call.ex
+                if ex.fed != self.feeds:  # BaseCodec.touch, inlined
+                    ex.fed = self.feeds
+                    self.touched.append(ex)
+                    if direction:
+                        ex.finished = self.read_at
+                        if not ex.response_started:
+                            ex.response_started = self._first_at
+                    else:
+                        ex.request_written = ex.finished = self.read_at
+                elif direction and not ex.response_started:
+                    ex.response_started = self._first_at
         if end_stream:
             self._end_stream(direction, sid, stream)
         return headers
 
-    def _new_call(self, sid: int, headers: Headers, now: float) -> HttpCall | GrpcCall:
+    def _new_call(self, sid: int, headers: Headers, now: int) -> HttpCall | GrpcCall:
         method = path = authority = ""
         content_type = None
         for name, value in headers:
@@ -547,6 +589,7 @@ class Http2Codec(BaseCodec):
             return
         if stream.call is not None:
             stream.call.on_rst(_U32.unpack_from(raw, 9)[0])
+            self.touch(stream.call.ex, self.fed_direction)
         self._transition(sid, stream, Event.RST)
 
     def _window_update(self, direction: Direction, sid: int, length: int, raw: bytes) -> None:
@@ -696,9 +739,7 @@ class Http2Codec(BaseCodec):
         call = stream.call
         assert call is not None
         stream.call = None
-        self.exchanges.append(
-            call.exchange(self.clock(), stream.request_bytes, stream.response_bytes)
-        )
+        self.exchanges.append(call.exchange(stream.request_bytes, stream.response_bytes))
 
     def stream_state(self, sid: int) -> State:
         """The stream's state; forgotten streams read CLOSED, unused ids IDLE."""
@@ -715,9 +756,12 @@ class Http2Codec(BaseCodec):
 
     def eof(self, direction: Direction) -> list[Message]:
         """A half-close ends HTTP/2: calls still open are reported as aborted."""
+        now = 0
         for sid, stream in list(self._streams.items()):
             if stream.call is not None:
+                now = now or self.clock()
                 stream.call.on_abort()
+                stream.call.ex.finished = now
                 self._finish(sid, stream)
         return []
 

@@ -33,7 +33,6 @@ mechanism's round trips are done or a real Kafka request shows up again
 from __future__ import annotations
 
 import struct
-import time
 from collections import Counter
 from typing import Any, ClassVar, NamedTuple
 
@@ -48,6 +47,7 @@ from ..base import (
     Limits,
     Message,
     Sniff,
+    now_ns,
 )
 from . import framing, groups, scanner, schema, summary
 from .framing import BodyError
@@ -88,8 +88,7 @@ class _Pending(NamedTuple):
     api_key: int
     api_version: int
     api: str
-    started: float
-    request_bytes: int
+    exchange: Exchange  # stamped as the request passes; completed by the response
     client_id: str | None
     known: bool
     attrs: dict[str, Any] | None  # per-API extras from the request (topics, records)
@@ -109,9 +108,13 @@ class KafkaCodec(BaseCodec):
 
     name: ClassVar[str] = "kafka"
 
-    def __init__(self, limits: Limits | None = None, clock: Clock = time.monotonic) -> None:
+    def __init__(self, limits: Limits | None = None, clock: Clock = now_ns) -> None:
         super().__init__(limits, clock)
         self._buf = (bytearray(), bytearray())
+        #: by Direction: when the first byte of the frame left in `_buf` was read
+        self._partial_at = [0, 0]
+        #: when the first byte of the frame being handled was read
+        self._first_at = 0
         self._pending: dict[int, _Pending] = {}
         # Counters the runtime exports; plain Counters, no labels per message.
         self.unknown: Counter[tuple[int, int]] = Counter()
@@ -147,21 +150,28 @@ class KafkaCodec(BaseCodec):
 
     # ------------------------------------------------------------------ framing
 
-    def feed(self, direction: Direction, data: bytes) -> list[Message]:
+    def feed(self, direction: Direction, data: bytes, at: int = 0) -> list[Message]:
+        now = self._begin(direction, at)
         buf = self._buf[direction]
         out: list[Message] = []
         if not buf and type(data) is bytes:
             # Common case: nothing buffered, so frames are sliced straight from
             # `data` (and a read holding exactly one frame is used as is).
+            self._first_at = now
             used = self._frames(direction, data, out)
             if used < len(data):
                 buf += memoryview(data)[used:]
+                self._partial_at[direction] = now
             return out
+        # The first frame completed here began in an earlier read.
+        self._first_at = self._partial_at[direction] if buf else now
         buf += data
         with memoryview(buf) as view:
             used = self._frames(direction, view, out)
         if used:
             del buf[:used]
+            if buf:
+                self._partial_at[direction] = now
         return out
 
     def _frames(self, direction: Direction, src: Any, out: list[Message]) -> int:
@@ -184,6 +194,7 @@ class KafkaCodec(BaseCodec):
             raw = src if pos == 0 and end == n and type(src) is bytes else bytes(src[pos:end])
             pos = end
             out.append(on_frame(raw))
+            self._first_at = self.read_at  # later frames began in this read
         return pos
 
     def eof(self, direction: Direction) -> list[Message]:
@@ -290,24 +301,25 @@ class KafkaCodec(BaseCodec):
         else:
             msg._decode = _LazyBody(self, raw, api_key, version, True, body_at, False)
         info["expects_response"] = expects
-        started = self.clock()
+        now = self.read_at
+        ex = Exchange(
+            protocol="kafka",
+            operation=f"{api} v{version}",
+            started=self._first_at,
+            finished=now,
+            request_written=now,
+            request_bytes=len(raw),
+            key=corr,
+            fed=self.feeds,
+        )
+        self.touched.append(ex)
         if not expects:
             ex_attrs = {"api": api, "version": version, "client_id": client_id}
             if attrs:
                 ex_attrs.update(attrs)
-            self.exchanges.append(
-                Exchange(
-                    "kafka",
-                    f"{api} v{version}",
-                    started,
-                    started,
-                    STATUS_OK,
-                    len(raw),
-                    0,
-                    corr,
-                    ex_attrs,
-                )
-            )
+            ex.status = STATUS_OK
+            ex.attrs = ex_attrs
+            self.exchanges.append(ex)
             return msg
         if corr in self._pending:
             raise DecodeError(
@@ -319,9 +331,7 @@ class KafkaCodec(BaseCodec):
                 f"more than {self.limits.max_pending} requests awaiting responses",
                 "too_many_pending",
             )
-        self._pending[corr] = _Pending(
-            api_key, version, api, started, len(raw), client_id, known, attrs
-        )
+        self._pending[corr] = _Pending(api_key, version, api, ex, client_id, known, attrs)
         return msg
 
     def _scan(
@@ -457,19 +467,15 @@ class KafkaCodec(BaseCodec):
                     msg._decode = None
                     msg._view = SecretView("response", api, end)
         info["status"] = status
-        self.exchanges.append(
-            Exchange(
-                "kafka",
-                f"{api} v{version}",
-                pending.started,
-                self.clock(),
-                status,
-                pending.request_bytes,
-                end,
-                corr,
-                attrs,
-            )
-        )
+        ex = pending.exchange
+        ex.status = status
+        ex.response_bytes = end
+        ex.attrs = attrs
+        ex.response_started = self._first_at
+        ex.finished = self.read_at
+        ex.fed = self.feeds
+        self.touched.append(ex)
+        self.exchanges.append(ex)
         return msg
 
     # ------------------------------------------------------------------ SASL tokens
@@ -482,25 +488,30 @@ class KafkaCodec(BaseCodec):
         }
         msg = Message(direction, "sasl_token", raw, None, info)
         msg._view = SecretView("sasl_token", "SaslToken", len(raw))
+        now = self.read_at
         if direction == UPSTREAM:
-            self.sasl.started.append(self.clock())
+            ex = Exchange(
+                protocol="kafka",
+                operation="SaslToken",
+                started=self._first_at,
+                finished=now,
+                request_written=now,
+                status=STATUS_OK,
+                attrs={"api": "SaslToken", "sasl_mechanism": self.sasl.mechanism},
+                fed=self.feeds,
+            )
+            self.touched.append(ex)
+            self.sasl.started.append(ex)
             if len(self.sasl.started) > self.limits.max_pending:
                 raise DecodeError("too many unanswered SASL tokens", "too_many_pending")
             return msg
-        started = self.sasl.answered()
-        self.exchanges.append(
-            Exchange(
-                "kafka",
-                "SaslToken",
-                started,
-                self.clock(),
-                STATUS_OK,
-                0,
-                len(raw),
-                None,
-                {"api": "SaslToken", "sasl_mechanism": self.sasl.mechanism},
-            )
-        )
+        ex = self.sasl.answered()
+        ex.response_bytes = len(raw)
+        ex.response_started = self._first_at
+        ex.finished = now
+        ex.fed = self.feeds
+        self.touched.append(ex)
+        self.exchanges.append(ex)
         return msg
 
     # ------------------------------------------------------------------ server side

@@ -15,8 +15,12 @@ and no mode switch happens.)
 from __future__ import annotations
 
 import struct
+from typing import TYPE_CHECKING
 
 from . import schema
+
+if TYPE_CHECKING:
+    from ..base import Exchange
 
 ROUNDS = {"PLAIN": 1, "SCRAM-SHA-256": 2, "SCRAM-SHA-512": 2, "OAUTHBEARER": 1}
 UNKNOWN_ROUNDS = -1
@@ -34,7 +38,8 @@ class SaslState:
         self.client_id: str | None = None  # of the SaslHandshake request
         # Token mode: None when off; else round trips still expected (-1: unknown).
         self.rounds: int | None = None
-        self.started: list[float] = []  # send times of unanswered client tokens
+        #: unanswered client tokens' exchanges (stamped, awaiting the server's token)
+        self.started: list[Exchange] = []
 
     @property
     def token_mode(self) -> bool:
@@ -68,8 +73,8 @@ class SaslState:
         self.started.clear()
         return True
 
-    def answered(self) -> float:
-        """A server token arrived: its client token's send time; may end token mode."""
+    def answered(self) -> Exchange:
+        """A server token arrived: its client token's exchange; may end token mode."""
         started = self.started.pop(0)
         if self.rounds is not None and self.rounds > 0:
             self.rounds -= 1

@@ -20,8 +20,8 @@ class Ticks:
     def __init__(self) -> None:
         self._n = itertools.count()
 
-    def __call__(self) -> float:
-        return float(next(self._n))
+    def __call__(self) -> int:
+        return next(self._n)
 
 
 def grpc_request(path: str = "/demo.Echo/Say", **extra: str) -> list[tuple[str, str]]:

@@ -16,10 +16,10 @@ class Ticker:
     """A deterministic clock: every reading is one tick later."""
 
     def __init__(self) -> None:
-        self.now = 0.0
+        self.now = 0
 
-    def __call__(self) -> float:
-        self.now += 1.0
+    def __call__(self) -> int:
+        self.now += 1
         return self.now
 
 

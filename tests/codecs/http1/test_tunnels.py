@@ -158,7 +158,7 @@ class RecordingH2(BaseCodec):
         self.closed: list[Direction] = []
         RecordingH2.built.append(self)
 
-    def feed(self, direction: Direction, data: bytes) -> list[Message]:
+    def feed(self, direction: Direction, data: bytes, at: int = 0) -> list[Message]:
         self.fed.append((direction, data))
         return [Message(direction, "h2", data)]
 

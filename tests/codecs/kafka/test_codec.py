@@ -17,11 +17,13 @@ from .strategies import all_versions, chunks, message_values
 
 
 class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
+    """Half a second (in ns, as the codec's clock) later at every reading."""
 
-    def __call__(self) -> float:
-        self.now += 0.5
+    def __init__(self) -> None:
+        self.now = 100 * 10**9
+
+    def __call__(self) -> int:
+        self.now += 5 * 10**8
         return self.now
 
 
@@ -67,7 +69,7 @@ def test_request_response_exchange() -> None:
     assert ex.attrs["errors"] == {"NOT_LEADER_OR_FOLLOWER": 1}
     assert ex.attrs["client_id"] == "app"
     assert (ex.request_bytes, ex.response_bytes) == (len(req), len(resp))
-    assert ex.duration == 0.5
+    assert ex.duration == 5 * 10**8  # one reading per feed: request, then response
     assert codec.take_exchanges() == []
 
 

@@ -47,7 +47,17 @@ def _call(path: str, status: str = "OK") -> Exchange:
         "request_message_bytes": 10,
         "response_message_bytes": 20,
     }
-    return Exchange("grpc", path, 1.0, 1.5, status, 15, 30, 1, attrs)
+    return Exchange(
+        protocol="grpc",
+        operation=path,
+        started=10**9,
+        finished=15 * 10**8,
+        status=status,
+        request_bytes=15,
+        response_bytes=30,
+        key=1,
+        attrs=attrs,
+    )
 
 
 def test_metrics_keep_inventory_entries_across_a_reset_correctly() -> None:

@@ -1,16 +1,16 @@
 """The access log's lines against its documented format (docs/access-log.md).
 
-The writer builds lines from cached, pre-encoded pieces and caches the text
-of the current second and (on a millisecond clock) of durations; these tests
-parse every line it writes and compare it with the exchange it came from, so
-a stale or wrongly shared cache entry shows up as a wrong field.
+The writer builds lines from cached, pre-encoded pieces, caches the text of
+the current second, and has a fast int format for the common timings; these
+tests parse every line it writes and compare it with the exchange it came
+from, so a stale or wrongly shared cache entry, or a timing on the wrong
+path, shows up as a wrong field.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import math
 import re
 import tempfile
 from collections.abc import Callable
@@ -26,9 +26,18 @@ from protoproxy.config import AccessLog as AccessLogConfig
 from protoproxy.observe.access_log import AccessLog
 from protoproxy_codecs.base import Exchange
 
+TIMINGS = (
+    "upstream_connect",
+    "request_duration",
+    "upstream_service_time",
+    "response_duration",
+    "proxy_time",
+    "fault_delay",
+)
 HEAD = (
     "start",
     "duration",
+    *TIMINGS,
     "conn",
     "listener",
     "downstream",
@@ -51,7 +60,9 @@ OPTIONAL = (
 )
 #: Protocols with a list of their own (HTTP has none); any other gets every field.
 KNOWN = ("kafka", "grpc", "http", "http2")
-START = re.compile(rb'^\{"start":\d+\.\d{6},"duration":')
+START = re.compile(rb'^\{"start":\d+\.\d{6},"duration":-?\d+\.\d{9},')
+MS = 1_000_000
+S = 1_000_000_000
 
 names = st.text(min_size=1, max_size=12)
 json_value = st.recursive(
@@ -68,17 +79,24 @@ def exchanges(draw: st.DrawFn, quantized: bool) -> Exchange:
     # an operation seen under another protocol must not reuse them).
     operation = draw(st.sampled_from(["Produce v9", "/pkg.S/M", 'GET /"q"']) | names)
     status = draw(st.sampled_from(["OK", "NONE", "200"]) | names)
-    # Starts spread over a few seconds, in any order (long calls end after
-    # short ones that began later); durations: zero, tiny, usual, long.
-    if quantized:  # uvloop's clock: whole milliseconds
-        ms = draw(st.integers(5_000_000, 5_004_000))
-        started = ms / 1000
-        finished = (ms + draw(st.integers(0, 3000))) / 1000
+    # Starts (int ns) spread over a few seconds, in any order (long calls end
+    # after short ones that began later); durations: zero, tiny, usual, long.
+    if quantized:  # stamps on whole milliseconds, as a coarse clock gives
+        started = draw(st.integers(5_000_000, 5_004_000)) * MS
+        finished = started + draw(st.integers(0, 3000)) * MS
     else:
-        started = draw(st.floats(5000.0, 5004.0))
+        started = draw(st.integers(5000 * S, 5004 * S))
         finished = started + draw(
-            st.sampled_from([0.0, 1.0, 2.5]) | st.floats(1e-9, 5.0) | st.floats(1e-4, 0.1)
+            st.sampled_from([0, S, 5 * S // 2, S - 1]) | st.integers(1, 5 * S) | st.integers(1, MS)
         )
+    # The inner stamps: usually ordered inside [started, finished], sometimes
+    # not (no response, a response before the request ended, a stamp missing).
+    inside = st.integers(started, finished)
+    written = draw(inside | st.just(0))
+    response = draw(inside | st.just(0))
+    proxy = draw(st.integers(0, finished - started) | st.integers(0, 2 * S))
+    delay = draw(st.just(0) | st.integers(0, finished - started))
+    connect = draw(st.none() | st.integers(0, 2 * S))
     attrs: dict[str, Any] = {}
     if protocol in ("grpc", "http2", "other") and draw(st.booleans()):
         attrs["request_messages"] = draw(st.integers(0, 2**31))
@@ -96,15 +114,19 @@ def exchanges(draw: st.DrawFn, quantized: bool) -> Exchange:
     if draw(st.booleans()):
         attrs["service"] = "not logged"
     return Exchange(
-        protocol,
-        operation,
-        started,
-        finished,
-        status,
-        draw(st.integers(0, 2**40)),
-        draw(st.integers(0, 2**40)),
-        None,
-        attrs,
+        protocol=protocol,
+        operation=operation,
+        started=started,
+        finished=finished,
+        status=status,
+        request_bytes=draw(st.integers(0, 2**40)),
+        response_bytes=draw(st.integers(0, 2**40)),
+        attrs=attrs,
+        request_written=written,
+        response_started=response,
+        proxy_time=proxy,
+        fault_delay=delay,
+        upstream_connect=connect,
     )
 
 
@@ -121,9 +143,8 @@ def _conn(loop: asyncio.AbstractEventLoop, conn_id: int) -> SimpleNamespace:
 def _write(
     new_loop: Callable[[], asyncio.AbstractEventLoop],
     batches: list[tuple[int, list[Exchange]]],
-) -> tuple[list[bytes], float, bool]:
-    """Log `batches` of (connection id, exchanges); the raw lines, the clock offset
-    and whether the log saw a millisecond clock."""
+) -> tuple[list[bytes], int]:
+    """Log `batches` of (connection id, exchanges); the raw lines and the clock offset (ns)."""
     loop = new_loop()
     try:
         with tempfile.TemporaryDirectory() as d:
@@ -131,15 +152,20 @@ def _write(
             log = AccessLog(AccessLogConfig(enabled=True, path=str(path)))
             for conn_id, batch in batches:
                 log.observe(_conn(loop, conn_id), batch)  # type: ignore[arg-type]
-            offset, quantized = log._clock_offset, log._quantized
+            offset = log._clock_offset
             log.close()
             raw = path.read_bytes() if path.exists() else b""
-            return raw.splitlines(), offset, quantized
+            return raw.splitlines(), offset
     finally:
         loop.close()
 
 
-def _check(raw: bytes, ex: Exchange, conn_id: int, offset: float) -> None:
+def _ns(value: float | None) -> int | None:
+    """A line's seconds back to ns (9 decimals are exact for these magnitudes)."""
+    return None if value is None else round(value * S)
+
+
+def _check(raw: bytes, ex: Exchange, conn_id: int, offset: int) -> None:
     assert START.match(raw), raw
     line = json.loads(raw)
     protocol = ex.protocol
@@ -151,9 +177,14 @@ def _check(raw: bytes, ex: Exchange, conn_id: int, offset: float) -> None:
     if ex.attrs.get("fault") is not None:
         optional.append("fault")
     assert list(line) == [*HEAD, *optional]
-    assert abs(line["start"] - (ex.started + offset)) <= 0.51e-6
+    # start, exactly: its text is the wall-clock µs, rounded half up from the ns
+    m = re.match(rb'\{"start":(\d+)\.(\d{6}),', raw)
+    assert m is not None
+    assert int(m[1]) * 1_000_000 + int(m[2]) == (ex.started + offset + 500) // 1000
     assert type(line["duration"]) is float
-    assert math.isclose(line["duration"], ex.finished - ex.started, rel_tol=1e-11)
+    assert _ns(line["duration"]) == ex.duration
+    for name in TIMINGS:
+        assert _ns(line[name]) == getattr(ex, name), name
     assert line["conn"] == conn_id
     assert line["listener"] == f"l\u00e9{conn_id}"
     assert line["downstream"] == f"127.0.0.1:{40000 + conn_id}"
@@ -173,7 +204,7 @@ def _check(raw: bytes, ex: Exchange, conn_id: int, offset: float) -> None:
 
 @given(st.lists(st.tuples(st.integers(1, 3), st.lists(exchanges(False), max_size=6)), max_size=8))
 def test_lines_carry_every_documented_field(batches) -> None:
-    lines, offset, _ = _write(asyncio.new_event_loop, batches)
+    lines, offset = _write(asyncio.new_event_loop, batches)
     flat = [(conn_id, ex) for conn_id, batch in batches for ex in batch]
     assert len(lines) == len(flat)
     for raw, (conn_id, ex) in zip(lines, flat, strict=True):
@@ -181,13 +212,11 @@ def test_lines_carry_every_documented_field(batches) -> None:
 
 
 @given(st.lists(st.tuples(st.integers(1, 3), st.lists(exchanges(True), max_size=6)), max_size=8))
-def test_lines_on_a_millisecond_clock(batches) -> None:
-    """uvloop's clock: durations repeat, and their text is cached."""
-    lines, offset, quantized = _write(uvloop.new_event_loop, batches)
+def test_lines_on_uvloop_with_whole_millisecond_stamps(batches) -> None:
+    """Under uvloop, and with stamps that repeat (whole milliseconds), lines are the same."""
+    lines, offset = _write(uvloop.new_event_loop, batches)
     flat = [(conn_id, ex) for conn_id, batch in batches for ex in batch]
     assert len(lines) == len(flat)
-    if flat:
-        assert quantized
     for raw, (conn_id, ex) in zip(lines, flat, strict=True):
         _check(raw, ex, conn_id, offset)
 
@@ -201,12 +230,19 @@ def test_start_rounding_into_the_next_second() -> None:
             path = Path(d) / "access.log"
             log = AccessLog(AccessLogConfig(enabled=True, path=str(path)))
             conn = _conn(loop, 1)
-            log.observe(conn, [Exchange("grpc", "/a/B", 5000.25, 5000.5)])  # type: ignore[arg-type]
+            first = Exchange(
+                protocol="grpc",
+                operation="/a/B",
+                started=5000 * S + S // 4,
+                finished=5000 * S + S // 2,
+            )
+            log.observe(conn, [first])  # type: ignore[arg-type]
             offset = log._clock_offset
-            whole = math.ceil(5001.0 + offset)
-            started = whole - offset - 0.3e-6
-            assert f"{started + offset:.6f}" == f"{whole}.000000"
-            edge = Exchange("grpc", "/a/B", started, started + 0.001)
+            whole = -(-(5001 * S + offset) // S)  # the next whole second, in seconds
+            started = whole * S - offset - 300  # 0.3 µs before it
+            edge = Exchange(
+                protocol="grpc", operation="/a/B", started=started, finished=started + MS
+            )
             log.observe(conn, [edge, edge])  # type: ignore[arg-type]
             log.close()
             lines = path.read_bytes().splitlines()

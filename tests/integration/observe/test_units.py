@@ -201,7 +201,16 @@ def test_access_log_sampling(tmp_path) -> None:
             down=SimpleNamespace(peername="127.0.0.1:1"),
             endpoint=SimpleNamespace(name="127.0.0.1:2"),
         )
-        ex = [Exchange("kafka", "Produce v9", 1.0, 2.0, "NONE") for _ in range(1000)]
+        ex = [
+            Exchange(
+                protocol="kafka",
+                operation="Produce v9",
+                started=10**9,
+                finished=2 * 10**9,
+                status="NONE",
+            )
+            for _ in range(1000)
+        ]
         log.observe(conn, ex)  # type: ignore[arg-type]
         log.close()
         return len(path.read_text().splitlines())
@@ -222,13 +231,24 @@ def test_access_log_to_stdout(capsys) -> None:
             endpoint=SimpleNamespace(name="127.0.0.1:2"),
         )
         attrs = {"client_id": 'we"ird', "topics": ["t1", "t2"], "record_count": 2}
-        log.observe(conn, [Exchange("kafka", "Produce v9", 1.0, 1.5, "NONE", 10, 5, 1, attrs)])  # type: ignore[arg-type]
+        ex = Exchange(
+            protocol="kafka",
+            operation="Produce v9",
+            started=10**9,
+            finished=15 * 10**8,
+            status="NONE",
+            request_bytes=10,
+            response_bytes=5,
+            key=1,
+            attrs=attrs,
+        )
+        log.observe(conn, [ex])  # type: ignore[arg-type]
         log.close()
 
     asyncio.run(run())
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 1
     line = json.loads(out[0])
-    # 1.5 - 1.0 from the Exchange built above: rendering, not a measured time
+    # 1.5 s - 1.0 s (in ns) from the Exchange built above: rendering, not a measured time
     assert line["duration"] == 0.5 and line["conn"] == 3 and line["upstream"] == "127.0.0.1:2"
     assert line["client_id"] == 'we"ird' and line["topics"] == ["t1", "t2"]
