@@ -21,6 +21,7 @@ from protoproxy.faults.model import FaultSpec
 from protoproxy_codecs.kafka.codec import STATUS_VERSION_NEGOTIATION
 from tests.integration.kafka import clients
 from tests.integration.kafka.rig import KafkaRig
+from tests.peers import wait_for
 from tests.tools import require_tool
 
 from .helpers import access_lines, get_json, scrape, select, total
@@ -231,6 +232,10 @@ def test_round_trip_counts_per_client_and_sizes_per_api(tmp_path: Path) -> None:
             rig.bootstrap, "sizes", "sizes-group", N, client_id="size-consumer"
         )
         assert sum(len(v) for v in consumed.values()) == N
+        # Both clients are closed, but a Fetch the broker was holding can still be
+        # answered: compare the metrics and the log once no connection is left, so
+        # no exchange can land between the scrape and the log's flush.
+        assert wait_for(lambda: not rig.app.proxy.connections, 30), rig.app.proxy.connections
         m = scrape(rig.app.admin.url)  # type: ignore[union-attr]
         rig.run(rig.app.components["observe"].access_log.flush)  # type: ignore[union-attr]
         lines = access_lines(log)
