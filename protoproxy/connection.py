@@ -238,8 +238,8 @@ class Connection:
         self.loop = asyncio.get_running_loop()
         self.started = self.loop.time()
         self.last_activity = self.started
-        self.down: Side | None = None
-        self.up: Side | None = None
+        self.client: Side | None = None
+        self.server: Side | None = None
         self.cluster: Cluster | None = None
         self.endpoint: Endpoint | None = None
         self.codec: Codec | None = None
@@ -270,7 +270,7 @@ class Connection:
 
     # -- setup ---------------------------------------------------------------
     def accepted(self, side: Side) -> None:
-        self.down = side
+        self.client = side
         self.outlets[DOWNSTREAM] = side
         self.proxy.connection_opened(self)
         lst = self.listener
@@ -303,7 +303,7 @@ class Connection:
             up.close()
             endpoint.active -= 1
             return
-        self.up, self.endpoint = up, endpoint
+        self.server, self.endpoint = up, endpoint
         self.upstream_connect = up.connect_time
         self.outlets[UPSTREAM] = up
         if self.codec is None and self.state == "sniff" and self.pending_size == 0:
@@ -354,7 +354,7 @@ class Connection:
         self.last_activity = self.loop.time()
         self.bytes[direction] += len(data)
         codec = self.codec
-        if codec is not None and self.up is not None:
+        if codec is not None and self.server is not None:
             if self.opaque:
                 self.outlets[direction].write(data)  # type: ignore[union-attr]
                 return
@@ -448,26 +448,26 @@ class Connection:
             self.pending_at = now_ns()
         self.pending.append(data)
         self.pending_size += len(data)
-        if self.pending_size > SNIFF_LIMIT and self.down is not None:
-            self.down.pause_reading()  # bounded until the upstream is ready
+        if self.pending_size > SNIFF_LIMIT and self.client is not None:
+            self.client.pause_reading()  # bounded until the upstream is ready
         if self.codec is None and self.state == "sniff":
             head = b"".join(self.pending)
             name, verdict = registry.sniff(head)
             if verdict is Sniff.NEED_MORE and len(head) < SNIFF_LIMIT:
                 return
             self._choose_codec(name if name not in (None, "tls") else "tcp")
-        if self.up is not None:
+        if self.server is not None:
             self.state = "open"
             self._flush_pending()
 
     def _flush_pending(self) -> None:
-        if not self.pending or self.up is None or self.codec is None:
+        if not self.pending or self.server is None or self.codec is None:
             return
         data = b"".join(self.pending)
         self.pending.clear()
         self.pending_size = 0
-        if self.down is not None:
-            self.down.resume_reading()
+        if self.client is not None:
+            self.client.resume_reading()
         self.state = "open"
         if self.opaque:
             self.outlets[UPSTREAM].write(data)  # type: ignore[union-attr]
@@ -496,13 +496,13 @@ class Connection:
             self._start_upstream()
             return
         server = self.listener.server_tls
-        assert server is not None and self.down is not None
+        assert server is not None and self.client is not None
         if self.listener.route(self) is None:
             self.fail("no_route", f"no route for SNI {self.sni!r} and no default upstream")
             return
         self.state = "tls"
-        self.down.tls = server.engine()
-        self.down.data_received(head)
+        self.client.tls = server.engine()
+        self.client.data_received(head)
 
     # -- half-close, backpressure, endings -------------------------------------
     def on_eof(self, direction: Direction) -> None:
@@ -515,7 +515,7 @@ class Connection:
         if direction is UPSTREAM:
             if self.codec is None:
                 self._choose_codec("tcp")  # EOF before enough bytes to sniff
-            if self.up is None:
+            if self.server is None:
                 self.early_eof = True  # passed on once the upstream is ready
                 return
             self._flush_pending()
@@ -552,7 +552,7 @@ class Connection:
 
     def backpressure(self, writer: Side, paused: bool) -> None:
         """`writer`'s buffer is full (or drained): stop (or resume) the other side's reads."""
-        reader = self.down if writer is self.up else self.up
+        reader = self.client if writer is self.server else self.server
         if reader is None:
             return
         if paused:
@@ -564,7 +564,7 @@ class Connection:
         if self.end_reason is not None:
             self._finish()
             return
-        which = "downstream" if side is self.down else "upstream"
+        which = "downstream" if side is self.client else "upstream"
         if exc is not None:
             self.fail(f"{which}_reset", f"{which} {side.peername} reset: {exc}")
             return
@@ -572,16 +572,16 @@ class Connection:
             self.outlet_drained()  # closes now, or once a fault stage lets go
         elif side.eof_seen:
             # A clean close after EOF: the other direction may still drain.
-            other = self.up if side is self.down else self.down
+            other = self.server if side is self.client else self.client
             if other is None or other.closed or other.eof_sent:
                 self.close("done")
         else:
             self.fail(f"{which}_closed", f"{which} {side.peername} closed without a FIN")
 
     def tls_failed(self, side: Side, exc: TlsError) -> None:
-        which = "downstream" if side is self.down else "upstream"
+        which = "downstream" if side is self.client else "upstream"
         self.proxy.metrics.tls_failures.inc((self.listener.name, which, exc.reason))
-        if which == "upstream" and self.up is None:
+        if which == "upstream" and self.server is None:
             return  # the connect loop reports it
         self.fail(f"tls_{exc.reason}", f"{which} TLS failed: {exc}")
 
@@ -592,8 +592,8 @@ class Connection:
             return  # already ending (e.g. EOF after the bad frame): count it once
         self.proxy.metrics.decode_errors.inc((self.listener.name, self.protocol, exc.reason))
         to_sender, to_peer = self.codec.error_reply(direction, exc)
-        sender = self.down if direction is UPSTREAM else self.up
-        peer = self.up if direction is UPSTREAM else self.down
+        sender = self.client if direction is UPSTREAM else self.server
+        peer = self.server if direction is UPSTREAM else self.client
         if to_sender and sender is not None:
             sender.write(to_sender)
         if to_peer and peer is not None:
@@ -608,7 +608,7 @@ class Connection:
             "conn %d listener=%s peer=%s upstream=%s ended: %s (%s)",
             self.id,
             self.listener.name,
-            self.down.peername if self.down else "-",
+            self.client.peername if self.client else "-",
             self.endpoint.name if self.endpoint else "-",
             reason,
             detail,
@@ -625,7 +625,7 @@ class Connection:
         self.state = "closed"
         if self._setup is not None and not self._setup.done():
             self._setup.cancel()
-        for side in (self.down, self.up):
+        for side in (self.client, self.server):
             if side is None:
                 continue
             if graceful:
@@ -638,7 +638,7 @@ class Connection:
         """Account for the connection once both sockets are really gone."""
         if self.state == "finished":
             return
-        for side in (self.down, self.up):
+        for side in (self.client, self.server):
             if side is not None and not side.closed:
                 return  # its connection_lost comes back here
         self.state = "finished"

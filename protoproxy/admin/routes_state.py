@@ -20,7 +20,7 @@ def connection_json(conn: Connection) -> dict[str, Any]:
     row = {
         "id": conn.id,
         "listener": conn.listener.name,
-        "downstream": conn.down.peername if conn.down is not None else None,
+        "downstream": conn.client.peername if conn.client is not None else None,
         "upstream": conn.cluster.name if conn.cluster is not None else None,
         "endpoint": conn.endpoint.name if conn.endpoint is not None else None,
         "protocol": conn.protocol,

@@ -4,7 +4,7 @@ Paths, methods, status codes and JSON shapes follow Toxiproxy 2.x: 201 for
 a created proxy, 204 for deletes and /reset, errors as
 ``{"error": ..., "status": ...}`` with 400/404/409 (the codes clients map to
 InvalidToxic, NotFound and ProxyExists). The work is done by
-`protoproxy.faults.proxies.ProxyDirectory` over the one fault engine.
+`protoproxy.faults.toxiproxy_listeners.ProxyDirectory` over the one fault engine.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from ..faults.proxies import TOXIPROXY_VERSION, ApiError, ProxyDirectory
+from ..faults.toxiproxy_listeners import TOXIPROXY_VERSION, ApiError, ProxyDirectory
 
 if TYPE_CHECKING:
     from ..app import App

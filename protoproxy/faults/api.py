@@ -20,8 +20,8 @@ if TYPE_CHECKING:
     from ..connection import Connection
     from ..listener import ListenerRuntime
     from .engine import ActiveFault, FaultEngine
-    from .proxies import ProxyDirectory
     from .stage import Stage
+    from .toxiproxy_listeners import ProxyDirectory
 
 
 class Faults:
@@ -99,14 +99,14 @@ class Faults:
     @staticmethod
     def stages(conn: Connection) -> list[Stage]:
         """The toxic stages linked into a connection."""
-        from .streams import ToxicManager
+        from .toxic_manager import ToxicManager
 
         return ToxicManager.stages(conn)
 
     # -- listeners (Toxiproxy "proxies") ------------------------------------------------
     @property
     def proxies(self) -> ProxyDirectory:
-        from .proxies import ProxyDirectory
+        from .toxiproxy_listeners import ProxyDirectory
 
         return ProxyDirectory(self.app.proxy, self.engine)
 

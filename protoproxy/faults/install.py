@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from . import marks
 from .engine import FaultEngine
 from .message_filter import install_message_faults
-from .streams import ToxicManager
+from .toxic_manager import ToxicManager
 
 if TYPE_CHECKING:
     from ..app import App

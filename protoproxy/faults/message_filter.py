@@ -6,7 +6,7 @@ nothing per message. Faults added later reach live connections through an
 engine hook. The filter does the generic work (match, decide, delay, drop,
 close, reset, truncate, corrupt) and leaves what needs protocol knowledge
 (Kafka error responses, gRPC statuses, HTTP/2 flow control and HPACK, HTTP/1
-pipelining) to a per-protocol handler from `message_kafka`, `message_grpc`
+pipelining) to a per-protocol handler from `message_kafka`, `message_http2`
 and `message_http`.
 """
 
@@ -309,13 +309,13 @@ class MessageFaults:
     """Puts a MessageFaultFilter on connections that enabled message faults may match."""
 
     def __init__(self, engine: FaultEngine, proxy: Proxy) -> None:
-        from . import message_grpc, message_http, message_kafka
+        from . import message_http, message_http2, message_kafka
 
         self.engine = engine
         self.proxy = proxy
         self.handlers: dict[str, type[Handler]] = {
             "kafka": message_kafka.KafkaHandler,
-            "http2": message_grpc.Http2Handler,
+            "http2": message_http2.Http2Handler,
             "http": message_http.Http1Handler,
             "tcp": Handler,
         }

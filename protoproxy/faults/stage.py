@@ -93,10 +93,10 @@ class Stage:
         return self.conn.end_reason is None
 
     def _source(self) -> Side | None:
-        return self.conn.down if self.direction is Direction.UPSTREAM else self.conn.up
+        return self.conn.client if self.direction is Direction.UPSTREAM else self.conn.server
 
     def _sink(self) -> Side | None:
-        return self.conn.up if self.direction is Direction.UPSTREAM else self.conn.down
+        return self.conn.server if self.direction is Direction.UPSTREAM else self.conn.client
 
     def _held_changed(self, held: int) -> None:
         """Backpressure on the source by what this stage holds."""

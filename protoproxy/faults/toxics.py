@@ -236,7 +236,7 @@ class ResetPeer(_Timed):
         if not self.alive:
             return
         linger = struct.pack("ii", 1, 0)
-        for side in (self.conn.down, self.conn.up):
+        for side in (self.conn.client, self.conn.server):
             sock = side.transport.get_extra_info("socket") if side and side.transport else None
             if sock is not None:
                 try:

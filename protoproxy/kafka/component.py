@@ -154,6 +154,6 @@ class KafkaComponent:
 
 def _host(conn: Connection) -> str:
     """The client's address as the proxy saw it (no port)."""
-    peer = conn.down.peername if conn.down is not None else "-"
+    peer = conn.client.peername if conn.client is not None else "-"
     host = peer.rsplit(":", 1)[0] if ":" in peer else peer
     return host.strip("[]")

@@ -153,7 +153,7 @@ class AccessLog:
 
     def _conn_lines(self, conn: Connection) -> _ConnLines:
         """The connection's part of every line, encoded once per connection."""
-        peer = conn.down.peername if conn.down is not None else "-"
+        peer = conn.client.peername if conn.client is not None else "-"
         upstream = conn.endpoint.name if conn.endpoint is not None else "-"
         state = _ConnLines(
             f',"conn":{conn.id},"listener":{_encode(conn.listener.name)},'

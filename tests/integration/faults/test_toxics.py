@@ -111,7 +111,7 @@ def test_bandwidth_backpressure_bounds_memory_and_loses_nothing():
         conn = proxy.run(lambda: next(iter(proxy.proxy.connections.values())))
         stages = proxy.run(lambda: faults(proxy).stages(conn))
         assert wait_for(lambda: proxy.run(lambda: stages[0].peak) > high, 30)
-        assert wait_for(lambda: proxy.run(lambda: conn.down.paused), 30)
+        assert wait_for(lambda: proxy.run(lambda: conn.client.paused), 30)
         peak = stages[0].peak
         read = proxy.run(lambda: conn.bytes[0])
         # Paused above the high-water mark: held bytes stay within one
@@ -247,7 +247,7 @@ def test_toxics_chain_and_come_off_live():
         remove(proxy, lat.name)
         remove(proxy, sl.name)
         conn = proxy.run(lambda: next(iter(proxy.proxy.connections.values())))
-        assert proxy.run(lambda: conn.outlets[1] is conn.down)  # unwrapped to the Side
+        assert proxy.run(lambda: conn.outlets[1] is conn.client)  # unwrapped to the Side
         assert rtt(sock) < 10
         sock.close()
 

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from protoproxy.faults.engine import FaultEngine
 from protoproxy.faults.model import FaultSpec
 from protoproxy.faults.stage import Stage
-from protoproxy.faults.streams import ToxicManager
+from protoproxy.faults.toxic_manager import ToxicManager
 from protoproxy.observe.stats import Stats
 
 HIGH, LOW = 3000, 500
@@ -72,9 +72,9 @@ class _Conn:
         self.protocol = "tcp"
         self.extra: dict[str, Any] = {}
         self.end_reason = None
-        self.down = _Socket()  # the client: the source of upstream bytes
-        self.up = _Socket()  # the server: where they go
-        self.outlets: list[Any] = [self.up, self.down]
+        self.client = _Socket()  # the client: the source of upstream bytes
+        self.server = _Socket()  # the server: where they go
+        self.outlets: list[Any] = [self.server, self.client]
         self.drained = 0
 
     def outlet_drained(self) -> None:
@@ -144,13 +144,13 @@ async def _play(ops: list[tuple[Any, ...]], seed: int) -> tuple[_Conn, bytes]:
     for op in ops:
         if op[0] == "when_sent":
             marks.append(len(sent))
-            conn.outlets[0].when_sent(lambda: conn.up.sent_marks.append(len(conn.up.data)))
+            conn.outlets[0].when_sent(lambda: conn.server.sent_marks.append(len(conn.server.data)))
         elif op[0] == "write":
             sent += op[1]
             conn.outlets[0].write(op[1])
             held = [getattr(s, "held", 0) for s in ToxicManager.stages(conn)]
             if any(h > HIGH for h in held):
-                assert conn.down.paused, held  # a stage over the mark stops the source
+                assert conn.client.paused, held  # a stage over the mark stops the source
         elif op[0] == "add":
             name = f"x{next(names)}"
             engine.add(
@@ -169,7 +169,7 @@ async def _play(ops: list[tuple[Any, ...]], seed: int) -> tuple[_Conn, bytes]:
             await asyncio.sleep(0)
     conn.outlets[0].write_eof()
     async with asyncio.timeout(10):
-        while not conn.up.eof or getattr(conn.outlets[0], "busy", False):
+        while not conn.server.eof or getattr(conn.outlets[0], "busy", False):
             await asyncio.sleep(0.001)
     conn.marks = marks  # type: ignore[attr-defined]
     return conn, bytes(sent)
@@ -178,17 +178,17 @@ async def _play(ops: list[tuple[Any, ...]], seed: int) -> tuple[_Conn, bytes]:
 @given(ops=_ops(), seed=st.integers(0, 2**16))
 def test_delaying_toxics_keep_every_byte_in_order_with_eof_last(ops, seed):
     conn, sent = asyncio.run(_play(ops, seed))
-    assert bytes(conn.up.data) == sent
-    assert conn.up.eof and conn.up.after_eof == 0
-    assert not conn.down.paused  # whatever was held has drained: reading again
+    assert bytes(conn.server.data) == sent
+    assert conn.server.eof and conn.server.after_eof == 0
+    assert not conn.client.paused  # whatever was held has drained: reading again
     chain = conn.outlets[0]
     while isinstance(chain, Stage):
         chain = chain.next
-    assert chain is conn.up
+    assert chain is conn.server
     # each callback once, in order, after the bytes written before it
-    assert len(conn.up.sent_marks) == len(conn.marks)
-    assert all(got >= want for got, want in zip(conn.up.sent_marks, conn.marks, strict=True))
-    assert conn.up.sent_marks == sorted(conn.up.sent_marks)
+    assert len(conn.server.sent_marks) == len(conn.marks)
+    assert all(got >= want for got, want in zip(conn.server.sent_marks, conn.marks, strict=True))
+    assert conn.server.sent_marks == sorted(conn.server.sent_marks)
 
 
 def test_toxics_that_drop_bytes_drop_the_callbacks_behind_them():

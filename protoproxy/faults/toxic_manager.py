@@ -57,7 +57,7 @@ class ToxicManager:
         if fault is not None and fault.spec.toxic is None and what in ("added", "removed"):
             return  # a message fault: nothing to do on streams
         for conn in list(self.proxy.connections.values()):
-            if conn.up is not None and conn.end_reason is None:
+            if conn.server is not None and conn.end_reason is None:
                 self.reconcile(conn)
 
     # -- the one place stages are linked and unlinked --------------------------
