@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import random
 import re
-from typing import Any
+from typing import Any, Literal
 
 from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM, Direction
 from protoproxy_codecs.grpc.status import STATUS_CODES
@@ -25,47 +25,61 @@ from protoproxy_codecs.kafka import schema
 
 from ..units import parse_duration, parse_size
 
-TOXIC_TYPES = (
-    "latency",
-    "bandwidth",
-    "slow_close",
-    "timeout",
-    "reset_peer",
-    "slicer",
-    "limit_data",
-)
+#: Toxiproxy's toxic types (spelled out for pydantic; a test holds it equal to the
+#: table's keys) and their attributes with the defaults Toxiproxy reports back.
+ToxicType = Literal[
+    "latency", "bandwidth", "slow_close", "timeout", "reset_peer", "slicer", "limit_data"
+]
+TOXIC_ATTRIBUTES: dict[str, dict[str, int]] = {
+    "latency": {"latency": 0, "jitter": 0},
+    "bandwidth": {"rate": 0},
+    "slow_close": {"delay": 0},
+    "timeout": {"timeout": 0},
+    "reset_peer": {"timeout": 0},
+    "slicer": {"average_size": 0, "size_variation": 0, "delay": 0},
+    "limit_data": {"bytes": 0},
+}
 
-#: Match keys understood for each protocol (plus the generic ones).
-GENERIC_MATCH = {"listener", "protocol", "direction"}
-PROTOCOL_MATCH: dict[str, set[str]] = {
-    "kafka": {"api", "version", "topic", "partition", "client_id"},
-    "grpc": {"service", "method", "message_index"},
-    "http": {"method", "path_prefix", "header", "host"},
-    "http2": {"frame_type", "path_prefix", "method", "header"},
-    "tcp": set(),
+#: Match keys every protocol understands.
+GENERIC_MATCH: frozenset[str] = frozenset({"listener", "protocol", "direction"})
+#: Match keys per `match.protocol` value, besides the generic ones.
+MATCH_KEYS: dict[str, frozenset[str]] = {
+    "kafka": frozenset({"api", "version", "topic", "partition", "client_id"}),
+    "grpc": frozenset({"service", "method", "message_index"}),
+    "http": frozenset({"method", "path_prefix", "header", "host"}),
+    "http2": frozenset({"frame_type", "path_prefix", "method", "header"}),
+    "tcp": frozenset(),
 }
-ACTIONS = {
-    "delay",
-    "abort",
-    "drop",
-    "close",
-    "reset",
-    "corrupt",
-    "truncate",
-    "duplicate",
-    "rst_stream",
-    "goaway",
-    "withhold_window_updates",
-    "delay_settings_ack",
-    "delay_ping",
+#: the codec a connection of each `match.protocol` runs (gRPC rides on HTTP/2)
+CONN_PROTOCOL = {"kafka": "kafka", "grpc": "http2", "http2": "http2", "http": "http", "tcp": "tcp"}
+#: Match keys a connection's handler compiles, per codec: those of every
+#: `match.protocol` that runs on it (an HTTP/2 connection carries gRPC calls too).
+CODEC_MATCH_KEYS: dict[str, frozenset[str]] = {
+    codec: frozenset().union(*(MATCH_KEYS[p] for p, c in CONN_PROTOCOL.items() if c == codec))
+    for codec in dict.fromkeys(CONN_PROTOCOL.values())
 }
+#: every action kind a message fault may name
+ACTIONS = frozenset(
+    {
+        "delay",
+        "abort",
+        "drop",
+        "close",
+        "reset",
+        "corrupt",
+        "truncate",
+        "duplicate",
+        "rst_stream",
+        "goaway",
+        "withhold_window_updates",
+        "delay_settings_ack",
+        "delay_ping",
+    }
+)
 #: actions that act on connection-level HTTP/2 frames, in both directions by default
 FRAME_ACTIONS = frozenset({"withhold_window_updates", "delay_settings_ack", "delay_ping"})
 DELAYS = frozenset({"delay", "delay_settings_ack", "delay_ping"})
 FRAME_TYPES = frozenset(FRAME_KINDS)
-
-#: the codec a connection of each `match.protocol` runs (gRPC rides on HTTP/2)
-CONN_PROTOCOL = {"kafka": "kafka", "grpc": "http2", "http2": "http2", "http": "http", "tcp": "tcp"}
 #: what a bare `abort` value is, per protocol; protocols in one group read it alike
 ABORT_MEANING = {
     "kafka": "a Kafka error",
@@ -222,7 +236,7 @@ def implied_protocol(match: dict[str, Any]) -> str | None:
     keys = set(match) - GENERIC_MATCH
     if not keys:
         return None
-    fits = [p for p, allowed in PROTOCOL_MATCH.items() if keys <= allowed]
+    fits = [p for p, allowed in MATCH_KEYS.items() if keys <= allowed]
     if len(fits) == 1:
         return fits[0]
     if set(fits) == {"grpc", "http2"}:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import marks
-from .actions import listener_problem
+from .actions import CONN_PROTOCOL, listener_problem
 from .model import FaultSpec
 
 if TYPE_CHECKING:
@@ -138,11 +138,7 @@ class FaultEngine:
             m = spec.match
             if "listener" in m and m["listener"] != listener:
                 continue
-            if (
-                "protocol" in m
-                and m["protocol"] != protocol
-                and not (m["protocol"] == "grpc" and protocol == "http2")
-            ):
+            if "protocol" in m and CONN_PROTOCOL.get(m["protocol"]) != protocol:
                 continue
             if spec.protocols is not None and protocol not in spec.protocols:
                 continue

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM, Direction, Message
 
+from . import message_http, message_http2, message_kafka
 from .actions import DIRECTIONS, FRAME_ACTIONS, Action
+from .handler import Handler, Matcher, flip_bits
 from .stage import TimedStage
 
 if TYPE_CHECKING:
@@ -31,8 +32,6 @@ log = logging.getLogger("protoproxy.faults")
 
 #: `conn.extra` key of the connection's MessageFaultFilter
 FILTER = "_message_faults"
-
-Matcher = Callable[[Message], bool]
 
 
 # -- actions ----------------------------------------------------------------------------
@@ -107,61 +106,6 @@ class Gate(TimedStage):
 
     def detach(self) -> None:  # never unlinked while the connection lives
         self.cancel()
-
-
-# -- protocol handlers' base ------------------------------------------------------------
-
-
-class Handler:
-    """What a protocol adds to the generic filter. This base is raw TCP."""
-
-    protocol = "tcp"
-    #: match keys this handler understands besides the generic ones
-    keys: frozenset[str] = frozenset()
-    #: set (to the fault's name) when a fault has stalled the whole connection
-    stalled: str | None = None
-
-    def __init__(self, filt: MessageFaultFilter) -> None:
-        self.filt = filt
-        self.conn = filt.conn
-
-    def compile(self, fault: ActiveFault, action: Action) -> Matcher | None:
-        """A predicate for the fault's protocol keys; None when it can never match here."""
-        if set(fault.spec.match) - {"listener", "protocol", "direction"} - self.keys:
-            return None
-        return _always
-
-    def forward(self, direction: Direction, msg: Message, out: list[Message]) -> None:
-        """Pass a message on (handlers track state and rewrite here)."""
-        out.append(msg)
-
-    def drop(self, direction: Direction, msg: Message, out: list[Message], name: str) -> None:
-        """Never deliver `msg` (protocols with flow control credit the sender);
-        `name` is the fault's, for marks."""
-
-    def stalled_message(self, direction: Direction, msg: Message, out: list[Message]) -> None:
-        """A message while `stalled` (Kafka after a drop); faults no longer apply."""
-
-    def payload_span(self, msg: Message) -> tuple[int, int] | None:
-        """Where `corrupt` may flip bytes and framing survives; None: not here."""
-        return (0, len(msg.raw)) if msg.raw else None
-
-    def act(
-        self, fault: ActiveFault, action: Action, direction: Direction, msg: Message, out: list
-    ) -> bool:
-        """Protocol actions (abort, duplicate, rst_stream...); False if not supported."""
-        return False
-
-    def closed(self) -> None:
-        """The connection is gone."""
-
-
-def _always(msg: Message) -> bool:
-    return True
-
-
-def _never(msg: Message) -> bool:
-    return False
 
 
 # -- the filter ---------------------------------------------------------------------------
@@ -268,25 +212,12 @@ class MessageFaultFilter:
                 if not handler.act(fault, action, direction, msg, out):
                     handler.forward(direction, msg, out)
                 return
-            raw = bytearray(msg.raw)
-            flips = int(action.params.get("bytes", action.params.get("value", 1)))
-            for _ in range(max(1, flips)):
-                at = self.rng.randrange(span[0], span[1])
-                raw[at] ^= 1 << self.rng.randrange(8)
+            raw = flip_bits(msg.raw, span, action, self.rng)
             handler.forward(
-                direction, Message(msg.direction, msg.kind, bytes(raw), msg.key, msg.info), out
+                direction, Message(msg.direction, msg.kind, raw, msg.key, msg.info), out
             )
         elif not handler.act(fault, action, direction, msg, out):
             handler.forward(direction, msg, out)  # not applicable here: pass through
-
-    def flip(self, data: bytes, span: tuple[int, int], action: Action) -> bytes:
-        """`data` with bits flipped at random places inside `span`."""
-        raw = bytearray(data)
-        flips = int(action.params.get("bytes", action.params.get("value", 1)))
-        for _ in range(max(1, flips)):
-            at = self.rng.randrange(span[0], span[1])
-            raw[at] ^= 1 << self.rng.randrange(8)
-        return bytes(raw)
 
     def end(self, how: str, fault: ActiveFault) -> None:
         conn = self.conn
@@ -309,8 +240,6 @@ class MessageFaults:
     """Puts a MessageFaultFilter on connections that enabled message faults may match."""
 
     def __init__(self, engine: FaultEngine, proxy: Proxy) -> None:
-        from . import message_http, message_http2, message_kafka
-
         self.engine = engine
         self.proxy = proxy
         self.handlers: dict[str, type[Handler]] = {

@@ -11,14 +11,16 @@ client's timeout fires.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM, Direction, Message
 
-from .message_filter import Action, Handler, Matcher
+from .actions import CODEC_MATCH_KEYS, Action
+from .handler import Handler, Matcher, flip_bits
 
 if TYPE_CHECKING:
     from .engine import ActiveFault
+    from .message_filter import MessageFaultFilter
 
 _REASONS = {
     400: "Bad Request",
@@ -50,9 +52,9 @@ def status_response(status: int, body: str, seq: int = 0) -> Message:
 
 class Http1Handler(Handler):
     protocol = "http"
-    keys = frozenset({"method", "path_prefix", "header", "host"})
+    keys = CODEC_MATCH_KEYS["http"]
 
-    def __init__(self, filt: Any) -> None:
+    def __init__(self, filt: MessageFaultFilter) -> None:
         super().__init__(filt)
         #: seq of the last request whose response has ended (-1: none yet)
         self.done_seq: int | None = None
@@ -105,7 +107,7 @@ class Http1Handler(Handler):
         if kind == "body" and self.corrupt:
             action = self.corrupt.get((direction, msg.key))
             if action is not None and msg.raw and not self.chunked[direction]:
-                raw = self.filt.flip(msg.raw, (0, len(msg.raw)), action)
+                raw = flip_bits(msg.raw, (0, len(msg.raw)), action, self.filt.rng)
                 msg = Message(msg.direction, kind, raw, msg.key, msg.info)
         elif kind == "end" and self.corrupt:
             self.corrupt.pop((direction, msg.key), None)

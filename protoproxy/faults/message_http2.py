@@ -27,13 +27,14 @@ from protoproxy_codecs.grpc.status import status_name
 from protoproxy_codecs.http2.frames import ErrorCode, build_goaway
 from protoproxy_codecs.http2.message import FrameMessage
 
-from .actions import FRAME_TYPES, grpc_status, h2_error, http_status
-from .message_filter import Action, Handler, Matcher
+from .actions import CODEC_MATCH_KEYS, FRAME_TYPES, Action, grpc_status, h2_error, http_status
+from .handler import Handler, Matcher
 
 if TYPE_CHECKING:
     from protoproxy_codecs.http2 import Http2Codec
 
     from .engine import ActiveFault
+    from .message_filter import MessageFaultFilter
 
 #: streams remembered per connection (paths, dead streams); oldest forgotten first
 MAX_STREAMS = 4096
@@ -78,9 +79,9 @@ class _Stream:
 
 class Http2Handler(Handler):
     protocol = "http2"
-    keys = frozenset({"service", "method", "message_index", "frame_type", "path_prefix", "header"})
+    keys = CODEC_MATCH_KEYS["http2"]
 
-    def __init__(self, filt: Any) -> None:
+    def __init__(self, filt: MessageFaultFilter) -> None:
         super().__init__(filt)
         codec: Http2Codec = self.conn.codec  # type: ignore[assignment]
         self.codec = codec

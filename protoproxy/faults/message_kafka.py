@@ -30,11 +30,12 @@ from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM, Direction, Message
 from protoproxy_codecs.kafka import schema
 
 from . import marks
-from .actions import error_code
-from .message_filter import Action, Handler, Matcher, _always
+from .actions import CODEC_MATCH_KEYS, Action, error_code
+from .handler import Handler, Matcher, always
 
 if TYPE_CHECKING:
     from .engine import ActiveFault
+    from .message_filter import MessageFaultFilter
 
 PRODUCE, FETCH, LIST_OFFSETS, METADATA = 0, 1, 2, 3
 OFFSET_COMMIT, OFFSET_FETCH, FIND_COORDINATOR = 8, 9, 10
@@ -188,7 +189,7 @@ def compile_match(match: dict[str, Any]) -> Matcher:
     partitions = {int(p) for p in _as_set(match["partition"])} if "partition" in match else None
     client_ids = _as_set(match["client_id"]) if "client_id" in match else None
     if not (apis or versions or topics or partitions or client_ids):
-        return _always
+        return always
 
     def matches(msg: Message) -> bool:
         info = msg.info
@@ -237,9 +238,9 @@ class _Owed:
 
 class KafkaHandler(Handler):
     protocol = "kafka"
-    keys = frozenset({"api", "version", "topic", "partition", "client_id"})
+    keys = CODEC_MATCH_KEYS["kafka"]
 
-    def __init__(self, filt: Any) -> None:
+    def __init__(self, filt: MessageFaultFilter) -> None:
         super().__init__(filt)
         self.owed: deque[_Owed] = deque()
         self.by_corr: dict[int, _Owed] = {}
@@ -249,7 +250,7 @@ class KafkaHandler(Handler):
         if super().compile(fault, action) is None:
             return None
         matcher = compile_match(fault.spec.match)
-        if matcher is _always:
+        if matcher is always:
             return matcher
         by_corr = self.by_corr
 

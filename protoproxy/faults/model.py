@@ -19,17 +19,17 @@ from pydantic import (
 )
 
 from ..units import Duration
-from .actions import ACTIONS, GENERIC_MATCH, PROTOCOL_MATCH, TOXIC_TYPES, check_action, check_match
+from .actions import (
+    ACTIONS,
+    GENERIC_MATCH,
+    MATCH_KEYS,
+    TOXIC_ATTRIBUTES,
+    ToxicType,
+    check_action,
+    check_match,
+)
 
-__all__ = [
-    "ACTIONS",
-    "GENERIC_MATCH",
-    "PROTOCOL_MATCH",
-    "TOXIC_TYPES",
-    "FaultSpec",
-    "Schedule",
-    "Toxic",
-]
+__all__ = ["FaultSpec", "Schedule", "Toxic"]
 
 
 class _Model(BaseModel):
@@ -63,24 +63,14 @@ class Schedule(_Model):
 class Toxic(_Model):
     """A Toxiproxy stream toxic: same names, attributes and semantics."""
 
-    type: Literal[
-        "latency", "bandwidth", "slow_close", "timeout", "reset_peer", "slicer", "limit_data"
-    ]
+    type: ToxicType
     stream: Literal["upstream", "downstream"] = "downstream"
     toxicity: float = Field(default=1.0, ge=0.0, le=1.0)
     attributes: dict[str, float | int] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _attrs(self) -> Toxic:
-        allowed = {
-            "latency": {"latency", "jitter"},
-            "bandwidth": {"rate"},
-            "slow_close": {"delay"},
-            "timeout": {"timeout"},
-            "reset_peer": {"timeout"},
-            "slicer": {"average_size", "size_variation", "delay"},
-            "limit_data": {"bytes"},
-        }[self.type]
+        allowed = set(TOXIC_ATTRIBUTES[self.type])
         unknown = set(self.attributes) - allowed
         if unknown:
             raise ValueError(
@@ -115,12 +105,12 @@ class FaultSpec(_Model):
     @classmethod
     def _match(cls, match: dict[str, Any]) -> dict[str, Any]:
         proto = match.get("protocol")
-        if proto is not None and proto not in PROTOCOL_MATCH:
+        if proto is not None and proto not in MATCH_KEYS:
             raise ValueError(
-                f"match.protocol {proto!r} is not one of {', '.join(sorted(PROTOCOL_MATCH))}"
+                f"match.protocol {proto!r} is not one of {', '.join(sorted(MATCH_KEYS))}"
             )
         allowed = GENERIC_MATCH | (
-            PROTOCOL_MATCH[proto] if proto else set().union(*PROTOCOL_MATCH.values())
+            MATCH_KEYS[proto] if proto else frozenset().union(*MATCH_KEYS.values())
         )
         unknown = set(match) - allowed
         if unknown:

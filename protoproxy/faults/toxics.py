@@ -27,17 +27,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("protoproxy.faults")
 
-#: attribute defaults per toxic type (Toxiproxy reports them all back)
-DEFAULTS: dict[str, dict[str, int]] = {
-    "latency": {"latency": 0, "jitter": 0},
-    "bandwidth": {"rate": 0},
-    "slow_close": {"delay": 0},
-    "timeout": {"timeout": 0},
-    "reset_peer": {"timeout": 0},
-    "slicer": {"average_size": 0, "size_variation": 0, "delay": 0},
-    "limit_data": {"bytes": 0},
-}
-
 
 class Latency(TimedStage):
     """Each chunk is released `latency ± jitter` ms after it arrived.

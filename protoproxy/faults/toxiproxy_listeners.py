@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any, get_args
 from ..config import Address, Listener, Protocol, Upstream
 from ..listener import ListenerRuntime
 from ..runtime_listeners import ListenerApiError, ListenerDirectory
+from .actions import TOXIC_ATTRIBUTES
 from .model import FaultSpec, Toxic
-from .toxics import DEFAULTS
 
 if TYPE_CHECKING:
     from ..proxy import Proxy
@@ -220,7 +220,7 @@ class ProxyDirectory:
     def toxic_json(self, proxy_name: str, fault: ActiveFault) -> dict[str, Any]:
         toxic = fault.spec.toxic
         assert toxic is not None
-        attributes: dict[str, Any] = dict(DEFAULTS[toxic.type])
+        attributes: dict[str, Any] = dict(TOXIC_ATTRIBUTES[toxic.type])
         attributes.update(toxic.attributes)
         return {
             "name": self.display_name(proxy_name, fault),
@@ -236,7 +236,7 @@ class ProxyDirectory:
         stream = body.get("stream") or "downstream"
         if stream not in ("upstream", "downstream"):
             raise ApiError("stream was invalid, can be either upstream or downstream", 400)
-        if kind not in DEFAULTS:
+        if kind not in TOXIC_ATTRIBUTES:
             raise ApiError("invalid toxic type", 400)
         toxic_name = body.get("name") or f"{kind}_{stream}"
         if any(self.display_name(proxy_name, f) == toxic_name for f in self.toxics(proxy_name)):
