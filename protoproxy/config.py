@@ -23,24 +23,12 @@ from pydantic import (
 )
 from pydantic_core import core_schema
 
+from .config_errors import ConfigError, problems_of
 from .faults.actions import listener_problem
 from .faults.model import FaultSpec
 from .units import Duration, Size
 
 Protocol = Literal["auto", "tcp", "http", "http2", "grpc", "kafka"]
-
-
-class ConfigError(Exception):
-    """A config that cannot be used; `problems` are ``(path, message)`` pairs."""
-
-    def __init__(self, problems: list[tuple[str, str]], source: str = "") -> None:
-        self.problems = problems
-        self.source = source
-        lines = [f"{path}: {msg}" if path else msg for path, msg in problems]
-        head = f"{source}: " if source else ""
-        super().__init__(
-            head + ("; ".join(lines) if len(lines) == 1 else "\n  " + "\n  ".join(lines))
-        )
 
 
 def parse_hostport(value: str, *, allow_port_zero: bool = True) -> tuple[str, int]:
@@ -389,30 +377,6 @@ def _cross_check(cfg: Config) -> list[tuple[str, str]]:
     return problems
 
 
-def _loc(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif str(part).startswith(("function-", "function_")):
-            continue  # pydantic's name for a BeforeValidator wrapper
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
-def _message(err: dict[str, Any]) -> str:
-    msg = str(err["msg"])
-    for prefix in ("Value error, ", "Assertion failed, "):
-        if msg.startswith(prefix):
-            msg = msg[len(prefix) :]
-    if err["type"] == "extra_forbidden":
-        return "unknown key (not allowed here)"
-    if err["type"] == "missing":
-        return "is required"
-    return msg
-
-
 def from_dict(data: Any, source: str = "") -> Config:
     """Validate a parsed document; raise ConfigError naming every problem's path."""
     if not isinstance(data, dict):
@@ -420,8 +384,7 @@ def from_dict(data: Any, source: str = "") -> Config:
     try:
         cfg = Config.model_validate(data)
     except ValidationError as exc:
-        problems = [(_loc(e["loc"]), _message(e)) for e in exc.errors()]
-        raise ConfigError(problems, source) from None
+        raise ConfigError(problems_of(exc), source) from None
     problems = _cross_check(cfg)
     if problems:
         raise ConfigError(problems, source)

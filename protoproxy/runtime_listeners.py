@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from .config import Listener, Upstream, _loc, _message, is_loopback
+from .config import Listener, Upstream, is_loopback
+from .config_errors import format_errors
 from .listener import ListenerRuntime
 from .upstream import Cluster
 
@@ -41,11 +42,7 @@ def parse_listener(data: Any) -> Listener:
     try:
         return Listener.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = _loc(err["loc"])
-            problems.append(f"{loc}: {_message(err)}" if loc else _message(err))
-        raise ListenerApiError(problems) from None
+        raise ListenerApiError(format_errors(exc)) from None
 
 
 def _brokers_of(name: str) -> re.Pattern[str]:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from protoproxy.config import ConfigError, _loc, _message
+from protoproxy.config_errors import ConfigError, problems_of
 from protoproxy.faults.api import Faults
 from protoproxy.faults.model import FaultSpec
 from protoproxy.units import Duration
@@ -166,10 +166,7 @@ class TestbedFaults(Faults):
             after = ScheduledSpec.model_validate({"after": data.pop("after", None)}).after
             return FaultSpec.model_validate(data), after
         except ValidationError as exc:
-            raise ConfigError(
-                [(f"{where}.{_loc(e['loc'])}".rstrip("."), _message(e)) for e in exc.errors()],
-                "testbed scenario",
-            ) from None
+            raise ConfigError(problems_of(exc, where), "testbed scenario") from None
 
     async def apply(self, entry: ServiceFault | tuple[FaultSpec, float | None]) -> None:
         if not isinstance(entry, ServiceFault):

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from protoproxy.config import ConfigError, _loc, _message
+from protoproxy.config_errors import ConfigError, problems_of
 
 DEFAULT_PORTS = {"kafka": 19092, "grpc": 15051, "http": 18080, "echo": 17000, "admin": 9901}
 
@@ -90,4 +90,4 @@ def _validate(data: Any, source: str) -> Scenario:
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError([(_loc(e["loc"]), _message(e)) for e in exc.errors()], source) from None
+        raise ConfigError(problems_of(exc), source) from None

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from pydantic import ValidationError
 
+from ..config_errors import format_errors
 from ..faults.model import FaultSpec
 
 if TYPE_CHECKING:
@@ -21,17 +22,6 @@ if TYPE_CHECKING:
 
 class _BadRequest(Exception):
     pass
-
-
-def _problems(exc: ValidationError) -> list[str]:
-    out = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key (not allowed here)"
-        out.append(f"{loc}: {msg}" if loc else msg)
-    return out
 
 
 async def _json(request: web.Request) -> dict[str, Any]:
@@ -70,7 +60,7 @@ def routes(engine: FaultEngine) -> list[web.RouteDef]:
         try:
             spec = FaultSpec.model_validate(data)
         except ValidationError as exc:
-            raise _BadRequest(_problems(exc)) from None
+            raise _BadRequest(format_errors(exc)) from None
         try:
             engine.check(spec)  # names only the running proxy knows (listeners)
         except ValueError as exc:

@@ -17,7 +17,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, get_args
 
+from pydantic import ValidationError
+
 from ..config import Address, Listener, Protocol, Upstream
+from ..config_errors import format_errors
 from ..listener import ListenerRuntime
 from ..runtime_listeners import ListenerApiError, ListenerDirectory
 from .actions import TOXIC_ATTRIBUTES
@@ -270,8 +273,8 @@ class ProxyDirectory:
         spec_dict["toxic"] = merged
         try:
             spec = FaultSpec.model_validate(spec_dict)
-        except ValueError as exc:
-            raise ApiError(f"bad request body: {_first_error(exc)}", 400) from None
+        except ValidationError as exc:
+            raise ApiError(f"bad request body: {format_errors(exc)[0]}", 400) from None
         return self.engine.update(fault.name, spec)
 
     def remove_toxic(self, proxy_name: str, toxic_name: str) -> None:
@@ -283,17 +286,5 @@ class ProxyDirectory:
             return FaultSpec(
                 name=name, match={"listener": proxy_name}, toxic=Toxic.model_validate(toxic)
             )
-        except ValueError as exc:
-            raise ApiError(f"bad request body: {_first_error(exc)}", 400) from None
-
-
-def _first_error(exc: ValueError) -> str:
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        errs = errors()
-        if errs:
-            msg = str(errs[0].get("msg", exc))
-            loc = ".".join(str(p) for p in errs[0].get("loc", ()))
-            msg = msg.removeprefix("Value error, ")
-            return f"{loc}: {msg}" if loc else msg
-    return str(exc)
+        except ValidationError as exc:
+            raise ApiError(f"bad request body: {format_errors(exc)[0]}", 400) from None
