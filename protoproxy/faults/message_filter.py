@@ -7,7 +7,8 @@ engine hook. The filter does the generic work (match, decide, delay, drop,
 close, reset, truncate, corrupt) and leaves what needs protocol knowledge
 (Kafka error responses, gRPC statuses, HTTP/2 flow control and HPACK, HTTP/1
 pipelining) to a per-protocol handler from `message_kafka`, `message_http2`
-and `message_http`.
+and `message_http`, subclasses of `handler.Handler` (a module of its own, so
+the handlers never import this one).
 """
 
 from __future__ import annotations
