@@ -238,6 +238,10 @@ class Connection:
         except ConnectError as exc:
             self.fail(exc.reason, str(exc))
             return
+        self.upstream_ready(up, endpoint)
+
+    def upstream_ready(self, up: Side, endpoint: Endpoint) -> None:
+        """The connect (and its TLS handshake) to `endpoint` succeeded with `up`."""
         self._arrived = (up, endpoint)
         self._handle(Event.UPSTREAM_READY)
 
