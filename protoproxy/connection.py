@@ -291,6 +291,8 @@ class Connection:
             self._handle(Event.TLS_READY, protocol=proto)
         else:
             self._handle(Event.TLS_READY_SNIFF)
+            if self.pending:  # plaintext that came with the client's Finished
+                self._sniff()
 
     # -- the data path -----------------------------------------------------------
     def on_data(self, direction: Direction, data: bytes) -> None:
@@ -398,15 +400,19 @@ class Connection:
         if self.pending_size > SNIFF_LIMIT and self.client is not None:
             self.client.pause_reading()  # bounded until the upstream is ready
         if self.codec is None and state in _SNIFFING:
-            head = b"".join(self.pending)
-            name, verdict = registry.sniff(head)
-            if verdict is Sniff.NEED_MORE and len(head) < SNIFF_LIMIT:
-                return
-            # With the upstream ready this opens the path and flushes.
-            self._handle(Event.SNIFFED, protocol=name if name not in (None, "tls") else "tcp")
+            self._sniff()
             return
         if self.server is not None:
             self._flush_pending()
+
+    def _sniff(self) -> None:
+        """Pick the codec from the client bytes so far, once they tell (or fill the limit)."""
+        head = b"".join(self.pending)
+        name, verdict = registry.sniff(head)
+        if verdict is Sniff.NEED_MORE and len(head) < SNIFF_LIMIT:
+            return
+        # With the upstream ready this opens the path and flushes.
+        self._handle(Event.SNIFFED, protocol=name if name not in (None, "tls") else "tcp")
 
     def _flush_pending(self) -> None:
         if not self.pending or self.server is None or self.codec is None:

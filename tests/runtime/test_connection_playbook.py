@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+from pathlib import Path
 
 import pytest
 
@@ -20,9 +21,11 @@ from protoproxy.connection_state import (
     Finish,
     FlushPending,
     ForwardEof,
+    StartTls,
 )
 from protoproxy_codecs.base import Direction
 from protoproxy_codecs.http2 import frames as F
+from tests.runtime.conftest import client_context
 from tests.runtime.playbook import Playbook
 
 UPSTREAM, DOWNSTREAM = Direction.UPSTREAM, Direction.DOWNSTREAM
@@ -206,3 +209,30 @@ async def test_http1_crash_after_the_response_started_only_closes() -> None:
     pb.server_sends(b"rest!!")
     assert bytes(pb.client_wire.data) == b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf"
     assert pb.client_wire.closing
+
+
+async def test_tls_terminate_sniffs_plaintext_that_came_with_the_handshake(
+    certs: dict[str, Path],
+) -> None:
+    """No ALPN, so the codec is sniffed; the request rides in the Finished's read."""
+    pb = Playbook(
+        {
+            "protocol": "auto",
+            "tls": {"cert": str(certs["proxy.test"]), "key": str(certs["proxy.test.key"])},
+        }
+    )
+    pb.accept()
+    tls = client_context(certs).wrap_bio(
+        inbox := ssl.MemoryBIO(), outbox := ssl.MemoryBIO(), server_hostname="proxy.test"
+    )
+    with pytest.raises(ssl.SSLWantReadError):
+        tls.do_handshake()
+    assert pb.client_sends(outbox.read()) == [StartTls()]
+    assert pb.conn.state == "tls"
+    inbox.write(bytes(pb.client_wire.data))
+    pb.client_wire.data.clear()
+    tls.do_handshake()  # the client is done; its Finished is in outbox
+    tls.write(GET)
+    assert pb.client_sends(outbox.read()) == [Connect(), ChooseCodec("http")]
+    assert pb.upstream_ready()[:2] == [Connected(), FlushPending()]
+    assert bytes(pb.server_wire.data) == GET
