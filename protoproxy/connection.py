@@ -12,6 +12,11 @@ after writing and hands it to the codec once per relay call (`written`), not
 per message. When a fault stage holds the bytes, the hold is measured with
 `Outlet.when_sent` and reported as `fault_delay` (docs/access-log.md#timings).
 The loop's clock serves timers only.
+
+Lifecycle: setup, half-closes and the end are edges of the table in
+`connection_state` (a sans-IO machine); this module executes its commands.
+The one place that catches any exception (THE crash boundary) is `Side`'s
+asyncio callbacks and `Connection._connect_task`: see `Connection.crashed`.
 """
 
 from __future__ import annotations
