@@ -229,6 +229,7 @@ def replay(chunks: list[tuple[int, bytes]], codec_only: bool) -> float:
     from protoproxy.app import App
     from protoproxy.config import Config
     from protoproxy.connection import Connection
+    from protoproxy.connection_state import State
     from protoproxy.listener import ListenerRuntime
 
     dirs = (UPSTREAM, DOWNSTREAM)
@@ -248,9 +249,9 @@ def replay(chunks: list[tuple[int, bytes]], codec_only: bool) -> float:
         lst = ListenerRuntime(app.proxy, config.listeners[0])
         conn = Connection(app.proxy, lst)
         conn.outlets[UPSTREAM] = conn.outlets[DOWNSTREAM] = _NullOutlet()
-        conn.up = conn.down = _NullOutlet()  # type: ignore[assignment]
+        conn.client = conn.server = _NullOutlet()  # type: ignore[assignment]
         conn._choose_codec("http2")
-        conn.state = "open"
+        conn.machine.state = State.OPEN
         if codec_only:
             codec = conn.codec
             assert codec is not None

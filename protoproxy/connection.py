@@ -12,6 +12,11 @@ after writing and hands it to the codec once per relay call (`written`), not
 per message. When a fault stage holds the bytes, the hold is measured with
 `Outlet.when_sent` and reported as `fault_delay` (docs/access-log.md#timings).
 The loop's clock serves timers only.
+
+Lifecycle: setup, half-closes and the end are edges of the table in
+`connection_state` (a sans-IO machine); this module executes its commands.
+The one place that catches any exception (THE crash boundary) is `Side`'s
+asyncio callbacks and `Connection._connect_task`: see `Connection.crashed`.
 """
 
 from __future__ import annotations
@@ -36,8 +41,27 @@ from protoproxy_codecs.base import (
 from protoproxy_codecs.base import Limits as CodecLimits
 from protoproxy_codecs.tls import parse_client_hello
 
-from .tls import TlsEngine, TlsError
+from .connection_state import (
+    LIVE,
+    ChooseCodec,
+    Close,
+    Command,
+    Connect,
+    Connected,
+    ConnectionMachine,
+    DropUpstream,
+    Event,
+    Finish,
+    FlushPending,
+    ForwardEof,
+    StartTls,
+    State,
+)
+from .side import Role, Side
+from .tls import TlsError
 from .upstream import ConnectError
+
+__all__ = ["Connection", "Filter", "Outlet", "Role", "Side"]
 
 if TYPE_CHECKING:
     from .listener import ListenerRuntime
@@ -85,151 +109,13 @@ class Outlet(Protocol):
         """
 
 
-class Side(asyncio.Protocol):
-    """One socket of a proxied connection, optionally wrapped in TLS.
-
-    `reads` is the direction of the bytes this socket delivers: the client
-    side reads UPSTREAM-bound bytes, the server side reads DOWNSTREAM-bound.
-    """
-
-    def __init__(self, conn: Connection, reads: Direction, tls: TlsEngine | None = None) -> None:
-        self.conn = conn
-        self.reads = reads
-        self.tls = tls
-        self.transport: asyncio.Transport | None = None
-        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.eof_sent = False
-        self.eof_seen = False
-        self.closed = False
-        self.paused = False  # our reading is paused by backpressure
-        #: ns the connect (and TLS handshake) took, for an upstream socket
-        self.connect_time = 0
-        self._sink: Callable[[bytes], None] = self._deliver
-
-    # -- asyncio callbacks -------------------------------------------------
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports are not asyncio.Transport subclasses; same interface.
-        self.transport = cast(asyncio.Transport, transport)
-        limits = self.conn.proxy.config.limits
-        self.transport.set_write_buffer_limits(limits.write_buffer_high, limits.write_buffer_low)
-        if self.reads is DOWNSTREAM:  # an upstream socket we opened
-            if self.tls is not None:
-                self.transport.write(self.tls.start())
-            else:
-                self.ready.set_result(None)
-        else:
-            self.conn.accepted(self)
-
-    def data_received(self, data: bytes) -> None:
-        tls = self.tls
-        if tls is None:
-            self.conn.on_data(self.reads, data)
-            return
-        was_ready = tls.handshaked
-        try:
-            out = tls.receive(data, self._sink)
-        except TlsError as exc:
-            if not self.ready.done():
-                self.ready.set_exception(exc)
-                self.ready.exception()  # consumed by whoever awaits; don't warn
-            self.conn.tls_failed(self, exc)
-            return
-        if out and self.transport is not None:
-            self.transport.write(out)
-        if not was_ready and tls.handshaked:
-            if self.reads is DOWNSTREAM:
-                if not self.ready.done():
-                    self.ready.set_result(None)
-            else:
-                self.conn.downstream_tls_ready(self)
-        if tls.eof and not self.eof_seen:
-            self.eof_received()
-
-    def _deliver(self, plain: bytes) -> None:
-        self.conn.on_data(self.reads, plain)
-
-    def eof_received(self) -> bool:
-        if not self.eof_seen:
-            self.eof_seen = True
-            self.conn.on_eof(self.reads)
-        return True  # keep the transport open: the other direction may still flow
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        if not self.ready.done():
-            self.ready.set_exception(exc or ConnectionResetError("closed during setup"))
-            self.ready.exception()
-        self.conn.side_lost(self, exc)
-
-    def pause_writing(self) -> None:
-        self.conn.backpressure(self, True)
-
-    def resume_writing(self) -> None:
-        self.conn.backpressure(self, False)
-
-    # -- used by the connection --------------------------------------------
-    def write(self, data: bytes) -> None:
-        if self.transport is None or self.eof_sent:
-            return
-        if self.tls is not None:
-            data = self.tls.send(data)
-        self.transport.write(data)
-
-    def writelines(self, chunks: list[bytes]) -> None:
-        if self.transport is None or self.eof_sent:
-            return
-        if self.tls is not None:
-            self.transport.write(self.tls.send(b"".join(chunks)))
-        else:
-            self.transport.writelines(chunks)
-
-    def when_sent(self, callback: Callable[[], None]) -> None:
-        if self.transport is not None and not self.eof_sent and not self.transport.is_closing():
-            callback()
-
-    def write_eof(self) -> None:
-        if self.eof_sent or self.transport is None or self.transport.is_closing():
-            return
-        self.eof_sent = True
-        if self.tls is not None:
-            self.transport.write(self.tls.close_notify())
-        elif self.transport.can_write_eof():
-            self.transport.write_eof()
-        else:
-            self.transport.close()
-
-    def pause_reading(self) -> None:
-        if not self.paused and self.transport is not None and not self.closed:
-            self.paused = True
-            self.transport.pause_reading()
-
-    def resume_reading(self) -> None:
-        if self.paused and self.transport is not None and not self.closed:
-            self.paused = False
-            self.transport.resume_reading()
-
-    def close(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.close()
-
-    def abort(self) -> None:
-        if self.transport is not None:
-            self.transport.abort()
-
-    @property
-    def peername(self) -> str:
-        if self.transport is None:
-            return "-"
-        peer = self.transport.get_extra_info("peername")
-        if not peer:
-            return "-"
-        return f"[{peer[0]}]:{peer[1]}" if ":" in peer[0] else f"{peer[0]}:{peer[1]}"
-
-
 class Connection:
-    """The pairing of a downstream client socket with one upstream socket."""
+    """The pairing of a downstream client socket with one upstream socket.
 
-    UPSTREAM_SIDE = DOWNSTREAM  # the upstream socket *reads* responses
+    The lifecycle is `machine` (protoproxy.connection_state): every edge is an
+    event handed to it, and this class executes the commands it answers with
+    (`_run`). The open data path (`on_data`) does not go through it.
+    """
 
     def __init__(self, proxy: Proxy, listener: ListenerRuntime) -> None:
         self.id = next(_ids)
@@ -259,33 +145,91 @@ class Connection:
         #: and again once the first exchange carries it
         self.upstream_connect: int | None = None
         self.head = b""  # bytes buffered while sniffing the ClientHello / protocol
-        self.eof = [False, False]  # by Direction: that direction's sender half-closed
-        self.state = "new"
-        self.end_reason: str | None = None
-        self.passthrough = False
-        self.early_eof = False
+        self.machine = ConnectionMachine()
+        #: no filter and an opaque codec: relay bytes without making Messages
         self.opaque = False
         self.extra: dict[str, Any] = {}
         self._setup: asyncio.Task[None] | None = None
+        #: the upstream socket between a successful connect and `Connected`
+        self._arrived: tuple[Side, Endpoint] | None = None
+        self._crashed = False
+
+    # -- the lifecycle, as the admin API and observers read it -----------------
+    @property
+    def state(self) -> str:
+        return self.machine.state.label
+
+    @property
+    def end_reason(self) -> str | None:
+        return self.machine.end_reason
+
+    @property
+    def eof(self) -> list[bool]:
+        """By Direction: that direction's sender half-closed (and it was passed on)."""
+        return self.machine.eof
+
+    @property
+    def passthrough(self) -> bool:
+        return self.machine.passthrough
+
+    def _handle(self, event: Event, **args: Any) -> None:
+        self._run(self.machine.handle(event, **args))
+
+    def _run(self, commands: list[Command]) -> None:
+        """Execute the machine's commands in order.
+
+        A command that ends the connection makes the rest moot: once the
+        machine has ended, only the commands that account for the end run.
+        """
+        machine = self.machine
+        for cmd in commands:
+            kind = type(cmd)
+            if machine.state not in LIVE and kind not in _AFTER_END:
+                continue
+            if kind is ChooseCodec:
+                self._choose_codec(cast(ChooseCodec, cmd).protocol)
+            elif kind is Connect:
+                self._setup = self.loop.create_task(self._connect_task())
+            elif kind is FlushPending:
+                self._flush_pending()
+            elif kind is ForwardEof:
+                self._forward_eof(cast(ForwardEof, cmd).direction)
+            elif kind is Connected:
+                self._connected()
+            elif kind is StartTls:
+                self._start_tls()
+            elif kind is Close:
+                self._end(cast(Close, cmd))
+            elif kind is DropUpstream:
+                self._drop_upstream()
+            elif kind is Finish:
+                self._account()
+            else:  # pragma: no cover - the Command union is closed
+                raise AssertionError(f"unknown command {cmd!r}")
 
     # -- setup ---------------------------------------------------------------
     def accepted(self, side: Side) -> None:
         self.client = side
         self.outlets[DOWNSTREAM] = side
-        self.proxy.connection_opened(self)
+        self.proxy.connection_opened(self)  # may reject: the machine then ignores ACCEPT
         lst = self.listener
         if lst.tls_mode is not None:
-            self.state = "hello"  # wait for the ClientHello
+            self._handle(Event.ACCEPT_TLS)  # wait for the ClientHello
         elif lst.config.protocol == "auto":
-            self.state = "sniff"
-            self._start_upstream()
+            self._handle(Event.ACCEPT_SNIFF)
         else:
-            self._choose_codec(lst.config.protocol)
-            self._start_upstream()
+            self._handle(Event.ACCEPT, protocol=lst.config.protocol)
 
-    def _start_upstream(self) -> None:
-        self.state = "connecting" if self.state in ("new", "hello", "tls") else self.state
-        self._setup = self.loop.create_task(self._connect_upstream())
+    async def _connect_task(self) -> None:
+        """The upstream connect, started by the `Connect` command only.
+
+        The second half of THE crash boundary (the first is in `Side`): an
+        unexpected exception here ends this connection as ``internal_error``.
+        """
+        try:
+            await self._connect_upstream()
+        except Exception as exc:
+            self.crashed(exc)
 
     async def _connect_upstream(self) -> None:
         cluster = self.listener.route(self)
@@ -299,24 +243,31 @@ class Connection:
         except ConnectError as exc:
             self.fail(exc.reason, str(exc))
             return
-        if self.end_reason is not None:  # the client went away meanwhile
-            up.close()
-            endpoint.active -= 1
-            return
+        self.upstream_ready(up, endpoint)
+
+    def upstream_ready(self, up: Side, endpoint: Endpoint) -> None:
+        """The connect (and its TLS handshake) to `endpoint` succeeded with `up`."""
+        self._arrived = (up, endpoint)
+        self._handle(Event.UPSTREAM_READY)
+
+    def _connected(self) -> None:
+        assert self._arrived is not None
+        up, endpoint = self._arrived
+        self._arrived = None
         self.server, self.endpoint = up, endpoint
         self.upstream_connect = up.connect_time
         self.outlets[UPSTREAM] = up
-        if self.codec is None and self.state == "sniff" and self.pending_size == 0:
-            pass  # still waiting for client bytes to sniff
-        elif self.state == "connecting":
-            self.state = "open"
         self.proxy.upstream_connected(self)
         if up.eof_seen:
             self.on_eof(DOWNSTREAM)
-        self._flush_pending()
-        if self.early_eof:
-            self.early_eof = False
-            self.on_eof(UPSTREAM)
+
+    def _drop_upstream(self) -> None:
+        """The client went away while we connected: that socket is not ours to keep."""
+        assert self._arrived is not None
+        up, endpoint = self._arrived
+        self._arrived = None
+        up.close()
+        endpoint.active -= 1
 
     def _choose_codec(self, protocol: str) -> None:
         name = {"grpc": "http2", "auto": "tcp"}.get(protocol, protocol)
@@ -338,16 +289,15 @@ class Connection:
         self.alpn = side.tls.alpn
         proto = self.listener.config.protocol
         if proto == "auto" and self.alpn == "h2":
-            self._choose_codec("http2")
+            self._handle(Event.TLS_READY, protocol="http2")
         elif proto == "auto" and self.alpn == "http/1.1":
-            self._choose_codec("http")
+            self._handle(Event.TLS_READY, protocol="http")
         elif proto != "auto":
-            self._choose_codec(proto)
+            self._handle(Event.TLS_READY, protocol=proto)
         else:
-            self.state = "sniff"
-        if self.state != "sniff":
-            self.state = "connecting"
-        self._setup = self.loop.create_task(self._connect_upstream())
+            self._handle(Event.TLS_READY_SNIFF)
+            if self.pending:  # plaintext that came with the client's Finished
+                self._sniff()
 
     # -- the data path -----------------------------------------------------------
     def on_data(self, direction: Direction, data: bytes) -> None:
@@ -432,15 +382,19 @@ class Connection:
 
     def _early(self, direction: Direction, data: bytes) -> None:
         """Bytes before the path is set up: ClientHello, sniffing, or a slow upstream."""
-        if self.state == "hello" and direction is UPSTREAM:
+        machine = self.machine
+        state = machine.state
+        if state not in LIVE:
+            return  # the connection ended; what was still in flight goes nowhere
+        if state is State.HELLO and direction is UPSTREAM:
             self.head += data
             self._on_hello()
             return
         if direction is DOWNSTREAM:
             # The server spoke first: nothing to sniff from the client, so tcp.
             if self.codec is None:
-                self._choose_codec(self.listener.config.protocol if self.passthrough else "tcp")
-                self.state = "open"
+                protocol = self.listener.config.protocol if machine.passthrough else "tcp"
+                self._handle(Event.SNIFFED, protocol=protocol)
             self._flush_pending()
             self._relay(direction, data)
             return
@@ -450,15 +404,20 @@ class Connection:
         self.pending_size += len(data)
         if self.pending_size > SNIFF_LIMIT and self.client is not None:
             self.client.pause_reading()  # bounded until the upstream is ready
-        if self.codec is None and self.state == "sniff":
-            head = b"".join(self.pending)
-            name, verdict = registry.sniff(head)
-            if verdict is Sniff.NEED_MORE and len(head) < SNIFF_LIMIT:
-                return
-            self._choose_codec(name if name not in (None, "tls") else "tcp")
+        if self.codec is None and state in _SNIFFING:
+            self._sniff()
+            return
         if self.server is not None:
-            self.state = "open"
             self._flush_pending()
+
+    def _sniff(self) -> None:
+        """Pick the codec from the client bytes so far, once they tell (or fill the limit)."""
+        head = b"".join(self.pending)
+        name, verdict = registry.sniff(head)
+        if verdict is Sniff.NEED_MORE and len(head) < SNIFF_LIMIT:
+            return
+        # With the upstream ready this opens the path and flushes.
+        self._handle(Event.SNIFFED, protocol=name if name not in (None, "tls") else "tcp")
 
     def _flush_pending(self) -> None:
         if not self.pending or self.server is None or self.codec is None:
@@ -468,7 +427,6 @@ class Connection:
         self.pending_size = 0
         if self.client is not None:
             self.client.resume_reading()
-        self.state = "open"
         if self.opaque:
             self.outlets[UPSTREAM].write(data)  # type: ignore[union-attr]
         else:
@@ -486,51 +444,43 @@ class Connection:
                 self.fail("tls_bad_client_hello", "ClientHello too large")
             return
         self.sni = hello.sni
-        head, self.head = self.head, b""
         if self.listener.tls_mode == "passthrough":
-            self.passthrough = True
+            head, self.head = self.head, b""
             self.alpn = None
-            self._choose_codec("tcp")
             self.pending.append(head)
             self.pending_size += len(head)
-            self._start_upstream()
+            self._handle(Event.HELLO_PASSTHROUGH)
             return
-        server = self.listener.server_tls
-        assert server is not None and self.client is not None
         if self.listener.route(self) is None:
             self.fail("no_route", f"no route for SNI {self.sni!r} and no default upstream")
             return
-        self.state = "tls"
+        self._handle(Event.HELLO_TERMINATE)
+
+    def _start_tls(self) -> None:
+        server = self.listener.server_tls
+        assert server is not None and self.client is not None
+        head, self.head = self.head, b""
         self.client.tls = server.engine()
         self.client.data_received(head)
 
     # -- half-close, backpressure, endings -------------------------------------
     def on_eof(self, direction: Direction) -> None:
         """The sender of `direction` half-closed: flush and pass the EOF on."""
-        if self.eof[direction]:
-            return
-        if self.state in ("hello", "tls"):
-            self.fail("client_closed_early", "client closed before the TLS handshake")
-            return
-        if direction is UPSTREAM:
-            if self.codec is None:
-                self._choose_codec("tcp")  # EOF before enough bytes to sniff
-            if self.server is None:
-                self.early_eof = True  # passed on once the upstream is ready
-                return
-            self._flush_pending()
-        self.eof[direction] = True
-        if self.codec is not None:
+        self._handle(Event.EOF_UPSTREAM if direction is UPSTREAM else Event.EOF_DOWNSTREAM)
+
+    def _forward_eof(self, direction: Direction) -> None:
+        codec = self.codec
+        if codec is not None:
             try:
-                rest = self.codec.eof(direction)
+                rest = codec.eof(direction)
             except DecodeError as exc:
                 self.decode_failed(direction, exc)
                 return
             if rest:
                 self.send(direction, rest)
-            if self.codec.touched:
-                self.codec.written(now_ns())
-            exchanges = self.codec.take_exchanges()
+            if codec.touched:
+                codec.written(now_ns())
+            exchanges = codec.take_exchanges()
             if exchanges:
                 self.report(exchanges)
         out = self.outlets[direction]
@@ -544,7 +494,8 @@ class Connection:
         A fault stage holding delayed bytes sets `busy` and calls this when it
         has written everything (EOF included).
         """
-        if not (self.eof[UPSTREAM] and self.eof[DOWNSTREAM]):
+        eof = self.machine.eof
+        if not (eof[UPSTREAM] and eof[DOWNSTREAM]):
             return
         if any(getattr(o, "busy", False) for o in self.outlets):
             return
@@ -561,14 +512,15 @@ class Connection:
             reader.resume_reading()
 
     def side_lost(self, side: Side, exc: Exception | None) -> None:
-        if self.end_reason is not None:
+        if self.machine.state not in LIVE:
             self._finish()
             return
         which = "downstream" if side is self.client else "upstream"
         if exc is not None:
             self.fail(f"{which}_reset", f"{which} {side.peername} reset: {exc}")
             return
-        if self.eof[UPSTREAM] and self.eof[DOWNSTREAM]:
+        eof = self.machine.eof
+        if eof[UPSTREAM] and eof[DOWNSTREAM]:
             self.outlet_drained()  # closes now, or once a fault stage lets go
         elif side.eof_seen:
             # A clean close after EOF: the other direction may still drain.
@@ -588,7 +540,7 @@ class Connection:
     def decode_failed(self, direction: Direction, exc: DecodeError) -> None:
         """A bad frame: answer in the protocol's own way, count, log, and close."""
         assert self.codec is not None
-        if self.end_reason is not None:
+        if self.machine.end_reason is not None:
             return  # already ending (e.g. EOF after the bad frame): count it once
         self.proxy.metrics.decode_errors.inc((self.listener.name, self.protocol, exc.reason))
         to_sender, to_peer = self.codec.error_reply(direction, exc)
@@ -600,35 +552,75 @@ class Connection:
             peer.write(to_peer)
         self.fail("decode_error", f"{self.protocol} decode error from {direction.name}: {exc}")
 
-    def fail(self, reason: str, detail: str) -> None:
-        """End abnormally: one log line and one counter per connection."""
-        if self.end_reason is not None:
-            return
-        log.warning(
-            "conn %d listener=%s peer=%s upstream=%s ended: %s (%s)",
+    def crashed(self, exc: BaseException) -> None:
+        """THE crash boundary's handler: a bug ends this connection, and only it.
+
+        Called by `Side`'s asyncio callbacks and the connect task with whatever
+        escaped the connection. One ERROR log line with the traceback and one
+        ``protoproxy_connection_errors_total{reason="internal_error"}`` per
+        connection; the peers get the protocol's internal-error goodbye when
+        the codec has one (HTTP/2 GOAWAY INTERNAL_ERROR, HTTP/1 500 if no
+        response started), then both sockets close.
+        """
+        if self._crashed:
+            return  # one log line and one count per connection
+        self._crashed = True
+        log.error(
+            "conn %d listener=%s peer=%s upstream=%s ended: internal_error (%s: %s)",
             self.id,
             self.listener.name,
             self.client.peername if self.client else "-",
             self.endpoint.name if self.endpoint else "-",
-            reason,
-            detail,
+            type(exc).__name__,
+            exc,
+            exc_info=exc,
         )
-        self.proxy.metrics.connection_errors.inc((self.listener.name, reason))
-        self._end(reason, graceful=reason == "decode_error")
+        self.proxy.metrics.connection_errors.inc((self.listener.name, "internal_error"))
+        if self.machine.state in LIVE:
+            self._internal_error_reply()
+        self._run(self.machine.crash())
+
+    def _internal_error_reply(self) -> None:
+        codec = self.codec
+        reply = getattr(codec, "internal_error_reply", None)
+        if reply is None:
+            return
+        try:
+            to_client, to_server = reply()
+        except Exception:  # the codec may be what broke: then just close
+            log.debug("conn %d: no internal error reply", self.id, exc_info=True)
+            return
+        if to_client and self.client is not None:
+            self.client.write(to_client)
+        if to_server and self.server is not None:
+            self.server.write(to_server)
+
+    def fail(self, reason: str, detail: str) -> None:
+        """End abnormally: one log line and one counter per connection."""
+        event = Event.IDLE_TIMEOUT if reason == "idle_timeout" else Event.FAIL
+        self._handle(event, reason=reason, detail=detail, graceful=reason == "decode_error")
 
     def close(self, reason: str = "done") -> None:
-        if self.end_reason is None:
-            self._end(reason, graceful=True)
+        self._handle(Event.CLOSE, reason=reason)
 
-    def _end(self, reason: str, graceful: bool) -> None:
-        self.end_reason = reason
-        self.state = "closed"
+    def _end(self, cmd: Close) -> None:
+        if cmd.error:
+            log.warning(
+                "conn %d listener=%s peer=%s upstream=%s ended: %s (%s)",
+                self.id,
+                self.listener.name,
+                self.client.peername if self.client else "-",
+                self.endpoint.name if self.endpoint else "-",
+                cmd.reason,
+                cmd.detail,
+            )
+            self.proxy.metrics.connection_errors.inc((self.listener.name, cmd.reason))
         if self._setup is not None and not self._setup.done():
             self._setup.cancel()
         for side in (self.client, self.server):
             if side is None:
                 continue
-            if graceful:
+            if cmd.graceful:
                 side.close()  # flushes what is buffered first
             else:
                 side.abort()
@@ -636,24 +628,26 @@ class Connection:
 
     def _finish(self) -> None:
         """Account for the connection once both sockets are really gone."""
-        if self.state == "finished":
-            return
         for side in (self.client, self.server):
             if side is not None and not side.closed:
                 return  # its connection_lost comes back here
-        self.state = "finished"
+        self._handle(Event.SOCKETS_GONE)
+
+    def _account(self) -> None:
         if self.endpoint is not None:
             self.endpoint.active -= 1
         while self.held:  # bytes a fault still held when the connection ended
             self.held[0].release()
         self.proxy.connection_closed(self)
 
-    def exchanges(self, exchanges: list[Exchange]) -> None:
-        self.report(exchanges)
-
     @property
     def age(self) -> float:
         return self.loop.time() - self.started
+
+
+_SNIFFING = frozenset({State.SNIFF, State.SNIFF_CONNECTED})
+#: commands that still run once the connection has ended
+_AFTER_END = frozenset({Close, Finish, DropUpstream})
 
 
 class _Held:

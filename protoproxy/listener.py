@@ -8,10 +8,9 @@ import os
 import socket
 from typing import TYPE_CHECKING
 
-from protoproxy_codecs.base import Direction
-
 from .config import Listener
-from .connection import Connection, Side
+from .connection import Connection
+from .side import Role, Side
 from .tls import ServerTls
 
 if TYPE_CHECKING:
@@ -75,7 +74,7 @@ class ListenerRuntime:
 
     def _accept(self) -> Side:
         conn = Connection(self.proxy, self)
-        return Side(conn, Direction.UPSTREAM)
+        return Side(conn, Role.CLIENT)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()

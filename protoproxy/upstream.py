@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING
 from protoproxy_codecs.base import now_ns
 
 from .config import Address, Upstream
+from .side import Role, Side
 from .tls import ClientTls, TlsError
 
 if TYPE_CHECKING:
-    from .connection import Connection, Side
+    from .connection import Connection
 
 log = logging.getLogger("protoproxy.upstream")
 
@@ -59,14 +60,12 @@ class Cluster:
 
     async def connect(self, conn: Connection, alpn: tuple[str, ...]) -> tuple[Side, Endpoint]:
         """Open an upstream Side for `conn`, trying endpoints in round-robin order."""
-        from .connection import Side
-
         loop = asyncio.get_running_loop()
         last: ConnectError | None = None
         for endpoint in self._order():
             host, port = endpoint.address.host, endpoint.address.port
             engine = self.tls.engine(host, alpn) if self.tls is not None else None
-            side = Side(conn, conn.UPSTREAM_SIDE, engine)
+            side = Side(conn, Role.SERVER, engine)
             started = now_ns()
             try:
                 async with asyncio.timeout(self.connect_timeout):

@@ -246,6 +246,16 @@ class Codec(Protocol):
         """
         ...
 
+    def internal_error_reply(self) -> tuple[bytes, bytes]:
+        """Bytes to send (toward the client, toward the server) when the proxy itself failed.
+
+        The runtime's crash boundary sends them before closing: GOAWAY
+        INTERNAL_ERROR for HTTP/2 and gRPC, a 500 for HTTP/1 while a request
+        waits and no response has started, nothing for Kafka/TCP. The codec
+        may be in any state (it may be what raised), so this must only read it.
+        """
+        ...
+
 
 class BaseCodec:
     """Defaults shared by codecs; subclasses override what they need."""
@@ -348,4 +358,7 @@ class BaseCodec:
         return done
 
     def error_reply(self, direction: Direction, error: DecodeError) -> tuple[bytes, bytes]:
+        return b"", b""
+
+    def internal_error_reply(self) -> tuple[bytes, bytes]:
         return b"", b""

@@ -249,6 +249,15 @@ class Http1Codec(BaseCodec):
             return replies.bad_request(error.reason), b""
         return b"", replies.bad_gateway(error.reason)
 
+    def internal_error_reply(self) -> tuple[bytes, bytes]:
+        if self._h2 is not None:
+            return self._h2.internal_error_reply()
+        down = self._sides[DOWNSTREAM]
+        if not self._pending or down.state != HEAD or down.buf:
+            # Nothing asked, or a response is partly forwarded: only the close.
+            return b"", b""
+        return replies.internal_error(), b""
+
     # -- framing ------------------------------------------------------------
 
     def _parse(self, direction: Direction, data: bytes, out: list[Message]) -> None:

@@ -1,8 +1,9 @@
 """The HTTP/1.1 way to end a connection that carried bad bytes.
 
 A client that sent a bad request gets a 400; a client whose upstream answered
-with garbage gets a 502. Both say `Connection: close` because the codec is
-unusable after a DecodeError and the runtime closes right after sending.
+with garbage gets a 502; one whose request met a proxy bug gets a 500. All say
+`Connection: close` because the codec is unusable after a DecodeError (or a
+crash) and the runtime closes right after sending.
 """
 
 from __future__ import annotations
@@ -25,3 +26,8 @@ def bad_request(reason: str) -> bytes:
 
 def bad_gateway(reason: str) -> bytes:
     return _reply(b"502 Bad Gateway", f"bad response from upstream: {reason}")
+
+
+def internal_error() -> bytes:
+    """The proxy failed (a bug, see the runtime's crash boundary), not either peer."""
+    return _reply(b"500 Internal Server Error", "proxy internal error")

@@ -780,6 +780,14 @@ class Http2Codec(BaseCodec):
         to_server = F.build_goaway(down.max_stream, code, debug) if not up.preface_left else b""
         return (to_client, to_server) if direction is UPSTREAM else (to_server, to_client)
 
+    def internal_error_reply(self) -> tuple[bytes, bytes]:
+        """GOAWAY INTERNAL_ERROR to the client and (once it has the preface) the server."""
+        up, down = self._sides
+        code, debug = ErrorCode.INTERNAL_ERROR, b"internal_error"
+        to_client = F.build_goaway(up.max_stream, code, debug)
+        to_server = F.build_goaway(down.max_stream, code, debug) if not up.preface_left else b""
+        return to_client, to_server
+
     # -- injection support --------------------------------------------------------------
 
     def reencoder(self, direction: Direction, before_last_block: bool = False) -> MirrorEncoder:

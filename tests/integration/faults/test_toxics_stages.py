@@ -5,8 +5,8 @@ high-water mark has paused the source, which reads again once all drained.
 A `when_sent` callback fires once, in order, and only after every byte
 written before it has reached the socket; toxics that drop bytes drop it.
 
-This drives the real engine, ToxicManager and stages on a real event loop;
-only the connection's two sockets are stand-ins, so thousands of
+This drives the real engine, ToxicManager, stages and Connection on a real
+event loop; only the connection's two sockets are stand-ins, so thousands of
 interleavings run in a second.
 """
 
@@ -20,6 +20,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from protoproxy.connection import Connection
 from protoproxy.faults.engine import FaultEngine
 from protoproxy.faults.model import FaultSpec
 from protoproxy.faults.stage import Stage
@@ -63,22 +64,14 @@ class _Socket:
         callback()
 
 
-class _Conn:
-    def __init__(self, loop: asyncio.AbstractEventLoop, proxy: Any) -> None:
-        self.id = 1
-        self.loop = loop
-        self.proxy = proxy
-        self.listener = SimpleNamespace(name="t")
-        self.protocol = "tcp"
-        self.extra: dict[str, Any] = {}
-        self.end_reason = None
-        self.client = _Socket()  # the client: the source of upstream bytes
-        self.server = _Socket()  # the server: where they go
-        self.outlets: list[Any] = [self.server, self.client]
-        self.drained = 0
-
-    def outlet_drained(self) -> None:
-        self.drained += 1
+def _connection(proxy: Any) -> Connection:
+    """A real Connection, no sockets: the stand-ins are its client and server."""
+    conn = Connection(proxy, SimpleNamespace(name="t"))  # type: ignore[arg-type]
+    conn.protocol = "tcp"
+    conn.client = _Socket()  # type: ignore[assignment]  # the source of upstream bytes
+    conn.server = _Socket()  # type: ignore[assignment]  # where they go
+    conn.outlets = [conn.server, conn.client]  # type: ignore[list-item]
+    return conn
 
 
 def _toxic(kind: str, draw: st.DrawFn) -> dict[str, Any]:
@@ -116,7 +109,7 @@ def _ops(draw: st.DrawFn) -> list[tuple[Any, ...]]:
     return ops
 
 
-def _rig(seed: int) -> tuple[FaultEngine, _Conn]:
+def _rig(seed: int) -> tuple[FaultEngine, Connection]:
     """The real engine and toxic manager around one stand-in connection."""
     proxy = SimpleNamespace(
         stats=Stats(),
@@ -124,18 +117,19 @@ def _rig(seed: int) -> tuple[FaultEngine, _Conn]:
             limits=SimpleNamespace(write_buffer_high=HIGH, write_buffer_low=LOW), listeners=[]
         ),
         listeners={"t": SimpleNamespace(config=SimpleNamespace(protocol="tcp"))},
+        filters=[],
         upstream_observers=[],
         close_observers=[],
         connections={},
     )
     engine = FaultEngine(proxy, seed=seed)  # type: ignore[arg-type]
     ToxicManager(engine, proxy)  # type: ignore[arg-type]
-    conn = _Conn(asyncio.get_running_loop(), proxy)
-    proxy.connections[1] = conn
+    conn = _connection(proxy)
+    proxy.connections[conn.id] = conn
     return engine, conn
 
 
-async def _play(ops: list[tuple[Any, ...]], seed: int) -> tuple[_Conn, bytes]:
+async def _play(ops: list[tuple[Any, ...]], seed: int) -> tuple[Connection, bytes]:
     engine, conn = _rig(seed)
     names = itertools.count()
     live: list[str] = []
