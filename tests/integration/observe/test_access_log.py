@@ -135,7 +135,7 @@ def _conn(loop: asyncio.AbstractEventLoop, conn_id: int) -> SimpleNamespace:
         id=conn_id,
         loop=loop,
         listener=SimpleNamespace(name=f"l\u00e9{conn_id}"),
-        down=SimpleNamespace(peername=f"127.0.0.1:{40000 + conn_id}"),
+        client=SimpleNamespace(peername=f"127.0.0.1:{40000 + conn_id}"),
         endpoint=SimpleNamespace(name='127.0.0.1:"9"'),
     )
 

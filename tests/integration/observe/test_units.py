@@ -198,7 +198,7 @@ def test_access_log_sampling(tmp_path) -> None:
             id=1,
             loop=loop,
             listener=SimpleNamespace(name="l"),
-            down=SimpleNamespace(peername="127.0.0.1:1"),
+            client=SimpleNamespace(peername="127.0.0.1:1"),
             endpoint=SimpleNamespace(name="127.0.0.1:2"),
         )
         ex = [
@@ -227,7 +227,7 @@ def test_access_log_to_stdout(capsys) -> None:
             id=3,
             loop=asyncio.get_running_loop(),
             listener=SimpleNamespace(name="l"),
-            down=SimpleNamespace(peername="127.0.0.1:1"),
+            client=SimpleNamespace(peername="127.0.0.1:1"),
             endpoint=SimpleNamespace(name="127.0.0.1:2"),
         )
         attrs = {"client_id": 'we"ird', "topics": ["t1", "t2"], "record_count": 2}
