@@ -29,21 +29,32 @@ _HEAD = struct.Struct(">hhih")  # api_key, api_version, correlation_id, client_i
 
 
 class SaslState:
-    """Per-connection SASL bookkeeping for KafkaCodec; no credentials are kept."""
+    """Per-connection SASL bookkeeping for KafkaCodec; no credentials are kept.
 
-    __slots__ = ("client_id", "mechanism", "rounds", "started")
+    The codec asks questions (``token_mode``, ``awaiting_server_token``,
+    ``is_kafka_request``) that never change anything, and says what happened
+    (``handshake``, ``handshake_succeeded``, ``leave_token_mode``,
+    ``client_token``, ``server_token``), so every transition is a named call.
+    """
+
+    __slots__ = ("_rounds", "_started", "client_id", "mechanism")
 
     def __init__(self) -> None:
         self.mechanism: str | None = None
         self.client_id: str | None = None  # of the SaslHandshake request
         # Token mode: None when off; else round trips still expected (-1: unknown).
-        self.rounds: int | None = None
+        self._rounds: int | None = None
         #: unanswered client tokens' exchanges (stamped, awaiting the server's token)
-        self.started: list[Exchange] = []
+        self._started: list[Exchange] = []
 
     @property
     def token_mode(self) -> bool:
-        return self.rounds is not None
+        return self._rounds is not None
+
+    @property
+    def awaiting_server_token(self) -> bool:
+        """In token mode with a client token unanswered: the next downstream frame is a token."""
+        return self._rounds is not None and bool(self._started)
 
     def handshake(self, mechanism: str, client_id: str | None) -> None:
         self.mechanism = mechanism
@@ -52,14 +63,15 @@ class SaslState:
     def handshake_succeeded(self, version: int) -> None:
         """A SaslHandshake response without error: v0 switches to bare tokens."""
         if version == 0:
-            self.rounds = ROUNDS.get(self.mechanism or "", UNKNOWN_ROUNDS)
+            self._rounds = ROUNDS.get(self.mechanism or "", UNKNOWN_ROUNDS)
 
     def is_kafka_request(self, raw: bytes) -> bool:
         """In token mode: is this upstream frame a Kafka request after all?
 
         Only a known (api_key, version) carrying the handshake's exact
         client_id counts; a credential token matching that by chance would
-        need those bytes at that offset. A match ends token mode.
+        need those bytes at that offset. Asking changes nothing: the caller
+        ends token mode with ``leave_token_mode``.
         """
         if len(raw) < 14:
             return False
@@ -67,17 +79,23 @@ class SaslState:
         if not schema.is_known(api_key, version) or cid_len < -1 or 14 + cid_len > len(raw):
             return False
         cid = None if cid_len < 0 else str(raw[14 : 14 + cid_len], "utf-8", "replace")
-        if cid != self.client_id:
-            return False
-        self.rounds = None
-        self.started.clear()
-        return True
+        return cid == self.client_id
 
-    def answered(self) -> Exchange:
+    def leave_token_mode(self) -> None:
+        """Kafka requests are back: unanswered tokens will not be answered as tokens."""
+        self._rounds = None
+        self._started.clear()
+
+    def client_token(self, exchange: Exchange) -> int:
+        """A client token passed; its exchange waits for the server's. Returns how many wait."""
+        self._started.append(exchange)
+        return len(self._started)
+
+    def server_token(self) -> Exchange:
         """A server token arrived: its client token's exchange; may end token mode."""
-        started = self.started.pop(0)
-        if self.rounds is not None and self.rounds > 0:
-            self.rounds -= 1
-            if self.rounds == 0:
-                self.rounds = None
+        started = self._started.pop(0)
+        if self._rounds is not None and self._rounds > 0:
+            self._rounds -= 1
+            if self._rounds == 0:
+                self._rounds = None
         return started
