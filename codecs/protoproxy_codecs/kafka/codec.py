@@ -28,6 +28,11 @@ SaslHandshake v0 succeeds the client sends bare size-prefixed tokens (no Kafka
 header), so the codec switches both directions to token mode until the
 mechanism's round trips are done or a real Kafka request shows up again
 (the state machine is in sasl.py).
+
+Layout: ``_on_request`` and ``_on_response`` only sequence the steps; what
+each API reads is one small method, found by api_key in ``_REQUEST_HANDLERS``
+/ ``_RESPONSE_HANDLERS`` (bottom of the module), so adding an API's facts
+touches one handler and one table row.
 """
 
 from __future__ import annotations
@@ -59,7 +64,7 @@ from .scanner import ScanError
 _I32 = struct.Struct(">i")
 _SNIFF = struct.Struct(">ihhih")
 
-# Plain ints bound from the enum: compared against every frame's api_key.
+# Plain ints bound from the enum: every frame's api_key is looked up among them.
 _PRODUCE = int(ApiKey.PRODUCE)
 _FETCH = int(ApiKey.FETCH)
 _API_VERSIONS = int(ApiKey.API_VERSIONS)
