@@ -486,22 +486,7 @@ class KafkaCodec(BaseCodec):
             attrs.update(pending.attrs)
         status = STATUS_UNDECODED
         if pending.known:
-            _, body_at = framing.parse_response_header(raw, 4, end, api_key, version)
-            info["header_size"] = body_at - 4
-            negotiation = False
-            group_request = attrs.pop("group_request", None)
-            if group_request is not None:
-                facts, body = self._decode_control(msg, api_key, version, False, body_at)
-                if body is not None:
-                    attrs.update(groups.response_facts(api_key, group_request, body))
-            else:
-                negotiation = api_key == _API_VERSIONS and _negotiation(raw, body_at)
-                # KIP-511: that answer is in v0, whatever version was asked.
-                body_version = 0 if negotiation else version
-                facts = self._scan(msg, api_key, body_version, False, body_at)
-                msg._decode = _LazyBody(
-                    self, raw, api_key, body_version, False, body_at, facts is not None
-                )
+            facts, negotiation = self._read_response(msg, info, api_key, version, attrs)
             if facts is not None:
                 status = _status(facts, negotiation, attrs)
                 handler = _RESPONSE_HANDLERS.get(api_key)
@@ -514,6 +499,31 @@ class KafkaCodec(BaseCodec):
         ex.attrs = attrs
         self._finish_exchange(ex)
         return msg
+
+    def _read_response(
+        self, msg: Message, info: dict[str, Any], api_key: int, version: int, attrs: dict[str, Any]
+    ) -> tuple[summary.Facts | None, bool]:
+        """The body's facts (None if it does not fit), and whether it is a KIP-511 negotiation.
+
+        A group control API's body is decoded now, its facts paired with the
+        request's (``group_request``, taken out of `attrs`); any other is scanned
+        and left to a lazy view.
+        """
+        raw = msg.raw
+        _, body_at = framing.parse_response_header(raw, 4, len(raw), api_key, version)
+        info["header_size"] = body_at - 4
+        group_request = attrs.pop("group_request", None)
+        if group_request is not None:
+            facts, body = self._decode_control(msg, api_key, version, False, body_at)
+            if body is not None:
+                attrs.update(groups.response_facts(api_key, group_request, body))
+            return facts, False
+        negotiation = api_key == _API_VERSIONS and _negotiation(raw, body_at)
+        # KIP-511: that answer is in v0, whatever version was asked.
+        body_version = 0 if negotiation else version
+        facts = self._scan(msg, api_key, body_version, False, body_at)
+        msg._decode = _LazyBody(self, raw, api_key, body_version, False, body_at, facts is not None)
+        return facts, negotiation
 
     def _finish_exchange(self, ex: Exchange) -> None:
         """Stamp the response's arrival on `ex` and report it."""
