@@ -35,9 +35,19 @@ class SaslState:
     ``is_kafka_request``) that never change anything, and says what happened
     (``handshake``, ``handshake_succeeded``, ``leave_token_mode``,
     ``client_token``, ``server_token``), so every transition is a named call.
+    The two flags the codec reads per frame are plain attributes, recomputed
+    by ``_settle`` after each transition: an attribute read is cheaper than a
+    property call on every frame.
     """
 
-    __slots__ = ("_rounds", "_started", "client_id", "mechanism")
+    __slots__ = (
+        "_rounds",
+        "_started",
+        "awaiting_server_token",
+        "client_id",
+        "mechanism",
+        "token_mode",
+    )
 
     def __init__(self) -> None:
         self.mechanism: str | None = None
@@ -46,15 +56,14 @@ class SaslState:
         self._rounds: int | None = None
         #: unanswered client tokens' exchanges (stamped, awaiting the server's token)
         self._started: list[Exchange] = []
+        #: bare tokens instead of Kafka frames (after a successful SaslHandshake v0)
+        self.token_mode = False
+        #: token mode with a client token unanswered: the next downstream frame is a token
+        self.awaiting_server_token = False
 
-    @property
-    def token_mode(self) -> bool:
-        return self._rounds is not None
-
-    @property
-    def awaiting_server_token(self) -> bool:
-        """In token mode with a client token unanswered: the next downstream frame is a token."""
-        return self._rounds is not None and bool(self._started)
+    def _settle(self) -> None:
+        self.token_mode = self._rounds is not None
+        self.awaiting_server_token = self.token_mode and bool(self._started)
 
     def handshake(self, mechanism: str, client_id: str | None) -> None:
         self.mechanism = mechanism
@@ -64,6 +73,7 @@ class SaslState:
         """A SaslHandshake response without error: v0 switches to bare tokens."""
         if version == 0:
             self._rounds = ROUNDS.get(self.mechanism or "", UNKNOWN_ROUNDS)
+            self._settle()
 
     def is_kafka_request(self, raw: bytes) -> bool:
         """In token mode: is this upstream frame a Kafka request after all?
@@ -85,10 +95,12 @@ class SaslState:
         """Kafka requests are back: unanswered tokens will not be answered as tokens."""
         self._rounds = None
         self._started.clear()
+        self._settle()
 
     def client_token(self, exchange: Exchange) -> int:
         """A client token passed; its exchange waits for the server's. Returns how many wait."""
         self._started.append(exchange)
+        self._settle()
         return len(self._started)
 
     def server_token(self) -> Exchange:
@@ -98,4 +110,5 @@ class SaslState:
             self._rounds -= 1
             if self._rounds == 0:
                 self._rounds = None
+        self._settle()
         return started
