@@ -2,8 +2,12 @@
 
 Codecs are sans-IO: bytes in, messages out; messages in, bytes out. The runtime
 owns sockets, timers and the event loop; a codec only owns parse state. This is
-what lets hypothesis drive every codec directly, with any chunking, and what
-lets the same codec serve the proxy and the fake services in the testbed.
+what lets hypothesis drive every codec directly, with any chunking.
+
+Codecs serve the proxy. The testbed's fake services do not run them: they read
+and write frames with the framing layers underneath (for Kafka,
+``protoproxy_codecs.kafka.framing`` and ``schema``), as a server would, since
+a codec's job (pairing, Exchanges, redaction) is an observer's.
 """
 
 from __future__ import annotations

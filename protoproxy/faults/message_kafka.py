@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM, Direction, Message
 from protoproxy_codecs.kafka import schema
+from protoproxy_codecs.kafka.api_keys import ApiKey
 
 from . import marks
 from .actions import CODEC_MATCH_KEYS, Action, error_code
@@ -36,9 +37,6 @@ from .handler import Handler, Matcher, always
 if TYPE_CHECKING:
     from .engine import ActiveFault
     from .message_filter import MessageFaultFilter
-
-PRODUCE, FETCH, LIST_OFFSETS, METADATA = 0, 1, 2, 3
-OFFSET_COMMIT, OFFSET_FETCH, FIND_COORDINATOR = 8, 9, 10
 
 #: correlation ids for duplicates count down from here; clients count up from 0
 DUP_CORRELATION_BASE = 0x7FFF_FFFF
@@ -60,23 +58,23 @@ def request_topics(api_key: int, version: int, body: Any) -> list[tuple[str, Any
     out: list[tuple[str, Any, list[int]]] = []
     if body is None:
         return out
-    if api_key == PRODUCE:
+    if api_key == ApiKey.PRODUCE:
         for t in body.topic_data or ():
             out.append((t.name, getattr(t, "topic_id", None), [p.index for p in t.partition_data]))
-    elif api_key == FETCH:
+    elif api_key == ApiKey.FETCH:
         for t in body.topics or ():
             name = getattr(t, "topic", None)
             tid = getattr(t, "topic_id", None)
             out.append((name or str(tid or ""), tid, [p.partition for p in t.partitions]))
-    elif api_key in (LIST_OFFSETS, OFFSET_COMMIT):
+    elif api_key in (ApiKey.LIST_OFFSETS, ApiKey.OFFSET_COMMIT):
         for t in body.topics or ():
             out.append((t.name, None, [p.partition_index for p in t.partitions]))
-    elif api_key == OFFSET_FETCH:
+    elif api_key == ApiKey.OFFSET_FETCH:
         groups = body.groups if version >= 8 else [body]
         for g in groups or ():
             for t in g.topics or ():
                 out.append((t.name, None, list(t.partition_indexes or ())))
-    elif api_key == METADATA:
+    elif api_key == ApiKey.METADATA:
         for t in body.topics or ():
             out.append((t.name or "", getattr(t, "topic_id", None), []))
     return out
@@ -97,7 +95,7 @@ def error_response(api_key: int, version: int, body: Any, code: int) -> dict[str
 
     topics = request_topics(api_key, version, body)
     out: dict[str, Any] = {}
-    if api_key == PRODUCE:
+    if api_key == ApiKey.PRODUCE:
         out["responses"] = [
             {
                 "name": name,
@@ -108,7 +106,7 @@ def error_response(api_key: int, version: int, body: Any, code: int) -> dict[str
             }
             for name, _tid, parts in topics
         ]
-    elif api_key == FETCH:
+    elif api_key == ApiKey.FETCH:
         tkey = "topic_id" if version >= 13 else "topic"
         out["responses"] = [
             {
@@ -126,8 +124,8 @@ def error_response(api_key: int, version: int, body: Any, code: int) -> dict[str
             }
             for name, tid, parts in topics
         ]
-    elif api_key in (LIST_OFFSETS, OFFSET_COMMIT):
-        extra = {"offset": -1, "timestamp": -1} if api_key == LIST_OFFSETS else {}
+    elif api_key in (ApiKey.LIST_OFFSETS, ApiKey.OFFSET_COMMIT):
+        extra = {"offset": -1, "timestamp": -1} if api_key == ApiKey.LIST_OFFSETS else {}
         out["topics"] = [
             {
                 "name": name,
@@ -135,7 +133,7 @@ def error_response(api_key: int, version: int, body: Any, code: int) -> dict[str
             }
             for name, _tid, parts in topics
         ]
-    elif api_key == OFFSET_FETCH:
+    elif api_key == ApiKey.OFFSET_FETCH:
         parts_of = [
             {
                 "name": name,
@@ -154,19 +152,19 @@ def error_response(api_key: int, version: int, body: Any, code: int) -> dict[str
         else:
             out["topics"] = parts_of
             out["error_code"] = code
-    elif api_key == METADATA:
+    elif api_key == ApiKey.METADATA:
         out["topics"] = [
             {"name": name, "error_code": code, **({"topic_id": tid} if tid else {})}
             for name, tid, _parts in topics
         ]
-    elif api_key == FIND_COORDINATOR and version >= 4:
+    elif api_key == ApiKey.FIND_COORDINATOR and version >= 4:
         out["coordinators"] = [
             {"key": key, "error_code": code, "node_id": -1, "host": "", "port": -1}
             for key in body.coordinator_keys or ()
         ]
-    elif api_key == FIND_COORDINATOR:
+    elif api_key == ApiKey.FIND_COORDINATOR:
         out.update(error_code=code, node_id=-1, host="", port=-1)
-    if has("error_code") and "error_code" not in out and (not topics or api_key != FETCH):
+    if has("error_code") and "error_code" not in out and (not topics or api_key != ApiKey.FETCH):
         out["error_code"] = code
     return out
 

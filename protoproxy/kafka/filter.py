@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from protoproxy_codecs.base import Direction, Message
 from protoproxy_codecs.kafka import framing, rewrite
+from protoproxy_codecs.kafka.api_keys import ApiKey
 
 from .metrics import KafkaMetrics, version_label
 
@@ -26,12 +27,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("protoproxy.kafka")
 
 UPSTREAM = Direction.UPSTREAM
-PRODUCE = 0
-FETCH = 1
+# Plain ints (not ApiKey members): every response's api_key is looked up here.
 # Responses that always advertise brokers.
-_ROUTING_APIS = frozenset((rewrite.METADATA, rewrite.FIND_COORDINATOR, rewrite.DESCRIBE_CLUSTER))
+_ROUTING_APIS = frozenset(
+    int(k) for k in (ApiKey.METADATA, ApiKey.FIND_COORDINATOR, ApiKey.DESCRIBE_CLUSTER)
+)
 # KIP-951: Produce v10+ and Fetch v16+ responses may carry new leaders' endpoints.
-_NODE_ENDPOINTS_FROM = {PRODUCE: 10, FETCH: 16}
+_NODE_ENDPOINTS_FROM = {int(ApiKey.PRODUCE): 10, int(ApiKey.FETCH): 16}
 
 
 class KafkaFilter:

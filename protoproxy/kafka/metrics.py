@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM, Exchange
 from protoproxy_codecs.kafka import schema
+from protoproxy_codecs.kafka.api_keys import ApiKey
 
 from ..connection import Side
 from ..observe.stats import Stats
@@ -34,6 +35,9 @@ if TYPE_CHECKING:
 # Label strings made once, not per message.
 _VERSIONS = tuple(str(v) for v in range(64))
 _PARTITIONS = tuple(str(p) for p in range(1024))
+# Exchange attrs name the API ("Produce"), not its key.
+_PRODUCE = ApiKey.PRODUCE.display_name
+_FETCH = ApiKey.FETCH.display_name
 
 # Bytes: a 100-byte heartbeat up to a 64 MiB fetch.
 SIZE_BUCKETS: tuple[float, ...] = tuple(float(4**i * 64) for i in range(11))
@@ -241,7 +245,7 @@ class KafkaMetrics:
             if not records or attrs.get("undelivered"):
                 continue
             client = attrs.get("client_id") or ""
-            if api == "Produce":
+            if api == _PRODUCE:
                 # acks=0 has no answer: its records count once sent on
                 outlet = conn.outlets[DOWNSTREAM if answered else UPSTREAM]
                 failed = attrs.get("failed")
@@ -254,7 +258,7 @@ class KafkaMetrics:
                     failed,
                     (lname, client, api),
                 )
-            elif api == "Fetch" and answered:
+            elif api == _FETCH and answered:
                 outlet = conn.outlets[DOWNSTREAM]
                 self._count(
                     outlet,

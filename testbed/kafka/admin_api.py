@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from protoproxy_codecs.kafka import schema
+from protoproxy_codecs.kafka.api_keys import ApiKey
 
 from . import errors
 from .fields import items, text
@@ -32,7 +33,7 @@ def api_versions_body(
     error: int = errors.NONE,
     supported: Mapping[int, tuple[int, int]] = SUPPORTED,
 ) -> Any:
-    R = schema.response_class(18, version)
+    R = schema.response_class(ApiKey.API_VERSIONS, version)
     AV = R.ApiVersion
     keys = [
         AV(api_key=k, min_version=lo, max_version=hi) for k, (lo, hi) in sorted(supported.items())

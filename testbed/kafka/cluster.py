@@ -52,7 +52,7 @@ class FakeKafkaCluster:
             POLICY_VIOLATION / INVALID_PARTITIONS.
         ssl: a server-side SSLContext to make every listener speak TLS.
         api_versions: narrower version ranges to advertise and accept, by api key
-            (e.g. ``{18: (0, 2)}`` answers ApiVersions v3 with UNSUPPORTED_VERSION as
+            (e.g. ``{ApiKey.API_VERSIONS: (0, 2)}`` answers ApiVersions v3 with UNSUPPORTED_VERSION as
             a pre-2.4 broker does, so clients negotiate down); only narrowing is
             allowed, since the fake implements no more than `versions.SUPPORTED`.
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from protoproxy_codecs.kafka import framing, schema
+from protoproxy_codecs.kafka.api_keys import ApiKey
 from protoproxy_codecs.kafka.framing import RequestHeaderInfo
 
 from . import admin_api, data_api, errors, group_api
@@ -41,26 +42,26 @@ class Request:
 Handler = Callable[[Request, Any], Any]
 
 HANDLERS: dict[int, Handler] = {
-    0: data_api.produce,
-    1: data_api.fetch,
-    2: data_api.list_offsets,
-    3: admin_api.metadata,
-    8: group_api.offset_commit,
-    9: group_api.offset_fetch,
-    10: group_api.find_coordinator,
-    11: group_api.join_group,
-    12: group_api.heartbeat,
-    13: group_api.leave_group,
-    14: group_api.sync_group,
-    15: group_api.describe_groups,
-    16: group_api.list_groups,
-    18: admin_api.api_versions,
-    19: admin_api.create_topics,
-    20: admin_api.delete_topics,
-    22: data_api.init_producer_id,
-    23: data_api.offset_for_leader_epoch,
-    32: admin_api.describe_configs,
-    60: admin_api.describe_cluster,
+    ApiKey.PRODUCE: data_api.produce,
+    ApiKey.FETCH: data_api.fetch,
+    ApiKey.LIST_OFFSETS: data_api.list_offsets,
+    ApiKey.METADATA: admin_api.metadata,
+    ApiKey.OFFSET_COMMIT: group_api.offset_commit,
+    ApiKey.OFFSET_FETCH: group_api.offset_fetch,
+    ApiKey.FIND_COORDINATOR: group_api.find_coordinator,
+    ApiKey.JOIN_GROUP: group_api.join_group,
+    ApiKey.HEARTBEAT: group_api.heartbeat,
+    ApiKey.LEAVE_GROUP: group_api.leave_group,
+    ApiKey.SYNC_GROUP: group_api.sync_group,
+    ApiKey.DESCRIBE_GROUPS: group_api.describe_groups,
+    ApiKey.LIST_GROUPS: group_api.list_groups,
+    ApiKey.API_VERSIONS: admin_api.api_versions,
+    ApiKey.CREATE_TOPICS: admin_api.create_topics,
+    ApiKey.DELETE_TOPICS: admin_api.delete_topics,
+    ApiKey.INIT_PRODUCER_ID: data_api.init_producer_id,
+    ApiKey.OFFSET_FOR_LEADER_EPOCH: data_api.offset_for_leader_epoch,
+    ApiKey.DESCRIBE_CONFIGS: admin_api.describe_configs,
+    ApiKey.DESCRIBE_CLUSTER: admin_api.describe_cluster,
 }
 assert set(HANDLERS) == set(SUPPORTED), "advertise exactly what is implemented"
 _ASYNC = {key for key, fn in HANDLERS.items() if inspect.iscoroutinefunction(fn)}
@@ -79,11 +80,11 @@ async def dispatch(
         cluster, server.node_id, key, version, header.correlation_id, header.client_id, client_host
     )
     rng = cluster.supported.get(key)
-    if key == 18 and rng is not None and not rng[0] <= version <= rng[1]:
+    if key == ApiKey.API_VERSIONS and rng is not None and not rng[0] <= version <= rng[1]:
         # KIP-511: answer an ApiVersions we cannot speak with v0 + our ranges.
         req.version = 0
         answer = admin_api.api_versions_body(0, errors.UNSUPPORTED_VERSION, cluster.supported)
-        return framing.encode_response(18, 0, header.correlation_id, answer)
+        return framing.encode_response(ApiKey.API_VERSIONS, 0, header.correlation_id, answer)
     if rng is None or not rng[0] <= version <= rng[1] or body is None:
         cluster.unsupported_requests += 1
         return unsupported_response(req)

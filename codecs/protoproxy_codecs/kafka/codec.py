@@ -28,12 +28,18 @@ SaslHandshake v0 succeeds the client sends bare size-prefixed tokens (no Kafka
 header), so the codec switches both directions to token mode until the
 mechanism's round trips are done or a real Kafka request shows up again
 (the state machine is in sasl.py).
+
+Layout: ``_on_request`` and ``_on_response`` only sequence the steps; what
+each API reads is one small method, found by api_key in ``_REQUEST_HANDLERS``
+/ ``_RESPONSE_HANDLERS`` (bottom of the module), so adding an API's facts
+touches one handler and one table row.
 """
 
 from __future__ import annotations
 
 import struct
 from collections import Counter
+from collections.abc import Callable
 from typing import Any, ClassVar, NamedTuple
 
 from ..base import (
@@ -50,6 +56,7 @@ from ..base import (
     now_ns,
 )
 from . import framing, groups, scanner, schema, summary
+from .api_keys import ApiKey
 from .framing import BodyError
 from .sasl import SaslState
 from .scanner import ScanError
@@ -57,11 +64,10 @@ from .scanner import ScanError
 _I32 = struct.Struct(">i")
 _SNIFF = struct.Struct(">ihhih")
 
-PRODUCE = 0
-FETCH = 1
-SASL_HANDSHAKE = schema.SASL_HANDSHAKE_KEY
-SASL_AUTHENTICATE = schema.SASL_AUTHENTICATE_KEY
-FIND_COORDINATOR = 10
+# Plain ints bound from the enum: every frame's api_key is looked up among them.
+_PRODUCE = int(ApiKey.PRODUCE)
+_FETCH = int(ApiKey.FETCH)
+_API_VERSIONS = int(ApiKey.API_VERSIONS)
 
 STATUS_OK = "NONE"
 STATUS_UNDECODED = "UNDECODED"  # unknown API/version, or a body that did not decode
@@ -70,8 +76,7 @@ STATUS_UNDECODED = "UNDECODED"  # unknown API/version, or a body that did not de
 # is how clients negotiate (librdkafka does it against pre-2.4 brokers), not a
 # failure, so it is neither an error code in metrics nor an error status.
 STATUS_VERSION_NEGOTIATION = "VERSION_NEGOTIATION"
-API_VERSIONS = schema.API_VERSIONS_KEY
-UNSUPPORTED_VERSION = 35
+UNSUPPORTED_VERSION = 35  # an error code
 
 REDACTED = b"<redacted>"
 
@@ -104,7 +109,7 @@ class SecretView(NamedTuple):
 
 
 class KafkaCodec(BaseCodec):
-    """Sans-IO Kafka codec; usable by the proxy and by a fake broker alike."""
+    """Sans-IO Kafka codec for one proxied connection, fed both directions."""
 
     name: ClassVar[str] = "kafka"
 
@@ -211,6 +216,11 @@ class KafkaCodec(BaseCodec):
         return [Message(Direction(direction), "partial", raw, None, {"truncated": True})]
 
     # ------------------------------------------------------------------ requests
+    # A request passes through four steps, each one method: SASL token mode may
+    # claim the frame; the header becomes `info`; the API's handler (from
+    # _REQUEST_HANDLERS, by api_key) reads what that API needs; the Exchange is
+    # started and the request remembered until answered (or completed now, for
+    # a Produce with acks=0).
 
     def _client_id(self, raw: bytes, cid_len: int) -> str | None:
         if cid_len < 0:
@@ -225,8 +235,11 @@ class KafkaCodec(BaseCodec):
         return cid
 
     def _on_request(self, raw: bytes) -> Message:
-        if self.sasl.rounds is not None and not self.sasl.is_kafka_request(raw):
-            return self._token(UPSTREAM, raw)
+        sasl = self.sasl
+        if sasl.token_mode:
+            if not sasl.is_kafka_request(raw):
+                return self._client_token(raw)
+            sasl.leave_token_mode()
         api_key, version, corr, cid_len, body_at = framing.parse_request_header(raw, 4, len(raw))
         client_id = self._client_id(raw, cid_len)
         hi = self._max_version.get(api_key)
@@ -241,86 +254,54 @@ class KafkaCodec(BaseCodec):
             "header_size": body_at - 4,
         }
         msg = Message(UPSTREAM, "request", raw, corr, info)
-        expects = True
-        attrs: dict[str, Any] | None = None
-        if not known:
+        if known:
+            handler = _REQUEST_HANDLERS.get(api_key, _lazy_request)
+            expects, attrs = handler(self, msg, info, api_key, version, body_at)
+        else:
             self.unknown[(api_key, version)] += 1
             info["known"] = False
-        elif api_key in (PRODUCE, FETCH):
-            facts = self._scan(msg, api_key, version, True, body_at)
-            msg._decode = _LazyBody(self, raw, api_key, version, True, body_at, facts is not None)
-            if facts is None and api_key == PRODUCE:
-                # A body that does not fit still says whether a reply will come.
-                expects = _produce_acks(raw, body_at, version) != 0
-            elif facts is not None:
-                tally = facts.tally or summary.RecordsTally()
-                info["topics"] = tally.topics
-                if api_key == PRODUCE:
-                    acks = facts.acks
-                    info["record_count"] = tally.records
-                    info["record_bytes"] = tally.bytes
-                    info["acks"] = acks
-                    if facts.transactional_id is not None:
-                        info["transactional_id"] = facts.transactional_id
-                    expects = acks != 0
-                    attrs = {
-                        "topics": tally.topics,
-                        "records": tally.by_partition,
-                        "record_count": tally.records,
-                        "record_bytes": tally.bytes,
-                        "acks": acks,
-                    }
-                else:
-                    attrs = {"topics": tally.topics}
-        elif api_key in (SASL_HANDSHAKE, FIND_COORDINATOR):
-            # Small bodies without struct arrays: kafka-python decodes them in
-            # bounded time, and we need a string out of each.
-            body = self._decode_eagerly(msg, api_key, version, True, body_at)
-            if body is None:
-                pass
-            elif api_key == FIND_COORDINATOR:
-                # v0-3 responses do not repeat the key; routing data needs it.
-                keys = body.coordinator_keys if version >= 4 else [body.key]
-                info["coordinator_keys"] = keys
-                attrs = {"coordinator_keys": keys, "key_type": body.key_type}
-            else:
-                self.sasl.handshake(body.mechanism, client_id)
-                info["sasl_mechanism"] = body.mechanism
-        elif api_key == SASL_AUTHENTICATE:
-            info["secret"] = True
-            if self.sasl.mechanism is not None:
-                info["sasl_mechanism"] = self.sasl.mechanism
-            msg._view = SecretView("request", api, len(raw))
-        elif api_key in groups.APIS:
-            _, body = self._decode_control(msg, api_key, version, True, body_at)
-            group_facts = None if body is None else groups.request_facts(api_key, body)
-            if group_facts is not None:
-                attrs = {"group_request": group_facts}
-                if group_facts.get("group"):
-                    info["group"] = group_facts["group"]
-        else:
-            msg._decode = _LazyBody(self, raw, api_key, version, True, body_at, False)
+            expects, attrs = _ANSWERED
         info["expects_response"] = expects
+        ex = self._start_exchange(f"{api} v{version}", len(raw), corr)
+        if expects:
+            self._await_response(corr, _Pending(api_key, version, api, ex, client_id, known, attrs))
+        else:
+            self._complete_unanswered(ex, api, version, client_id, attrs)
+        return msg
+
+    def _start_exchange(self, operation: str, size: int, corr: int) -> Exchange:
         now = self.read_at
         ex = Exchange(
             protocol="kafka",
-            operation=f"{api} v{version}",
+            operation=operation,
             started=self._first_at,
             finished=now,
             request_written=now,
-            request_bytes=len(raw),
+            request_bytes=size,
             key=corr,
             fed=self.feeds,
         )
         self.touched.append(ex)
-        if not expects:
-            ex_attrs = {"api": api, "version": version, "client_id": client_id}
-            if attrs:
-                ex_attrs.update(attrs)
-            ex.status = STATUS_OK
-            ex.attrs = ex_attrs
-            self.exchanges.append(ex)
-            return msg
+        return ex
+
+    def _complete_unanswered(
+        self,
+        ex: Exchange,
+        api: str,
+        version: int,
+        client_id: str | None,
+        attrs: dict[str, Any] | None,
+    ) -> None:
+        """A request no response will come for (acks=0) is its own whole exchange."""
+        ex_attrs: dict[str, Any] = {"api": api, "version": version, "client_id": client_id}
+        if attrs:
+            ex_attrs.update(attrs)
+        ex.status = STATUS_OK
+        ex.attrs = ex_attrs
+        self.exchanges.append(ex)
+
+    def _await_response(self, corr: int, pending: _Pending) -> None:
+        """Remember a request until its response; a broken or runaway client raises."""
         if corr in self._pending:
             raise DecodeError(
                 f"correlation id {corr} reused while a request is outstanding",
@@ -331,8 +312,95 @@ class KafkaCodec(BaseCodec):
                 f"more than {self.limits.max_pending} requests awaiting responses",
                 "too_many_pending",
             )
-        self._pending[corr] = _Pending(api_key, version, api, ex, client_id, known, attrs)
-        return msg
+        self._pending[corr] = pending
+
+    # Per-API request handlers: (msg, info, api_key, version, body_at) ->
+    # (expects a response, attrs kept with the pending request for its Exchange).
+
+    def _produce_request(
+        self, msg: Message, info: dict[str, Any], api_key: int, version: int, body_at: int
+    ) -> _RequestFacts:
+        raw = msg.raw
+        facts = self._scan(msg, api_key, version, True, body_at)
+        msg._decode = _LazyBody(self, raw, api_key, version, True, body_at, facts is not None)
+        if facts is None:
+            # A body that does not fit still says whether a reply will come.
+            return _produce_acks(raw, body_at, version) != 0, None
+        tally = facts.tally or summary.RecordsTally()
+        acks = facts.acks
+        info["topics"] = tally.topics
+        info["record_count"] = tally.records
+        info["record_bytes"] = tally.bytes
+        info["acks"] = acks
+        if facts.transactional_id is not None:
+            info["transactional_id"] = facts.transactional_id
+        return acks != 0, {
+            "topics": tally.topics,
+            "records": tally.by_partition,
+            "record_count": tally.records,
+            "record_bytes": tally.bytes,
+            "acks": acks,
+        }
+
+    def _fetch_request(
+        self, msg: Message, info: dict[str, Any], api_key: int, version: int, body_at: int
+    ) -> _RequestFacts:
+        facts = self._scan(msg, api_key, version, True, body_at)
+        msg._decode = _LazyBody(self, msg.raw, api_key, version, True, body_at, facts is not None)
+        if facts is None:
+            return _ANSWERED
+        tally = facts.tally or summary.RecordsTally()
+        info["topics"] = tally.topics
+        return True, {"topics": tally.topics}
+
+    def _find_coordinator_request(
+        self, msg: Message, info: dict[str, Any], api_key: int, version: int, body_at: int
+    ) -> _RequestFacts:
+        # A small body without struct arrays: kafka-python decodes it in bounded time.
+        body = self._decode_eagerly(msg, api_key, version, True, body_at)
+        if body is None:
+            return _ANSWERED
+        # v0-3 responses do not repeat the key; routing data needs it.
+        keys = body.coordinator_keys if version >= 4 else [body.key]
+        info["coordinator_keys"] = keys
+        return True, {"coordinator_keys": keys, "key_type": body.key_type}
+
+    def _sasl_handshake_request(
+        self, msg: Message, info: dict[str, Any], api_key: int, version: int, body_at: int
+    ) -> _RequestFacts:
+        body = self._decode_eagerly(msg, api_key, version, True, body_at)
+        if body is not None:
+            self.sasl.handshake(body.mechanism, info["client_id"])
+            info["sasl_mechanism"] = body.mechanism
+        return _ANSWERED
+
+    def _sasl_authenticate_request(
+        self, msg: Message, info: dict[str, Any], api_key: int, version: int, body_at: int
+    ) -> _RequestFacts:
+        info["secret"] = True
+        if self.sasl.mechanism is not None:
+            info["sasl_mechanism"] = self.sasl.mechanism
+        msg._view = SecretView("request", info["api"], len(msg.raw))
+        return _ANSWERED
+
+    def _group_request(
+        self, msg: Message, info: dict[str, Any], api_key: int, version: int, body_at: int
+    ) -> _RequestFacts:
+        _, body = self._decode_control(msg, api_key, version, True, body_at)
+        group_facts = None if body is None else groups.request_facts(api_key, body)
+        if group_facts is None:
+            return _ANSWERED
+        if group_facts.get("group"):
+            info["group"] = group_facts["group"]
+        return True, {"group_request": group_facts}
+
+    def _lazy_request(
+        self, msg: Message, info: dict[str, Any], api_key: int, version: int, body_at: int
+    ) -> _RequestFacts:
+        msg._decode = _LazyBody(self, msg.raw, api_key, version, True, body_at, False)
+        return _ANSWERED
+
+    # ------------------------------------------------------------------ bodies
 
     def _scan(
         self, msg: Message, api_key: int, version: int, request: bool, body_at: int
@@ -387,10 +455,14 @@ class KafkaCodec(BaseCodec):
         return body
 
     # ------------------------------------------------------------------ responses
+    # A response is matched to its pending request by correlation id, its body
+    # scanned (or, for the group control APIs, decoded) into facts, the status
+    # and the attrs every API shares taken from the facts (_status), then the
+    # API's own handler from _RESPONSE_HANDLERS adds its part.
 
     def _on_response(self, raw: bytes) -> Message:
-        if self.sasl.rounds is not None and self.sasl.started:
-            return self._token(DOWNSTREAM, raw)
+        if self.sasl.awaiting_server_token:
+            return self._server_token(raw)
         end = len(raw)
         if end < 8:
             raise DecodeError(f"response header needs 4 bytes, frame has {end - 4}", "bad_header")
@@ -413,74 +485,124 @@ class KafkaCodec(BaseCodec):
         if pending.attrs:
             attrs.update(pending.attrs)
         status = STATUS_UNDECODED
-        negotiation = False
         if pending.known:
-            _, body_at = framing.parse_response_header(raw, 4, end, api_key, version)
-            info["header_size"] = body_at - 4
-            group_request = attrs.pop("group_request", None)
-            if group_request is not None:
-                facts, body = self._decode_control(msg, api_key, version, False, body_at)
-                if body is not None:
-                    attrs.update(groups.response_facts(api_key, group_request, body))
-            else:
-                negotiation = api_key == API_VERSIONS and _negotiation(raw, body_at)
-                # KIP-511: that answer is in v0, whatever version was asked.
-                body_version = 0 if negotiation else version
-                facts = self._scan(msg, api_key, body_version, False, body_at)
-                msg._decode = _LazyBody(
-                    self, raw, api_key, body_version, False, body_at, facts is not None
-                )
+            facts, negotiation = self._read_response(msg, info, api_key, version, attrs)
             if facts is not None:
-                codes = facts.errors
-                if facts.throttle_ms:
-                    attrs["throttle_ms"] = facts.throttle_ms
-                if facts.partition_errors:
-                    attrs["partition_errors"] = facts.partition_errors
-                if negotiation:
-                    status = STATUS_VERSION_NEGOTIATION
-                    attrs["version_negotiation"] = True
-                elif codes:
-                    status = schema.error_name(codes[0])
-                    attrs["errors"] = summary.error_counts(codes)
-                else:
-                    status = STATUS_OK
-                if api_key == FETCH:
-                    tally = facts.tally or summary.RecordsTally()
-                    attrs["topics"] = tally.topics
-                    attrs["records"] = tally.by_partition
-                    attrs["record_count"] = tally.records
-                    attrs["record_bytes"] = tally.bytes
-                    if facts.watermarks:
-                        attrs["watermarks"] = facts.watermarks
-                elif api_key == PRODUCE and facts.failed:
-                    attrs["failed"] = facts.failed
-                elif api_key == FIND_COORDINATOR and pending.attrs:
-                    info["coordinator_keys"] = pending.attrs["coordinator_keys"]
-                elif api_key == SASL_HANDSHAKE:
-                    info["sasl_mechanism"] = self.sasl.mechanism
-                    # No error code means error_code == 0: the handshake succeeded.
-                    if not codes:
-                        self.sasl.handshake_succeeded(version)
-                elif api_key == SASL_AUTHENTICATE:
-                    info["secret"] = True
-                    info["sasl_mechanism"] = self.sasl.mechanism
-                    msg._decode = None
-                    msg._view = SecretView("response", api, end)
+                status = _status(facts, negotiation, attrs)
+                handler = _RESPONSE_HANDLERS.get(api_key)
+                if handler is not None:
+                    handler(self, msg, info, pending, facts, attrs)
         info["status"] = status
         ex = pending.exchange
         ex.status = status
         ex.response_bytes = end
         ex.attrs = attrs
+        self._finish_exchange(ex)
+        return msg
+
+    def _read_response(
+        self, msg: Message, info: dict[str, Any], api_key: int, version: int, attrs: dict[str, Any]
+    ) -> tuple[summary.Facts | None, bool]:
+        """The body's facts (None if it does not fit), and whether it is a KIP-511 negotiation.
+
+        A group control API's body is decoded now, its facts paired with the
+        request's (``group_request``, taken out of `attrs`); any other is scanned
+        and left to a lazy view.
+        """
+        raw = msg.raw
+        _, body_at = framing.parse_response_header(raw, 4, len(raw), api_key, version)
+        info["header_size"] = body_at - 4
+        group_request = attrs.pop("group_request", None)
+        if group_request is not None:
+            facts, body = self._decode_control(msg, api_key, version, False, body_at)
+            if body is not None:
+                attrs.update(groups.response_facts(api_key, group_request, body))
+            return facts, False
+        negotiation = api_key == _API_VERSIONS and _negotiation(raw, body_at)
+        # KIP-511: that answer is in v0, whatever version was asked.
+        body_version = 0 if negotiation else version
+        facts = self._scan(msg, api_key, body_version, False, body_at)
+        msg._decode = _LazyBody(self, raw, api_key, body_version, False, body_at, facts is not None)
+        return facts, negotiation
+
+    def _finish_exchange(self, ex: Exchange) -> None:
+        """Stamp the response's arrival on `ex` and report it."""
         ex.response_started = self._first_at
         ex.finished = self.read_at
         ex.fed = self.feeds
         self.touched.append(ex)
         self.exchanges.append(ex)
-        return msg
+
+    # Per-API response handlers: (msg, info, pending, facts, attrs) -> None; they
+    # run only for a body that was read, after _status.
+
+    def _fetch_response(
+        self,
+        msg: Message,
+        info: dict[str, Any],
+        pending: _Pending,
+        facts: summary.Facts,
+        attrs: dict[str, Any],
+    ) -> None:
+        tally = facts.tally or summary.RecordsTally()
+        attrs["topics"] = tally.topics
+        attrs["records"] = tally.by_partition
+        attrs["record_count"] = tally.records
+        attrs["record_bytes"] = tally.bytes
+        if facts.watermarks:
+            attrs["watermarks"] = facts.watermarks
+
+    def _produce_response(
+        self,
+        msg: Message,
+        info: dict[str, Any],
+        pending: _Pending,
+        facts: summary.Facts,
+        attrs: dict[str, Any],
+    ) -> None:
+        if facts.failed:
+            attrs["failed"] = facts.failed
+
+    def _find_coordinator_response(
+        self,
+        msg: Message,
+        info: dict[str, Any],
+        pending: _Pending,
+        facts: summary.Facts,
+        attrs: dict[str, Any],
+    ) -> None:
+        if pending.attrs:
+            info["coordinator_keys"] = pending.attrs["coordinator_keys"]
+
+    def _sasl_handshake_response(
+        self,
+        msg: Message,
+        info: dict[str, Any],
+        pending: _Pending,
+        facts: summary.Facts,
+        attrs: dict[str, Any],
+    ) -> None:
+        info["sasl_mechanism"] = self.sasl.mechanism
+        # No error code means error_code == 0: the handshake succeeded.
+        if not facts.errors:
+            self.sasl.handshake_succeeded(pending.api_version)
+
+    def _sasl_authenticate_response(
+        self,
+        msg: Message,
+        info: dict[str, Any],
+        pending: _Pending,
+        facts: summary.Facts,
+        attrs: dict[str, Any],
+    ) -> None:
+        info["secret"] = True
+        info["sasl_mechanism"] = self.sasl.mechanism
+        msg._decode = None
+        msg._view = SecretView("response", pending.api, len(msg.raw))
 
     # ------------------------------------------------------------------ SASL tokens
 
-    def _token(self, direction: Direction, raw: bytes) -> Message:
+    def _token_message(self, direction: Direction, raw: bytes) -> Message:
         info: dict[str, Any] = {
             "api": "SaslToken",
             "secret": True,
@@ -488,33 +610,34 @@ class KafkaCodec(BaseCodec):
         }
         msg = Message(direction, "sasl_token", raw, None, info)
         msg._view = SecretView("sasl_token", "SaslToken", len(raw))
-        now = self.read_at
-        if direction == UPSTREAM:
-            ex = Exchange(
-                protocol="kafka",
-                operation="SaslToken",
-                started=self._first_at,
-                finished=now,
-                request_written=now,
-                status=STATUS_OK,
-                attrs={"api": "SaslToken", "sasl_mechanism": self.sasl.mechanism},
-                fed=self.feeds,
-            )
-            self.touched.append(ex)
-            self.sasl.started.append(ex)
-            if len(self.sasl.started) > self.limits.max_pending:
-                raise DecodeError("too many unanswered SASL tokens", "too_many_pending")
-            return msg
-        ex = self.sasl.answered()
-        ex.response_bytes = len(raw)
-        ex.response_started = self._first_at
-        ex.finished = now
-        ex.fed = self.feeds
-        self.touched.append(ex)
-        self.exchanges.append(ex)
         return msg
 
-    # ------------------------------------------------------------------ server side
+    def _client_token(self, raw: bytes) -> Message:
+        msg = self._token_message(UPSTREAM, raw)
+        now = self.read_at
+        ex = Exchange(
+            protocol="kafka",
+            operation="SaslToken",
+            started=self._first_at,
+            finished=now,
+            request_written=now,
+            status=STATUS_OK,
+            attrs={"api": "SaslToken", "sasl_mechanism": self.sasl.mechanism},
+            fed=self.feeds,
+        )
+        self.touched.append(ex)
+        if self.sasl.client_token(ex) > self.limits.max_pending:
+            raise DecodeError("too many unanswered SASL tokens", "too_many_pending")
+        return msg
+
+    def _server_token(self, raw: bytes) -> Message:
+        msg = self._token_message(DOWNSTREAM, raw)
+        ex = self.sasl.server_token()
+        ex.response_bytes = len(raw)
+        self._finish_exchange(ex)
+        return msg
+
+    # ------------------------------------------------------------------ state
 
     @property
     def pending(self) -> int:
@@ -529,53 +652,65 @@ class KafkaCodec(BaseCodec):
     def sasl_mechanism(self) -> str | None:
         return self.sasl.mechanism
 
-    def unredacted_view(self, message: Message) -> Any:
-        """The real decoded body of a secret message (a broker must see credentials).
-
-        Never call this on the proxy's logging/tap paths. A raw SASL token is
-        returned as its bytes (without the size prefix).
-        """
-        if message.kind == "sasl_token":
-            return message.raw[4:]
-        info = message.info or {}
-        api_key, version = info["api_key"], info["api_version"]
-        request = message.kind == "request"
-        raw = message.raw
-        if request:
-            body_at = 4 + info["header_size"]
-        else:
-            _, body_at = framing.parse_response_header(raw, 4, len(raw), api_key, version)
-        return framing.decode_body(api_key, version, request, raw, body_at, len(raw))
-
-    def respond(self, request: Message, body: Any) -> bytes:
-        """Encode the response to `request` and account for it as if it passed by.
-
-        `body` is a kafka-python response instance or a dict of its fields.
-        Returns the complete frame to write to the client; the Exchange lands
-        in take_exchanges() and SASL state advances exactly as in the proxy.
-        """
-        info = request.info or {}
-        if request.kind == "sasl_token":
-            frame = _I32.pack(len(body)) + bytes(body)
-        else:
-            frame = framing.encode_response(
-                info["api_key"], info["api_version"], info["correlation_id"], body
-            )
-        self.feed(DOWNSTREAM, frame)
-        return frame
-
     def inject_response(self, request: Message, body: Any) -> Message:
         """A response the proxy makes up itself (fault injection), for `request`.
 
-        Encoded like `respond`, but accounted without passing through the
-        DOWNSTREAM buffer, which may hold part of a real response at the time.
-        The request stops being pending and its Exchange is reported.
+        Accounted as if it had come from the server, but without passing
+        through the DOWNSTREAM buffer, which may hold part of a real response
+        at the time. The request stops being pending and its Exchange is
+        reported.
         """
         info = request.info or {}
         frame = framing.encode_response(
             info["api_key"], info["api_version"], info["correlation_id"], body
         )
         return self._on_response(frame)
+
+
+_RequestFacts = tuple[bool, "dict[str, Any] | None"]
+#: a response will come, and the request keeps no attrs for it
+_ANSWERED: _RequestFacts = (True, None)
+
+_RequestHandler = Callable[[KafkaCodec, Message, "dict[str, Any]", int, int, int], _RequestFacts]
+_ResponseHandler = Callable[
+    [KafkaCodec, Message, "dict[str, Any]", _Pending, summary.Facts, "dict[str, Any]"], None
+]
+_lazy_request = KafkaCodec._lazy_request
+
+#: api_key -> what a request of that API reads; every other known API decodes lazily.
+_REQUEST_HANDLERS: dict[int, _RequestHandler] = {
+    _PRODUCE: KafkaCodec._produce_request,
+    _FETCH: KafkaCodec._fetch_request,
+    int(ApiKey.FIND_COORDINATOR): KafkaCodec._find_coordinator_request,
+    int(ApiKey.SASL_HANDSHAKE): KafkaCodec._sasl_handshake_request,
+    int(ApiKey.SASL_AUTHENTICATE): KafkaCodec._sasl_authenticate_request,
+    **{int(key): KafkaCodec._group_request for key in groups.APIS},
+}
+#: api_key -> what a response of that API adds to the status and shared attrs.
+_RESPONSE_HANDLERS: dict[int, _ResponseHandler] = {
+    _PRODUCE: KafkaCodec._produce_response,
+    _FETCH: KafkaCodec._fetch_response,
+    int(ApiKey.FIND_COORDINATOR): KafkaCodec._find_coordinator_response,
+    int(ApiKey.SASL_HANDSHAKE): KafkaCodec._sasl_handshake_response,
+    int(ApiKey.SASL_AUTHENTICATE): KafkaCodec._sasl_authenticate_response,
+}
+
+
+def _status(facts: summary.Facts, negotiation: bool, attrs: dict[str, Any]) -> str:
+    """The Exchange status from a response's facts; puts the attrs all APIs share."""
+    codes = facts.errors
+    if facts.throttle_ms:
+        attrs["throttle_ms"] = facts.throttle_ms
+    if facts.partition_errors:
+        attrs["partition_errors"] = facts.partition_errors
+    if negotiation:
+        attrs["version_negotiation"] = True
+        return STATUS_VERSION_NEGOTIATION
+    if codes:
+        status = schema.error_name(codes[0])
+        attrs["errors"] = summary.error_counts(codes)
+        return status
+    return STATUS_OK
 
 
 def _negotiation(raw: bytes, body_at: int) -> bool:

@@ -18,15 +18,19 @@ import struct
 from typing import Any
 
 from . import summary
+from .api_keys import ApiKey
 
-LIST_OFFSETS = 2
-OFFSET_COMMIT = 8
-OFFSET_FETCH = 9
-JOIN_GROUP = 11
-LEAVE_GROUP = 13
-SYNC_GROUP = 14
 #: The APIs whose bodies the codec decodes eagerly for group facts.
-APIS = frozenset((LIST_OFFSETS, OFFSET_COMMIT, OFFSET_FETCH, JOIN_GROUP, LEAVE_GROUP, SYNC_GROUP))
+APIS = frozenset(
+    (
+        ApiKey.LIST_OFFSETS,
+        ApiKey.OFFSET_COMMIT,
+        ApiKey.OFFSET_FETCH,
+        ApiKey.JOIN_GROUP,
+        ApiKey.LEAVE_GROUP,
+        ApiKey.SYNC_GROUP,
+    )
+)
 
 #: Larger bodies of those APIs are not decoded eagerly (their facts are skipped).
 MAX_BODY = 1 << 20
@@ -59,7 +63,7 @@ def _topic(t: Any) -> str:
 
 def request_facts(api_key: int, body: Any) -> dict[str, Any] | None:
     """What the pending request must remember for its response, or None."""
-    if api_key == OFFSET_COMMIT:
+    if api_key == ApiKey.OFFSET_COMMIT:
         offsets: dict[TopicPartition, int] = {}
         for t in body.topics or ():
             topic = _topic(t)
@@ -68,9 +72,9 @@ def request_facts(api_key: int, body: Any) -> dict[str, Any] | None:
                     break
                 offsets[(topic, p.partition_index)] = p.committed_offset
         return {"group": name(body.group_id), "offsets": offsets}
-    if api_key == OFFSET_FETCH:
+    if api_key == ApiKey.OFFSET_FETCH:
         return {"group": name(getattr(body, "group_id", None))}  # v8+: groups in the answer
-    if api_key == LIST_OFFSETS:
+    if api_key == ApiKey.LIST_OFFSETS:
         if (getattr(body, "isolation_level", 0) or 0) != READ_UNCOMMITTED:
             return None  # read_committed answers the last stable offset, not the HW
         latest: set[TopicPartition] = set()
@@ -80,20 +84,20 @@ def request_facts(api_key: int, body: Any) -> dict[str, Any] | None:
                 if p.timestamp == LATEST_TIMESTAMP and len(latest) < MAX_PARTITIONS:
                     latest.add((topic, p.partition_index))
         return {"latest": latest} if latest else None
-    if api_key == JOIN_GROUP:
+    if api_key == ApiKey.JOIN_GROUP:
         return {
             "group": name(body.group_id),
             "protocol_type": name(body.protocol_type),
             "group_instance_id": name(getattr(body, "group_instance_id", None)) or None,
         }
-    if api_key == SYNC_GROUP:
+    if api_key == ApiKey.SYNC_GROUP:
         return {
             "group": name(body.group_id),
             "member_id": name(body.member_id),
             "generation": body.generation_id,
             "protocol_type": name(getattr(body, "protocol_type", None)) or None,
         }
-    if api_key == LEAVE_GROUP:
+    if api_key == ApiKey.LEAVE_GROUP:
         # v0-2 name the one member leaving; v3+ a batch of members (member_id is "")
         if body.member_id:
             return {"group": name(body.group_id), "leaving": [name(body.member_id)]}
@@ -107,15 +111,15 @@ def request_facts(api_key: int, body: Any) -> dict[str, Any] | None:
 
 def response_facts(api_key: int, request: dict[str, Any], body: Any) -> dict[str, Any]:
     """Exchange attrs from a response paired with its request's facts."""
-    if api_key == OFFSET_COMMIT:
+    if api_key == ApiKey.OFFSET_COMMIT:
         return {"group": request["group"], "commits": committed(request["offsets"], body)}
-    if api_key == OFFSET_FETCH:
+    if api_key == ApiKey.OFFSET_FETCH:
         return {"fetched_offsets": fetched_offsets(request.get("group", ""), body)}
-    if api_key == LIST_OFFSETS:
+    if api_key == ApiKey.LIST_OFFSETS:
         return {"latest_offsets": latest_offsets(request["latest"], body)}
     if body.error_code:
         return {}
-    if api_key == JOIN_GROUP:
+    if api_key == ApiKey.JOIN_GROUP:
         return {
             "group": request["group"],
             "member_id": name(body.member_id),
@@ -125,7 +129,7 @@ def response_facts(api_key: int, request: dict[str, Any], body: Any) -> dict[str
             "protocol_name": name(body.protocol_name),
             "group_instance_id": request["group_instance_id"],
         }
-    if api_key == SYNC_GROUP:
+    if api_key == ApiKey.SYNC_GROUP:
         out = {
             "group": request["group"],
             "member_id": request["member_id"],
@@ -137,7 +141,7 @@ def response_facts(api_key: int, request: dict[str, Any], body: Any) -> dict[str
             if assignment is not None:
                 out["assignment"] = assignment
         return out
-    if api_key == LEAVE_GROUP:
+    if api_key == ApiKey.LEAVE_GROUP:
         if request.get("batch"):  # v3+: one error code per member
             members = body.members or ()
             gone = [name(m.member_id) for m in members[:MAX_MEMBERS] if not m.error_code]

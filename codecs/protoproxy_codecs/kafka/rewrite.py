@@ -22,22 +22,17 @@ from typing import Any, NamedTuple
 
 from ..base import Message
 from . import framing
+from .api_keys import ApiKey
 
 Mapper = Callable[[int, str, int], tuple[str, int]]
 
-METADATA = 3
-FIND_COORDINATOR = 10
-DESCRIBE_CLUSTER = 60
-PRODUCE = 0
-FETCH = 1
-
 # api_key -> (list field, node-id attribute) for lists of advertised brokers.
 _BROKER_LISTS: dict[int, tuple[str, str]] = {
-    METADATA: ("brokers", "node_id"),
-    DESCRIBE_CLUSTER: ("brokers", "broker_id"),
-    FIND_COORDINATOR: ("coordinators", "node_id"),
-    PRODUCE: ("node_endpoints", "node_id"),
-    FETCH: ("node_endpoints", "node_id"),
+    ApiKey.METADATA: ("brokers", "node_id"),
+    ApiKey.DESCRIBE_CLUSTER: ("brokers", "broker_id"),
+    ApiKey.FIND_COORDINATOR: ("coordinators", "node_id"),
+    ApiKey.PRODUCE: ("node_endpoints", "node_id"),
+    ApiKey.FETCH: ("node_endpoints", "node_id"),
 }
 REWRITABLE_APIS = frozenset(_BROKER_LISTS)
 
@@ -130,13 +125,13 @@ def rewrite_body(
     changed = 0
     if undo is None:
         undo = []
-    if api_key == FIND_COORDINATOR and version < 4:
+    if api_key == ApiKey.FIND_COORDINATOR and version < 4:
         if body.node_id >= 0:
             changed += _map_endpoint(body, "node_id", mapper, undo)
         return changed
     list_name, id_attr = _BROKER_LISTS[api_key]
     for entry in getattr(body, list_name) or ():
-        if api_key == FIND_COORDINATOR and entry.node_id < 0:
+        if api_key == ApiKey.FIND_COORDINATOR and entry.node_id < 0:
             continue
         changed += _map_endpoint(entry, id_attr, mapper, undo)
     return changed
@@ -187,7 +182,7 @@ def routing_from_body(api_key: int, version: int, body: Any, request_keys: Any =
     coordinators: dict[str, int] = {}
     controller_id = None
     cluster_id = None
-    if api_key == METADATA:
+    if api_key == ApiKey.METADATA:
         for b in body.brokers or ():
             brokers.append(Broker(b.node_id, b.host, b.port, b.rack))
         for topic in body.topics or ():
@@ -195,12 +190,12 @@ def routing_from_body(api_key: int, version: int, body: Any, request_keys: Any =
             leaders[name] = {p.partition_index: p.leader_id for p in topic.partitions or ()}
         controller_id = body.controller_id
         cluster_id = body.cluster_id
-    elif api_key == DESCRIBE_CLUSTER:
+    elif api_key == ApiKey.DESCRIBE_CLUSTER:
         for b in body.brokers or ():
             brokers.append(Broker(b.broker_id, b.host, b.port, b.rack))
         controller_id = body.controller_id
         cluster_id = body.cluster_id
-    elif api_key == FIND_COORDINATOR:
+    elif api_key == ApiKey.FIND_COORDINATOR:
         if version < 4:
             if body.error_code == 0 and body.node_id >= 0:
                 brokers.append(Broker(body.node_id, body.host, body.port))
@@ -211,7 +206,7 @@ def routing_from_body(api_key: int, version: int, body: Any, request_keys: Any =
                 if c.error_code == 0 and c.node_id >= 0:
                     brokers.append(Broker(c.node_id, c.host, c.port))
                     coordinators[c.key] = c.node_id
-    elif api_key in (PRODUCE, FETCH):
+    elif api_key in (ApiKey.PRODUCE, ApiKey.FETCH):
         for e in body.node_endpoints or ():
             brokers.append(Broker(e.node_id, e.host, e.port, e.rack))
     return Routing(brokers, leaders, coordinators, controller_id, cluster_id)

@@ -17,6 +17,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from .api_keys import ApiKey
+
 # Modules that define ApiMessage subclasses; importing them is what creates
 # the classes. Listed as packages (public import paths), not files.
 _MESSAGE_PACKAGES = (
@@ -27,9 +29,7 @@ _MESSAGE_PACKAGES = (
     "kafka.protocol.sasl",
 )
 
-API_VERSIONS_KEY = 18
-SASL_HANDSHAKE_KEY = 17
-SASL_AUTHENTICATE_KEY = 36
+_API_VERSIONS = int(ApiKey.API_VERSIONS)  # a plain int: compared once per known version
 
 # Kafka's own error names (org.apache.kafka.common.protocol.Errors) where
 # kafka-python's message strings differ; everything else comes from kafka.errors.
@@ -92,7 +92,7 @@ class _Tables:
         for key, hi in self.max_version.items():
             for version in range(hi + 1):
                 flexible = is_flexible_in(self.flexible[key], version)
-                HEADER_TAGS[(key, version)] = (flexible, flexible and key != API_VERSIONS_KEY)
+                HEADER_TAGS[(key, version)] = (flexible, flexible and key != _API_VERSIONS)
         self.versioned: dict[tuple[int, int, bool], Any] = {}
         self.error_names = _build_error_names()
 
@@ -188,7 +188,7 @@ def response_header_version(api_key: int, version: int) -> int:
     ApiVersions is the exception so that a client that does not yet know the
     broker's versions can always read the reply.
     """
-    if api_key == API_VERSIONS_KEY:
+    if api_key == _API_VERSIONS:
         return 0
     return 1 if is_flexible(api_key, version) else 0
 

@@ -2,7 +2,7 @@
 
 It exists to put real client bytes (librdkafka, kafka-python) through the
 codec in its server role: every frame the clients send is fed to a KafkaCodec
-and answered with ``codec.respond``. The testbed's fake cluster is the full
+and answered with ``broker_side.respond``. The testbed's fake cluster is the full
 version of this; this one stays small so codec tests do not depend on it.
 """
 
@@ -16,6 +16,8 @@ from typing import Any
 
 from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM, Exchange, Message
 from protoproxy_codecs.kafka import KafkaCodec, framing, records, schema
+
+from .broker_side import respond, unredacted_view
 
 UNSUPPORTED_VERSION = 35
 
@@ -83,9 +85,9 @@ class MiniBroker:
 
     def _answer(self, codec: KafkaCodec, msg: Message) -> bytes | None:
         if msg.kind == "sasl_token":
-            if not self._plain_ok(codec.unredacted_view(msg)):
+            if not self._plain_ok(unredacted_view(msg)):
                 raise ConnectionError("bad credentials")
-            return codec.respond(msg, b"")
+            return respond(codec, msg, b"")
         info = msg.info
         if not info["expects_response"]:
             return None
@@ -101,7 +103,7 @@ class MiniBroker:
         handler = getattr(self, f"_api_{key}", None)
         if handler is None:
             raise ConnectionError(f"mini broker does not speak api {key}")
-        return codec.respond(msg, handler(codec, msg))
+        return respond(codec, msg, handler(codec, msg))
 
     def _plain_ok(self, token: bytes) -> bool:
         """PLAIN (RFC 4616): authzid NUL authcid NUL password."""
@@ -198,6 +200,6 @@ class MiniBroker:
         return {"error_code": 0, "mechanisms": ["PLAIN"]}
 
     def _api_36(self, codec: KafkaCodec, msg: Message) -> dict[str, Any]:
-        if not self._plain_ok(codec.unredacted_view(msg).auth_bytes):
+        if not self._plain_ok(unredacted_view(msg).auth_bytes):
             return {"error_code": 58, "error_message": "bad credentials", "auth_bytes": b""}
         return {"error_code": 0, "auth_bytes": b""}

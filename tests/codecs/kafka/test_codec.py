@@ -12,6 +12,7 @@ from protoproxy_codecs import registry
 from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM, DecodeError, Limits, Sniff
 from protoproxy_codecs.kafka import STATUS_OK, STATUS_UNDECODED, KafkaCodec, SecretView, framing
 
+from .broker_side import respond, unredacted_view
 from .helpers import feed_all, produce_request, record_batch
 from .strategies import all_versions, chunks, message_values
 
@@ -350,7 +351,7 @@ def test_sasl_v0_plain_raw_tokens() -> None:
     (t,) = codec.feed(UPSTREAM, token)
     assert t.kind == "sasl_token" and t.info["secret"] is True and t.raw == token
     assert isinstance(t.view, SecretView) and t.view.size == len(token)
-    assert codec.unredacted_view(t) == SECRET
+    assert unredacted_view(t) == SECRET
     (reply,) = codec.feed(DOWNSTREAM, struct.pack(">i", 0))
     assert reply.kind == "sasl_token"
     assert not codec.in_sasl_token_mode
@@ -392,7 +393,7 @@ def test_sasl_handshake_v1_then_authenticate_is_redacted() -> None:
     (m,) = codec.feed(UPSTREAM, req)
     assert m.info["secret"] is True and m.info["sasl_mechanism"] == "PLAIN"
     assert isinstance(m.view, SecretView)
-    assert codec.unredacted_view(m).auth_bytes == SECRET
+    assert unredacted_view(m).auth_bytes == SECRET
     resp = framing.encode_response(36, 2, 2, {"error_code": 0, "auth_bytes": b"s3cr3t-reply"})
     (r,) = codec.feed(DOWNSTREAM, resp)
     assert r.info["secret"] is True and isinstance(r.view, SecretView)
@@ -414,22 +415,22 @@ def test_failed_handshake_stays_in_kafka_mode() -> None:
 
 
 def test_broker_side_respond() -> None:
-    """The fake cluster's loop: feed requests, answer with respond()."""
+    """A broker-side codec: feed requests, answer through the codec (broker_side.respond)."""
     broker = KafkaCodec()
     client = KafkaCodec()  # a proxy in between sees exactly the same bytes
     req = framing.encode_request(18, 3, 1, "cli", {"client_software_name": "x"})
     (m,) = broker.feed(UPSTREAM, req)
     client.feed(UPSTREAM, req)
-    frame = broker.respond(m, {"error_code": 0, "api_keys": [{"api_key": 0, "max_version": 9}]})
+    frame = respond(broker, m, {"error_code": 0, "api_keys": [{"api_key": 0, "max_version": 9}]})
     (r,) = client.feed(DOWNSTREAM, frame)
     assert r.view.api_keys[0].max_version == 9
     assert broker.pending == 0 and broker.take_exchanges()[0].operation == "ApiVersions v3"
     # SASL v0 on the broker side: respond() also drives token mode.
     (h,) = broker.feed(UPSTREAM, framing.encode_request(17, 0, 2, "cli", {"mechanism": "PLAIN"}))
-    broker.respond(h, {"error_code": 0, "mechanisms": ["PLAIN"]})
+    respond(broker, h, {"error_code": 0, "mechanisms": ["PLAIN"]})
     (t,) = broker.feed(UPSTREAM, struct.pack(">i", len(SECRET)) + SECRET)
-    assert t.kind == "sasl_token" and broker.unredacted_view(t) == SECRET
-    assert broker.respond(t, b"") == b"\x00\x00\x00\x00"
+    assert t.kind == "sasl_token" and unredacted_view(t) == SECRET
+    assert respond(broker, t, b"") == b"\x00\x00\x00\x00"
     assert not broker.in_sasl_token_mode
 
 
