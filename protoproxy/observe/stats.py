@@ -85,18 +85,13 @@ def exposition_bytes(value: str) -> int:
     return n + value.count("\\") + value.count('"')
 
 
-def line_overhead(name: str, labelnames: tuple[str, ...]) -> int:
-    """Bytes of one /metrics line of the family, label values aside: the most
-    any of its lines takes (``_bucket`` and an ``le`` label for histograms)."""
-    return (
-        len(name)
-        + len("_bucket{}")
-        + sum(len(n) + len('="",') for n in labelnames)
-        + len('le="",')
-        + 12
-        + _VALUE_BYTES
-        + 1
-    )
+def line_overhead(name: str, labelnames: tuple[str, ...], histogram: bool) -> int:
+    """Bytes of the family's longest /metrics line, label values aside (a
+    histogram's ``_bucket`` lines, with their ``le`` label)."""
+    n = len(name) + len("{}") + sum(len(label) + len('="",') for label in labelnames)
+    if histogram:
+        n += len('_bucket,le=""') + 12
+    return n + _VALUE_BYTES + 1
 
 
 @dataclass(eq=False)
@@ -137,7 +132,7 @@ class Counter:
 
     def cost(self, key: tuple[str, ...]) -> int:
         """Bytes the series of `key` (a safe key) takes in /metrics, at most."""
-        overhead = line_overhead(self.name, self.labelnames)
+        overhead = line_overhead(self.name, self.labelnames, self.lines > 1)
         return self.lines * (overhead + sum(exposition_bytes(v) for v in key))
 
     def admit(self, safe: tuple[str, ...], held: int) -> bool:
