@@ -293,6 +293,8 @@ class Metrics(Model):
     max_label_bytes: int = Field(default=128, ge=16, le=65536)
     #: Bytes one family's series may take in /metrics; past it, new label sets go to `other`.
     max_family_bytes: Size = 256 * 1024
+    #: Per-family byte budgets by full metric name, overriding `max_family_bytes`.
+    family_bytes: dict[str, Size] = Field(default_factory=dict)
     #: The generic per-exchange families (protoproxy_exchange*); off only to measure their cost.
     exchanges: bool = True
 

@@ -34,7 +34,12 @@ class Observe:
         cfg = app.config
         m = cfg.metrics
         proxy.stats.configure(
-            m.max_series, m.families, m.max_total_series, m.max_label_bytes, m.max_family_bytes
+            m.max_series,
+            m.families,
+            m.max_total_series,
+            m.max_label_bytes,
+            m.max_family_bytes,
+            m.family_bytes,
         )
         self.exporter = Exporter(proxy.stats, live_bytes(proxy))
         self.exchange_metrics = ExchangeMetrics(proxy.stats)

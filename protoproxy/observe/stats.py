@@ -251,6 +251,7 @@ class Stats:
         max_total: int | None = None,
         label_bytes: int = MAX_LABEL_BYTES,
         family_bytes: int = MAX_FAMILY_BYTES,
+        byte_caps: dict[str, int] | None = None,
     ) -> None:
         self.max_series = max_series
         #: per-family caps by name, overriding `max_series`
@@ -259,6 +260,8 @@ class Stats:
         self.budget = SeriesBudget(max_total if max_total is not None else 1 << 62)
         self.label_bytes = label_bytes
         self.family_bytes = family_bytes
+        #: per-family byte budgets by name, overriding `family_bytes`
+        self.byte_caps: dict[str, int] = dict(byte_caps or {})
 
     def configure(
         self,
@@ -267,6 +270,7 @@ class Stats:
         max_total: int | None = None,
         label_bytes: int = MAX_LABEL_BYTES,
         family_bytes: int = MAX_FAMILY_BYTES,
+        byte_caps: dict[str, int] | None = None,
     ) -> None:
         """Set series caps, for families that exist already and ones made later.
 
@@ -279,19 +283,26 @@ class Stats:
         self.max_series = max_series
         self.label_bytes = label_bytes
         self.family_bytes = family_bytes
+        self.byte_caps = dict(byte_caps or {})
         self.caps = dict(caps or {})
         total = max_total if max_total is not None else 1 << 62
         self.budget.left = max(0, total - self.series_count())
         for fam in self.families.values():
             fam.max_series = self.cap(fam.name, getattr(fam, "cap_of", ""))
             fam.label_bytes = label_bytes
-            fam.max_bytes = family_bytes
+            fam.max_bytes = self.bytes_cap(fam.name, getattr(fam, "cap_of", ""))
 
     def cap(self, name: str, cap_of: str = "") -> int:
         """The family's own cap if configured, else that of `cap_of`, else the default."""
         if name in self.caps or not cap_of:
             return self.caps.get(name, self.max_series)
         return self.caps.get(cap_of, self.max_series)
+
+    def bytes_cap(self, name: str, cap_of: str = "") -> int:
+        """The family's byte budget: its own, else that of `cap_of`, else the default."""
+        if name in self.byte_caps or not cap_of:
+            return self.byte_caps.get(name, self.family_bytes)
+        return self.byte_caps.get(cap_of, self.family_bytes)
 
     def series_count(self) -> int:
         """Label sets held across all families (what bounds memory and /metrics)."""
@@ -310,7 +321,7 @@ class Stats:
                 max_series=self.cap(name),
                 budget=self.budget,
                 label_bytes=self.label_bytes,
-                max_bytes=self.family_bytes,
+                max_bytes=self.bytes_cap(name),
             )
         assert isinstance(fam, Counter)
         return fam
@@ -325,7 +336,7 @@ class Stats:
                 max_series=self.cap(name),
                 budget=self.budget,
                 label_bytes=self.label_bytes,
-                max_bytes=self.family_bytes,
+                max_bytes=self.bytes_cap(name),
             )
         assert isinstance(fam, Gauge)
         return fam
@@ -351,7 +362,7 @@ class Stats:
                 scale=scale,
                 cap_of=cap_of,
                 label_bytes=self.label_bytes,
-                max_bytes=self.family_bytes,
+                max_bytes=self.bytes_cap(name, cap_of),
             )
         assert isinstance(fam, Histogram)
         return fam

@@ -20,6 +20,9 @@ from protoproxy.observe.render import entry_text
 from protoproxy.observe.stats import OTHER, Stats
 from protoproxy.observe.tail import MAX_ENTRY_RENDERED, Entry, newest_within
 from protoproxy_codecs.base import Direction, Message
+from tests.peers import ProxyThread
+
+from .helpers import proxy_config
 
 _values = st.one_of(
     st.text(),
@@ -189,3 +192,32 @@ def test_an_entry_whose_view_is_huge_is_served_as_its_summary() -> None:
     assert "truncated" not in json.loads(
         entry_text(Entry(2, 0.0, 1, "f", "kafka", Direction.UPSTREAM, small, None))
     )
+
+
+def test_metrics_config_reaches_the_store() -> None:
+    cfg = proxy_config(
+        "127.0.0.1:1",
+        protocol="http",
+        tail=False,
+        metrics={
+            "max_label_bytes": 32,
+            "max_family_bytes": "64KiB",
+            "family_bytes": {"protoproxy_exchange_duration_seconds": "1MiB"},
+        },
+    )
+    with ProxyThread(cfg) as proxy:
+        stats = proxy.proxy.stats
+
+        def read() -> tuple[int, int, int, int]:
+            c = stats.counter("probe_total", "p", ("v",))
+            c.inc(("q" * 100,))
+            ((value,),) = c.values
+            return (
+                len(value.encode()),
+                c.max_bytes,
+                stats.families["protoproxy_exchange_duration_seconds"].max_bytes,
+                # a timing histogram follows the duration's budget, like its series cap
+                stats.families["protoproxy_exchange_proxy_time_seconds"].max_bytes,
+            )
+
+        assert proxy.run(read) == (32, 64 * 1024, 1 << 20, 1 << 20)
