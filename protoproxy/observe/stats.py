@@ -138,8 +138,8 @@ class Counter:
     def admit(self, safe: tuple[str, ...], held: int) -> bool:
         """Whether a new series may be held: series caps, then bytes, then the
         global series budget (last: taking from it is the commitment)."""
-        if held >= self.max_series - 1:
-            return False
+        if held >= self.max_series - 1 or self.used_bytes >= self.max_bytes:
+            return False  # full: the steady state of overflow pays no cost estimate
         cost = self.cost(safe)
         if self.used_bytes + cost > self.max_bytes or not self.budget.take():
             return False
