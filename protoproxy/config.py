@@ -289,6 +289,12 @@ class Metrics(Model):
     families: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
     #: Label sets of all families together (each family's `other` aside).
     max_total_series: int = Field(default=100_000, ge=1)
+    #: Bytes a label value may take once escaped; longer ones are cut (docs/metrics.md).
+    max_label_bytes: int = Field(default=128, ge=16, le=65536)
+    #: Bytes one family's series may take in /metrics; past it, new label sets go to `other`.
+    max_family_bytes: Size = 256 * 1024
+    #: Per-family byte budgets by full metric name, overriding `max_family_bytes`.
+    family_bytes: dict[str, Size] = Field(default_factory=dict)
     #: The generic per-exchange families (protoproxy_exchange*); off only to measure their cost.
     exchanges: bool = True
 

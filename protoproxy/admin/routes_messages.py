@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from ..observe.render import Query, collect_secrets, entry_json, scrub_literals
+from ..observe.render import Query, collect_secrets, dumps, entry_text, scrub_literals
+from ..observe.tail import newest_within
 
 if TYPE_CHECKING:
     from ..observe.tail import MessageTail
@@ -32,12 +33,11 @@ def routes(tail: MessageTail) -> list[web.RouteDef]:
         if limit >= 0:
             picked = picked[-limit:] if limit else []
         secrets = collect_secrets(tail.entries(), set())
-        text = _dumps(
-            {
-                "tail": tail.info(),
-                "messages": [entry_json(e, query.decode, tail.catalog) for e in picked],
-            }
+        texts, omitted = newest_within(
+            picked, lambda e: entry_text(e, query.decode, tail.catalog), tail.render_budget
         )
+        more = f',"omitted":{omitted}' if omitted else ""
+        text = f'{{"tail":{dumps(tail.info())},"messages":[{",".join(texts)}]{more}}}'
         return web.Response(text=scrub_literals(text, secrets), content_type="application/json")
 
     async def clear(request: web.Request) -> web.Response:
@@ -91,9 +91,7 @@ async def _follow(request: web.Request, tail: MessageTail, query: Query) -> web.
                 secrets = collect_secrets(tail.entries(), set())
             for e in batch:
                 if query.matches(e):
-                    data = scrub_literals(
-                        _dumps(entry_json(e, query.decode, tail.catalog)), secrets
-                    )
+                    data = scrub_literals(entry_text(e, query.decode, tail.catalog), secrets)
                     chunks.append(f"id: {e.seq}\nevent: message\ndata: {data}\n\n")
             if follower.dropped != reported:
                 reported = follower.dropped
@@ -105,7 +103,3 @@ async def _follow(request: web.Request, tail: MessageTail, query: Query) -> web.
     finally:
         tail.unfollow(follower)
     return resp
-
-
-def _dumps(obj: object) -> str:
-    return json.dumps(obj, default=str, separators=(",", ":"))

@@ -30,6 +30,9 @@ _METHOD_LABELS = ("listener", "service", "method")
 _HTTP_LABELS = ("listener", "host", "method", "status_class")
 #: Distinct routes kept in the label caches; past this, keys are built per call.
 _CACHE_MAX = 4096
+#: Longer raw values are not cached (a cache of 4096 32 KiB Hosts would be 128 MiB):
+#: they pay the key building each time, and stats.py cuts them.
+_CACHE_VALUE_MAX = 256
 
 
 class _MethodKeys:
@@ -114,7 +117,7 @@ class HttpMetrics:
         if keys is None:
             service, method = split_path(path)
             keys = _MethodKeys(listener, service, method)
-            if len(self._methods) < _CACHE_MAX:
+            if len(self._methods) < _CACHE_MAX and len(path) <= _CACHE_VALUE_MAX:
                 self._methods[(listener, path)] = keys
         return keys
 
@@ -190,7 +193,7 @@ class HttpMetrics:
         key = self._http.get(raw)
         if key is None:
             key = (listener, host, method, status_class(status))
-            if len(self._http) < _CACHE_MAX:
+            if len(self._http) < _CACHE_MAX and len(host) + len(method) <= _CACHE_VALUE_MAX:
                 self._http[raw] = key
         self.http_requests.inc(key)
         self.http_latency.observe(key, ex.finished - ex.started)

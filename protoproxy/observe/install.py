@@ -32,8 +32,14 @@ class Observe:
     def __init__(self, app: App) -> None:
         proxy = app.proxy
         cfg = app.config
+        m = cfg.metrics
         proxy.stats.configure(
-            cfg.metrics.max_series, cfg.metrics.families, cfg.metrics.max_total_series
+            m.max_series,
+            m.families,
+            m.max_total_series,
+            m.max_label_bytes,
+            m.max_family_bytes,
+            m.family_bytes,
         )
         self.exporter = Exporter(proxy.stats, live_bytes(proxy))
         self.exchange_metrics = ExchangeMetrics(proxy.stats)

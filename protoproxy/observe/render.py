@@ -8,6 +8,7 @@ and raw bytes are never served (an HTTP/1 head's raw bytes hold its headers).
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from protoproxy_codecs.kafka import record_view
 from protoproxy_codecs.protobuf_display import DescriptorCatalog, RawLimits, display_grpc_message
 
 from .redact import REDACTED, SECRET_HEADERS, header_pairs
-from .tail import Entry
+from .tail import MAX_ENTRY_RENDERED, Entry
 
 _DISPLAY = RawLimits()
 _MAX_DEPTH = 8
@@ -140,6 +141,42 @@ def entry_json(
     if decode and e.protocol == "kafka":
         out["view"] = _kafka_view(msg.view)
     return out
+
+
+def dumps(obj: object) -> str:
+    return json.dumps(obj, default=str, separators=(",", ":"))
+
+
+#: What a served entry gives up, in this order, when its JSON is too large.
+_SHED = (("view", "grpc_messages", "info"), ("headers",))
+
+
+def entry_text(
+    e: Entry,
+    decode: bool = True,
+    catalog: DescriptorCatalog | None = None,
+    limit: int = MAX_ENTRY_RENDERED,
+) -> str:
+    """`entry_json` as JSON text of at most about `limit` bytes.
+
+    Decoded views are bounded in items and depth, not in bytes, and a few KB
+    on the wire can decode to megabytes; past `limit` the decoded parts are
+    replaced by ``"truncated": {"rendered_bytes": n}``, the entry's summary
+    (seq, sizes, kind, method...) staying whole.
+    """
+    out = entry_json(e, decode, catalog)
+    text = dumps(out)
+    if len(text) <= limit:
+        return text
+    full = len(text)
+    for keys in _SHED:
+        for k in keys:
+            out.pop(k, None)
+        out["truncated"] = {"rendered_bytes": full}
+        text = dumps(out)
+        if len(text) <= limit:
+            break
+    return text
 
 
 def _kafka_view(view: Any) -> Any:

@@ -4,6 +4,13 @@ The hot path does ``family.values[key] += 1`` style work on a tuple it
 already holds (per connection or per codec state); no locks (one event loop),
 no label objects per message. Exporters (Prometheus, /stats JSON) read the
 families when asked.
+
+Everything that bounds memory and /metrics is decided on the miss path only,
+when a family is about to hold a label set it has not seen: the series caps
+(per family and global), the label values' escaping and cut (labels.py), and
+the family's byte budget. A key whose values had to be cut is stored under the
+cut key only; the raw key is never kept, so a client sending 32 KiB client ids
+costs a cut per increment (it keeps missing) but never 32 KiB held per series.
 """
 
 from __future__ import annotations
@@ -11,6 +18,8 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+
+from .labels import MAX_LABEL_BYTES, safe_key
 
 OTHER = "other"
 
@@ -64,6 +73,25 @@ class SeriesBudget:
 
 
 _UNLIMITED = SeriesBudget(1 << 62)
+#: Default byte budget of one family (`metrics.max_family_bytes`).
+MAX_FAMILY_BYTES = 256 * 1024
+#: Bytes a sample value takes at most in /metrics (floatToGoString), with its space.
+_VALUE_BYTES = 26
+
+
+def exposition_bytes(value: str) -> int:
+    """Bytes a (safe) label value takes inside the quotes of /metrics."""
+    n = len(value) if value.isascii() else len(value.encode())
+    return n + value.count("\\") + value.count('"')
+
+
+def line_overhead(name: str, labelnames: tuple[str, ...], histogram: bool) -> int:
+    """Bytes of the family's longest /metrics line, label values aside (a
+    histogram's ``_bucket`` lines, with their ``le`` label)."""
+    n = len(name) + len("{}") + sum(len(label) + len('="",') for label in labelnames)
+    if histogram:
+        n += len('_bucket,le=""') + 12
+    return n + _VALUE_BYTES + 1
 
 
 @dataclass(eq=False)
@@ -76,20 +104,53 @@ class Counter:
     #: ones, new label sets fold into ("other", ...), so the family never exceeds it.
     max_series: int = 10000
     budget: SeriesBudget = field(default=_UNLIMITED, repr=False)
+    #: bytes a label value may take, escaped (`metrics.max_label_bytes`)
+    label_bytes: int = MAX_LABEL_BYTES
+    #: bytes the family's series may take in /metrics together, `other` aside
+    #: (`metrics.max_family_bytes`); past it, new label sets go to `other`
+    max_bytes: int = MAX_FAMILY_BYTES
+    #: what the series held take of `max_bytes` (see `cost`)
+    used_bytes: int = 0
+
+    #: /metrics lines per series
+    lines = 1
 
     def inc(self, key: tuple[str, ...], amount: float = 1) -> None:
         values = self.values
         if key in values:
             values[key] += amount
-        # the last slot is kept for `other`, which the global budget never refuses
-        elif len(values) < self.max_series - 1 and self.budget.take():
-            values[key] = amount
+            return
+        safe = safe_key(key, self.label_bytes)
+        if safe is not key and safe in values:
+            values[safe] += amount
+        # the last slot is kept for `other`, which no budget ever refuses
+        elif self.admit(safe, len(values)):
+            values[safe] = amount
         else:
             other = (OTHER,) * len(self.labelnames)
             values[other] = values.get(other, 0) + amount
 
+    def cost(self, key: tuple[str, ...]) -> int:
+        """Bytes the series of `key` (a safe key) takes in /metrics, at most."""
+        overhead = line_overhead(self.name, self.labelnames, self.lines > 1)
+        return self.lines * (overhead + sum(exposition_bytes(v) for v in key))
+
+    def admit(self, safe: tuple[str, ...], held: int) -> bool:
+        """Whether a new series may be held: series caps, then bytes, then the
+        global series budget (last: taking from it is the commitment)."""
+        if held >= self.max_series - 1 or self.used_bytes >= self.max_bytes:
+            return False  # full: the steady state of overflow pays no cost estimate
+        cost = self.cost(safe)
+        if self.used_bytes + cost > self.max_bytes or not self.budget.take():
+            return False
+        self.used_bytes += cost
+        return True
+
     def get(self, key: tuple[str, ...]) -> float:
-        return self.values.get(key, 0)
+        values = self.values
+        if key in values:
+            return values[key]
+        return values.get(safe_key(key, self.label_bytes), 0)
 
     def total(self) -> float:
         return sum(self.values.values())
@@ -98,16 +159,27 @@ class Counter:
 @dataclass(eq=False)
 class Gauge(Counter):
     def set(self, key: tuple[str, ...], value: float) -> None:
-        if key in self.values or (len(self.values) < self.max_series - 1 and self.budget.take()):
-            self.values[key] = value
+        values = self.values
+        if key in values:
+            values[key] = value
+            return
+        safe = safe_key(key, self.label_bytes)
+        if (safe is not key and safe in values) or self.admit(safe, len(values)):
+            values[safe] = value
 
     def dec(self, key: tuple[str, ...], amount: float = 1) -> None:
         self.inc(key, -amount)
 
     def remove(self, key: tuple[str, ...]) -> None:
         """Drop a series whose value is no longer known, giving its slot back."""
-        if self.values.pop(key, None) is not None:
-            self.budget.left += 1
+        values = self.values
+        if key not in values:
+            key = safe_key(key, self.label_bytes)
+            if key not in values:
+                return
+        del values[key]
+        self.budget.left += 1
+        self.used_bytes = max(0, self.used_bytes - self.cost(key))
 
 
 class HistogramSeries:
@@ -135,21 +207,37 @@ class Histogram:
     scale: int = 1
     #: the family whose series cap this one follows ("" = its own name)
     cap_of: str = ""
+    label_bytes: int = MAX_LABEL_BYTES
+    max_bytes: int = MAX_FAMILY_BYTES
+    used_bytes: int = 0
+
+    @property
+    def lines(self) -> int:
+        return len(self.bounds) + 3  # the buckets, +Inf, _count and _sum
+
+    cost = Counter.cost
+    admit = Counter.admit
 
     def observe(self, key: tuple[str, ...], value: float) -> None:
-        s = self.series.get(key)
+        series = self.series
+        s = series.get(key)
         if s is None:
-            if len(self.series) >= self.max_series - 1 or not self.budget.take():
-                key = (OTHER,) * len(self.labelnames)
-                s = self.series.get(key)
+            safe = safe_key(key, self.label_bytes)
+            s = series.get(safe) if safe is not key else None
             if s is None:
-                s = self.series[key] = HistogramSeries(len(self.bounds))
+                if not self.admit(safe, len(series)):
+                    safe = (OTHER,) * len(self.labelnames)
+                    s = series.get(safe)
+                if s is None:
+                    s = series[safe] = HistogramSeries(len(self.bounds))
         s.buckets[bisect_left(self.bounds, value)] += 1
         s.sum += value
         s.count += 1
 
     def count(self, key: tuple[str, ...]) -> int:
         s = self.series.get(key)
+        if s is None:
+            s = self.series.get(safe_key(key, self.label_bytes))
         return s.count if s else 0
 
 
@@ -161,15 +249,28 @@ class Stats:
         max_series: int = 10000,
         caps: dict[str, int] | None = None,
         max_total: int | None = None,
+        label_bytes: int = MAX_LABEL_BYTES,
+        family_bytes: int = MAX_FAMILY_BYTES,
+        byte_caps: dict[str, int] | None = None,
     ) -> None:
         self.max_series = max_series
         #: per-family caps by name, overriding `max_series`
         self.caps: dict[str, int] = dict(caps or {})
         self.families: dict[str, Counter | Histogram] = {}
         self.budget = SeriesBudget(max_total if max_total is not None else 1 << 62)
+        self.label_bytes = label_bytes
+        self.family_bytes = family_bytes
+        #: per-family byte budgets by name, overriding `family_bytes`
+        self.byte_caps: dict[str, int] = dict(byte_caps or {})
 
     def configure(
-        self, max_series: int, caps: dict[str, int] | None = None, max_total: int | None = None
+        self,
+        max_series: int,
+        caps: dict[str, int] | None = None,
+        max_total: int | None = None,
+        label_bytes: int = MAX_LABEL_BYTES,
+        family_bytes: int = MAX_FAMILY_BYTES,
+        byte_caps: dict[str, int] | None = None,
     ) -> None:
         """Set series caps, for families that exist already and ones made later.
 
@@ -177,19 +278,31 @@ class Stats:
         applied, so caps are (re)applied here; lowering a cap keeps the series
         already held and folds only new ones into `other`. `max_total` bounds
         the label sets of all families together (each family's `other` aside).
+        Label and byte limits likewise apply to the series made from now on.
         """
         self.max_series = max_series
+        self.label_bytes = label_bytes
+        self.family_bytes = family_bytes
+        self.byte_caps = dict(byte_caps or {})
         self.caps = dict(caps or {})
         total = max_total if max_total is not None else 1 << 62
         self.budget.left = max(0, total - self.series_count())
         for fam in self.families.values():
             fam.max_series = self.cap(fam.name, getattr(fam, "cap_of", ""))
+            fam.label_bytes = label_bytes
+            fam.max_bytes = self.bytes_cap(fam.name, getattr(fam, "cap_of", ""))
 
     def cap(self, name: str, cap_of: str = "") -> int:
         """The family's own cap if configured, else that of `cap_of`, else the default."""
         if name in self.caps or not cap_of:
             return self.caps.get(name, self.max_series)
         return self.caps.get(cap_of, self.max_series)
+
+    def bytes_cap(self, name: str, cap_of: str = "") -> int:
+        """The family's byte budget: its own, else that of `cap_of`, else the default."""
+        if name in self.byte_caps or not cap_of:
+            return self.byte_caps.get(name, self.family_bytes)
+        return self.byte_caps.get(cap_of, self.family_bytes)
 
     def series_count(self) -> int:
         """Label sets held across all families (what bounds memory and /metrics)."""
@@ -202,7 +315,13 @@ class Stats:
         fam = self.families.get(name)
         if fam is None:
             fam = self.families[name] = Counter(
-                name, help, labelnames, max_series=self.cap(name), budget=self.budget
+                name,
+                help,
+                labelnames,
+                max_series=self.cap(name),
+                budget=self.budget,
+                label_bytes=self.label_bytes,
+                max_bytes=self.bytes_cap(name),
             )
         assert isinstance(fam, Counter)
         return fam
@@ -211,7 +330,13 @@ class Stats:
         fam = self.families.get(name)
         if fam is None:
             fam = self.families[name] = Gauge(
-                name, help, labelnames, max_series=self.cap(name), budget=self.budget
+                name,
+                help,
+                labelnames,
+                max_series=self.cap(name),
+                budget=self.budget,
+                label_bytes=self.label_bytes,
+                max_bytes=self.bytes_cap(name),
             )
         assert isinstance(fam, Gauge)
         return fam
@@ -236,6 +361,8 @@ class Stats:
                 budget=self.budget,
                 scale=scale,
                 cap_of=cap_of,
+                label_bytes=self.label_bytes,
+                max_bytes=self.bytes_cap(name, cap_of),
             )
         assert isinstance(fam, Histogram)
         return fam
@@ -245,6 +372,20 @@ class Stats:
     ) -> Histogram:
         """A histogram of Exchange timings: observed in ns (ints), exported in seconds."""
         return self.histogram(name, help, labelnames, LATENCY_BUCKETS_NS, NS, cap_of)
+
+    def export_bound(self) -> int:
+        """Bytes /metrics takes at most with the families that exist now.
+
+        Each family's series take at most its `max_bytes` (an upper estimate
+        per series, charged when the series is made), plus its `other` series
+        and its HELP and TYPE lines; nothing else is exported.
+        """
+        total = 0
+        for fam in self.families.values():
+            other = fam.cost((OTHER,) * len(fam.labelnames))
+            header = 2 * (len("# HELP  \n") + len(fam.name) + len("_total")) + len(fam.help)
+            total += max(fam.max_bytes, fam.used_bytes) + other + header + len("# TYPE  histogram")
+        return total
 
     def __iter__(self) -> Iterator[Counter | Histogram]:
         return iter(self.families.values())

@@ -6,6 +6,13 @@ fields; nothing is decoded or copied on the data path. Per-message entries,
 decoding and redaction happen in `render.py` only when /messages is read.
 Followers (SSE clients) get the same batches through bounded queues; a slow
 follower loses messages (counted) rather than holding memory.
+
+The ring's `max_bytes` counts wire bytes, but what /messages serves is the
+decoded view, which can be hundreds of times larger (a 140 KB ring once made
+a 103 MB answer). So what is served is bounded by rendered size too: each
+entry's JSON by `MAX_ENTRY_RENDERED` (a larger decoded view is replaced by a
+note saying how large it was), and one answer's entries together by
+`render_budget`, newest first (older entries are left out and counted).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +37,10 @@ if TYPE_CHECKING:
 _MAX_STREAMS = 1024
 #: Entries queued per follower before it starts losing them.
 FOLLOW_QUEUE = 1000
+#: Bytes of JSON one served entry may take.
+MAX_ENTRY_RENDERED = 256 * 1024
+#: The least rendered budget of one /messages answer (see `MessageTail.render_budget`).
+MIN_RENDER_BUDGET = 1024 * 1024
 
 
 class Entry:
@@ -284,6 +296,13 @@ class MessageTail:
             out += batch.entries()
         return out
 
+    @property
+    def render_budget(self) -> int:
+        """Bytes of rendered entries one /messages answer may hold: the ring's
+        own byte cap, counted in rendered bytes (at least `MIN_RENDER_BUDGET`,
+        so that a ring sized for small messages still serves its JSON)."""
+        return max(self.max_bytes, MIN_RENDER_BUDGET)
+
     def clear(self) -> None:
         self.ring.clear()
         self.count = 0
@@ -298,6 +317,27 @@ class MessageTail:
             "max_bytes": self.max_bytes,
             "followers": len(self.followers),
         }
+
+
+def newest_within(
+    entries: Sequence[Entry], render: Callable[[Entry], str], budget: int
+) -> tuple[list[str], int]:
+    """The rendered `entries` that fit in `budget` bytes, newest kept, in order,
+    and how many older ones were left out.
+
+    The newest is always served (`render` bounds each entry); rendering stops at
+    the first entry that does not fit, so older ones are never rendered.
+    """
+    kept: list[str] = []
+    used = 0
+    for e in reversed(entries):
+        text = render(e)
+        used += len(text)
+        if kept and used > budget:
+            break
+        kept.append(text)
+    kept.reverse()
+    return kept, len(entries) - len(kept)
 
 
 def _stand_in(msg: Message) -> Message:
