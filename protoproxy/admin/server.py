@@ -87,7 +87,9 @@ class AdminServer:
     def _refuse(self, refusal: Refusal) -> web.Response:
         self.refused.inc((refusal.reason,))
         log.debug("admin API refused a request (%s)", refusal.reason)
-        return web.json_response({"error": refusal.error, "reason": refusal.reason}, status=403)
+        # `status` too: the shape Toxiproxy clients read an error from
+        body = {"error": refusal.error, "reason": refusal.reason, "status": 403}
+        return web.json_response(body, status=403)
 
     async def _cors(self, request: web.Request, response: web.StreamResponse) -> None:
         """CORS headers for admin.cors_origins only, on every answer (errors, SSE too)."""
