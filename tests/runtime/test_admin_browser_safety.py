@@ -550,3 +550,44 @@ def test_a_command_line_token_satisfies_the_off_loopback_rule():
     with pytest.raises(ConfigError, match=r"set admin\.token"):
         loads(text)
     assert loads(text, admin_token="from-cli").admin.token == "from-cli"
+
+
+def test_testbed_admin_token_auto(tmp_path):
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text(
+        "ports: {echo: 0, admin: 0}\n"
+        "kafka: {enabled: false}\ngrpc: {enabled: false}\nhttp: {enabled: false}\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "protoproxy", "testbed", str(scenario), "--admin-token", "auto"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        printed = []
+        for line in proc.stdout:
+            printed.append(line)
+            if line.startswith("Press Ctrl-C"):
+                break
+        (admin,) = [ln.split()[1] for ln in printed if ln.split()[:1] == ["admin"]]
+        token = None
+        for line in proc.stderr:
+            if line.startswith("admin token: "):
+                token = line.split(": ", 1)[1].strip()
+                break
+        assert token and token not in "".join(printed)
+        for auth, expected in ((None, 401), (token, 200)):
+            req = urllib.request.Request(f"http://{admin}/faults/reset", method="POST")
+            if auth:
+                req.add_header("Authorization", f"Bearer {auth}")
+            try:
+                with urllib.request.urlopen(req, timeout=10) as resp:
+                    status = resp.status
+            except urllib.error.HTTPError as exc:
+                status = exc.code
+            assert status == expected
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
