@@ -258,6 +258,13 @@ class Limits(Model):
 
 
 class Admin(Model):
+    """The admin API and who may drive it (docs/security.md#admin-api-threat-model).
+
+    The browser-rule keys are parsed by `protoproxy.admin.guard`'s own parsers,
+    imported inside the validators (guard imports this module), so an entry
+    the guard would read otherwise than meant is refused at load.
+    """
+
     listen: HostPort = Address("127.0.0.1:9901")
     token: str | None = Field(default=None, json_schema_extra={"secret": True})
     enabled: bool = True
