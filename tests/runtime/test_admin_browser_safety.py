@@ -21,7 +21,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import toxiproxy  # the PyPI toxiproxy-python client, unchanged
+import toxiproxy
+from hypothesis import given
+from hypothesis import strategies as st  # the PyPI toxiproxy-python client, unchanged
 
 from protoproxy.admin.guard import (
     BrowserGuard,
@@ -31,7 +33,7 @@ from protoproxy.admin.guard import (
     split_host,
     upstream_allowed,
 )
-from protoproxy.config import Admin, ConfigError, from_dict, loads
+from protoproxy.config import Admin, ConfigError, from_dict, is_loopback, loads
 from tests.peers import ProxyThread, Script, ScriptedServer
 from tests.tools import require_tool
 
@@ -591,3 +593,31 @@ def test_testbed_admin_token_auto(tmp_path):
     finally:
         proc.terminate()
         proc.communicate(timeout=30)
+
+
+_names = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?(\.[a-z0-9]{1,10}){0,3}", fullmatch=True)
+
+
+@given(
+    scheme=st.sampled_from(["http", "https"]),
+    name=_names | st.sampled_from(["localhost", "127.0.0.1", "[::1]"]),
+    port=st.none() | st.integers(1, 65535),
+    method=st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
+)
+def test_only_the_own_origin_passes(scheme, name, port, method):
+    """Whatever origin a page has, it passes only when it is the API's own."""
+    guard = BrowserGuard(Admin())
+    host = "127.0.0.1:9901"
+    origin = f"{scheme}://{name}" + (f":{port}" if port is not None else "")
+    refusal = guard.refusal(RequestFacts(method, host, origin, None, "application/json", True))
+    own = (scheme, name, port) == ("http", "127.0.0.1", 9901)
+    assert (refusal is None) == own, origin
+    assert own or refusal.reason == "origin"
+
+
+@given(name=_names)
+def test_no_other_name_is_a_host(name):
+    guard = BrowserGuard(Admin())
+    for host in (name, f"{name}:9901"):
+        refusal = guard.refusal(RequestFacts("GET", host, None, None, None, False))
+        assert (refusal is None) == is_loopback(name), host  # localhost, 127.x.y.z
