@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import secrets
 import sys
 from collections.abc import Callable
 from importlib.metadata import entry_points
@@ -23,11 +24,26 @@ def _setup_logging(level: str) -> None:
     )
 
 
-def _load_checked(path: str, files_prefix: str) -> config_mod.Config | None:
+def admin_token(value: str | None) -> str | None:
+    """``--admin-token``: ``auto`` makes a fresh random token, anything else is the token."""
+    if value == "auto":
+        return secrets.token_urlsafe(32)
+    return value
+
+
+def announce_token(token: str) -> None:
+    """The one place a generated token is shown: stderr, never a log record (the
+    log redactor would scrub it there; it must not reach log files anyway)."""
+    print(f"admin token: {token}", file=sys.stderr, flush=True)
+
+
+def _load_checked(
+    path: str, files_prefix: str, token: str | None = None
+) -> config_mod.Config | None:
     """The config at `path`, with the files it names checked; None once the reason is
     on stderr (`files_prefix` leads a file problem's report: `check` reports them bare)."""
     try:
-        cfg = config_mod.load(path)
+        cfg = config_mod.load(path, admin_token=token)
     except config_mod.ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return None
@@ -50,9 +66,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    cfg = _load_checked(args.config, "error: ")
+    token = admin_token(args.admin_token)
+    cfg = _load_checked(args.config, "error: ", token)
     if cfg is None:
         return 2
+    if args.admin_token == "auto" and token is not None and cfg.admin.enabled:
+        announce_token(token)
     install_uvloop()
     from .admin.server import AdminSecurityError
     from .app import App
@@ -66,6 +85,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def add_admin_token_flag(parser: argparse.ArgumentParser) -> None:
+    """``--admin-token auto|TOKEN``, shared by `run` and plugin commands (testbed)."""
+    parser.add_argument(
+        "--admin-token",
+        metavar="auto|TOKEN",
+        default=None,
+        help="require this bearer token on the admin API (replaces admin.token); "
+        "'auto' generates one and prints it on stderr. A literal TOKEN is visible "
+        "to other local users in the process list: prefer auto or the config file",
+    )
 
 
 def _plugin_commands() -> dict[str, Callable[[argparse._SubParsersAction], None]]:
@@ -86,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p_run = sub.add_parser("run", help="run the proxy from a config file")
     p_run.add_argument("config")
+    add_admin_token_flag(p_run)
     p_run.set_defaults(func=cmd_run)
     p_check = sub.add_parser("check", help="validate a config file and exit")
     p_check.add_argument("config")

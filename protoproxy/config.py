@@ -258,11 +258,62 @@ class Limits(Model):
 
 
 class Admin(Model):
+    """The admin API and who may drive it (docs/security.md#admin-api-threat-model).
+
+    The browser-rule keys are parsed by `protoproxy.admin.guard`'s own parsers,
+    imported inside the validators (guard imports this module), so an entry
+    the guard would read otherwise than meant is refused at load.
+    """
+
     listen: HostPort = Address("127.0.0.1:9901")
     token: str | None = Field(default=None, json_schema_extra={"secret": True})
     enabled: bool = True
     #: Listeners made at run time (POST /listeners, POST /proxies) may bind off loopback.
     allow_public_listeners: bool = False
+    #: Host header names answered besides localhost, loopback addresses and the listen
+    #: address (``*``: any); every other name is refused, against DNS rebinding.
+    allowed_hosts: list[str] = Field(default_factory=list)
+    #: Browser origins (``http://host:port``) whose pages may call the API; they get
+    #: CORS answers. No other origin does, and no CORS header is sent otherwise.
+    cors_origins: list[str] = Field(default_factory=list)
+    #: Where listeners made at run time with an upstream address of their own
+    #: (Toxiproxy's POST /proxies) may forward: ``host:port``, ``host:*``, CIDR, ``*``.
+    upstream_allow: list[str] = Field(default_factory=lambda: ["*"])
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        out = [name.strip().strip("[]") for name in value]
+        for name in out:
+            try:
+                ipaddress.ip_address(name)
+            except ValueError:
+                if not name or any(c in name for c in "/:@ "):
+                    raise ValueError(
+                        f"{name!r} is not a host name or address (no port, no scheme)"
+                    ) from None
+        return out
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        from .admin.guard import origin_key
+
+        for origin in value:
+            if origin_key(origin) is None:
+                raise ValueError(
+                    f"{origin!r} is not an origin: scheme://host[:port], no path, no wildcard"
+                )
+        return value
+
+    @field_validator("upstream_allow")
+    @classmethod
+    def _upstreams(cls, value: list[str]) -> list[str]:
+        from .admin.guard import UpstreamPattern
+
+        for entry in value:
+            UpstreamPattern.parse(entry)
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> Admin:
@@ -397,17 +448,27 @@ def from_dict(data: Any, source: str = "") -> Config:
     return cfg
 
 
-def load(path: str | Path) -> Config:
-    """Read and validate a YAML config file. Relative paths inside resolve from its folder."""
+def load(path: str | Path, *, admin_token: str | None = None) -> Config:
+    """Read and validate a YAML config file. Relative paths inside resolve from its folder.
+
+    `admin_token` (``--admin-token``) replaces ``admin.token`` before validation,
+    so a config listening off loopback may leave its token to the command line.
+    """
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError([("", f"cannot read config: {exc.strerror}")], str(path)) from None
-    return loads(text, source=str(path), base=path.parent)
+    return loads(text, source=str(path), base=path.parent, admin_token=admin_token)
 
 
-def loads(text: str, source: str = "<config>", base: Path | None = None) -> Config:
+def loads(
+    text: str,
+    source: str = "<config>",
+    base: Path | None = None,
+    *,
+    admin_token: str | None = None,
+) -> Config:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -415,6 +476,9 @@ def loads(text: str, source: str = "<config>", base: Path | None = None) -> Conf
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError([("", f"invalid YAML: {where}{problem}")], source) from None
+    if admin_token is not None and isinstance(data, dict):
+        admin = data.get("admin")
+        data["admin"] = {**(admin if isinstance(admin, dict) else {}), "token": admin_token}
     cfg = from_dict(data, source)
     if base is not None:
         _resolve_paths(cfg, base)

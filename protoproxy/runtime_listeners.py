@@ -6,7 +6,10 @@ time is validated by the same config model as one in the file, gets the same
 per-protocol filters (a `kafka` one opens its broker listeners), and shows in
 the effective config (`/config`) and to fault matching. Such a listener binds
 to loopback unless `admin.allow_public_listeners` says otherwise: an API on
-the admin port must not be a way to open the host to the network.
+the admin port must not be a way to open the host to the network. An
+upstream address given with it (Toxiproxy's `upstream`) must be allowed by
+`admin.upstream_allow` (`protoproxy.admin.guard`), so the API cannot be made
+to forward to any host it can reach.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from .admin.guard import upstream_refusal
 from .config import Listener, Upstream, is_loopback
 from .config_errors import format_errors
 from .listener import ListenerRuntime
@@ -72,6 +76,8 @@ class ListenerDirectory:
                 "bind to loopback unless admin.allow_public_listeners is true",
                 403,
             )
+        if problem := upstream_refusal(proxy.config.admin, upstream):
+            raise ListenerApiError(problem, 403)
         config = proxy.config
         if upstream is not None:
             config.upstreams.append(upstream)

@@ -7,6 +7,7 @@ import asyncio
 import signal
 import sys
 
+from protoproxy.cli import add_admin_token_flag, admin_token, announce_token
 from protoproxy.config import ConfigError
 from protoproxy.proxy import install_uvloop
 
@@ -22,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="print one JSON line per exchange (the scenario key access_log: true)",
     )
+    add_admin_token_flag(p)
     p.set_defaults(func=run)
 
 
@@ -32,7 +34,10 @@ async def _main(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario)
     if args.access_log:
         scenario.access_log = True
-    async with Testbed(scenario) as tb:
+    token = admin_token(args.admin_token)
+    async with Testbed(scenario, admin_token=token) as tb:
+        if args.admin_token == "auto" and token is not None:
+            announce_token(token)
         print(tb.describe(), flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

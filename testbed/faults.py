@@ -233,6 +233,7 @@ def _hint(tb: Testbed) -> list[str]:
         return []
     return [
         f"  faults: curl -s -XPOST {admin}/proxies/{target}/toxics \\",
+        "            -H 'Content-Type: application/json' \\",
         '            -d \'{"type":"latency","attributes":{"latency":200}}\'',
         f"          curl -s {admin}/faults   (docs/faults.md)",
     ]

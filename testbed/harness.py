@@ -22,8 +22,11 @@ class Testbed:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, scenario: Scenario | None = None) -> None:
+    def __init__(self, scenario: Scenario | None = None, admin_token: str | None = None) -> None:
         self.scenario = scenario or Scenario()
+        #: the admin API's bearer token (``protoproxy testbed --admin-token``); a
+        #: parameter, not a scenario key, so that it is never written into a file
+        self.admin_token = admin_token
         self.services: dict[str, Any] = {}
         self.proxy: Proxy | None = None
         self.app: App | None = None
@@ -78,7 +81,10 @@ class Testbed:
             await setup_http.start(self, listeners, upstreams)
         config = from_dict(
             {
-                "admin": {"listen": f"{sc.host}:{sc.ports.get('admin', 0)}"},
+                "admin": {
+                    "listen": f"{sc.host}:{sc.ports.get('admin', 0)}",
+                    **({"token": self.admin_token} if self.admin_token else {}),
+                },
                 "listeners": listeners,
                 "upstreams": upstreams,
                 "seed": sc.seed,

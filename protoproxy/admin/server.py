@@ -2,7 +2,11 @@
 
 Loopback only by default. Off loopback a bearer token is mandatory (the
 process refuses to start without one); with a token set, every non-GET
-route needs it always, and every route needs it off loopback.
+route needs it always, and every route needs it off loopback. Before the
+token, `guard.BrowserGuard` refuses what a web page could have made a
+browser send (a foreign Host, Origin or Sec-Fetch-Site; a write whose body
+is not JSON): a token is optional on loopback, and a browser on the same
+machine reaches loopback.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from aiohttp import web
 
 from ..config import Admin, is_loopback
 from ..listener import ListenError
+from .guard import BrowserGuard, Refusal, RequestFacts
 
 if TYPE_CHECKING:
     from ..proxy import Proxy
@@ -41,7 +46,14 @@ class AdminServer:
         self.config = config
         self.token = config.token
         self.require_all = not is_loopback(config.listen.host)
-        self.app = web.Application(middlewares=[self._auth])
+        self.guard = BrowserGuard(config)
+        self.refused = proxy.stats.counter(
+            "protoproxy_admin_refused_total",
+            "Admin API requests refused, by reason (host, origin, fetch_site, content_type, token)",
+            ("reason",),
+        )
+        self.app = web.Application(middlewares=[self._browser_guard, self._auth])
+        self.app.on_response_prepare.append(self._cors)
         self.app[PROXY_KEY] = proxy
         self.app.router.add_get("/healthz", self._healthz)
         self.app.router.add_get("/ready", self._ready)
@@ -51,6 +63,37 @@ class AdminServer:
     def add_routes(self, routes: Iterable[web.AbstractRouteDef]) -> None:
         """Components (observability, faults, kafka...) register their routes here."""
         self.app.router.add_routes(list(routes))
+
+    @web.middleware
+    async def _browser_guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        headers = request.headers
+        refusal = self.guard.refusal(
+            RequestFacts(
+                method=request.method,
+                host=headers.get("Host"),
+                origin=headers.get("Origin"),
+                fetch_site=headers.get("Sec-Fetch-Site"),
+                content_type=headers.get("Content-Type"),
+                has_body=request.body_exists,
+            )
+        )
+        if refusal is not None:
+            return self._refuse(refusal)
+        preflight = self.guard.preflight_headers(request.method, headers)
+        if preflight:
+            return web.Response(status=204, headers=preflight)
+        return await handler(request)
+
+    def _refuse(self, refusal: Refusal) -> web.Response:
+        self.refused.inc((refusal.reason,))
+        log.debug("admin API refused a request (%s)", refusal.reason)
+        # `status` too: the shape Toxiproxy clients read an error from
+        body = {"error": refusal.error, "reason": refusal.reason, "status": 403}
+        return web.json_response(body, status=403)
+
+    async def _cors(self, request: web.Request, response: web.StreamResponse) -> None:
+        """CORS headers for admin.cors_origins only, on every answer (errors, SSE too)."""
+        response.headers.update(self.guard.cors_headers(request.headers.get("Origin")))
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -64,6 +107,7 @@ class AdminServer:
             if scheme.lower() != "bearer" or not hmac.compare_digest(
                 given.strip().encode(), self.token.encode()
             ):
+                self.refused.inc(("token",))
                 return web.json_response(
                     {"error": "missing or wrong bearer token"},
                     status=401,

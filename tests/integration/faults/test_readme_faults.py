@@ -66,7 +66,10 @@ def test_readme_produce_errors_inject_and_all_20_land(tmp_path: Path) -> None:
     proc, addr = _start_testbed(tmp_path)
     try:
         admin, bootstrap = addr["admin"], addr["kafka"]
-        created = json.loads(_sh(curl, "-s", "-XPOST", f"{admin}/faults", "-d", _readme_fault()))
+        json_type = ("-H", "Content-Type: application/json")  # as the README sends it
+        created = json.loads(
+            _sh(curl, "-s", "-XPOST", f"{admin}/faults", *json_type, "-d", _readme_fault())
+        )
         assert created.get("name") == "produce-errors", created
         assert created["action"] == {"abort": "NOT_LEADER_OR_FOLLOWER"}
         values = "".join(f"{i}\n" for i in range(1, 21))
