@@ -20,6 +20,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from protoproxy.connection import Connection
 from protoproxy.faults.engine import FaultEngine
 from protoproxy.faults.model import FaultSpec
 from protoproxy.faults.stage import Stage
@@ -79,6 +80,10 @@ class _Conn:
 
     def outlet_drained(self) -> None:
         self.drained += 1
+
+    # the real linking, on this stand-in's outlets
+    attach_stage = Connection.attach_stage
+    detach_stage = Connection.detach_stage
 
 
 def _toxic(kind: str, draw: st.DrawFn) -> dict[str, Any]:

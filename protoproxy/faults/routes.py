@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from ..faults.model import FaultSpec
+from .model import FaultSpec
 
 if TYPE_CHECKING:
-    from ..faults.engine import FaultEngine
+    from .engine import FaultEngine
 
 
 class _BadRequest(Exception):
