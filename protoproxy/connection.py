@@ -58,7 +58,7 @@ class Filter(Protocol):
     """A stage of the message path (stats, routing data, faults, rewrites).
 
     Returns the messages to forward, in order: the same list when it does not
-    act. Filters run in the order the proxy installs them.
+    act. Filters run in their slot order (`protoproxy.pipeline.FilterSlot`).
     """
 
     def on_messages(
