@@ -116,7 +116,7 @@ def _app(**extra: Any) -> App:
 
 def test_exchange_observers_follow_the_slots_with_marks_first() -> None:
     app = _app(access_log={"enabled": True, "path": "-"})
-    assert list(ExchangeSlot)[0] is ExchangeSlot.MARKS
+    assert min(ExchangeSlot) is ExchangeSlot.MARKS
     assert app.proxy.exchange_observers == [
         marks.observe,
         app.observe.exchange_metrics.observe,
