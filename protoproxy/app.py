@@ -45,6 +45,7 @@ class App:
         self.proxy = Proxy(config)
         self.admin = AdminServer(self.proxy, config.admin) if config.admin.enabled else None
         hooks = Hooks(self.proxy, self.admin)
+        # observe first: it sets the series caps before the others make families
         self.observe: Observe = install_observe(self.proxy, hooks)
         self.kafka: KafkaComponent = install_kafka(self.proxy, hooks)
         http = install_http(self.proxy, hooks)
@@ -54,8 +55,9 @@ class App:
         self.faults: FaultEngine = faults.engine
         self.toxics: ToxicManager = faults.toxics
         self.message_faults: MessageFaults = faults.message_faults
-        hooks.routes(routes_state.routes(self.proxy, self.kafka, self.grpc))
-        hooks.routes(routes_listeners.routes(self.proxy))
+        if hooks.admin:  # routes spanning components, once they all exist
+            hooks.routes(routes_state.routes(self.proxy, self.kafka, self.grpc))
+            hooks.routes(routes_listeners.routes(self.proxy))
 
     async def start(self) -> None:
         await self.proxy.start()

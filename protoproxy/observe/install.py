@@ -83,6 +83,8 @@ def install(proxy: Proxy, hooks: Hooks) -> Observe:
     hooks.filter(FilterSlot.TAIL, obs.tail_filter)
     hooks.injected(obs.injected)
     hooks.closed(obs.connection_closed)
+    if not hooks.admin:
+        return obs
     hooks.routes(routes_metrics.routes(proxy, obs.exporter))
     hooks.routes(routes_messages.routes(obs.tail))
     tail = obs.tail
