@@ -323,9 +323,10 @@ class MessageFaults:
         engine.hooks.append(self._changed)
 
     def filter_for(self, conn: Connection) -> MessageFaultFilter | None:
-        if FILTER in conn.extra or conn.end_reason is not None:
+        engine = self.engine
+        if not engine.faults or FILTER in conn.extra or conn.end_reason is not None:
             return None
-        if not self.engine.faults or not self.engine.candidates(conn.listener.name, conn.protocol):
+        if not engine.candidates(conn.listener.name, conn.protocol):
             return None
         handler = self.handlers.get(conn.protocol)
         if handler is None:
