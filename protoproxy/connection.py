@@ -339,7 +339,7 @@ class Connection:
             clock=now_ns,
         )
         self.protocol = name
-        self.filters, self.filter_slots = self.proxy.pipeline.build_filters(self)
+        self.filters = self.proxy.pipeline.build_filters(self, self.filter_slots)
         self.proxy.codec_chosen(self)
         # Opaque codecs with no filter skip Message creation entirely.
         self.opaque = is_opaque(cls, self.filters)

@@ -76,16 +76,15 @@ class Pipeline:
         self._observers.sort(key=_slot)
         self.exchange_observers[:] = [obs for _, obs in self._observers]
 
-    def build_filters(self, conn: Connection) -> tuple[list[Filter], list[int]]:
-        """The connection's filters, and the slot of each (for `Connection.add_filter`)."""
+    def build_filters(self, conn: Connection, slots: list[int]) -> list[Filter]:
+        """The connection's filters; `slots` gets the slot of each (for `Connection.add_filter`)."""
         filters: list[Filter] = []
-        slots: list[int] = []
         for slot, factory in self._factories:
             f = factory(conn)
             if f is not None:
                 filters.append(f)
                 slots.append(slot)
-        return filters, slots
+        return filters
 
     @property
     def filter_slots(self) -> list[tuple[FilterSlot, FilterFactory]]:
@@ -95,7 +94,7 @@ class Pipeline:
 
 def is_opaque(codec_cls: type, filters: list[Filter]) -> bool:
     """The zero-decode fast path: an opaque codec (tcp) and no filter to feed."""
-    return bool(getattr(codec_cls, "opaque", False)) and not filters
+    return not filters and getattr(codec_cls, "opaque", False)
 
 
 def _slot(entry: tuple[int, object]) -> int:

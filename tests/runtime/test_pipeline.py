@@ -61,7 +61,8 @@ def test_filters_run_in_slot_order_not_registration_order() -> None:
     for slot in reversed(FilterSlot):
         pipeline.add_filter(slot, lambda conn, slot=slot: _Named(slot.name))
     pipeline.add_filter(FilterSlot.KAFKA, lambda conn: None)  # no filter for this one
-    filters, slots = pipeline.build_filters(None)  # type: ignore[arg-type]
+    slots: list[int] = []
+    filters = pipeline.build_filters(None, slots)  # type: ignore[arg-type]
     assert [f.name for f in filters] == [s.name for s in FilterSlot]  # type: ignore[attr-defined]
     assert slots == sorted(slots)
 
