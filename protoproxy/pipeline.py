@@ -58,7 +58,8 @@ class Pipeline:
 
     Within one slot, registration order holds (a stable sort). The exchange
     observers are kept as the flat list `Proxy.exchanges_done` iterates, so
-    the order costs nothing per exchange.
+    the order costs nothing per exchange. Slots are filled while the App is
+    built; an observer appended to that list later (a test's) runs last.
     """
 
     def __init__(self) -> None:
@@ -85,11 +86,6 @@ class Pipeline:
                 filters.append(f)
                 slots.append(slot)
         return filters
-
-    @property
-    def filter_slots(self) -> list[tuple[FilterSlot, FilterFactory]]:
-        """(slot, factory) in the order they run, for tests and introspection."""
-        return list(self._factories)
 
 
 def is_opaque(codec_cls: type, filters: list[Filter]) -> bool:
