@@ -2,7 +2,8 @@
 
 `protoproxy run`, the Testbed and tests all build an App, so what runs in
 production is what the tests exercise. Each component (observability, Kafka
-routing, gRPC inventory, faults) installs itself here, in one place.
+routing, HTTP/gRPC, faults) is installed here, in one place, and kept as a
+typed attribute (`app.observe`, `app.kafka`, `app.faults`...).
 """
 
 from __future__ import annotations
@@ -11,40 +12,52 @@ import asyncio
 import logging
 import signal
 
+from .admin import routes_listeners, routes_state
 from .admin.server import AdminServer
 from .config import Config
+from .faults.engine import FaultEngine
+from .faults.install import install as install_faults
+from .faults.message_filter import MessageFaults
+from .faults.toxic_manager import ToxicManager
+from .hooks import Hooks
+from .http.install import install as install_http
+from .http.inventory import GrpcInventory
+from .http.metrics import HttpMetrics
+from .kafka.component import KafkaComponent
+from .kafka.install import install as install_kafka
+from .observe.install import Observe
+from .observe.install import install as install_observe
 from .proxy import Proxy
 
 log = logging.getLogger("protoproxy")
 
 
 class App:
+    """A Proxy with every component installed, each a typed attribute.
+
+    Installers (`*/install.py`) see only the Proxy and a `Hooks`; where their
+    filters and observers run is fixed by `protoproxy.pipeline`'s slots, not
+    by the order below.
+    """
+
     def __init__(self, config: Config) -> None:
         self.config = config
         self.proxy = Proxy(config)
         self.admin = AdminServer(self.proxy, config.admin) if config.admin.enabled else None
-        self.components: dict[str, object] = {}
-        self._install()
-
-    def _install(self) -> None:
-        """Wire every component into the proxy and the admin API.
-
-        Order matters: observability first (it counts what others do), faults
-        last (they act on messages the protocol filters already understood).
-        """
-        from .faults.install import install as install_faults
-        from .http.install import install as install_http
-        from .kafka.install import install as install_kafka
-        from .observe.install import install as install_observe
-
-        install_observe(self)
-        install_kafka(self)
-        install_http(self)
-        install_faults(self)
-        if self.admin is not None:
-            from .admin import routes_listeners
-
-            self.admin.add_routes(routes_listeners.routes(self.proxy))
+        hooks = Hooks(self.proxy, self.admin)
+        # observe first: it sets the series caps before the others make families
+        self.observe: Observe = install_observe(self.proxy, hooks)
+        self.kafka: KafkaComponent = install_kafka(self.proxy, hooks)
+        http = install_http(self.proxy, hooks)
+        self.http: HttpMetrics = http.metrics
+        self.grpc: GrpcInventory = http.inventory
+        faults = install_faults(self.proxy, hooks)
+        self.faults: FaultEngine = faults.engine
+        self.toxics: ToxicManager = faults.toxics
+        self.message_faults: MessageFaults = faults.message_faults
+        if hooks.admin:  # routes spanning components, once they all exist
+            hooks.routes(routes_state.routes(self.proxy, self.kafka, self.grpc))
+            hooks.routes(routes_listeners.routes(self.proxy))
 
     async def start(self) -> None:
         await self.proxy.start()

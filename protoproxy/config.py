@@ -23,6 +23,7 @@ from pydantic import (
 )
 from pydantic_core import core_schema
 
+from .addresses import is_loopback
 from .config_errors import ConfigError, problems_of
 from .faults.actions import listener_problem
 from .faults.model import FaultSpec
@@ -82,15 +83,6 @@ class Address(str):
 
 
 HostPort = Address
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class CertKey(Model):

@@ -22,6 +22,7 @@ asyncio callbacks and `Connection._connect_task`: see `Connection.crashed`.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import itertools
 import logging
 from collections.abc import Callable
@@ -57,6 +58,7 @@ from .connection_state import (
     StartTls,
     State,
 )
+from .pipeline import is_opaque
 from .side import Role, Side
 from .tls import TlsError
 from .upstream import ConnectError
@@ -80,7 +82,7 @@ class Filter(Protocol):
     """A stage of the message path (stats, routing data, faults, rewrites).
 
     Returns the messages to forward, in order: the same list when it does not
-    act. Filters run in the order the proxy installs them.
+    act. Filters run in their slot order (`protoproxy.pipeline.FilterSlot`).
     """
 
     def on_messages(
@@ -109,6 +111,12 @@ class Outlet(Protocol):
         """
 
 
+class ChainedOutlet(Outlet, Protocol):
+    """An outlet in front of another one: a fault stage (`Connection.attach_stage`)."""
+
+    next: Outlet | None
+
+
 class Connection:
     """The pairing of a downstream client socket with one upstream socket.
 
@@ -133,7 +141,9 @@ class Connection:
         self.sni: str | None = None
         self.alpn: str | None = None
         self.bytes = [0, 0]  # by Direction
-        self.filters: list[Filter] = list(proxy.filters)
+        #: the message path (protoproxy.pipeline), and each filter's FilterSlot
+        self.filters: list[Filter] = []
+        self.filter_slots: list[int] = []
         #: by Direction: where that direction's bytes are written (see Outlet)
         self.outlets: list[Outlet | None] = [None, None]
         self.pending: list[bytes] = []  # client bytes that arrived before the upstream
@@ -280,9 +290,10 @@ class Connection:
             clock=now_ns,
         )
         self.protocol = name
-        self.proxy.codec_chosen(self)  # may add per-protocol filters
+        self.filters = self.proxy.pipeline.build_filters(self, self.filter_slots)
+        self.proxy.codec_chosen(self)
         # Opaque codecs with no filter skip Message creation entirely.
-        self.opaque = getattr(cls, "opaque", False) and not self.filters
+        self.opaque = is_opaque(cls, self.filters)
 
     def downstream_tls_ready(self, side: Side) -> None:
         assert side.tls is not None
@@ -640,6 +651,48 @@ class Connection:
             self.held[0].release()
         self.proxy.connection_closed(self)
 
+    # -- joining a live connection ---------------------------------------------------
+    def add_filter(self, slot: int, f: Filter) -> None:
+        """Put `f` on this live connection in its slot's place (a fault added at run
+        time); the opaque fast path ends, since there is now a filter to feed."""
+        at = bisect.bisect_right(self.filter_slots, slot)
+        self.filters.insert(at, f)
+        self.filter_slots.insert(at, slot)
+        self.opaque = False
+
+    def attach_stage(self, direction: Direction, stage: ChainedOutlet, outermost: bool) -> None:
+        """Link a fault stage into `direction`'s outlets, live.
+
+        Outermost: the first thing written to (the message-delay Gate, which
+        the filter writes into). Otherwise innermost: after the stages already
+        linked, next to the Side (Toxiproxy appends new toxics to the chain's end).
+        """
+        first = self.outlets[direction]
+        if outermost or not _is_stage(first):
+            stage.next = first
+            self.outlets[direction] = stage
+            return
+        outer = cast(ChainedOutlet, first)
+        while _is_stage(outer.next):
+            outer = cast(ChainedOutlet, outer.next)
+        stage.next = outer.next
+        outer.next = stage
+
+    def detach_stage(self, direction: Direction, stage: ChainedOutlet) -> None:
+        """Unlink a stage (it has handed on what it held) and close if it held a close back."""
+        prev = self.outlets[direction]
+        if prev is stage:
+            self.outlets[direction] = stage.next
+        else:
+            while _is_stage(prev):
+                link = cast(ChainedOutlet, prev)
+                if link.next is stage:
+                    link.next = stage.next
+                    break
+                prev = link.next
+        stage.next = None
+        self.outlet_drained()
+
     @property
     def age(self) -> float:
         return self.loop.time() - self.started
@@ -648,6 +701,11 @@ class Connection:
 _SNIFFING = frozenset({State.SNIFF, State.SNIFF_CONNECTED})
 #: commands that still run once the connection has ended
 _AFTER_END = frozenset({Close, Finish, DropUpstream})
+
+
+def _is_stage(outlet: Outlet | None) -> bool:
+    """A stage links to a next outlet; the chain ends at the receiving Side."""
+    return hasattr(outlet, "next")
 
 
 class _Held:

@@ -14,14 +14,14 @@ from .config import Config, Listener
 from .listener import ListenerRuntime
 from .metrics import ProxyMetrics
 from .observe.stats import Stats
+from .pipeline import ExchangeObserver, Pipeline
 from .upstream import Cluster
 
 if TYPE_CHECKING:
-    from .connection import Connection, Filter
+    from .connection import Connection
 
 log = logging.getLogger("protoproxy")
 
-ExchangeObserver = Callable[["Connection", list[Exchange]], None]
 ConnectionObserver = Callable[["Connection"], None]
 InjectObserver = Callable[["Connection", Direction, list[Message]], None]
 
@@ -46,9 +46,12 @@ class Proxy:
         self.clusters = {
             u.name: Cluster(u, connect_timeout=config.timeouts.connect) for u in config.upstreams
         }
-        self.filters: list[Filter] = []
-        self.exchange_observers: list[ExchangeObserver] = []
-        #: called when a connection's codec is known (per-protocol filters hook in here)
+        #: which filters a connection gets and which exchange observers run, in order
+        self.pipeline = Pipeline()
+        #: in ExchangeSlot order (the pipeline's own list; register through Hooks)
+        self.exchange_observers: list[ExchangeObserver] = self.pipeline.exchange_observers
+        #: called when a connection's codec is known, after the pipeline built its
+        #: filters (probes in tests add their own here)
         self.codec_observers: list[ConnectionObserver] = []
         self.close_observers: list[ConnectionObserver] = []
         #: called when a connection's upstream is connected: both outlets exist
@@ -168,7 +171,3 @@ class Proxy:
     def exchanges_done(self, conn: Connection, exchanges: list[Exchange]) -> None:
         for obs in self.exchange_observers:
             obs(conn, exchanges)
-
-    # -- queries -------------------------------------------------------------------
-    def listener(self, name: str) -> ListenerRuntime:
-        return self.listeners[name]

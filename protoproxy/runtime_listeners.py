@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from .addresses import is_loopback
 from .admin.guard import upstream_refusal
-from .config import Listener, Upstream, is_loopback
+from .config import Listener, Upstream
 from .config_errors import format_errors
 from .listener import ListenerRuntime
 from .upstream import Cluster

@@ -112,7 +112,7 @@ class ProxyThread(LoopThread):
         self.config = config if isinstance(config, Config) else from_dict(config)
         self.setup = setup
         self.proxy: Proxy | None = None
-        self.app: App | None = None
+        self._app: App | None = None
 
     def __enter__(self) -> ProxyThread:
         self.start_loop()
@@ -120,15 +120,21 @@ class ProxyThread(LoopThread):
         return self
 
     async def _start(self) -> None:
-        self.app = App(self.config)
-        self.proxy = self.app.proxy
+        self._app = App(self.config)
+        self.proxy = self._app.proxy
         if self.setup is not None:
             self.setup(self.proxy)
-        await self.app.start()
+        await self._app.start()
+
+    @property
+    def app(self) -> App:
+        """The running App (its components: `app.faults`, `app.observe`...)."""
+        assert self._app is not None, "the proxy thread is not started"
+        return self._app
 
     @property
     def admin_url(self) -> str:
-        assert self.app is not None and self.app.admin is not None
+        assert self.app.admin is not None
         return self.app.admin.url
 
     def port(self, listener: str) -> int:
@@ -138,7 +144,7 @@ class ProxyThread(LoopThread):
     def __exit__(self, *exc: object) -> None:
         assert self.proxy is not None
         with contextlib.suppress(Exception):
-            self.call(lambda: self.app.stop(drain=0), timeout=10)  # type: ignore[union-attr]
+            self.call(lambda: self.app.stop(drain=0), timeout=10)
         self.stop_loop()
 
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from ..config import is_loopback
+from ..addresses import is_loopback
 
 if TYPE_CHECKING:
     from ..config import Admin, Upstream

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
@@ -13,6 +12,8 @@ from ..observe.upstreams import UPSTREAM_ERRORS
 
 if TYPE_CHECKING:
     from ..connection import Connection
+    from ..http.inventory import GrpcInventory
+    from ..kafka.component import KafkaComponent
     from ..proxy import Proxy
 
 
@@ -37,19 +38,23 @@ def connection_json(conn: Connection) -> dict[str, Any]:
     return row
 
 
-def _snapshot(components: Mapping[str, object], name: str, key: str) -> dict[str, Any]:
-    """A component's snapshot(), or an empty one when it is not installed (yet)."""
-    comp = components.get(name)
-    snap = getattr(comp, "snapshot", None)
-    if snap is None:
+class _Snapshotting(Protocol):
+    def snapshot(self) -> Any: ...
+
+
+def _snapshot(comp: _Snapshotting | None, key: str) -> dict[str, Any]:
+    """A component's snapshot(), or an empty one when it is not installed."""
+    if comp is None:
         return {key: [], "installed": False}
-    data = snap()
+    data = comp.snapshot()
     if isinstance(data, dict):
         return {"installed": True, **data}
     return {key: data, "installed": True}
 
 
-def routes(proxy: Proxy, components: Mapping[str, object]) -> list[web.RouteDef]:
+def routes(
+    proxy: Proxy, kafka: KafkaComponent | None, grpc: GrpcInventory | None
+) -> list[web.RouteDef]:
     async def connections(request: web.Request) -> web.Response:
         listener = request.query.get("listener")
         rows = [
@@ -88,17 +93,15 @@ def routes(proxy: Proxy, components: Mapping[str, object]) -> list[web.RouteDef]
         return web.json_response(redact.config(proxy.config))
 
     async def kafka_brokers(request: web.Request) -> web.Response:
-        return web.json_response(_snapshot(components, "kafka", "brokers"), dumps=_dumps)
+        return web.json_response(_snapshot(kafka, "brokers"), dumps=_dumps)
 
     async def kafka_groups(request: web.Request) -> web.Response:
-        comp = components.get("kafka")
-        snap = getattr(comp, "groups_snapshot", None)
-        if snap is None:
+        if kafka is None:
             return web.json_response({"installed": False, "clusters": {}})
-        return web.json_response({"installed": True, **snap()}, dumps=_dumps)
+        return web.json_response({"installed": True, **kafka.groups_snapshot()}, dumps=_dumps)
 
     async def grpc_methods(request: web.Request) -> web.Response:
-        return web.json_response(_snapshot(components, "grpc", "methods"), dumps=_dumps)
+        return web.json_response(_snapshot(grpc, "methods"), dumps=_dumps)
 
     return [
         web.get("/connections", connections),

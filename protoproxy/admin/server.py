@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from ..config import Admin, is_loopback
+from ..addresses import is_loopback
+from ..config import Admin
 from ..listener import ListenError
 from .guard import BrowserGuard, Refusal, RequestFacts
 

@@ -1,6 +1,6 @@
 """The Python API for faults: what tests and the testbed call.
 
-A thin facade over the engine (`app.components["faults"]`) and the
+A thin facade over the engine (`app.faults`) and the
 Toxiproxy-style proxy directory, so a test reads as what it does
 (``faults.toxic("orders", "latency", latency=200)``) and still goes
 through exactly the code paths the config file and the admin API use.
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 class Faults:
     def __init__(self, app: App) -> None:
         self.app = app
-        self.engine: FaultEngine = app.components["faults"]  # type: ignore[assignment]
+        self.engine: FaultEngine = app.faults
 
     # -- any fault ---------------------------------------------------------------
     def add(self, spec: FaultSpec | dict[str, Any] | None = None, **fields: Any) -> ActiveFault:

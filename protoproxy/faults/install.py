@@ -1,34 +1,53 @@
-"""Wire fault injection into an App: the engine, its filters and its admin routes."""
+"""Wire fault injection into a Proxy: the engine, its filters, stages and admin routes."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
-from . import marks
+from ..pipeline import ExchangeSlot, FilterSlot
+from . import marks, message_http, message_http2, message_kafka
 from .engine import FaultEngine
-from .message_filter import install_message_faults
+from .handler import Handler
+from .message_filter import MessageFaults
 from .toxic_manager import ToxicManager
 
 if TYPE_CHECKING:
-    from ..app import App
+    from ..hooks import Hooks
+    from ..proxy import Proxy
 
 
-def install(app: App) -> None:
-    """Create the engine from config (seed, faults) and expose it as `app.components["faults"]`.
+class Installed(NamedTuple):
+    """What the App keeps: `app.faults`, `app.toxics`, `app.message_faults`."""
 
-    The stream-toxic manager is `app.components["toxics"]`. The marks
-    observer goes to the *front* of the exchange observers so that the access
-    log and stats, installed earlier, already see ``attrs["fault"]``.
-    """
-    engine = FaultEngine(app.proxy, seed=app.config.seed)
-    app.components["faults"] = engine
-    app.components["toxics"] = ToxicManager(engine, app.proxy)
-    app.components["message_faults"] = install_message_faults(engine, app.proxy)
-    app.proxy.exchange_observers.insert(0, marks.observe)
-    for spec in app.config.faults:
+    engine: FaultEngine
+    toxics: ToxicManager
+    message_faults: MessageFaults
+
+
+def install(proxy: Proxy, hooks: Hooks) -> Installed:
+    """Create the engine from config (seed, faults) with its stream toxics and
+    message faults; the marks observer runs first among exchange observers
+    (ExchangeSlot.MARKS) so that the stats and access log see ``attrs["fault"]``."""
+    engine = FaultEngine(proxy, seed=proxy.config.seed)
+    toxics = ToxicManager(engine, proxy)  # links its stages on upstream connect
+    message_faults = MessageFaults(
+        engine,
+        proxy,
+        {
+            "kafka": message_kafka.KafkaHandler,
+            "http2": message_http2.Http2Handler,
+            "http": message_http.Http1Handler,
+            "tcp": Handler,
+        },
+    )
+    hooks.filter(FilterSlot.FAULTS, message_faults.filter_for)
+    hooks.closed(message_faults.closed)
+    hooks.exchanges(ExchangeSlot.MARKS, marks.observe)
+    for spec in proxy.config.faults:
         engine.add(spec)
-    if app.admin is not None:
-        from ..admin import routes_faults, routes_toxiproxy
+    if hooks.admin:
+        from . import routes, routes_toxiproxy
 
-        app.admin.add_routes(routes_faults.routes(engine))
-        app.admin.add_routes(routes_toxiproxy.routes(app))
+        hooks.routes(routes.routes(engine))
+        hooks.routes(routes_toxiproxy.routes(proxy, engine))
+    return Installed(engine, toxics, message_faults)

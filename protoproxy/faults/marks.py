@@ -56,7 +56,7 @@ def undelivered(conn: Connection, key: Any, name: str) -> None:
 
 
 def observe(conn: Connection, exchanges: list[Exchange]) -> None:
-    """Copy marks onto exchanges; installed at the front of `exchange_observers`."""
+    """Copy marks onto exchanges; the first exchange observer (`ExchangeSlot.MARKS`)."""
     extra = conn.extra
     if not extra:
         return

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM, Direction, Message
 
-from . import message_http, message_http2, message_kafka
+from ..pipeline import FilterSlot
 from .actions import DIRECTIONS, FRAME_ACTIONS, Action
 from .handler import Handler, Matcher, flip_bits
 from .stage import TimedStage
@@ -182,8 +182,7 @@ class MessageFaultFilter:
         if gate is None:
             conn = self.conn
             gate = self.gates[direction] = Gate(conn, direction, fault)
-            gate.next = conn.outlets[direction]
-            conn.outlets[direction] = gate
+            conn.attach_stage(direction, gate, outermost=True)
         return gate
 
     def inject(
@@ -238,48 +237,44 @@ class MessageFaultFilter:
 
 
 class MessageFaults:
-    """Puts a MessageFaultFilter on connections that enabled message faults may match."""
+    """Puts a MessageFaultFilter on connections that enabled message faults may match.
 
-    def __init__(self, engine: FaultEngine, proxy: Proxy) -> None:
+    `filter_for` is the FilterSlot.FAULTS factory; faults added at run time
+    reach live connections through `Connection.add_filter`, in the same slot.
+    `handlers` (protocol -> Handler class) come from the installer, so this
+    module does not import the protocol handlers built on it.
+    """
+
+    def __init__(
+        self, engine: FaultEngine, proxy: Proxy, handlers: dict[str, type[Handler]]
+    ) -> None:
         self.engine = engine
         self.proxy = proxy
-        self.handlers: dict[str, type[Handler]] = {
-            "kafka": message_kafka.KafkaHandler,
-            "http2": message_http2.Http2Handler,
-            "http": message_http.Http1Handler,
-            "tcp": Handler,
-        }
+        self.handlers = handlers
         engine.hooks.append(self._changed)
-        proxy.codec_observers.append(self.codec_chosen)
-        proxy.close_observers.append(self.closed)
 
-    def codec_chosen(self, conn: Connection) -> None:
-        if self.engine.faults and self.engine.candidates(conn.listener.name, conn.protocol):
-            self.attach(conn)
-
-    def attach(self, conn: Connection) -> None:
-        if FILTER in conn.extra or conn.end_reason is not None:
-            return
+    def filter_for(self, conn: Connection) -> MessageFaultFilter | None:
+        engine = self.engine
+        if not engine.faults or FILTER in conn.extra or conn.end_reason is not None:
+            return None
+        if not engine.candidates(conn.listener.name, conn.protocol):
+            return None
         handler = self.handlers.get(conn.protocol)
         if handler is None:
-            return
-        filt = MessageFaultFilter(self, conn, handler)
-        conn.extra[FILTER] = filt
-        conn.opaque = False
-        conn.filters.append(filt)
+            return None
+        filt = conn.extra[FILTER] = MessageFaultFilter(self, conn, handler)
+        return filt
 
     def _changed(self, fault: ActiveFault | None, what: str) -> None:
         if fault is None or fault.spec.action is None or what == "removed":
             return
         for conn in list(self.proxy.connections.values()):
-            if conn.codec is not None and FILTER not in conn.extra:
-                self.codec_chosen(conn)
+            if conn.codec is not None:
+                filt = self.filter_for(conn)
+                if filt is not None:
+                    conn.add_filter(FilterSlot.FAULTS, filt)
 
     def closed(self, conn: Connection) -> None:
         filt: MessageFaultFilter | None = conn.extra.pop(FILTER, None)
         if filt is not None:
             filt.closed()
-
-
-def install_message_faults(engine: FaultEngine, proxy: Proxy) -> MessageFaults:
-    return MessageFaults(engine, proxy)

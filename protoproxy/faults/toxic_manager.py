@@ -96,17 +96,8 @@ class ToxicManager:
         # with chunking, which must not shift the engine's own draws.
         rng = random.Random(self.engine.rng.getrandbits(64))
         stage = STAGES[toxic.type](conn, direction, fault, rng)
-        # Link innermost (next to the Side): Toxiproxy appends new toxics to
-        # the end of the chain.
-        outer = conn.outlets[direction]
-        if not isinstance(outer, Stage):
-            stage.next = outer
-            conn.outlets[direction] = stage
-        else:
-            while isinstance(outer.next, Stage):
-                outer = outer.next
-            stage.next = outer.next
-            outer.next = stage
+        # Innermost (next to the Side): Toxiproxy appends new toxics to the chain's end.
+        conn.attach_stage(direction, stage, outermost=False)
         stage.start()
         fault.active += 1  # connections this toxic is in effect on (schedule.max_active)
         log.info("conn %d: toxic %s (%s %s) applied", conn.id, fault.name, toxic.type, toxic.stream)
@@ -115,18 +106,7 @@ class ToxicManager:
     def _unlink(self, conn: Connection, stage: Stage) -> None:
         stage.detach()
         stage.fault.active -= 1
-        outlets = conn.outlets
-        d = stage.direction
-        if outlets[d] is stage:
-            outlets[d] = stage.next
-        else:
-            prev = outlets[d]
-            while isinstance(prev, Stage) and prev.next is not stage:
-                prev = prev.next
-            if isinstance(prev, Stage):
-                prev.next = stage.next
-        stage.next = None
-        conn.outlet_drained()  # it may have been the last thing holding a close back
+        conn.detach_stage(stage.direction, stage)  # closes if it held a close back
 
     # -- queries -------------------------------------------------------------------
     @staticmethod

@@ -83,7 +83,7 @@ class MethodEntry:
 
 
 class GrpcInventory:
-    """Services -> methods seen, with call counts and statuses (`app.components["grpc"]`)."""
+    """Services -> methods seen, with call counts and statuses (`app.grpc`)."""
 
     def __init__(self, max_methods: int = 2000, clock: Any = time.time) -> None:
         self.max_methods = max_methods

@@ -1,6 +1,6 @@
 """The Kafka component of an App: one routing table and broker set per bootstrap listener.
 
-Shared as ``app.components["kafka"]``; ``snapshot()`` is what
+Kept as ``app.kafka``; ``snapshot()`` is what
 ``/kafka/brokers`` serves and ``groups_snapshot()`` what ``/kafka/groups`` does.
 """
 
@@ -39,11 +39,6 @@ class KafkaComponent:
         self.groups: dict[str, ClusterGroups] = {}
         for cfg in proxy.config.listeners:
             self._bootstrap(cfg)
-        proxy.codec_observers.append(self.codec_chosen)
-        proxy.listener_observers.append(self.listener_changed)
-        proxy.exchange_observers.append(self.metrics.on_exchanges)
-        proxy.exchange_observers.append(self.on_exchanges)
-        proxy.close_observers.append(self.connection_closed)
 
     def _bootstrap(self, cfg: Listener) -> None:
         if cfg.protocol != "kafka":
@@ -88,9 +83,9 @@ class KafkaComponent:
                 return f
         return self._sniffed
 
-    def codec_chosen(self, conn: Connection) -> None:
-        if conn.protocol == "kafka":
-            conn.filters.append(self.filter_for(conn.listener.name))
+    def filter_of(self, conn: Connection) -> KafkaFilter | None:
+        """The FilterSlot.KAFKA factory (`kafka.install` registers it and the observers)."""
+        return self.filter_for(conn.listener.name) if conn.protocol == "kafka" else None
 
     def connection_closed(self, conn: Connection) -> None:
         if conn.protocol == "kafka":

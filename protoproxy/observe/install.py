@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 from protoproxy_codecs.base import Direction, Message
 
-from ..admin import routes_messages, routes_metrics, routes_state
+from ..admin import routes_messages, routes_metrics
+from ..pipeline import ExchangeSlot, FilterSlot
 from .access_log import AccessLog
 from .exchanges import ExchangeMetrics
 from .prometheus import Exporter, live_bytes
@@ -22,16 +23,16 @@ from .tail import MessageTail
 from .upstreams import UpstreamErrors
 
 if TYPE_CHECKING:
-    from ..app import App
     from ..connection import Connection
+    from ..hooks import Hooks
+    from ..proxy import Proxy
 
 
 class Observe:
-    """Everything this component holds, as `app.components["observe"]`."""
+    """Everything this component holds, as `app.observe`."""
 
-    def __init__(self, app: App) -> None:
-        proxy = app.proxy
-        cfg = app.config
+    def __init__(self, proxy: Proxy) -> None:
+        cfg = proxy.config
         m = cfg.metrics
         proxy.stats.configure(
             m.max_series,
@@ -55,9 +56,9 @@ class Observe:
         self.access_log = AccessLog(cfg.access_log) if cfg.access_log.enabled else None
         self.redactor = LogRedactor(config_secrets(cfg))
 
-    def codec_chosen(self, conn: Connection) -> None:
-        if self.tail.wants(conn):
-            conn.filters.append(self.tail)
+    def tail_filter(self, conn: Connection) -> MessageTail | None:
+        """The FilterSlot.TAIL factory."""
+        return self.tail if self.tail.wants(conn) else None
 
     def injected(self, conn: Connection, direction: Direction, messages: list[Message]) -> None:
         """Fault-made messages never pass the filter chain: the tail takes them here."""
@@ -72,34 +73,37 @@ class Observe:
         self.upstream_errors.closed(conn)
 
 
-def install(app: App) -> None:
-    """Install the Prometheus export, /stats, state routes, access log and message tail."""
-    obs = Observe(app)
-    app.components["observe"] = obs
-    proxy = app.proxy
+def install(proxy: Proxy, hooks: Hooks) -> Observe:
+    """Install the Prometheus export, /stats, access log and message tail.
+
+    The state routes (/connections, /kafka/..., /grpc/...) span components:
+    the App adds them once every component is installed.
+    """
+    obs = Observe(proxy)
     obs.redactor.install()
-    if app.config.metrics.exchanges:
-        proxy.exchange_observers.append(obs.exchange_metrics.observe)
+    if proxy.config.metrics.exchanges:
+        hooks.exchanges(ExchangeSlot.STATS, obs.exchange_metrics.observe)
     if obs.access_log is not None:
-        proxy.exchange_observers.append(obs.access_log.observe)
+        hooks.exchanges(ExchangeSlot.ACCESS_LOG, obs.access_log.observe)
         atexit.register(obs.access_log.flush)
-    proxy.codec_observers.append(obs.codec_chosen)
-    proxy.inject_observers.append(obs.injected)
-    proxy.close_observers.append(obs.connection_closed)
-    if app.admin is not None:
-        app.admin.add_routes(routes_metrics.routes(proxy, obs.exporter))
-        app.admin.add_routes(routes_state.routes(proxy, app.components))
-        app.admin.add_routes(routes_messages.routes(obs.tail))
-        tail = obs.tail
+    hooks.filter(FilterSlot.TAIL, obs.tail_filter)
+    hooks.injected(obs.injected)
+    hooks.closed(obs.connection_closed)
+    if not hooks.admin:
+        return obs
+    hooks.routes(routes_metrics.routes(proxy, obs.exporter))
+    hooks.routes(routes_messages.routes(obs.tail))
+    tail = obs.tail
 
-        async def _end_follows(_: object) -> None:
-            tail.close_followers()
+    async def _end_follows(_: object) -> None:
+        tail.close_followers()
 
-        app.admin.app.on_shutdown.append(_end_follows)
-        if obs.access_log is not None:
-            log = obs.access_log
+    hooks.admin_shutdown(_end_follows)
+    if obs.access_log is not None:
+        log = obs.access_log
 
-            async def _close_log(_: object) -> None:
-                log.close()
+        async def _close_log(_: object) -> None:
+            log.close()
 
-            app.admin.app.on_cleanup.append(_close_log)
+        hooks.admin_cleanup(_close_log)
+    return obs

@@ -12,6 +12,7 @@ import socket
 import pytest
 
 from protoproxy.connection import Connection
+from protoproxy.pipeline import FilterSlot
 from protoproxy_codecs.base import Direction, Message
 from tests.peers import ProxyThread, ThreadedServer
 
@@ -53,7 +54,9 @@ def test_a_bug_ends_only_its_connection(caplog: pytest.LogCaptureFixture) -> Non
         "upstreams": [{"name": "u", "endpoints": [server.address]}],
     }
     caplog.set_level(logging.ERROR, "protoproxy.connection")
-    with ProxyThread(config, setup=lambda p: p.filters.append(BuggyFilter())) as proxy:
+    with ProxyThread(
+        config, setup=lambda p: p.pipeline.add_filter(FilterSlot.FAULTS, lambda conn: BuggyFilter())
+    ) as proxy:
         port = proxy.port("l")
         good = socket.create_connection(("127.0.0.1", port), timeout=10)
         bad = socket.create_connection(("127.0.0.1", port), timeout=10)

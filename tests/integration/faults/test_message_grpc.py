@@ -36,7 +36,7 @@ class Rig:
     def __init__(self, app: App, service: FakeGrpcService) -> None:
         self.app = app
         self.service = service
-        self.engine = app.components["faults"]
+        self.engine = app.faults
 
     def fault(self, **spec: Any) -> Any:
         return self.engine.add(FaultSpec(**spec))

@@ -139,7 +139,7 @@ class Seen:
         self.ops: list[tuple[str, str, str | None]] = []
         #: (operation, fault mark) of exchanges a fault kept from the client
         self.undelivered: list[tuple[str, str | None]] = []
-        proxy = rig.app.proxy  # type: ignore[union-attr]
+        proxy = rig.app.proxy
 
         def observe(conn: Any, exchanges: list[Any]) -> None:
             self.ops.extend(
@@ -164,23 +164,23 @@ class Seen:
 def seen(rig: KafkaRig) -> Iterator[Seen]:
     s = Seen(rig)
     yield s
-    engine = rig.app.components["faults"]  # type: ignore[union-attr]
+    engine = rig.app.faults
     rig.run(engine.reset)
 
 
 def _fault(rig: KafkaRig, **spec: Any) -> Any:
-    engine = rig.app.components["faults"]  # type: ignore[union-attr]
+    engine = rig.app.faults
     return rig.run(lambda: engine.add(FaultSpec(**spec)))
 
 
 def _injected(rig: KafkaRig, name: str) -> int:
-    engine = rig.app.components["faults"]  # type: ignore[union-attr]
+    engine = rig.app.faults
     return rig.run(lambda: engine.get(name).injected)
 
 
 def _acknowledged(rig: KafkaRig, topic: str) -> float:
     """The proxy's count of records acknowledged to clients on `topic`."""
-    metrics = rig.app.components["kafka"].metrics  # type: ignore[union-attr]
+    metrics = rig.app.kafka.metrics
     return rig.run(
         lambda: sum(v for k, v in metrics.produce_records.values.items() if k[1] == topic)
     )
@@ -455,7 +455,7 @@ def _corrupt_produce_once(rig: KafkaRig, seed: int) -> str:
     answers it (after the Produce's answer, or alone when the flip made the
     request acks=0) or closes the connection on a body it cannot parse.
     """
-    engine = rig.app.components["faults"]  # type: ignore[union-attr]
+    engine = rig.app.faults
 
     def arm() -> None:
         engine.reset(seed)

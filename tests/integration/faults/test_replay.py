@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from protoproxy.connection import Connection
+from protoproxy.pipeline import FilterSlot
 from protoproxy_codecs.base import Direction, Message
 from tests.peers import ProxyThread, wait_for
 
@@ -79,7 +80,7 @@ def _requests(proxy: ProxyThread, n: int, per_connection: int = 1) -> None:
 
 
 def _marks(proxy: ProxyThread, log: Path) -> list[str | None]:
-    proxy.run(lambda: proxy.app.components["observe"].access_log.flush())  # type: ignore[union-attr]
+    proxy.run(lambda: proxy.app.observe.access_log.flush())  # type: ignore[union-attr]
     lines = [json.loads(line) for line in log.read_text().splitlines() if line]
     return [line.get("fault") for line in lines]
 
@@ -88,7 +89,7 @@ def _run(upstream: str, log: Path, seed: int) -> tuple[list[str | None], list[tu
     with ProxyThread(_config(upstream, log, seed)) as proxy:
         _requests(proxy, 24)
         marks = _marks(proxy, log)
-        history = proxy.run(lambda: list(proxy.app.components["faults"].history))  # type: ignore[union-attr]
+        history = proxy.run(lambda: list(proxy.app.faults.history))
     return marks, history
 
 
@@ -111,7 +112,7 @@ def test_reset_with_seed_replays_within_one_process(tmp_path):
     with _Web() as upstream, ProxyThread(_config(upstream, log, seed=5)) as proxy:
         _requests(proxy, 12)
         first = _marks(proxy, log)
-        engine = proxy.app.components["faults"]  # type: ignore[union-attr]
+        engine = proxy.app.faults
 
         def replay() -> None:
             from protoproxy.faults.model import FaultSpec
@@ -168,9 +169,9 @@ def test_message_marks_reach_the_access_log_and_replay(tmp_path):
             with ProxyThread(cfg) as proxy:
 
                 def hook() -> None:
-                    engine = proxy.app.components["faults"]  # type: ignore[union-attr]
+                    engine = proxy.app.faults
                     f = _MarkEveryDecision(engine)
-                    proxy.proxy.codec_observers.append(lambda c: c.filters.append(f))
+                    proxy.proxy.codec_observers.append(lambda c: c.add_filter(FilterSlot.FAULTS, f))
 
                 proxy.run(hook)
                 _requests(proxy, 4, per_connection=5)  # keep-alive: 5 exchanges each

@@ -89,7 +89,7 @@ class GrpcUnderFaults(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.proxy: ProxyThread = _env["proxy"]
-        self.engine = self.proxy.app.components["faults"]  # type: ignore[union-attr]
+        self.engine = self.proxy.app.faults
         self.n = next(_ids)
         #: (method or None, statuses it explains, client-streaming race explained)
         self.explains: list[tuple[str | None, set[S]]] = []

@@ -152,7 +152,7 @@ def kafka_rig() -> Iterator[KafkaRig]:
 
 
 def _engine(rig: KafkaRig) -> Any:
-    return rig.app.components["faults"]  # type: ignore[union-attr]
+    return rig.app.faults
 
 
 def _recv_exactly(s: socket.socket, n: int) -> bytes:
@@ -463,7 +463,7 @@ class KafkaUnderFaults(RuleBasedStateMachine):
     @invariant()
     def proxy_counts_equal_what_clients_saw(self) -> None:
         rig = self.rig
-        metrics = rig.app.components["kafka"].metrics  # type: ignore[union-attr]
+        metrics = rig.app.kafka.metrics
 
         def counts() -> tuple[float, float, dict[tuple[str, str], float]]:
             prod = sum(v for k, v in metrics.produce_records.values.items() if k[1] == self.topic)

@@ -75,6 +75,6 @@ def address(app: App, listener: str) -> str:
 
 
 def http_metrics(app: App) -> HttpMetrics:
-    metrics = app.components["http"]
+    metrics = app.http
     assert isinstance(metrics, HttpMetrics)
     return metrics

@@ -142,7 +142,7 @@ async def test_four_kinds_equal_direct_and_counted(setup: Setup) -> None:
     }
     assert finished == dict(statuses)
 
-    inventory = setup.app.components["grpc"].snapshot()  # type: ignore[attr-defined]
+    inventory = setup.app.grpc.snapshot()
     methods = inventory["services"][SERVICE]
     assert {k: v["calls"] for k, v in methods.items()} == dict(calls)
     assert methods["Bidi"]["kind"] == "bidi_streaming"

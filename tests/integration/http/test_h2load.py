@@ -104,7 +104,7 @@ def test_h2load_100k_requests_zero_failures(nginx_h2c: int) -> None:
         def counted() -> tuple[float, float]:
             app = proxy.app
             assert app is not None
-            fam = app.components["http"].http_requests  # type: ignore[attr-defined]
+            fam = app.http.http_requests
             h2 = {k: v for k, v in fam.values.items() if k[0] == "h2"}
             return sum(h2.values()), h2.get(
                 ("h2", f"127.0.0.1:{proxy.port('h2')}", "GET", "2xx"), 0

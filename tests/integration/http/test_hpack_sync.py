@@ -21,6 +21,7 @@ from typing import Any
 from grpc import StatusCode, aio
 
 from protoproxy.connection import Connection
+from protoproxy.pipeline import FilterSlot
 from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM, Direction, Message
 from testbed.grpc import Behaviour, FakeGrpcService
 from testbed.grpc.client import AioClient, CallResult
@@ -102,7 +103,7 @@ async def test_hpack_in_sync_over_10000_calls() -> None:
             [{"name": "s", "endpoints": [service.address]}],
         ) as app,
     ):
-        app.proxy.codec_observers.append(lambda conn: conn.filters.append(recorder))
+        app.proxy.codec_observers.append(lambda conn: conn.add_filter(FilterSlot.FAULTS, recorder))
         channel = aio.insecure_channel(
             f"127.0.0.1:{app.proxy.listeners['g'].port}",
             options=[("grpc.http2.hpack_table_size.decoder", CLIENT_DECODER_TABLE)],

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from protoproxy.connection import Connection
+from protoproxy.pipeline import FilterSlot
 from protoproxy_codecs.base import Direction, Message
 from protoproxy_codecs.kafka import framing
 
@@ -30,8 +31,8 @@ class RewriteCapture:
 
     def observe(self, conn: Connection) -> None:
         if conn.protocol == "kafka":
-            conn.filters.insert(0, _Before(self))
-            conn.filters.append(_After(self))
+            conn.add_filter(FilterSlot.TAIL, _Before(self))  # before the Kafka rewrite
+            conn.add_filter(FilterSlot.FAULTS, _After(self))  # after everything
 
     def versions(self) -> set[tuple[int, int]]:
         return {(c.api_key, c.version) for c in self.by_key.values()}

@@ -47,7 +47,7 @@ class KafkaRig(LoopThread):
         self.extra_listeners = extra_listeners or []
         self.cluster_options = cluster_options or {}  # more FakeKafkaCluster arguments
         self.cluster: FakeKafkaCluster | None = None
-        self.app: App | None = None
+        self._app: App | None = None
 
     # -- lifecycle ---------------------------------------------------------------
     def __enter__(self) -> KafkaRig:
@@ -85,13 +85,13 @@ class KafkaRig(LoopThread):
             "upstreams": [upstream],
             **self.extra_config,
         }
-        self.app = App(from_dict(cfg))
-        await self.app.start()
+        self._app = App(from_dict(cfg))
+        await self._app.start()
 
     def __exit__(self, *exc: object) -> None:
         async def stop() -> None:
-            if self.app is not None:
-                await self.app.stop(drain=0)
+            if self._app is not None:
+                await self._app.stop(drain=0)
             if self.cluster is not None:
                 await self.cluster.stop()
 
@@ -103,16 +103,19 @@ class KafkaRig(LoopThread):
 
     # -- addresses and state ------------------------------------------------------------
     @property
+    def app(self) -> App:
+        """The running App (its components: `app.kafka`, `app.faults`...)."""
+        assert self._app is not None, "the rig is not started"
+        return self._app
+
+    @property
     def bootstrap(self) -> str:
         assert self.app is not None
         return f"127.0.0.1:{self.app.proxy.listeners['kafka'].port}"
 
     @property
     def component(self) -> KafkaComponent:
-        assert self.app is not None
-        comp = self.app.components["kafka"]
-        assert isinstance(comp, KafkaComponent)
-        return comp
+        return self.app.kafka
 
     def create_topic(self, name: str, partitions: int) -> None:
         self.run(lambda: self.cluster.create_topic(name, partitions))  # type: ignore[union-attr]

@@ -145,7 +145,7 @@ def test_a_stopped_broker_keeps_its_listener() -> None:
         _, body = _metadata(rig.bootstrap)
         assert {b.node_id for b in body.brokers} == {0, 1}  # type: ignore[attr-defined]
         assert rig.component.broker_map("kafka") == before
-        assert "kafka-broker2" in rig.app.proxy.listeners  # type: ignore[union-attr]
+        assert "kafka-broker2" in rig.app.proxy.listeners
         # Both Metadata responses advertised real addresses, so both were rewritten.
         rewritten = rig.family("protoproxy_kafka_rewritten_responses_total")
         assert rewritten[("kafka", "Metadata")] == 2

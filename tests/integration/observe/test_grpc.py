@@ -62,7 +62,7 @@ def test_grpc_counts_access_log_and_histograms_agree(grpc_server, tmp_path: Path
     with ProxyThread(proxy_config(grpc_server.address, access_log=log_path)) as proxy:
         seen = _workload(proxy.port("front"))
         m = scrape(proxy.admin_url)
-        obs = proxy.app.components["observe"]
+        obs = proxy.app.observe
         proxy.run(obs.access_log.flush)
         lines = access_lines(log_path)
         exchanges = m["protoproxy_exchanges_total"]
@@ -175,7 +175,7 @@ def test_credentials_are_redacted_everywhere(grpc_server, tmp_path: Path, caplog
         logging.getLogger("protoproxy.test").warning("client sent authorization: %s", SECRET)
         messages = get(proxy.admin_url + "/messages").decode()
         config = get(proxy.admin_url + "/config").decode()
-        proxy.run(proxy.app.components["observe"].access_log.flush)
+        proxy.run(proxy.app.observe.access_log.flush)
         assert '"authorization","<redacted>"' in messages
         assert ":path" in messages  # the headers are shown, only the values hidden
     texts = outputs(messages, config, log_path, caplog.records)
@@ -208,7 +208,7 @@ def test_access_log_marks_the_fault_applied(grpc_server, tmp_path: Path) -> None
             assert client.unary(timeout=10).code.name == "UNAVAILABLE"
             assert client.server_stream(Behaviour(count=1), timeout=10).ok
         m = scrape(proxy.admin_url)
-        proxy.run(proxy.app.components["observe"].access_log.flush)
+        proxy.run(proxy.app.observe.access_log.flush)
     lines = {ln["operation"].rsplit("/", 1)[-1]: ln for ln in access_lines(log_path)}
     assert lines["Unary"]["fault"] == "deny-unary"
     assert lines["Unary"]["status"] == "UNAVAILABLE"

@@ -58,7 +58,7 @@ def test_http1_credentials_redacted_everywhere(http_server, tmp_path: Path, capl
         assert http_server.run(lambda: http_server.service.requests[-1].header(b"authorization"))
         messages = get(p.admin_url + "/messages?protocol=http").decode()
         config = get(p.admin_url + "/config").decode()
-        p.run(p.app.components["observe"].access_log.flush)
+        p.run(p.app.observe.access_log.flush)
     heads = [m for m in json.loads(messages)["messages"] if m["kind"] == "head"]
     assert len(heads) == 2
     req_headers = {k.lower(): v for k, v in heads[0]["headers"]}

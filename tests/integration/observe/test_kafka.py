@@ -116,7 +116,7 @@ def test_kafka_counts_and_access_log(kafka, tmp_path: Path) -> None:
         client.request(1, 12, _fetch("orders", offset))
         did["Fetch v12"] += 1
         m = scrape(proxy.admin_url)
-        proxy.run(proxy.app.components["observe"].access_log.flush)
+        proxy.run(proxy.app.observe.access_log.flush)
         lines = access_lines(log_path)
         client.close()
 
@@ -220,11 +220,11 @@ def test_sasl_credentials_are_redacted(tmp_path: Path, caplog) -> None:
         client.request(18, 0, {})
         client.close()
         messages = get(proxy.admin_url + "/messages").decode()
-        tail = proxy.app.components["observe"].tail
+        tail = proxy.app.observe.tail
         held = proxy.run(lambda: b"".join(e.message.raw for e in tail.entries()))
         assert PASSWORD.encode() not in held  # not even in the ring's memory
         config = get(proxy.admin_url + "/config").decode()
-        proxy.run(proxy.app.components["observe"].access_log.flush)
+        proxy.run(proxy.app.observe.access_log.flush)
     assert broker.tokens == [token]  # the credentials really went through the proxy
     parsed = json.loads(messages)["messages"]
     auth = [m for m in parsed if m["info"].get("api") == "SaslAuthenticate"]
@@ -270,7 +270,7 @@ def test_distinct_client_ids_stay_within_the_series_cap(kafka) -> None:
             if base is None and sent >= 10_000:
                 base = _rss()
         grown = _rss() - base
-        obs = proxy.app.components["observe"]
+        obs = proxy.app.observe
         caches = proxy.run(lambda: [len(s.client) for s in obs.exchange_metrics._conns.values()])
         client.close()
         m = scrape(proxy.admin_url)

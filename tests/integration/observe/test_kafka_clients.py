@@ -85,7 +85,7 @@ def test_kcat_counts_and_access_log_are_exact(tmp_path: Path) -> None:
         handled, done = _settled(rig, read)
         by_api = rig.run(lambda: dict(cluster.requests_by_api))
         m = scrape(admin)
-        rig.run(rig.app.components["observe"].access_log.flush)
+        rig.run(rig.app.observe.access_log.flush)
         lines = access_lines(log_path)
         broker_addrs = set(rig.cluster.bootstrap_servers.split(","))
 

@@ -237,7 +237,7 @@ def test_round_trip_counts_per_client_and_sizes_per_api(tmp_path: Path) -> None:
         # no exchange can land between the scrape and the log's flush.
         assert wait_for(lambda: not rig.app.proxy.connections, 30), rig.app.proxy.connections
         m = scrape(rig.app.admin.url)  # type: ignore[union-attr]
-        rig.run(rig.app.components["observe"].access_log.flush)  # type: ignore[union-attr]
+        rig.run(rig.app.observe.access_log.flush)  # type: ignore[union-attr]
         lines = access_lines(log)
 
     records = m["protoproxy_kafka_client_records_total"]
@@ -289,7 +289,7 @@ def test_throttle_time_is_counted_in_seconds_per_api_and_client() -> None:
 def test_partition_errors_name_topic_and_partition() -> None:
     with KafkaRig(brokers=3, config=ADMIN) as rig:
         rig.create_topic("perr", 2)
-        engine = rig.app.components["faults"]  # type: ignore[union-attr]
+        engine = rig.app.faults
         spec = FaultSpec(
             name="nl",
             match={"protocol": "kafka", "api": "Produce", "topic": "perr"},

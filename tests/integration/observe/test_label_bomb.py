@@ -141,7 +141,7 @@ def test_label_bomb_keeps_metrics_and_memory_bounded(kafka, http_server) -> None
         messages = get(proxy.admin_url + "/messages?limit=10000")
         http_server.run(http_server.service.requests.clear)  # the peer's own log of them
         grown = _rss() - before
-        tail = proxy.app.components["observe"].tail
+        tail = proxy.app.observe.tail
         bound = proxy.run(lambda: proxy.proxy.stats.export_bound())
         budget = tail.render_budget
     sent = KAFKA_REQUESTS * CLIENT_ID_BYTES + HTTP_REQUESTS * PATH_BYTES

@@ -75,7 +75,7 @@ def _produce(i: int) -> dict[str, Any]:
 
 
 def _flushed_lines(proxy: ProxyThread, path: Path) -> list[dict[str, Any]]:
-    proxy.run(proxy.app.components["observe"].access_log.flush)
+    proxy.run(proxy.app.observe.access_log.flush)
     return access_lines(path)
 
 

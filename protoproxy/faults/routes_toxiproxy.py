@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from ..faults.toxiproxy_listeners import TOXIPROXY_VERSION, ApiError, ProxyDirectory
+from .toxiproxy_listeners import TOXIPROXY_VERSION, ApiError, ProxyDirectory
 
 if TYPE_CHECKING:
-    from ..app import App
-    from ..faults.engine import FaultEngine
+    from ..proxy import Proxy
+    from .engine import FaultEngine
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -53,9 +53,8 @@ def _api(fn: Handler) -> Handler:
     return wrapped
 
 
-def routes(app: App) -> list[web.RouteDef]:
-    engine: FaultEngine = app.components["faults"]  # type: ignore[assignment]
-    d = ProxyDirectory(app.proxy, engine)
+def routes(proxy: Proxy, engine: FaultEngine) -> list[web.RouteDef]:
+    d = ProxyDirectory(proxy, engine)
 
     @_api
     async def proxies(request: web.Request) -> web.Response:

@@ -14,10 +14,10 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from ..config_errors import format_errors
-from ..faults.model import FaultSpec
+from .model import FaultSpec
 
 if TYPE_CHECKING:
-    from ..faults.engine import FaultEngine
+    from .engine import FaultEngine
 
 
 class _BadRequest(Exception):
