@@ -248,7 +248,10 @@ def replay(chunks: list[tuple[int, bytes]], codec_only: bool) -> float:
         lst = ListenerRuntime(app.proxy, config.listeners[0])
         conn = Connection(app.proxy, lst)
         conn.outlets[UPSTREAM] = conn.outlets[DOWNSTREAM] = _NullOutlet()
-        conn.up = conn.down = _NullOutlet()  # type: ignore[assignment]
+        # The sockets' attribute names changed (down/up, now client/server): set
+        # both so one script measures older trees too.
+        for side in ("client", "server", "down", "up"):
+            setattr(conn, side, _NullOutlet())
         conn._choose_codec("http2")
         conn.state = "open"
         if codec_only:
