@@ -201,7 +201,6 @@ class ExchangeMetrics:
             else:
                 s.buckets[bisect_left(bounds, duration)] += 1
                 s.sum += duration
-                s.count += 1
             timings = labels.timings
             resp = ex.response_started
             if timings is None or not resp:
@@ -217,19 +216,15 @@ class ExchangeMetrics:
                 v = written - started if written > started else 0
                 req_s.buckets[0 if v <= first else bisect_left(bounds, v)] += 1
                 req_s.sum += v
-                req_s.count += 1
                 v = resp - written if resp > written else 0
                 up_s.buckets[bisect_left(bounds, v)] += 1
                 up_s.sum += v
-                up_s.count += 1
                 v = ex.finished - resp if ex.finished > resp else 0
                 resp_s.buckets[0 if v <= first else bisect_left(bounds, v)] += 1
                 resp_s.sum += v
-                resp_s.count += 1
                 v = ex.proxy_time
                 proxy_s.buckets[0 if v <= first else bisect_left(bounds, v)] += 1
                 proxy_s.sum += v
-                proxy_s.count += 1
             if ex.fault_delay:
                 self.fault_delay.observe(labels.op, ex.fault_delay)
             if ex.upstream_connect is not None:
