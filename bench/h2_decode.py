@@ -212,6 +212,12 @@ def conversation(workload: str, requests: int) -> list[tuple[int, bytes]]:
 
 
 class _NullOutlet:
+    """Stands in for both Sides. `busy` as a Side reads: the relay asks any outlet
+    that is not a Side whether a fault stage holds its bytes, and a missing
+    attribute would make that a getattr miss per read, a cost no socket pays."""
+
+    busy = False
+
     def write(self, data: bytes) -> None:
         pass
 
