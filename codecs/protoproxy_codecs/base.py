@@ -111,6 +111,8 @@ now_ns: Callable[[], int] = time.perf_counter_ns
 
 NS = 1_000_000_000  # nanoseconds per second
 
+_new = object.__new__
+
 
 @dataclass(slots=True, kw_only=True)
 class Exchange:
@@ -156,6 +158,33 @@ class Exchange:
     #: the codec's feed count when this exchange was last touched (dedupes
     #: touches from several messages of one read)
     fed: int = field(default=-1, repr=False, compare=False)
+
+    @classmethod
+    def begin(cls, protocol: str, operation: str, key: Any, started: int) -> Exchange:
+        """A new exchange as codecs open one, at its request's first byte.
+
+        Equal to ``Exchange(protocol=..., operation=..., key=..., started=...)``
+        (a test holds the two together field by field), at about a third of
+        the cost: a class call with keywords into the dataclass's 15-parameter
+        ``__init__`` takes ~0.4 µs, which every gRPC call and HTTP/2 request pays.
+        """
+        ex = _new(cls)
+        ex.protocol = protocol
+        ex.operation = operation
+        ex.started = started
+        ex.finished = 0
+        ex.status = "OK"
+        ex.request_bytes = 0
+        ex.response_bytes = 0
+        ex.key = key
+        ex.attrs = {}
+        ex.request_written = 0
+        ex.response_started = 0
+        ex.proxy_time = 0
+        ex.fault_delay = 0
+        ex.upstream_connect = None
+        ex.fed = -1
+        return ex
 
     @property
     def duration(self) -> int:

@@ -168,7 +168,6 @@ class HttpMetrics:
         else:
             series.buckets[bisect_left(self.grpc_latency.bounds, duration)] += 1
             series.sum += duration
-            series.count += 1
         inventory = self.inventory
         if inventory is not None:
             entry = keys.entry

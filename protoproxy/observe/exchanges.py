@@ -166,6 +166,7 @@ class ExchangeMetrics:
         counts = self.exchanges.values
         series = self.duration.series
         bounds = self.duration.bounds
+        first = bounds[0]
         messages = self.messages.values
         record_counts = self.records.values
         clients = self.clients.values
@@ -200,33 +201,30 @@ class ExchangeMetrics:
             else:
                 s.buckets[bisect_left(bounds, duration)] += 1
                 s.sum += duration
-                s.count += 1
             timings = labels.timings
             resp = ex.response_started
             if timings is None or not resp:
                 self._timings(labels, ex)
             else:
-                # Same bounds as the duration's; inlined like it.
+                # Same bounds as the duration's; inlined like it. The request's
+                # and response's passage and the proxy time are the proxy's own
+                # work, nearly always under the first bound (25 µs): a compare
+                # finds that bucket in a fraction of bisect_left's time (which
+                # gives 0 exactly when v <= bounds[0], so the counts are the
+                # same). The upstream's time is the network's: bisect.
+                req_s, up_s, resp_s, proxy_s = timings
                 v = written - started if written > started else 0
-                s = timings[0]
-                s.buckets[bisect_left(bounds, v)] += 1
-                s.sum += v
-                s.count += 1
+                req_s.buckets[0 if v <= first else bisect_left(bounds, v)] += 1
+                req_s.sum += v
                 v = resp - written if resp > written else 0
-                s = timings[1]
-                s.buckets[bisect_left(bounds, v)] += 1
-                s.sum += v
-                s.count += 1
+                up_s.buckets[bisect_left(bounds, v)] += 1
+                up_s.sum += v
                 v = ex.finished - resp if ex.finished > resp else 0
-                s = timings[2]
-                s.buckets[bisect_left(bounds, v)] += 1
-                s.sum += v
-                s.count += 1
+                resp_s.buckets[0 if v <= first else bisect_left(bounds, v)] += 1
+                resp_s.sum += v
                 v = ex.proxy_time
-                s = timings[3]
-                s.buckets[bisect_left(bounds, v)] += 1
-                s.sum += v
-                s.count += 1
+                proxy_s.buckets[0 if v <= first else bisect_left(bounds, v)] += 1
+                proxy_s.sum += v
             if ex.fault_delay:
                 self.fault_delay.observe(labels.op, ex.fault_delay)
             if ex.upstream_connect is not None:

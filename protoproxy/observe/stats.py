@@ -183,14 +183,22 @@ class Gauge(Counter):
 
 
 class HistogramSeries:
-    """Bucket counts (non-cumulative), sum and count for one label set."""
+    """Bucket counts (non-cumulative), sum and count for one label set.
 
-    __slots__ = ("buckets", "count", "sum")
+    The count is the buckets' total, summed when read (scrapes, tests) rather
+    than kept: one increment fewer per observation, and an exchange makes
+    six (its duration, the four timing parts, a per-method latency).
+    """
+
+    __slots__ = ("buckets", "sum")
 
     def __init__(self, n: int) -> None:
         self.buckets = [0] * (n + 1)  # last slot is +Inf
         self.sum: float = 0  # an int while only ints are observed (ns timings)
-        self.count = 0
+
+    @property
+    def count(self) -> int:
+        return sum(self.buckets)
 
 
 @dataclass(eq=False)
@@ -232,7 +240,6 @@ class Histogram:
                     s = series[safe] = HistogramSeries(len(self.bounds))
         s.buckets[bisect_left(self.bounds, value)] += 1
         s.sum += value
-        s.count += 1
 
     def count(self, key: tuple[str, ...]) -> int:
         s = self.series.get(key)

@@ -10,6 +10,7 @@ counts each read that completed one of its messages once, from read to write.
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 
 from hypothesis import given, settings
@@ -221,3 +222,14 @@ def test_exchange_takes_keywords_only() -> None:
         pass
     else:
         raise AssertionError("positional Exchange fields")
+
+
+def test_begin_is_the_keyword_constructor() -> None:
+    """Exchange.begin sets every field itself: a field it forgot (or set differently)
+    would show here, not as an AttributeError in some observer."""
+    fast = Exchange.begin("grpc", "/pkg.S/M", 7, 1234)
+    slow = Exchange(protocol="grpc", operation="/pkg.S/M", key=7, started=1234)
+    for f in dataclasses.fields(Exchange):
+        assert getattr(fast, f.name) == getattr(slow, f.name), f.name
+    assert fast == slow
+    assert fast.attrs is not Exchange.begin("grpc", "/pkg.S/M", 7, 1234).attrs  # each its own

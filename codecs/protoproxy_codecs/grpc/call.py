@@ -56,7 +56,7 @@ class GrpcCall:
         self.stream_id = stream_id
         self.path = path
         #: stamped as the call's frames pass; completed by `exchange`
-        self.ex = Exchange(protocol="grpc", operation=path, key=stream_id, started=started)
+        self.ex = Exchange.begin("grpc", path, stream_id, started)
         # Kept, not scanned: encoding and timeout are only needed for the Exchange.
         self.request_headers = headers
         self._max_size = max_message_size

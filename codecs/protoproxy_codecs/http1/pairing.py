@@ -46,7 +46,7 @@ class Pending:
         self.upgrade = upgrade
         self.connect = method == "CONNECT"
         #: stamped as the request and response pass; completed by `exchange`
-        self.ex = Exchange(protocol="http", operation="", key=seq, started=started)
+        self.ex = Exchange.begin("http", "", seq, started)
         self.status = 0
         self.req_body = 0
         self.req_bytes = 0

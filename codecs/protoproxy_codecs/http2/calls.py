@@ -24,9 +24,7 @@ class HttpCall:
         self.path = path
         self.authority = authority
         #: stamped as the call's frames pass; completed by `exchange`
-        self.ex = Exchange(
-            protocol="http2", operation=f"{method} {path}", key=stream_id, started=started
-        )
+        self.ex = Exchange.begin("http2", f"{method} {path}", stream_id, started)
         self.status: str | None = None
 
     def on_response_headers(self, headers: Headers) -> None:

@@ -38,7 +38,7 @@ from .flow import FlowLedger
 from .frames import ErrorCode, SettingId
 from .hpack_state import HeaderDecoder, Headers, MirrorEncoder, encode_context_free
 from .message import FrameMessage
-from .streams import N_EVENTS, TABLE, Event, State
+from .streams import NEXT, Event, State
 
 _HDR = struct.Struct(">HBBBL")
 _U32 = struct.Struct(">L")
@@ -51,6 +51,10 @@ _PREFACE_LEN = len(_PREFACE)
 _HEADERS_EV = (Event.HEADERS_UP, Event.HEADERS_DOWN)
 _DATA_EV = (Event.DATA_UP, Event.DATA_DOWN)
 _END_EV = (Event.END_UP, Event.END_DOWN)
+# By direction: the rows of streams.NEXT (the one state table) the DATA and
+# HEADERS fast paths read.
+_HEADERS_NEXT = (NEXT[Event.HEADERS_UP], NEXT[Event.HEADERS_DOWN])
+_DATA_NEXT = (NEXT[Event.DATA_UP], NEXT[Event.DATA_DOWN])
 _CLOSED = int(State.CLOSED)
 _IDLE = int(State.IDLE)
 
@@ -354,12 +358,13 @@ class Http2Codec(BaseCodec):
             start, end = 9, 9 + length
         end_stream = flags & F.FLAG_END_STREAM
         stream = self._streams.get(sid)
-        event = _DATA_EV[direction]
-        new = TABLE[stream.state * N_EVENTS + event] if stream is not None else -1
+        # _transition's step, inlined for a held stream that stays open (the
+        # common case); anything else (a new, closing or bad step) goes there.
+        new = _DATA_NEXT[direction].get(stream.state, -1) if stream is not None else -1
         if new > 0 and new != _CLOSED:
-            stream.state = new  # type: ignore[union-attr]  # the common case, inline
+            stream.state = new  # type: ignore[union-attr]
         else:
-            stream = self._transition(sid, stream, event)
+            stream = self._transition(sid, stream, _DATA_EV[direction])
         self.ledger.on_data(direction, sid, length)
         if stream is None:
             return None
@@ -522,12 +527,12 @@ class Http2Codec(BaseCodec):
             raise _err(f"client opened even stream {sid}")
         stream = self._streams.get(sid)
         is_new = stream is None
-        event = _HEADERS_EV[direction]
-        new = TABLE[stream.state * N_EVENTS + event] if stream is not None else -1
+        # _transition's step inlined, as in _data: responses and trailers
+        new = _HEADERS_NEXT[direction].get(stream.state, -1) if stream is not None else -1
         if new > 0 and new != _CLOSED:
-            stream.state = new  # type: ignore[union-attr]  # trailers, inline
+            stream.state = new  # type: ignore[union-attr]
         else:
-            stream = self._transition(sid, stream, event)
+            stream = self._transition(sid, stream, _HEADERS_EV[direction])
         if stream is not None:
             call = stream.call
             if direction is UPSTREAM:
@@ -707,7 +712,7 @@ class Http2Codec(BaseCodec):
             state = _IDLE
         else:
             state = stream.state
-        new = TABLE[state * N_EVENTS + event]
+        new = NEXT[event].get(state, -1)
         if new < 0:
             raise _err(f"{Event(event).name} on stream {sid} in state {State(state).name}")
         if stream is None:

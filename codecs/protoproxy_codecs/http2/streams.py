@@ -73,11 +73,15 @@ TRANSITIONS: dict[tuple[State, Event], State] = {
     **{(S.CLOSED, e): S.CLOSED for e in Event if e is not E.PUSH_PROMISE},
 }
 
-#: Plain-int mirror of TRANSITIONS for the hot path: index [state * N_EVENTS + event].
-N_EVENTS = len(Event)
-TABLE: tuple[int, ...] = tuple(int(TRANSITIONS.get((s, e), -1)) for s in State for e in Event)
+#: TRANSITIONS as the codec reads it: for each event, {state: next state} of the
+#: event's legal pairs. One dict get per frame on the hot path (no tuple key to
+#: build and hash), and the only form anything reads: `next_state` below, the
+#: codec's `_transition` and its inlined DATA/HEADERS steps all go through it.
+NEXT: tuple[dict[int, int], ...] = tuple(
+    {int(s): int(new) for (s, ev), new in TRANSITIONS.items() if ev is e} for e in Event
+)
 
 
 def next_state(state: int, event: int) -> int:
     """The next state, or -1 when the event is a protocol error in `state`."""
-    return TABLE[state * N_EVENTS + event]
+    return NEXT[event].get(state, -1)

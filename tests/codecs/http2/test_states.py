@@ -95,19 +95,41 @@ class CodecStates(RuleBasedStateMachine):
     def new_connection(self) -> None:
         self._reset()
 
+    def _send_stepped(
+        self, direction: Direction, sid: int, event: Event, end: bool, data: bytes
+    ) -> None:
+        """Send a frame on `sid`; a stream the codec holds must move as the table says.
+
+        The codec inlines its DATA/HEADERS steps: this holds them to
+        `next_state` (the frame's event, then END_STREAM's).
+        """
+        before = self.codec.stream_state(sid)
+        self._send(direction, data)
+        if before in (State.IDLE, State.CLOSED):  # opening, late frames: _transition's own
+            return
+        expected = next_state(before, event)
+        if expected >= 0 and end:
+            expected = next_state(expected, (Event.END_UP, Event.END_DOWN)[direction])
+        if expected < 0:
+            assert self.dead is not None, (sid, before, event, end)
+        elif self.dead is None:  # flow control may still refuse a legal step
+            assert self.codec.stream_state(sid) == expected, (sid, before, event, end)
+
     @alive
     @rule(d=st.sampled_from(DIRS), sid=st.sampled_from(SIDS), end=st.booleans())
     def headers(self, d: Direction, sid: int, end: bool) -> None:
         hdrs = [(":method", "GET"), (":path", "/")] if d is UPSTREAM else [(":status", "200")]
         block = self.enc[d].encode(hdrs)
-        self._send(d, F.build_header_block(sid, block, end_stream=end))
+        event = (Event.HEADERS_UP, Event.HEADERS_DOWN)[d]
+        self._send_stepped(d, sid, event, end, F.build_header_block(sid, block, end_stream=end))
 
     @alive
     @rule(
         d=st.sampled_from(DIRS), sid=st.sampled_from(SIDS), end=st.booleans(), n=st.integers(0, 50)
     )
     def data(self, d: Direction, sid: int, end: bool, n: int) -> None:
-        self._send(d, F.build_data(sid, b"x" * n, end_stream=end))
+        event = (Event.DATA_UP, Event.DATA_DOWN)[d]
+        self._send_stepped(d, sid, event, end, F.build_data(sid, b"x" * n, end_stream=end))
 
     @alive
     @rule(d=st.sampled_from(DIRS), sid=st.sampled_from(SIDS), code=st.integers(0, 13))
@@ -169,6 +191,19 @@ class CodecStates(RuleBasedStateMachine):
         live = self._in(State.OPEN, State.HALF_CLOSED_DOWN)
         if live:
             self.data(UPSTREAM, data.draw(st.sampled_from(live)), end, 2)
+
+    @alive
+    @rule(data=st.data(), headers=st.booleans())
+    def sender_goes_on_after_its_end(self, data: st.DataObject, headers: bool) -> None:
+        """A protocol error the table names (the stream's sender already ended it)."""
+        d = data.draw(st.sampled_from(DIRS))
+        ended = self._in(State.HALF_CLOSED_DOWN if d else State.HALF_CLOSED_UP)
+        if ended:
+            sid = data.draw(st.sampled_from(ended))
+            if headers:
+                self.headers(d, sid, False)
+            else:
+                self.data(d, sid, False, 1)
 
     @invariant()
     def states_are_valid_and_monotonic(self) -> None:

@@ -252,3 +252,50 @@ def test_access_log_to_stdout(capsys) -> None:
     # 1.5 s - 1.0 s (in ns) from the Exchange built above: rendering, not a measured time
     assert line["duration"] == 0.5 and line["conn"] == 3 and line["upstream"] == "127.0.0.1:2"
     assert line["client_id"] == 'we"ird' and line["topics"] == ["t1", "t2"]
+
+
+_NS_BOUNDS = [25_000, 50_000, 100_000, 1_000_000, 30 * 10**9]
+_EDGES = st.sampled_from(
+    [0, 1, *_NS_BOUNDS, *(b + 1 for b in _NS_BOUNDS), *(b - 1 for b in _NS_BOUNDS)]
+)
+
+
+@given(st.lists(st.tuples(_EDGES, _EDGES, _EDGES, _EDGES, st.booleans()), min_size=1, max_size=30))
+def test_exchange_timings_land_where_histogram_observe_puts_them(
+    parts: list[tuple[int, int, int, int, bool]],
+) -> None:
+    """ExchangeMetrics' inlined bucket updates (a compare before bisecting for the
+    proxy's own parts) give the buckets, sums and counts Histogram.observe gives."""
+    from protoproxy.observe.exchanges import ExchangeMetrics
+
+    stats = Stats()
+    metrics = ExchangeMetrics(stats)
+    ref = Stats()
+    names = ("request_duration", "upstream_service_time", "response_duration", "proxy_time")
+    conn = SimpleNamespace(id=1, listener=SimpleNamespace(name="l"), protocol="grpc")
+    exchanges = []
+    for req, up, resp, proxy, answered in parts:
+        started = 10**12
+        written = started + req
+        ex = Exchange.begin("grpc", "/S/M", 1, started)
+        ex.request_written = written
+        ex.response_started = written + up if answered else 0
+        ex.finished = (ex.response_started or written) + resp
+        ex.proxy_time = proxy
+        exchanges.append(ex)
+        key = ("l", "grpc", "/S/M")
+        for name in names:
+            value = getattr(ex, name)
+            if value is not None:
+                ref.latency_histogram(name, "", ("a", "b", "c")).observe(key, value)
+        ref.latency_histogram("duration", "", ("a", "b", "c")).observe(key, ex.duration)
+    for i in range(0, len(exchanges), 4):  # several batches: the inlined path after the first
+        metrics.observe(conn, exchanges[i : i + 4])  # type: ignore[arg-type]
+    for name in (*names, "duration"):
+        got = getattr(metrics, name).series
+        fam = ref.families.get(name)
+        want = fam.series if fam is not None else {}  # type: ignore[union-attr]
+        assert got.keys() == want.keys(), name
+        for key, s in want.items():
+            g = got[key]
+            assert (g.buckets, g.sum, g.count) == (s.buckets, s.sum, s.count), name
