@@ -4,7 +4,7 @@ Every feature that looks at a connection's messages contributes a *filter
 factory* (``conn -> Filter | None``) to a fixed, named slot; every feature
 that looks at completed exchanges contributes an observer to a fixed slot.
 The slots below are the whole order: who installs first does not matter, so
-reading this module tells what runs before what (docs/architecture-pipeline.md).
+reading this module tells what runs before what (docs/architecture.md).
 
 Per connection the cost is one call per factory when its codec is chosen;
 the per-message path is the flat `conn.filters` list this builds.

@@ -161,3 +161,21 @@ def test_the_check_finds_a_planted_cycle() -> None:
     graph = import_graph(sources, {"pkg"})
     assert cycles(graph) == [["pkg.a", "pkg.b", "pkg.c"]]
     assert "pkg.a" not in graph["pkg.d"]  # TYPE_CHECKING-only edges do not count
+
+
+#: modules that must load without any component (docs/architecture.md#import-rules),
+#: with the protoproxy modules each may import
+LEAVES = {
+    "protoproxy.faults.actions": {"protoproxy.units"},
+    "protoproxy.faults.handler": {"protoproxy.faults.actions"},
+    "protoproxy.config_errors": set(),
+    "protoproxy.addresses": set(),
+    "protoproxy.pipeline": set(),
+    "protoproxy.connection_state": set(),
+}
+
+
+@pytest.mark.parametrize("leaf", sorted(LEAVES))
+def test_leaves_import_no_component(leaf: str) -> None:
+    graph = import_graph(module_sources("protoproxy", PACKAGES["protoproxy"]), {"protoproxy"})
+    assert graph[leaf] - {"protoproxy", "protoproxy.faults"} <= LEAVES[leaf]
