@@ -118,10 +118,12 @@ def _app(**extra: Any) -> App:
 def test_exchange_observers_follow_the_slots_with_marks_first() -> None:
     app = _app(access_log={"enabled": True, "path": "-"})
     assert min(ExchangeSlot) is ExchangeSlot.MARKS
+    access_log = app.observe.access_log
+    assert access_log is not None
     assert app.proxy.exchange_observers == [
         marks.observe,
         app.observe.exchange_metrics.observe,
-        app.observe.access_log.observe,  # type: ignore[union-attr]
+        access_log.observe,
         app.kafka.metrics.on_exchanges,
         app.kafka.on_exchanges,
         app.http.observe,

@@ -80,7 +80,9 @@ def _requests(proxy: ProxyThread, n: int, per_connection: int = 1) -> None:
 
 
 def _marks(proxy: ProxyThread, log: Path) -> list[str | None]:
-    proxy.run(lambda: proxy.app.observe.access_log.flush())  # type: ignore[union-attr]
+    access_log = proxy.app.observe.access_log
+    assert access_log is not None
+    proxy.run(access_log.flush)
     lines = [json.loads(line) for line in log.read_text().splitlines() if line]
     return [line.get("fault") for line in lines]
 
