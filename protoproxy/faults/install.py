@@ -29,7 +29,9 @@ def install(proxy: Proxy, hooks: Hooks) -> Installed:
     message faults; the marks observer runs first among exchange observers
     (ExchangeSlot.MARKS) so that the stats and access log see ``attrs["fault"]``."""
     engine = FaultEngine(proxy, seed=proxy.config.seed)
-    toxics = ToxicManager(engine, proxy)  # links its stages on upstream connect
+    toxics = ToxicManager(engine, proxy)
+    hooks.upstream(toxics.connected)  # links its stages once both outlets exist
+    hooks.closed(toxics.closed)
     message_faults = MessageFaults(
         engine,
         proxy,

@@ -37,8 +37,6 @@ class ToxicManager:
         self.engine = engine
         self.proxy = proxy
         engine.hooks.append(self._changed)
-        proxy.upstream_observers.append(self.connected)
-        proxy.close_observers.append(self.closed)
 
     # -- connection lifecycle ----------------------------------------------------
     def connected(self, conn: Connection) -> None:

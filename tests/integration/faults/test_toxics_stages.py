@@ -117,7 +117,6 @@ def _rig(seed: int) -> tuple[FaultEngine, Connection]:
             limits=SimpleNamespace(write_buffer_high=HIGH, write_buffer_low=LOW), listeners=[]
         ),
         listeners={"t": SimpleNamespace(config=SimpleNamespace(protocol="tcp"))},
-        filters=[],
         upstream_observers=[],
         close_observers=[],
         connections={},
