@@ -8,9 +8,10 @@ families when asked.
 Everything that bounds memory and /metrics is decided on the miss path only,
 when a family is about to hold a label set it has not seen: the series caps
 (per family and global), the label values' escaping and cut (labels.py), and
-the byte budgets (the family's and the global one). A key whose values had to be cut is stored under the
-cut key only; the raw key is never kept, so a client sending 32 KiB client ids
-costs a cut per increment (it keeps missing) but never 32 KiB held per series.
+the byte budgets (per family and global). A key whose values had to be cut is
+stored under the cut key only; the raw key is never kept, so a client sending
+32 KiB client ids costs a cut per increment (it keeps missing) but never 32 KiB
+held per series.
 """
 
 from __future__ import annotations
@@ -82,14 +83,12 @@ class Budget:
 #: Families made outside a Stats share these: no global bound.
 _UNLIMITED = Budget(1 << 62)
 _UNLIMITED_BYTES = Budget(1 << 62)
-#: Default byte budget of one family (`metrics.max_family_bytes`): about 320
+#: Default byte budget of one family (`metrics.max_family_bytes`): about 300
 #: latency-histogram series or 8,000 counter series with short labels, enough
-#: for hundreds of gRPC methods or broker listeners x Kafka operations.
+#: for hundreds of gRPC methods or broker listeners x Kafka operations. What
+#: keeps /metrics small when a dozen families are bombed at once is the global
+#: budget (`metrics.max_total_bytes`, 4 MiB), not this one.
 MAX_FAMILY_BYTES = 1024 * 1024
-#: Default byte budget of all families together (`metrics.max_total_bytes`):
-#: what keeps /metrics within a few MiB when many families are bombed at once,
-#: which per-family budgets large enough for real deployments cannot.
-MAX_TOTAL_BYTES = 4 * 1024 * 1024
 #: Bytes a sample value takes at most in /metrics (floatToGoString), with its space.
 _VALUE_BYTES = 26
 
@@ -176,7 +175,7 @@ class Counter:
         if cost > room or not self.budget.take():
             return False
         self.used_bytes += cost
-        self.byte_budget.left -= cost
+        self.byte_budget.left -= cost  # within `room`, so within what it has left
         return True
 
     def get(self, key: tuple[str, ...]) -> float:
