@@ -335,9 +335,12 @@ class Metrics(Model):
     #: Bytes a label value may take once escaped; longer ones are cut (docs/metrics.md).
     max_label_bytes: int = Field(default=128, ge=16, le=65536)
     #: Bytes one family's series may take in /metrics; past it, new label sets go to `other`.
-    max_family_bytes: Size = 256 * 1024
+    max_family_bytes: Size = 1024 * 1024
     #: Per-family byte budgets by full metric name, overriding `max_family_bytes`.
     family_bytes: dict[str, Size] = Field(default_factory=dict)
+    #: Bytes the series of all families may take in /metrics together (each `other`
+    #: aside); past it, every family folds new label sets into its `other`.
+    max_total_bytes: Size = 4 * 1024 * 1024
     #: The generic per-exchange families (protoproxy_exchange*); off only to measure their cost.
     exchanges: bool = True
 

@@ -41,6 +41,7 @@ class Observe:
             m.max_label_bytes,
             m.max_family_bytes,
             m.family_bytes,
+            m.max_total_bytes,
         )
         self.exporter = Exporter(proxy.stats, live_bytes(proxy))
         self.exchange_metrics = ExchangeMetrics(proxy.stats)

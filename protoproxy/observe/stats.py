@@ -8,9 +8,10 @@ families when asked.
 Everything that bounds memory and /metrics is decided on the miss path only,
 when a family is about to hold a label set it has not seen: the series caps
 (per family and global), the label values' escaping and cut (labels.py), and
-the family's byte budget. A key whose values had to be cut is stored under the
-cut key only; the raw key is never kept, so a client sending 32 KiB client ids
-costs a cut per increment (it keeps missing) but never 32 KiB held per series.
+the byte budgets (per family and global). A key whose values had to be cut is
+stored under the cut key only; the raw key is never kept, so a client sending
+32 KiB client ids costs a cut per increment (it keeps missing) but never 32 KiB
+held per series.
 """
 
 from __future__ import annotations
@@ -53,11 +54,15 @@ NS = 1_000_000_000
 LATENCY_BUCKETS_NS: tuple[int, ...] = tuple(round(b * NS) for b in LATENCY_BUCKETS)
 
 
-class SeriesBudget:
-    """Label sets all families may still add together: the global series cap.
+class Budget:
+    """What all families of a Stats may still add together: the global series
+    cap (in label sets) or the global byte budget (in /metrics bytes).
 
-    Shared by every family of a Stats; only consulted when a family is about
-    to add a new label set, never on the `+=` path of an existing one.
+    One instance of each is shared by every family of a Stats, so that a
+    family can only grow into what the others left; only consulted when a
+    family is about to add a new label set, never on the `+=` path of an
+    existing one. What is held plus `left` stays constant (between two
+    `Stats.configure`), which is what `Stats.export_bound` relies on.
     """
 
     __slots__ = ("left",)
@@ -65,16 +70,25 @@ class SeriesBudget:
     def __init__(self, left: int) -> None:
         self.left = left
 
-    def take(self) -> bool:
-        if self.left > 0:
-            self.left -= 1
+    def take(self, n: int = 1) -> bool:
+        if self.left >= n:
+            self.left -= n
             return True
         return False
 
+    def give(self, n: int = 1) -> None:
+        self.left += n
 
-_UNLIMITED = SeriesBudget(1 << 62)
-#: Default byte budget of one family (`metrics.max_family_bytes`).
-MAX_FAMILY_BYTES = 256 * 1024
+
+#: Families made outside a Stats share these: no global bound.
+_UNLIMITED = Budget(1 << 62)
+_UNLIMITED_BYTES = Budget(1 << 62)
+#: Default byte budget of one family (`metrics.max_family_bytes`): about 300
+#: latency-histogram series or 8,000 counter series with short labels, enough
+#: for hundreds of gRPC methods or broker listeners x Kafka operations. What
+#: keeps /metrics small when a dozen families are bombed at once is the global
+#: budget (`metrics.max_total_bytes`, 4 MiB), not this one.
+MAX_FAMILY_BYTES = 1024 * 1024
 #: Bytes a sample value takes at most in /metrics (floatToGoString), with its space.
 _VALUE_BYTES = 26
 
@@ -103,14 +117,16 @@ class Counter:
     #: Distinct label sets held, `other` included: past max_series - 1 distinct
     #: ones, new label sets fold into ("other", ...), so the family never exceeds it.
     max_series: int = 10000
-    budget: SeriesBudget = field(default=_UNLIMITED, repr=False)
+    budget: Budget = field(default=_UNLIMITED, repr=False)
     #: bytes a label value may take, escaped (`metrics.max_label_bytes`)
     label_bytes: int = MAX_LABEL_BYTES
     #: bytes the family's series may take in /metrics together, `other` aside
     #: (`metrics.max_family_bytes`); past it, new label sets go to `other`
     max_bytes: int = MAX_FAMILY_BYTES
-    #: what the series held take of `max_bytes` (see `cost`)
+    #: what the series held take of `max_bytes` (see `cost`), and of `byte_budget`
     used_bytes: int = 0
+    #: /metrics bytes all families may still add (`metrics.max_total_bytes`)
+    byte_budget: Budget = field(default=_UNLIMITED_BYTES, repr=False)
 
     #: /metrics lines per series
     lines = 1
@@ -130,20 +146,36 @@ class Counter:
             other = (OTHER,) * len(self.labelnames)
             values[other] = values.get(other, 0) + amount
 
+    def floor(self) -> int:
+        """Bytes the cheapest series of this family takes (empty label values)."""
+        return self.lines * line_overhead(self.name, self.labelnames, self.lines > 1)
+
     def cost(self, key: tuple[str, ...]) -> int:
         """Bytes the series of `key` (a safe key) takes in /metrics, at most."""
-        overhead = line_overhead(self.name, self.labelnames, self.lines > 1)
-        return self.lines * (overhead + sum(exposition_bytes(v) for v in key))
+        return self.floor() + self.lines * sum(exposition_bytes(v) for v in key)
 
     def admit(self, safe: tuple[str, ...], held: int) -> bool:
-        """Whether a new series may be held: series caps, then bytes, then the
-        global series budget (last: taking from it is the commitment)."""
-        if held >= self.max_series - 1 or self.used_bytes >= self.max_bytes:
+        """Whether a new series may be held, charging it if so.
+
+        It must fit the series cap, then the family's byte budget and the
+        global one (a series past either goes to `other`, never half charged),
+        then the global series budget (last: taking from it is the commitment).
+        The all-`other` label set is the slot kept for overflow: never charged,
+        never refused, so that giving back on remove stays exact.
+        """
+        if safe == (OTHER,) * len(self.labelnames):
+            return True
+        if held >= self.max_series - 1:
+            return False
+        floor = self.floor()
+        room = min(self.max_bytes - self.used_bytes, self.byte_budget.left)
+        if room < floor:
             return False  # full: the steady state of overflow pays no cost estimate
-        cost = self.cost(safe)
-        if self.used_bytes + cost > self.max_bytes or not self.budget.take():
+        cost = floor + self.lines * sum(exposition_bytes(v) for v in safe)
+        if cost > room or not self.budget.take():
             return False
         self.used_bytes += cost
+        self.byte_budget.left -= cost  # within `room`, so within what it has left
         return True
 
     def get(self, key: tuple[str, ...]) -> float:
@@ -178,8 +210,11 @@ class Gauge(Counter):
             if key not in values:
                 return
         del values[key]
-        self.budget.left += 1
-        self.used_bytes = max(0, self.used_bytes - self.cost(key))
+        if key != (OTHER,) * len(self.labelnames):  # `other` was never charged
+            cost = self.cost(key)
+            self.budget.give()
+            self.byte_budget.give(cost)
+            self.used_bytes -= cost
 
 
 class HistogramSeries:
@@ -209,7 +244,7 @@ class Histogram:
     bounds: tuple[float, ...] = LATENCY_BUCKETS
     series: dict[tuple[str, ...], HistogramSeries] = field(default_factory=dict)
     max_series: int = 10000
-    budget: SeriesBudget = field(default=_UNLIMITED, repr=False)
+    budget: Budget = field(default=_UNLIMITED, repr=False)
     #: observed values (and `bounds`) are in 1/scale of the exported unit:
     #: NS for histograms of nanosecond timings exported in seconds
     scale: int = 1
@@ -218,11 +253,13 @@ class Histogram:
     label_bytes: int = MAX_LABEL_BYTES
     max_bytes: int = MAX_FAMILY_BYTES
     used_bytes: int = 0
+    byte_budget: Budget = field(default=_UNLIMITED_BYTES, repr=False)
 
     @property
     def lines(self) -> int:
         return len(self.bounds) + 3  # the buckets, +Inf, _count and _sum
 
+    floor = Counter.floor
     cost = Counter.cost
     admit = Counter.admit
 
@@ -259,16 +296,20 @@ class Stats:
         label_bytes: int = MAX_LABEL_BYTES,
         family_bytes: int = MAX_FAMILY_BYTES,
         byte_caps: dict[str, int] | None = None,
+        total_bytes: int | None = None,
     ) -> None:
         self.max_series = max_series
         #: per-family caps by name, overriding `max_series`
         self.caps: dict[str, int] = dict(caps or {})
         self.families: dict[str, Counter | Histogram] = {}
-        self.budget = SeriesBudget(max_total if max_total is not None else 1 << 62)
+        self.budget = Budget(max_total if max_total is not None else 1 << 62)
         self.label_bytes = label_bytes
         self.family_bytes = family_bytes
         #: per-family byte budgets by name, overriding `family_bytes`
         self.byte_caps: dict[str, int] = dict(byte_caps or {})
+        #: /metrics bytes the series of all families may take together, `other`s
+        #: aside (`metrics.max_total_bytes`; None: no global byte budget)
+        self.byte_budget = Budget(total_bytes if total_bytes is not None else 1 << 62)
 
     def configure(
         self,
@@ -278,14 +319,17 @@ class Stats:
         label_bytes: int = MAX_LABEL_BYTES,
         family_bytes: int = MAX_FAMILY_BYTES,
         byte_caps: dict[str, int] | None = None,
+        total_bytes: int | None = None,
     ) -> None:
         """Set series caps, for families that exist already and ones made later.
 
         The Proxy builds its Stats before the config's `metrics:` section is
         applied, so caps are (re)applied here; lowering a cap keeps the series
         already held and folds only new ones into `other`. `max_total` bounds
-        the label sets of all families together (each family's `other` aside).
-        Label and byte limits likewise apply to the series made from now on.
+        the label sets of all families together (each family's `other` aside),
+        `total_bytes` their /metrics bytes; what is held already counts
+        against both. Label and byte limits likewise apply to the series made
+        from now on.
         """
         self.max_series = max_series
         self.label_bytes = label_bytes
@@ -294,6 +338,8 @@ class Stats:
         self.caps = dict(caps or {})
         total = max_total if max_total is not None else 1 << 62
         self.budget.left = max(0, total - self.series_count())
+        total_b = total_bytes if total_bytes is not None else 1 << 62
+        self.byte_budget.left = max(0, total_b - self.used_bytes())
         for fam in self.families.values():
             fam.max_series = self.cap(fam.name, getattr(fam, "cap_of", ""))
             fam.label_bytes = label_bytes
@@ -310,6 +356,10 @@ class Stats:
         if name in self.byte_caps or not cap_of:
             return self.byte_caps.get(name, self.family_bytes)
         return self.byte_caps.get(cap_of, self.family_bytes)
+
+    def used_bytes(self) -> int:
+        """/metrics bytes charged to the series held, across all families."""
+        return sum(f.used_bytes for f in self.families.values())
 
     def series_count(self) -> int:
         """Label sets held across all families (what bounds memory and /metrics)."""
@@ -329,6 +379,7 @@ class Stats:
                 budget=self.budget,
                 label_bytes=self.label_bytes,
                 max_bytes=self.bytes_cap(name),
+                byte_budget=self.byte_budget,
             )
         assert isinstance(fam, Counter)
         return fam
@@ -344,6 +395,7 @@ class Stats:
                 budget=self.budget,
                 label_bytes=self.label_bytes,
                 max_bytes=self.bytes_cap(name),
+                byte_budget=self.byte_budget,
             )
         assert isinstance(fam, Gauge)
         return fam
@@ -370,6 +422,7 @@ class Stats:
                 cap_of=cap_of,
                 label_bytes=self.label_bytes,
                 max_bytes=self.bytes_cap(name, cap_of),
+                byte_budget=self.byte_budget,
             )
         assert isinstance(fam, Histogram)
         return fam
@@ -383,16 +436,21 @@ class Stats:
     def export_bound(self) -> int:
         """Bytes /metrics takes at most with the families that exist now.
 
-        Each family's series take at most its `max_bytes` (an upper estimate
-        per series, charged when the series is made), plus its `other` series
-        and its HELP and TYPE lines; nothing else is exported.
+        The series (`other` aside) take at most what they are charged when
+        made (an upper estimate per series): within each family's `max_bytes`
+        (or what it held when its budget was lowered), and all of them within
+        the global byte budget, whose held plus left is its total. Each family
+        adds its `other` series and its HELP and TYPE lines, which no budget
+        refuses; nothing else is exported.
         """
-        total = 0
+        families = 0
+        overhead = 0
         for fam in self.families.values():
+            families += max(fam.max_bytes, fam.used_bytes)
             other = fam.cost((OTHER,) * len(fam.labelnames))
             header = 2 * (len("# HELP  \n") + len(fam.name) + len("_total")) + len(fam.help)
-            total += max(fam.max_bytes, fam.used_bytes) + other + header + len("# TYPE  histogram")
-        return total
+            overhead += other + header + len("# TYPE  histogram")
+        return min(families, self.used_bytes() + self.byte_budget.left) + overhead
 
     def __iter__(self) -> Iterator[Counter | Histogram]:
         return iter(self.families.values())

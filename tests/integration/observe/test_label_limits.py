@@ -1,6 +1,6 @@
-"""Label values made safe (observe/labels.py), the per-family byte budget, the
-streamed /metrics (same text as prometheus_client's, yielding to the loop) and
-the rendered-size bound of /messages entries."""
+"""Label values made safe (observe/labels.py), the per-family and global byte
+budgets, the streamed /metrics (same text as prometheus_client's, yielding to
+the loop) and the rendered-size bound of /messages entries."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from protoproxy.admin import routes_metrics
 from protoproxy.observe.labels import MARKER, MAX_LABEL_BYTES, safe_key, safe_value
 from protoproxy.observe.prometheus import Exporter
 from protoproxy.observe.render import entry_text
-from protoproxy.observe.stats import OTHER, Stats
+from protoproxy.observe.stats import OTHER, Counter, Gauge, Histogram, Stats
 from protoproxy.observe.tail import MAX_ENTRY_RENDERED, Entry, newest_within
 from protoproxy_codecs.base import Direction, Message
 from tests.peers import ProxyThread
@@ -88,6 +88,102 @@ def test_family_byte_budget_sends_new_series_to_other() -> None:
     assert c.total() == 1000 and c.get((OTHER,)) > 0
     body = Exporter(stats).render()
     assert len(body) <= stats.export_bound()
+
+
+def _charged(fam: Counter | Histogram) -> int:
+    """What the family's series cost, recomputed from what it holds (`other` is free)."""
+    keys = fam.series if isinstance(fam, Histogram) else fam.values
+    return sum(fam.cost(k) for k in keys if k != (OTHER,) * len(fam.labelnames))
+
+
+def test_global_byte_budget_folds_into_other_across_families() -> None:
+    stats = Stats(family_bytes=1 << 20, total_bytes=40_000)
+    c = stats.counter("c_total", "c", ("id",))
+    h = stats.latency_histogram("h_seconds", "h", ("id",))
+    g = stats.gauge("g", "g", ("id", "k"))
+    for i in range(300):  # interleaved, so each family gets a share before it is spent
+        c.inc((f"c{i:04d}" + "z" * 40,))
+        h.observe((f"h{i:04d}",), 1000 * i)
+        g.inc((f"g{i:04d}", "v"), 2)
+    used = stats.used_bytes()
+    assert used <= 40_000 and used + stats.byte_budget.left == 40_000
+    for fam in (c, h, g):
+        assert fam.used_bytes == _charged(fam) < 1 << 20  # no family budget was reached
+    # every family folded into its own `other`, and totals stay exact
+    assert 1 < len(c.values) < 300 and c.get((OTHER,)) > 0 and c.total() == 300
+    assert 1 < len(h.series) < 300 and h.count((OTHER,)) > 0
+    assert sum(s.count for s in h.series.values()) == 300
+    assert g.get((OTHER, OTHER)) > 0 and g.total() == 600
+    # the series that were held keep counting on the one dict hit
+    c.inc(("c0000" + "z" * 40,), 5)
+    assert c.get(("c0000" + "z" * 40,)) == 6 and c.total() == 305
+    body = Exporter(stats).render()
+    bound = stats.export_bound()
+    assert len(body) <= bound < 3 * (1 << 20)  # the global budget, not the families', bounds it
+
+
+def test_removing_a_series_gives_its_bytes_back_to_both_budgets() -> None:
+    stats = Stats(family_bytes=1 << 20)
+    g = stats.gauge("g", "g", ("id",))
+    g.set(("a",), 1)
+    stats.configure(10_000, total_bytes=3 * g.cost(("a",)))
+    for key in ("b", "c", "d", "e"):
+        g.set((key,), 1)
+    assert set(g.values) == {("a",), ("b",), ("c",)}  # d and e did not fit
+    assert stats.byte_budget.left == 0 and g.used_bytes == 3 * g.cost(("a",))
+    left = stats.budget.left
+    g.remove(("b",))
+    assert stats.byte_budget.left == g.cost(("b",)) and g.used_bytes == 2 * g.cost(("a",))
+    assert stats.budget.left == left + 1
+    g.set(("d",), 4)  # the bytes given back hold a new series
+    assert g.get(("d",)) == 4 and stats.byte_budget.left == 0
+    g.inc(("f",))  # folds into `other`, which is never charged...
+    assert g.get((OTHER,)) == 1 and g.used_bytes == _charged(g)
+    g.remove((OTHER,))  # ...so removing it gives nothing back
+    assert stats.byte_budget.left == 0 and stats.budget.left == left
+    # a lower family budget than what is held: the family keeps it, adds nothing
+    stats.configure(10_000, family_bytes=10, total_bytes=1 << 30)
+    g.set(("h",), 1)
+    assert ("h",) not in g.values and g.used_bytes == _charged(g)
+
+
+_ops = st.lists(
+    st.tuples(
+        st.sampled_from(["inc", "observe", "set", "remove"]),
+        st.integers(0, 2),  # which family
+        st.text(st.characters(codec="utf-8"), max_size=60) | st.just(OTHER),
+    ),
+    max_size=120,
+)
+
+
+@given(_ops, st.integers(0, 30_000), st.integers(0, 60_000))
+def test_byte_budgets_hold_whatever_the_operations(ops, family_bytes: int, total: int) -> None:
+    stats = Stats(family_bytes=family_bytes, total_bytes=total)
+    fams = [
+        stats.counter("c_total", "c", ("id",)),
+        stats.latency_histogram("h_seconds", "h", ("id",)),
+        stats.gauge("g", "g", ("id",)),
+    ]
+    counted = [0, 0]  # increments of the counter, observations of the histogram
+    for op, i, value in ops:
+        fam = fams[i]
+        if isinstance(fam, Histogram):
+            fam.observe((value,), 7)
+            counted[1] += 1
+        elif isinstance(fam, Gauge) and op == "remove":
+            fam.remove((value,))
+        elif isinstance(fam, Gauge) and op == "set":
+            fam.set((value,), 1)
+        else:
+            fam.inc((value,))
+            counted[0] += fam is fams[0]
+    for fam in fams:
+        assert fam.used_bytes == _charged(fam) <= family_bytes
+    assert stats.used_bytes() + stats.byte_budget.left == total
+    assert fams[0].total() == counted[0]
+    assert sum(s.count for s in fams[1].series.values()) == counted[1]
+    assert len(Exporter(stats).render()) <= stats.export_bound()
 
 
 def _awkward_stats() -> Stats:
@@ -202,13 +298,14 @@ def test_metrics_config_reaches_the_store() -> None:
         metrics={
             "max_label_bytes": 32,
             "max_family_bytes": "64KiB",
-            "family_bytes": {"protoproxy_exchange_duration_seconds": "1MiB"},
+            "family_bytes": {"protoproxy_exchange_duration_seconds": "2MiB"},
+            "max_total_bytes": "3MiB",
         },
     )
     with ProxyThread(cfg) as proxy:
         stats = proxy.proxy.stats
 
-        def read() -> tuple[int, int, int, int]:
+        def read() -> tuple[int, int, int, int, int, bool]:
             c = stats.counter("probe_total", "p", ("v",))
             c.inc(("q" * 100,))
             ((value,),) = c.values
@@ -218,6 +315,26 @@ def test_metrics_config_reaches_the_store() -> None:
                 stats.families["protoproxy_exchange_duration_seconds"].max_bytes,
                 # a timing histogram follows the duration's budget, like its series cap
                 stats.families["protoproxy_exchange_proxy_time_seconds"].max_bytes,
+                # the global byte budget: what is held plus what is left
+                stats.used_bytes() + stats.byte_budget.left,
+                c.byte_budget is stats.byte_budget,
             )
 
-        assert proxy.run(read) == (32, 64 * 1024, 1 << 20, 1 << 20)
+        assert proxy.run(read) == (32, 64 * 1024, 2 << 20, 2 << 20, 3 << 20, True)
+
+
+def test_metrics_byte_budgets_default_to_one_and_four_mib() -> None:
+    cfg = proxy_config("127.0.0.1:1", protocol="http", tail=False)
+    with ProxyThread(cfg) as proxy:
+        stats = proxy.proxy.stats
+
+        def read() -> tuple[int, int, int]:
+            c = stats.counter("probe_total", "p", ("v",))
+            c.inc(("q",))
+            return (
+                c.max_bytes,
+                stats.families["protoproxy_exchange_duration_seconds"].max_bytes,
+                stats.used_bytes() + stats.byte_budget.left,
+            )
+
+        assert proxy.run(read) == (1 << 20, 1 << 20, 4 << 20)
