@@ -40,6 +40,11 @@ def install_uvloop() -> bool:
     return True
 
 
+#: lines of one kind (listener, reason) written at once before the limit of one
+#: a second applies: a handful of errors are all seen, a flood is not
+WARNING_BURST = 10
+
+
 def _call_later(delay: float, callback: Callable[[], None]) -> None:
     """Schedule on the running loop; outside one (a test driving a Proxy by hand)
     the summary waits for the next line of its kind instead."""
@@ -82,7 +87,7 @@ class Proxy:
         self.accepting = False
         self.conn_limits = ConnectionLimits(config.limits)
         #: repeated WARNINGs (connection ends, rejections, accept errors) go through here
-        self.warnings = RateLimitedLog(schedule=_call_later)
+        self.warnings = RateLimitedLog(schedule=_call_later, burst=WARNING_BURST)
         self.accept_errors = AcceptErrorWatch(self)
 
     # -- lifecycle -------------------------------------------------------------

@@ -1,12 +1,13 @@
-"""Rate-limited log lines: one line per (logger, key) per interval, then a summary.
+"""Rate-limited log lines: a burst per (logger, key), then one per interval, and a summary.
 
 Why: a flood turns every per-connection WARNING into a flood of its own
 (20,000 "max_connections reached" lines, 3 MB in 12 s), which fills disks and
-hides the one line that matters. So the first line of a kind is logged as
-usual; the repeats within `interval` are only counted, and the count is
-logged as ``... suppressed N similar (key) in the last Xs`` when the next line
-of that kind passes, or when the window ends (if a scheduler is given) so a
-burst's size is never lost.
+hides the one line that matters. So the first lines of a kind are logged as
+usual; once the kind's small burst is spent, the repeats are only counted
+until the next token is back (one per `interval`), and the count is logged as
+``... suppressed N similar (key) in the last Xs`` before the next line of that
+kind, or when the token is back (if a scheduler is given) so a burst's size
+is never lost.
 
 Sans-IO apart from the logger: the clock and the scheduler are injected, so
 tests drive time by hand.
@@ -27,22 +28,27 @@ Schedule = Callable[[float, Callable[[], None]], Any]
 
 @dataclass
 class _Window:
-    """One key's current window: when its last line was logged, and what was held back."""
+    """One key's token bucket, and what it held back since it last ran dry."""
 
     logger: logging.Logger
     level: int
-    opened: float
+    tokens: float
+    refilled: float
     suppressed: int = 0
+    suppressed_since: float = 0.0
     flush_scheduled: bool = False
 
 
 class RateLimitedLog:
-    """At most one line per (logger, key) per `interval` seconds, plus summaries.
+    """At most `burst` lines at once per (logger, key), then one per `interval`, plus summaries.
 
-    Keys are whatever names a kind of line: ``(listener, reason)`` for
-    connection ends, ``(listener, errno)`` for accept errors. At most
-    `max_keys` windows are remembered (the oldest is summarised and dropped),
-    so a key built from attacker-chosen values cannot grow memory without bound.
+    A token bucket per key: a few lines of a kind (a test's handful of
+    decode errors, a short incident) are all written; a flood is thinned to
+    one line per `interval`. Keys are whatever names a kind of line:
+    ``(listener, reason)`` for connection ends, ``("accept", listener, errno)``
+    for accept errors. At most `max_keys` buckets are remembered (the oldest
+    is summarised and dropped), so keys built from peer-chosen values cannot
+    grow memory without bound.
     """
 
     def __init__(
@@ -50,62 +56,66 @@ class RateLimitedLog:
         interval: float = 1.0,
         clock: Clock = time.monotonic,
         schedule: Schedule | None = None,
+        burst: int = 1,
         max_keys: int = 1024,
     ) -> None:
         self.interval = interval
         self.clock = clock
         self.schedule = schedule
+        self.burst = burst
         self.max_keys = max_keys
         self._windows: dict[tuple[str, Hashable], _Window] = {}
 
     def log(
         self, logger: logging.Logger, level: int, key: Hashable, msg: str, *args: object
     ) -> bool:
-        """Log `msg % args` unless a line of this kind passed less than `interval` ago.
-
-        Returns whether the line was written (callers need not care).
-        """
+        """Log `msg % args` unless this kind's bucket is empty; returns whether it was written."""
         if not logger.isEnabledFor(level):
             return False
         now = self.clock()
         wkey = (logger.name, key)
         window = self._windows.get(wkey)
-        if window is not None and now - window.opened < self.interval:
+        if window is None:
+            if len(self._windows) >= self.max_keys:
+                oldest = next(iter(self._windows))
+                self._summarise(oldest, self._windows.pop(oldest), now)
+            window = self._windows[wkey] = _Window(logger, level, float(self.burst), now)
+        else:
+            window.tokens = min(
+                float(self.burst), window.tokens + (now - window.refilled) / self.interval
+            )
+            window.refilled = now
+        if window.tokens < 1:
+            if not window.suppressed:
+                window.suppressed_since = now
             window.suppressed += 1
             if self.schedule is not None and not window.flush_scheduled:
                 window.flush_scheduled = True
                 self.schedule(
-                    window.opened + self.interval - now, lambda: self._flush(wkey, window)
+                    (1 - window.tokens) * self.interval, lambda: self._flush(wkey, window)
                 )
             return False
-        if window is not None:
-            self._summarise(wkey, window, now)
-            del self._windows[wkey]
-        elif len(self._windows) >= self.max_keys:
-            oldest = next(iter(self._windows))
-            self._summarise(oldest, self._windows.pop(oldest), now)
+        window.tokens -= 1
+        self._summarise(wkey, window, now)
         logger.log(level, msg, *args)
-        self._windows[wkey] = _Window(logger, level, now)
         return True
 
     def warning(self, logger: logging.Logger, key: Hashable, msg: str, *args: object) -> bool:
         return self.log(logger, logging.WARNING, key, msg, *args)
 
     def flush(self) -> None:
-        """Summarise every window that held lines back (at shutdown, say)."""
+        """Summarise every bucket that held lines back (at shutdown, say)."""
         now = self.clock()
-        for wkey, window in list(self._windows.items()):
+        for wkey, window in self._windows.items():
             self._summarise(wkey, window, now)
-            window.suppressed = 0
 
     def _flush(self, wkey: tuple[str, Hashable], window: _Window) -> None:
-        """The scheduled end of a window: report what it held back, start afresh.
+        """The scheduled moment a token is back: report what the bucket held back.
 
-        The key is forgotten, so the next line of its kind is logged at once;
-        a window that a later line already replaced is left alone.
+        A bucket that a line (or eviction) already summarised has nothing to say.
         """
+        window.flush_scheduled = False
         if self._windows.get(wkey) is window:
-            del self._windows[wkey]
             self._summarise(wkey, window, self.clock())
 
     @staticmethod
@@ -116,8 +126,9 @@ class RateLimitedLog:
                 "... suppressed %d similar (%s) in the last %.1fs",
                 window.suppressed,
                 _describe(wkey[1]),
-                now - window.opened,
+                now - window.suppressed_since,
             )
+            window.suppressed = 0
 
 
 def _describe(key: Hashable) -> str:

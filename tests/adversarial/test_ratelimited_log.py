@@ -66,18 +66,18 @@ def test_a_scheduled_flush_reports_a_burst_that_nothing_follows(
         interval=1.0, clock=clock, schedule=lambda d, cb: scheduled.append((d, cb))
     )
     limiter.warning(LOG, "k", "first")
-    clock.now += 0.25
+    clock.now += 0.5
     for _ in range(5):
         limiter.warning(LOG, "k", "again")
-    assert [d for d, _ in scheduled] == [0.75]  # one flush per window, at its end
-    clock.now += 0.75
+    assert [d for d, _ in scheduled] == [0.5]  # one flush, when the next token is back
+    clock.now += 0.5
     scheduled[0][1]()
-    assert _messages(records) == ["first", "... suppressed 5 similar (k) in the last 1.0s"]
-    limiter.warning(LOG, "k", "next window")  # the window was forgotten: logged at once
-    assert _messages(records)[-1] == "next window"
+    assert _messages(records) == ["first", "... suppressed 5 similar (k) in the last 0.5s"]
+    limiter.warning(LOG, "k", "next")  # the token is back: logged at once, no summary again
+    assert _messages(records)[2:] == ["next"]
 
 
-def test_a_stale_flush_leaves_the_new_window_alone(records: pytest.LogCaptureFixture) -> None:
+def test_a_late_flush_has_nothing_to_say(records: pytest.LogCaptureFixture) -> None:
     clock = FakeClock()
     scheduled: list[Callable[[], None]] = []
     limiter = RateLimitedLog(interval=1.0, clock=clock, schedule=lambda d, cb: scheduled.append(cb))
@@ -85,12 +85,29 @@ def test_a_stale_flush_leaves_the_new_window_alone(records: pytest.LogCaptureFix
     limiter.warning(LOG, "k", "held")
     clock.now += 2
     limiter.warning(LOG, "k", "two")  # summarises the first window itself
-    scheduled[0]()  # the first window's flush, late: nothing left to say
+    scheduled[0]()  # the summary was written with "two": nothing left to say
     limiter.warning(LOG, "k", "held too")
     assert _messages(records) == [
         "one",
         "... suppressed 1 similar (k) in the last 2.0s",
         "two",
+    ]
+
+
+def test_a_burst_passes_then_one_line_per_interval(records: pytest.LogCaptureFixture) -> None:
+    clock = FakeClock()
+    limiter = RateLimitedLog(interval=1.0, clock=clock, burst=3)
+    for i in range(10):
+        limiter.warning(LOG, "k", "line %d", i)
+    clock.now += 1.0
+    for i in range(10, 20):
+        limiter.warning(LOG, "k", "line %d", i)
+    assert _messages(records) == [
+        "line 0",
+        "line 1",
+        "line 2",
+        "... suppressed 7 similar (k) in the last 1.0s",
+        "line 10",
     ]
 
 
