@@ -55,8 +55,14 @@ class AcceptErrorWatch:
     def handle(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         exc = context.get("exception")
         if context.get("message") == ACCEPT_RESOURCE_MESSAGE and isinstance(exc, OSError):
-            self.accept_failed(self.listener_of(context), exc)
-            return
+            listener = self.listener_of(context)
+            if listener is None and isinstance(
+                getattr(self._previous, "__self__", None), AcceptErrorWatch
+            ):
+                pass  # another proxy on this loop installed first: its socket, perhaps
+            else:
+                self.accept_failed(listener or ADMIN_LABEL, exc)
+                return
         if self._previous is not None:
             self._previous(loop, context)
         else:
@@ -74,15 +80,15 @@ class AcceptErrorWatch:
             exc.strerror or exc,
         )
 
-    def listener_of(self, context: Mapping[str, Any]) -> str:
-        """The listener whose socket failed: by its bound address."""
+    def listener_of(self, context: Mapping[str, Any]) -> str | None:
+        """The data listener whose socket failed, by its bound address; None if none is."""
         sock = context.get("socket")
         if sock is None:
-            return ADMIN_LABEL
+            return None
         try:
             address = sock.getsockname()
         except OSError:
-            return ADMIN_LABEL
+            return None
         for lst in self.proxy.listeners.values():
             server = lst.server
             if server is None:
@@ -90,4 +96,4 @@ class AcceptErrorWatch:
             for s in server.sockets:
                 if s.getsockname() == address:
                     return lst.name
-        return ADMIN_LABEL
+        return None
