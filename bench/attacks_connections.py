@@ -1,6 +1,7 @@
 """Connection-flood attack: many held connections on one listener, the others measured.
 
     python bench/attacks_connections.py [--connections 20000] [--cap 1000] [--workers 4]
+                                        [--max-connections 5000]
 
 One `protoproxy run` child serves a flooded TCP listener (``max_connections:
 --cap``), an echo TCP listener, an HTTP listener and the admin API. Worker
@@ -164,22 +165,23 @@ def proxy(cfg: dict[str, object], log: Path) -> Iterator[subprocess.Popen[bytes]
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--connections", type=int, default=20000)
-    ap.add_argument("--cap", type=int, default=1000)
+    ap.add_argument("--cap", type=int, default=1000, help="0: no per-listener cap")
     ap.add_argument("--workers", type=int, default=4)
+    ap.add_argument("--max-connections", type=int, default=5000, help="limits.max_connections")
     args = ap.parse_args()
 
     up = start_upstreams()
     ports = {name: free_port() for name in ("flood", "echo", "web", "admin")}
     cfg = {
         "admin": {"listen": f"127.0.0.1:{ports['admin']}"},
-        "limits": {"max_connections": 5000},
+        "limits": {"max_connections": args.max_connections},
         "listeners": [
             {
                 "name": "flood",
                 "listen": f"127.0.0.1:{ports['flood']}",
                 "protocol": "tcp",
                 "upstream": "hold",
-                "max_connections": args.cap,
+                **({"max_connections": args.cap} if args.cap else {}),
             },
             {"name": "echo", "listen": f"127.0.0.1:{ports['echo']}", "protocol": "tcp"},
             {"name": "web", "listen": f"127.0.0.1:{ports['web']}", "protocol": "http"},
@@ -231,7 +233,8 @@ def main() -> None:
         return out
 
     print(
-        f"flood: {args.connections} connections on one listener (max_connections {args.cap}), "
+        f"flood: {args.connections} connections on one listener "
+        f"(max_connections {args.cap or 'unset'}, limits.max_connections {args.max_connections}), "
         f"{held} connected and held, in {flood_s:.1f}s"
     )
     rows = [("probe (ms median / max)", "before", "while flooding", "flood held")] + [
