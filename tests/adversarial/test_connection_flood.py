@@ -227,6 +227,8 @@ def test_emfile_on_accept_is_counted_and_logged_rate_limited_asyncio() -> None:
         port = listener_port(stderr, "l")
         admin = _admin_port(stderr)
         assert _burst_until(port, lambda: "accept() failed" in "".join(stderr.lines))
+        with _held(port, 3 * NOFILE):
+            assert wait_for(lambda: _admin_answers(admin), 30)  # the reserve, while held
         # the flood is over: the listener and the admin API serve again
         assert wait_for(lambda: _answers(port), 30)
         _, body = _get(f"http://127.0.0.1:{admin}/metrics")
@@ -258,13 +260,21 @@ def test_a_listener_survives_fd_exhaustion_under_uvloop(tmp_path: Path) -> None:
         port = listener_port(stderr, "l")
         admin = _admin_port(stderr)
         with _held(port, 3 * NOFILE):
-            pass
+            # refusals closed, the admitted ones held: the admin reserve is free
+            assert wait_for(lambda: _admin_answers(admin), 30)
         assert wait_for(lambda: _answers(port), 30)
         assert _get(f"http://127.0.0.1:{admin}/healthz")[0] == 200
     finally:
         proc.terminate()
         proc.wait(10)
         upstream.close()
+
+
+def _admin_answers(port: int) -> bool:
+    try:
+        return _get(f"http://127.0.0.1:{port}/healthz")[0] == 200
+    except OSError:
+        return False
 
 
 def _answers(port: int) -> bool:
