@@ -180,6 +180,8 @@ class Listener(Model):
     routes: list[Route] = Field(default_factory=list)
     kafka: KafkaListener | None = None
     enabled: bool = True
+    #: this listener's own connection cap; unset: only limits.max_connections applies
+    max_connections: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
     def _check(self) -> Listener:
@@ -240,6 +242,9 @@ class Limits(Model):
     write_buffer_high: Size = 1024 * 1024
     write_buffer_low: Size = 256 * 1024
     max_connections: int = Field(default=10000, ge=1)
+    #: fds the data plane may not use: the admin API's own, and sockets accepted
+    #: only to be refused (protoproxy.fdlimits)
+    admin_reserve: int = Field(default=64, ge=0)
     max_pending: int = Field(default=4096, ge=1)
 
     @model_validator(mode="after")

@@ -616,7 +616,9 @@ class Connection:
 
     def _end(self, cmd: Close) -> None:
         if cmd.error:
-            log.warning(
+            self.proxy.warnings.warning(  # rate-limited per (listener, reason): floods
+                log,
+                (self.listener.name, cmd.reason),
                 "conn %d listener=%s peer=%s upstream=%s ended: %s (%s)",
                 self.id,
                 self.listener.name,

@@ -59,3 +59,8 @@ class ProxyMetrics:
             "Connections refused at accept (limit reached, listener down)",
             ("listener", "reason"),
         )
+        self.accept_errors = stats.counter(
+            "protoproxy_accept_errors_total",
+            "accept() failures on a listening socket (EMFILE, ENFILE...), by errno",
+            ("listener", "errno"),
+        )

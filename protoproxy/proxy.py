@@ -10,11 +10,15 @@ from typing import TYPE_CHECKING
 
 from protoproxy_codecs.base import Direction, Exchange, Message
 
+from . import fdlimits
+from .accept_errors import AcceptErrorWatch
 from .config import Config, Listener
+from .fdlimits import REJECT_DETAIL, ConnectionLimits
 from .listener import ListenerRuntime
 from .metrics import ProxyMetrics
 from .observe.stats import Stats
 from .pipeline import ExchangeObserver, Pipeline
+from .ratelimited_log import RateLimitedLog
 from .upstream import Cluster
 
 if TYPE_CHECKING:
@@ -34,6 +38,21 @@ def install_uvloop() -> bool:
         return False
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     return True
+
+
+#: lines of one kind (listener, reason) written at once before the limit of one
+#: a second applies: a handful of errors are all seen, a flood is not
+WARNING_BURST = 10
+
+
+def _call_later(delay: float, callback: Callable[[], None]) -> None:
+    """Schedule on the running loop; outside one (a test driving a Proxy by hand)
+    the summary waits for the next line of its kind instead."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    loop.call_later(delay, callback)
 
 
 class Proxy:
@@ -69,6 +88,10 @@ class Proxy:
         self._idle_task: asyncio.Task[None] | None = None
         self._drained: asyncio.Event | None = None
         self.accepting = False
+        self.conn_limits = ConnectionLimits(config.limits)
+        #: repeated WARNINGs (connection ends, rejections, accept errors) go through here
+        self.warnings = RateLimitedLog(schedule=_call_later, burst=WARNING_BURST)
+        self.accept_errors = AcceptErrorWatch(self)
 
     # -- lifecycle -------------------------------------------------------------
     async def start(self) -> None:
@@ -85,6 +108,8 @@ class Proxy:
             for lst in started:  # a port in use: release the ones already bound
                 lst.stop_accepting()
             raise
+        fdlimits.fit_at_start(self.conn_limits)
+        self.accept_errors.install(asyncio.get_running_loop())
         self.accepting = True
         self._idle_task = asyncio.get_running_loop().create_task(self._sweep_idle())
 
@@ -137,9 +162,10 @@ class Proxy:
             self.metrics.rejected.inc((name, "not_accepting"))
             conn.fail("rejected", "listener is not accepting")
             return
-        if len(self.connections) >= self.config.limits.max_connections:
-            self.metrics.rejected.inc((name, "max_connections"))
-            conn.fail("rejected", "max_connections reached")
+        refused = self.conn_limits.admit(name, conn.listener.config.max_connections)
+        if refused is not None:
+            self.metrics.rejected.inc((name, refused))
+            conn.fail("rejected", REJECT_DETAIL[refused])
             return
         self.connections[conn.id] = conn
         self.metrics.connections.inc((name,))
@@ -159,6 +185,7 @@ class Proxy:
         if self.connections.pop(conn.id, None) is None:
             return
         name = conn.listener.name
+        self.conn_limits.release(name)
         self.metrics.active.dec((name,))
         self.metrics.duration.observe((name,), conn.age)
         self.metrics.bytes.inc((name, "upstream"), conn.bytes[Direction.UPSTREAM])

@@ -178,7 +178,12 @@ class Side(asyncio.Protocol):
         if self.tls is not None:
             self.transport.write(self.tls.close_notify())
         elif self.transport.can_write_eof():
-            self.transport.write_eof()
+            try:
+                self.transport.write_eof()
+            except OSError:
+                # asyncio's transport shuts the socket down at once and raises
+                # ENOTCONN when the peer already reset: that is a reset, not a bug
+                self.transport.abort()
         else:
             self.transport.close()
 
