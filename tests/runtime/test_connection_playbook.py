@@ -236,3 +236,20 @@ async def test_tls_terminate_sniffs_plaintext_that_came_with_the_handshake(
     assert pb.client_sends(outbox.read()) == [Connect(), ChooseCodec("http")]
     assert pb.upstream_ready()[:2] == [Connected(), FlushPending()]
     assert bytes(pb.server_wire.data) == GET
+
+
+async def test_an_eof_to_a_peer_that_already_reset_is_a_reset_not_a_crash() -> None:
+    """asyncio's write_eof raises ENOTCONN on a socket the peer reset: the Side
+    aborts it (its connection_lost then reports the reset) instead of letting the
+    OSError reach the crash boundary as an internal_error."""
+    pb = Playbook({"protocol": "tcp"})
+    pb.accept()
+    pb.upstream_ready()
+
+    def reset() -> None:
+        raise OSError(107, "Transport endpoint is not connected")
+
+    pb.server_wire.write_eof = reset  # type: ignore[method-assign]
+    pb.client_eof()
+    assert pb.server_wire.aborted
+    assert pb.proxy.metrics.connection_errors.get(("l", "internal_error")) == 0
