@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 
 #: bytes a connection reads between two samples of what it holds
 SAMPLE_STEP = 64 * 1024
+#: the same for an opaque connection (tcp, no filter): its codec holds nothing,
+#: and its write buffers are bounded by backpressure, so bulk relays pay less
+OPAQUE_STEP = 1024 * 1024
 #: shedding stops under this fraction of the budget
 LOW_WATER = 0.9
 
@@ -90,7 +93,7 @@ class MemoryAccountant:
         self.total += now_held - budgets.held
         budgets.held = now_held
         counts = conn.bytes
-        budgets.sample_at = counts[0] + counts[1] + SAMPLE_STEP
+        budgets.sample_at = counts[0] + counts[1] + (OPAQUE_STEP if conn.opaque else SAMPLE_STEP)
         if self.total <= self.budget:
             return
         reader = conn.client if direction is Direction.UPSTREAM else conn.server
