@@ -223,3 +223,24 @@ def test_http2_unfinished_preface_and_header_block_are_closed(upstreams: Upstrea
             assert _goaway_codes(reply) == [F.ErrorCode.ENHANCE_YOUR_CALM]
         assert rss() - before <= 64 * MiB
         every_listener_answers(proxy)
+
+
+def test_http1_big_unfinished_heads_are_shed_with_503(upstreams: Upstreams) -> None:
+    n = 200  # 200 x 200 KiB heads (under max_header_list_size each): 40 MiB > 32 MiB
+    head = b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (200 * 1024)
+    with ProxyThread(config(upstreams, timeouts={"header": "60s"})) as proxy:
+        before = rss()
+        attack = Attack(n)
+        thread = attack.run(lambda a: _trickle(a, proxy.port("http"), head, b"a"))
+        shed_total = "protoproxy_memory_shed_total"
+        assert poll(lambda: counter(proxy, shed_total).get(("http",), 0) >= 1, 30)
+        assert poll(lambda: attack.watch() or attack.ready == n, 30)
+        assert poll(lambda: attack.watch() or _recount(proxy) <= BUDGET, 10)
+        shed = counter(proxy, shed_total)[("http",)]
+        assert poll(lambda: attack.closed >= shed, 10)
+        every_listener_answers(proxy)
+        attack.stop.set()
+        thread.join(30)
+        shed_replies = attack.replies[: int(shed)]
+        assert all(r.startswith(b"HTTP/1.1 503 ") for r in shed_replies), shed_replies[:3]
+        assert attack.peak_rss - before <= BUDGET + 96 * MiB
