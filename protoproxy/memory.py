@@ -24,6 +24,9 @@ is shed.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from protoproxy_codecs.base import Direction
@@ -42,6 +45,24 @@ SAMPLE_STEP = 64 * 1024
 OPAQUE_STEP = 1024 * 1024
 #: shedding stops under this fraction of the budget
 LOW_WATER = 0.9
+
+
+def _malloc_trim() -> Callable[[], None] | None:
+    """glibc's malloc_trim(0), or None elsewhere (musl, macOS)."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        trim = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    return lambda: trim(0)
+
+
+#: hand freed heap pages back to the OS after an attack: without it glibc keeps
+#: most of what shed connections held (RSS stays high long after)
+TRIM = _malloc_trim()
 
 
 def held(conn: Connection) -> int:
@@ -72,6 +93,8 @@ class MemoryAccountant:
         #: connections whose reading this accountant paused, by id
         self.paused: dict[int, tuple[Connection, Side]] = {}
         self._shed_scheduled = False
+        #: the total went past half the budget since the last trim
+        self._high = False
         stats = proxy.stats
         self.shed_total = stats.counter(
             "protoproxy_memory_shed_total",
@@ -129,10 +152,17 @@ class MemoryAccountant:
 
     def sweep(self) -> None:
         """Periodic: recount, shed when over, resume paused sides when under."""
-        if self.recount() > self.budget:
+        total = self.recount()
+        if total > self.budget:
             self.shed()
         elif self.paused:
             self._resume_if_under()
+        if total > self.budget // 2:
+            self._high = True
+        elif self._high and total < self.budget // 10:
+            self._high = False
+            if TRIM is not None:
+                TRIM()  # once per high-then-low swing: milliseconds, not per sweep
 
     def shed(self) -> None:
         """Close the biggest holders (oldest first among equals) until under LOW_WATER."""
