@@ -307,7 +307,7 @@ class Connection:
         counts = self.bytes
         counts[direction] += len(data)
         if counts[0] + counts[1] >= self.budgets.sample_at:
-            self.proxy.memory.sample(self, direction)  # every 64 KiB read
+            self.proxy.memory.sample(self, direction)  # every 64 KiB (opaque: 1 MiB) read
         codec = self.codec
         if codec is not None and self.server is not None:
             if self.opaque:
