@@ -7,7 +7,8 @@ default limits (limits.memory 1 GiB, timeouts.header 10 s, timeouts.frame
 30 s) unless the attack sets its own. While it runs, a probe sends one HTTP/1
 request every 100 ms on another listener. The table shows the attack and its
 rate, the proxy's RSS before, at peak and after, the probe's median and worst
-latency, and how the proxy reacted (from its /metrics).
+latency (the probe runs in a process of its own), and how the proxy reacted
+(from its /metrics).
 
 Acceptance (issue 12): 1,500 connections holding partial Kafka frames keep
 the RSS under limits.memory + 200 MiB and are closed by timeouts.frame;
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import multiprocessing
 import re
 import resource
 import statistics
@@ -33,6 +35,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import free_port, table, wait_port
@@ -277,9 +280,9 @@ ATTACKS: list[Attack] = [
 # -- the run ----------------------------------------------------------------------------
 
 
-async def probe(port: int, stop: asyncio.Event, latencies: list[float]) -> None:
+async def probe(port: int, stop: Callable[[], bool], latencies: list[float]) -> None:
     """One HTTP/1 request per 100 ms on a listener nobody attacks."""
-    while not stop.is_set():
+    while not stop():
         start = time.monotonic()
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -289,16 +292,25 @@ async def probe(port: int, stop: asyncio.Event, latencies: list[float]) -> None:
             latencies.append(time.monotonic() - start)
         except (OSError, TimeoutError, asyncio.IncompleteReadError):
             latencies.append(float("inf"))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), 0.1)
+        await asyncio.sleep(0.1)
+
+
+def _probe_process(port: int, stop: Any, out: Any) -> None:
+    """The probe in a process of its own: the attacker's loop (and GIL) stalls
+    would otherwise show up as the proxy's latency."""
+    latencies: list[float] = []
+    asyncio.run(probe(port, stop.is_set, latencies))
+    out.put(latencies)
 
 
 async def run_one(attack: Attack, ctx: Ctx) -> tuple[str, ...]:
     before = rss(ctx.pid)
     peak = before
     stop = asyncio.Event()
-    latencies: list[float] = []
-    prober = asyncio.create_task(probe(ctx.ports["probe"], stop, latencies))
+    mp = multiprocessing.get_context("fork")
+    probe_stop, probe_out = mp.Event(), mp.Queue()
+    prober = mp.Process(target=_probe_process, args=(ctx.ports["probe"], probe_stop, probe_out))
+    prober.start()
 
     async def watch() -> None:
         nonlocal peak
@@ -310,7 +322,10 @@ async def run_one(attack: Attack, ctx: Ctx) -> tuple[str, ...]:
     outcome = await attack.run(ctx)
     await asyncio.sleep(1)  # let the proxy let go, then read "after"
     stop.set()
-    await asyncio.gather(prober, watcher)
+    probe_stop.set()
+    latencies: list[float] = probe_out.get(timeout=60)
+    prober.join(10)
+    await watcher
     after = rss(ctx.pid)
     lat = sorted(latencies)
     median = statistics.median(lat) * 1000 if lat else float("nan")
