@@ -235,6 +235,10 @@ class Timeouts(Model):
     connect: Duration = 5.0
     idle: Duration = 300.0
     drain: Duration = 10.0
+    #: A client's request head / HTTP/2 preface / header block, from its first byte.
+    header: Duration = Field(default=10.0, gt=0)
+    #: A client's Kafka request frame, from its first byte to its last.
+    frame: Duration = Field(default=30.0, gt=0)
 
 
 class Limits(Model):
@@ -246,6 +250,8 @@ class Limits(Model):
     #: only to be refused (protoproxy.fdlimits)
     admin_reserve: int = Field(default=64, ge=0)
     max_pending: int = Field(default=4096, ge=1)
+    #: Bytes all connections together may buffer (codec units, pending, write buffers).
+    memory: Size = Field(default=1024 * 1024 * 1024, ge=1024 * 1024)
 
     @model_validator(mode="after")
     def _check(self) -> Limits:

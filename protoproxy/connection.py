@@ -156,6 +156,8 @@ class Connection:
         self.upstream_connect: int | None = None
         self.head = b""  # bytes buffered while sniffing the ClientHello / protocol
         self.machine = ConnectionMachine()
+        #: the machine's deadlines and budgets (read by on_data: one lookup)
+        self.budgets = self.machine.budgets
         #: no filter and an opaque codec: relay bytes without making Messages
         self.opaque = False
         self.extra: dict[str, Any] = {}
@@ -313,7 +315,10 @@ class Connection:
     # -- the data path -----------------------------------------------------------
     def on_data(self, direction: Direction, data: bytes) -> None:
         self.last_activity = self.loop.time()
-        self.bytes[direction] += len(data)
+        counts = self.bytes
+        counts[direction] += len(data)
+        if counts[0] + counts[1] >= self.budgets.sample_at:
+            self.proxy.memory.sample(self, direction)  # every 64 KiB (opaque: 1 MiB) read
         codec = self.codec
         if codec is not None and self.server is not None:
             if self.opaque:
@@ -611,6 +616,24 @@ class Connection:
         event = Event.IDLE_TIMEOUT if reason == "idle_timeout" else Event.FAIL
         self._handle(event, reason=reason, detail=detail, graceful=reason == "decode_error")
 
+    def overstep(self, event: Event, detail: str, graceful: bool = True) -> None:
+        """A limit ended the connection (protoproxy.deadlines, protoproxy.memory).
+
+        The client gets the codec's `limit_reply` (HTTP/1 408 or 503, HTTP/2
+        GOAWAY ENHANCE_YOUR_CALM) when there is a codec; `graceful` flushes it.
+        """
+        if self.machine.state not in LIVE:
+            return
+        reply = getattr(self.codec, "limit_reply", None)  # stand-in codecs may lack it
+        if reply is not None and self.client is not None:
+            to_client, to_server = reply(event.value)
+            if to_client:
+                self.client.write(to_client)
+            if to_server and self.server is not None:
+                self.server.write(to_server)
+        self._handle(event, detail=detail, graceful=graceful)
+        self.release_buffers()  # the goodbye is written: free the rest now
+
     def close(self, reason: str = "done") -> None:
         self._handle(Event.CLOSE, reason=reason)
 
@@ -652,6 +675,21 @@ class Connection:
         while self.held:  # bytes a fault still held when the connection ended
             self.held[0].release()
         self.proxy.connection_closed(self)
+        self.release_buffers()
+
+    def release_buffers(self) -> None:
+        """Drop what this connection buffers now, not when the cycle collector runs.
+
+        The connection and its Sides reference each other; a dead one's codec
+        buffers (up to a partial frame of max_message_size) would otherwise
+        outlive it by seconds to minutes (issue 12).
+        """
+        self.pending.clear()
+        self.pending_size = 0
+        self.head = b""
+        release = getattr(self.codec, "release", None)  # stand-in codecs may lack it
+        if release is not None:
+            release()
 
     # -- joining a live connection ---------------------------------------------------
     def add_filter(self, slot: int, f: Filter) -> None:

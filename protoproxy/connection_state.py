@@ -71,6 +71,9 @@ class Event(enum.Enum):
     CLOSE = "close"  # a clean end (arg: reason)
     FAIL = "fail"  # an abnormal end (args: reason, detail, graceful)
     IDLE_TIMEOUT = "idle_timeout"  # no traffic for timeouts.idle
+    HEADER_TIMEOUT = "header_timeout"  # a head / preface / header block past timeouts.header
+    FRAME_TIMEOUT = "frame_timeout"  # a Kafka request frame past timeouts.frame
+    MEMORY_SHED = "memory_shed"  # over limits.memory, and this connection held the most
     SOCKETS_GONE = "sockets_gone"  # both sockets' connection_lost came back
 
 
@@ -160,7 +163,9 @@ class LifecycleError(Exception):
 # -- THE table -------------------------------------------------------------------------
 
 S, E = State, Event
-_ENDINGS = {E.CLOSE: S.CLOSED, E.FAIL: S.CLOSED, E.IDLE_TIMEOUT: S.CLOSED}
+#: limits crossed: abnormal ends whose reason is the event's value
+_LIMITS = frozenset({E.IDLE_TIMEOUT, E.HEADER_TIMEOUT, E.FRAME_TIMEOUT, E.MEMORY_SHED})
+_ENDINGS = {E.CLOSE: S.CLOSED, E.FAIL: S.CLOSED, **dict.fromkeys(_LIMITS, S.CLOSED)}
 
 TRANSITIONS: dict[tuple[State, Event], State] = {
     (S.NEW, E.ACCEPT): S.CONNECTING,
@@ -202,13 +207,25 @@ LIVE = frozenset(s for s in State if s not in (S.CLOSED, S.FINISHED))
 
 @dataclass(slots=True)
 class Budgets:
-    """Per-connection deadlines and budgets: their one home (empty for now).
+    """Per-connection deadlines and budgets: their one home.
 
-    Header timeouts, memory accounting and flood counters (the next issue)
-    belong here, owned by the machine, so that crossing one is an event
-    (like IDLE_TIMEOUT) that the table turns into a Close, and the open data
-    path pays only for the counters it must bump.
+    Owned by the machine so that crossing one is an event (HEADER_TIMEOUT,
+    FRAME_TIMEOUT, MEMORY_SHED, like IDLE_TIMEOUT) that the table turns into
+    a Close. The open data path pays one comparison per read (`sample_at`);
+    the rest is written by the memory accountant (protoproxy.memory) and the
+    deadline sweep (protoproxy.deadlines), never per byte.
     """
+
+    #: bytes read (both directions) at which the read path samples `held` next
+    sample_at: int = 0
+    #: bytes this connection held at its last sample (codec, pending, write buffers)
+    held: int = 0
+    #: reads paused by the memory accountant (resumed once under its low-water mark)
+    paused: bool = False
+    #: ns (now_ns) the sweep first saw an unfinished unit whose start the codec
+    #: does not know (the HTTP/2 preface); 0 when there is none
+    unfinished_seen: int = 0
+    #: flood counters (frames per second and the like) join here
 
 
 @dataclass(slots=True)
@@ -307,8 +324,8 @@ class ConnectionMachine:
                 False,
             )
             event = E.FAIL
-        elif event is E.IDLE_TIMEOUT:
-            reason, event = "idle_timeout", E.FAIL
+        elif event in _LIMITS:
+            reason, event = event.value, E.FAIL
         self.end_reason = reason or ("done" if event is E.CLOSE else "internal_error")
         if event is E.CLOSE:
             return [Close(self.end_reason, detail, graceful=True, error=False)]

@@ -13,8 +13,10 @@ from protoproxy_codecs.base import Direction, Exchange, Message
 from . import fdlimits
 from .accept_errors import AcceptErrorWatch
 from .config import Config, Listener
+from .deadlines import Deadlines
 from .fdlimits import REJECT_DETAIL, ConnectionLimits
 from .listener import ListenerRuntime
+from .memory import MemoryAccountant
 from .metrics import ProxyMetrics
 from .observe.stats import Stats
 from .pipeline import ExchangeObserver, Pipeline
@@ -86,6 +88,11 @@ class Proxy:
         self.connections: dict[int, Connection] = {}
         self.closed_bytes = [0, 0]
         self._idle_task: asyncio.Task[None] | None = None
+        #: limits.memory across all connections (protoproxy.memory)
+        self.memory = MemoryAccountant(self)
+        #: timeouts.header and timeouts.frame (protoproxy.deadlines)
+        self.deadlines = Deadlines(self)
+        self._limits_task: asyncio.Task[None] | None = None
         self._drained: asyncio.Event | None = None
         self.accepting = False
         self.conn_limits = ConnectionLimits(config.limits)
@@ -112,6 +119,7 @@ class Proxy:
         self.accept_errors.install(asyncio.get_running_loop())
         self.accepting = True
         self._idle_task = asyncio.get_running_loop().create_task(self._sweep_idle())
+        self._limits_task = asyncio.get_running_loop().create_task(self._sweep_limits())
 
     async def add_listener(self, lst: ListenerRuntime) -> None:
         self.listeners[lst.name] = lst
@@ -132,6 +140,8 @@ class Proxy:
             conn.fail("shutdown", "closed at shutdown after the drain deadline")
         if self._idle_task is not None:
             self._idle_task.cancel()
+        if self._limits_task is not None:
+            self._limits_task.cancel()
         for lst in self.listeners.values():
             if lst.server is not None:
                 with contextlib.suppress(Exception):
@@ -154,6 +164,15 @@ class Proxy:
             for conn in list(self.connections.values()):
                 if now - conn.last_activity > idle:
                     conn.fail("idle_timeout", f"no traffic for {idle:g}s")
+
+    async def _sweep_limits(self) -> None:
+        """The coarse timer of the memory budget and the header/frame deadlines."""
+        t = self.config.timeouts
+        period = max(0.01, min(0.25, t.header / 4, t.frame / 4))
+        while True:
+            await asyncio.sleep(period)
+            self.memory.sweep()
+            self.deadlines.sweep()
 
     # -- called by connections ----------------------------------------------------
     def connection_opened(self, conn: Connection) -> None:

@@ -395,3 +395,43 @@ class BaseCodec:
 
     def internal_error_reply(self) -> tuple[bytes, bytes]:
         return b"", b""
+
+    # -- what the runtime's memory budget and deadlines read (never per byte) ----
+
+    def buffered(self) -> int:
+        """Bytes held for units not complete yet (heads, frames, header blocks).
+
+        The runtime's memory accountant reads this when it samples a
+        connection (every 64 KiB read, and on its periodic sweep), so codecs
+        answer from lengths they keep anyway instead of counting per byte.
+        """
+        return 0
+
+    def unfinished(self) -> tuple[str, int] | None:
+        """What the client started and has not finished, and since when.
+
+        ``("header", since)`` for a request head, the HTTP/2 client preface and
+        first SETTINGS, or an HTTP/2 header block; ``("frame", since)`` for a
+        Kafka request frame. `since` is the codec clock when its first byte was
+        read, 0 when the codec does not know (the runtime then counts from when
+        its sweep first saw it). None when nothing is unfinished. Only the
+        client is held to deadlines: a slow server is the idle timeout's job.
+        """
+        return None
+
+    def release(self) -> None:
+        """The connection ended: drop the bytes of unfinished units now.
+
+        A connection and its sockets reference each other, so without this a
+        dead connection's buffers (a 16 MiB partial Kafka frame) would wait
+        for the cycle collector, which counts objects, not bytes.
+        """
+
+    def limit_reply(self, reason: str) -> tuple[bytes, bytes]:
+        """Bytes to send (toward the client, toward the server) before a limit closes.
+
+        `reason` is ``header_timeout``, ``frame_timeout`` or ``memory_shed``:
+        HTTP/1 answers 408 / 503 while it may, HTTP/2 sends GOAWAY
+        ENHANCE_YOUR_CALM to the client; Kafka and TCP only close.
+        """
+        return b"", b""

@@ -63,6 +63,9 @@ class Wire:
     def set_write_buffer_limits(self, high: int, low: int) -> None:
         pass
 
+    def get_write_buffer_size(self) -> int:
+        return 0  # written bytes land in `data` at once
+
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return self.peer if name == "peername" else default
 

@@ -179,3 +179,21 @@ def test_early_eof_is_passed_on_after_the_upstream() -> None:
     assert commands[0] == Connected()
     assert commands[-1] == ForwardEof(UPSTREAM)
     assert not m.early_eof and m.eof == [True, False]
+
+
+@pytest.mark.parametrize(
+    "event", [E.HEADER_TIMEOUT, E.FRAME_TIMEOUT, E.MEMORY_SHED], ids=lambda e: e.name
+)
+def test_limits_end_every_live_state_as_an_error_named_by_the_limit(event: Event) -> None:
+    """A crossed deadline or budget is an abnormal end whose reason is the limit."""
+    for state, paths in PATHS.items():
+        if state not in LIVE:
+            continue
+        for graceful in (True, False):
+            machine = ConnectionMachine()
+            for step in paths[0]:
+                feed(machine, step)
+            commands = machine.handle(event, detail="why", graceful=graceful)
+            assert machine.state is S.CLOSED
+            assert machine.end_reason == event.value
+            assert commands == [Close(event.value, "why", graceful=graceful, error=True)]

@@ -258,6 +258,45 @@ class Http1Codec(BaseCodec):
             return b"", b""
         return replies.internal_error(), b""
 
+    def buffered(self) -> int:
+        up, down = self._sides
+        held = len(up.buf) + len(down.buf) + len(self._early)
+        if self._h2 is not None:
+            held += self._h2.buffered()
+        return held
+
+    def release(self) -> None:
+        for side in self._sides:
+            side.buf = bytearray()
+        self._early = bytearray()
+        if self._h2 is not None:
+            self._h2.release()
+
+    def unfinished(self) -> tuple[str, int] | None:
+        if self._h2 is not None:
+            return self._h2.unfinished()
+        up = self._sides[UPSTREAM]
+        if up.state == HEAD and up.buf:
+            return "header", up.buf_at
+        return None
+
+    def limit_reply(self, reason: str) -> tuple[bytes, bytes]:
+        """408 for a head that timed out, 503 for memory shedding, while a status may go.
+
+        The same rule as `error_reply`: not once a response is partly forwarded
+        or while earlier requests still await theirs (ours would be taken for one).
+        """
+        if self._h2 is not None:
+            return self._h2.limit_reply(reason)
+        down = self._sides[DOWNSTREAM]
+        if down.state != HEAD or down.buf or self._pending:
+            return b"", b""
+        if reason == "header_timeout":
+            return replies.request_timeout(), b""
+        if reason == "memory_shed":
+            return replies.overloaded(), b""
+        return b"", b""
+
     # -- framing ------------------------------------------------------------
 
     def _parse(self, direction: Direction, data: bytes, out: list[Message]) -> None:

@@ -31,3 +31,13 @@ def bad_gateway(reason: str) -> bytes:
 def internal_error() -> bytes:
     """The proxy failed (a bug, see the runtime's crash boundary), not either peer."""
     return _reply(b"500 Internal Server Error", "proxy internal error")
+
+
+def request_timeout() -> bytes:
+    """The request head did not complete within timeouts.header (slowloris)."""
+    return _reply(b"408 Request Timeout", "request head not complete in time")
+
+
+def overloaded() -> bytes:
+    """The proxy's memory budget was exceeded and this connection held the most."""
+    return _reply(b"503 Service Unavailable", "proxy memory budget exceeded")

@@ -793,6 +793,41 @@ class Http2Codec(BaseCodec):
         to_server = F.build_goaway(down.max_stream, code, debug) if not up.preface_left else b""
         return to_client, to_server
 
+    # -- what the runtime's memory budget and deadlines read ------------------------------
+
+    def buffered(self) -> int:
+        up, down = self._sides
+        held = len(up.buf) + len(down.buf)
+        if up.block is not None:
+            held += len(up.block)
+        if down.block is not None:
+            held += len(down.block)
+        # gRPC messages spanning DATA frames, across all streams
+        return held + self.limits.max_message_size - self._grpc_budget.left
+
+    def release(self) -> None:
+        for side in self._sides:
+            side.buf = bytearray()
+            side.block = None
+
+    def unfinished(self) -> tuple[str, int] | None:
+        up = self._sides[UPSTREAM]
+        if up.preface_left or not up.started:
+            return "header", 0  # preface + first SETTINGS: from when the runtime saw it
+        if up.block is not None:
+            return "header", up.block_at
+        return None
+
+    def limit_reply(self, reason: str) -> tuple[bytes, bytes]:
+        """GOAWAY ENHANCE_YOUR_CALM to the client (debug data: the reason).
+
+        Nothing to the server: it did nothing wrong, and a frame from us in the
+        middle of a header block it is receiving would be its protocol error;
+        the close tells it enough.
+        """
+        up = self._sides[UPSTREAM]
+        return F.build_goaway(up.max_stream, ErrorCode.ENHANCE_YOUR_CALM, reason.encode()), b""
+
     # -- injection support --------------------------------------------------------------
 
     def reencoder(self, direction: Direction, before_last_block: bool = False) -> MirrorEncoder:

@@ -169,7 +169,10 @@ class KafkaCodec(BaseCodec):
                 self._partial_at[direction] = now
             return out
         # The first frame completed here began in an earlier read.
-        self._first_at = self._partial_at[direction] if buf else now
+        if buf:
+            self._first_at = self._partial_at[direction]
+        else:  # a view, not bytes: whatever stays buffered began now
+            self._first_at = self._partial_at[direction] = now
         buf += data
         with memoryview(buf) as view:
             used = self._frames(direction, view, out)
@@ -214,6 +217,19 @@ class KafkaCodec(BaseCodec):
         raw = bytes(buf)
         buf.clear()
         return [Message(Direction(direction), "partial", raw, None, {"truncated": True})]
+
+    def buffered(self) -> int:
+        buf = self._buf
+        return len(buf[0]) + len(buf[1])
+
+    def release(self) -> None:
+        for buf in self._buf:
+            buf.clear()
+
+    def unfinished(self) -> tuple[str, int] | None:
+        if self._buf[UPSTREAM]:
+            return "frame", self._partial_at[UPSTREAM]
+        return None
 
     # ------------------------------------------------------------------ requests
     # A request passes through four steps, each one method: SASL token mode may
