@@ -147,6 +147,7 @@ class Proxy:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(lst.server.wait_closed(), 1.0)
         await asyncio.sleep(0)
+        self.warnings.flush()  # what the rate limit held back is still said once
 
     async def __aenter__(self) -> Proxy:
         await self.start()
