@@ -68,13 +68,17 @@ def _err(message: str, reason: str = "protocol_error") -> DecodeError:
 
 
 class _Stream:
-    __slots__ = ("call", "request_bytes", "response_bytes", "state")
+    __slots__ = ("call", "early", "request_bytes", "response_bytes", "state")
 
     def __init__(self, state: int) -> None:
         self.state = state
         self.call: HttpCall | GrpcCall | None = None
         self.request_bytes = 0
         self.response_bytes = 0
+        #: For a stream opened by a request block still being collected: what
+        #: the server answered meanwhile (header lists, RST codes), replayed on
+        #: the call once the block completes. None otherwise.
+        self.early: list[Headers | int] | None = None
 
 
 class _Side:
@@ -84,6 +88,7 @@ class _Side:
         "block",
         "block_at",
         "block_end_stream",
+        "block_opened",
         "block_promised",
         "block_stream",
         "block_type",
@@ -115,6 +120,9 @@ class _Side:
         self.block_type = 0
         self.block_end_stream = False
         self.block_promised = 0
+        #: The stream the block's HEADERS opened before its END_HEADERS (see
+        #: Http2Codec._open_early), else None.
+        self.block_opened: _Stream | None = None
         #: Highest stream id this direction's sender initiated (or promised).
         self.max_stream = 0
         #: SETTINGS this sender sent that the other side has not acked yet.
@@ -416,7 +424,24 @@ class Http2Codec(BaseCodec):
             headers = self._block_done(direction, side, F.HEADERS, sid, end_stream, 0, fragment)
             return {"headers": headers}
         self._block_start(side, F.HEADERS, sid, end_stream, 0, raw[start:end])
+        if direction is UPSTREAM and sid not in self._streams:
+            side.block_opened = self._open_early(sid)
         return None
+
+    def _open_early(self, sid: int) -> _Stream | None:
+        """Open a request's stream at its first HEADERS frame, before END_HEADERS.
+
+        Why: the stream exists from that frame on (RFC 9113 5.1), and the two
+        directions are independent: a server may answer (grpcio rejects
+        oversized metadata this way) while the client is still sending
+        CONTINUATION frames. The call is made when the block completes.
+        """
+        if not sid & 1 and sid > self._sides[DOWNSTREAM].max_stream:
+            raise _err(f"client opened even stream {sid}")
+        stream = self._transition(sid, None, Event.HEADERS_UP)
+        if stream is not None:
+            stream.early = []
+        return stream
 
     def _push_promise(
         self,
@@ -475,6 +500,8 @@ class Http2Codec(BaseCodec):
         extra: dict[str, Any] = {"end_stream": side.block_end_stream}
         if side.block_promised:
             extra["promised_stream_id"] = side.block_promised
+        opened = side.block_opened
+        side.block_opened = None
         extra["headers"] = self._block_done(
             direction,
             side,
@@ -483,6 +510,7 @@ class Http2Codec(BaseCodec):
             side.block_end_stream,
             side.block_promised,
             bytes(block),
+            opened,
         )
         return extra
 
@@ -505,8 +533,11 @@ class Http2Codec(BaseCodec):
         end_stream: bool,
         promised: int,
         block: bytes | memoryview,
+        opened: _Stream | None = None,
     ) -> Headers:
         headers = side.hpack.decode(block)
+        if opened is not None:
+            self._early_call(sid, opened, headers)
         if ftype == F.PUSH_PROMISE:
             parent = self._streams.get(sid)
             if parent is None and not self._is_closed(sid):
@@ -539,7 +570,12 @@ class Http2Codec(BaseCodec):
                 if is_new:
                     call = stream.call = self._new_call(sid, headers, self._first_at)
             elif call is not None:
-                call.on_response_headers(headers)
+                if call.on_response_headers(headers) and not end_stream:
+                    # gRPC-shaped request, plain HTTP answer (see GrpcCall)
+                    call = stream.call = HttpCall.from_grpc(call)  # type: ignore[arg-type]
+                    call.on_response_headers(headers)
+            elif stream.early is not None:
+                stream.early.append(headers)  # the request block is still open
             if call is not None:
                 ex = call.ex
                 if ex.fed != self.feeds:  # BaseCodec.touch, inlined
@@ -556,6 +592,24 @@ class Http2Codec(BaseCodec):
         if end_stream:
             self._end_stream(direction, sid, stream)
         return headers
+
+    def _early_call(self, sid: int, stream: _Stream, headers: Headers) -> None:
+        """The request block of a stream opened early completed: make its call
+        and give it what the server answered meanwhile."""
+        early = stream.early or ()
+        stream.early = None
+        call = stream.call = self._new_call(sid, headers, self._first_at)
+        for event in early:
+            if type(event) is int:
+                call.on_rst(event)
+            elif call.on_response_headers(event) and call.protocol == "grpc":  # type: ignore[arg-type]
+                call = stream.call = HttpCall.from_grpc(call)  # type: ignore[arg-type]
+                call.on_response_headers(event)  # type: ignore[arg-type]
+        if early:
+            call.ex.response_started = self._first_at
+        if stream.state == _CLOSED:  # reset or answered and closed meanwhile
+            self.touch(call.ex, UPSTREAM)
+            self._finish(sid, stream)
 
     def _new_call(self, sid: int, headers: Headers, now: int) -> HttpCall | GrpcCall:
         method = path = authority = ""
@@ -595,6 +649,8 @@ class Http2Codec(BaseCodec):
         if stream.call is not None:
             stream.call.on_rst(_U32.unpack_from(raw, 9)[0])
             self.touch(stream.call.ex, self.fed_direction)
+        elif stream.early is not None:
+            stream.early.append(_U32.unpack_from(raw, 9)[0])
         self._transition(sid, stream, Event.RST)
 
     def _window_update(self, direction: Direction, sid: int, length: int, raw: bytes) -> None:
