@@ -34,6 +34,7 @@ from ..grpc.call import GrpcCall, is_grpc
 from ..grpc.framing import Budget
 from . import frames as F
 from .calls import HttpCall
+from .flood import FloodGuard
 from .flow import FlowLedger
 from .frames import ErrorCode, SettingId
 from .hpack_state import HeaderDecoder, Headers, MirrorEncoder, encode_context_free
@@ -88,6 +89,7 @@ class _Side:
         "block",
         "block_at",
         "block_end_stream",
+        "block_frames",
         "block_opened",
         "block_promised",
         "block_stream",
@@ -120,6 +122,7 @@ class _Side:
         self.block_type = 0
         self.block_end_stream = False
         self.block_promised = 0
+        self.block_frames = 0  # CONTINUATION frames of the block so far
         #: The stream the block's HEADERS opened before its END_HEADERS (see
         #: Http2Codec._open_early), else None.
         self.block_opened: _Stream | None = None
@@ -161,6 +164,7 @@ class Http2Codec(BaseCodec):
         self.ledger = FlowLedger(enforce=enforce_flow_control)
         #: Bytes all streams together may hold for gRPC messages spanning frames.
         self._grpc_budget = Budget(self.limits.max_message_size)
+        self._guard = FloodGuard(self.limits.http2)
         self._failed: DecodeError | None = None
         self._reencoders: list[MirrorEncoder | None] = [None, None]
         self.goaway: list[tuple[int, int] | None] = [None, None]  # (last id, code) per sender
@@ -303,15 +307,19 @@ class Http2Codec(BaseCodec):
         elif ftype == F.CONTINUATION:
             extra = self._continuation(direction, side, flags, sid, raw)
         elif ftype == F.SETTINGS:
+            self._guard.control(direction, self.read_at)
             self._settings(direction, flags, sid, length, raw)
         elif ftype == F.WINDOW_UPDATE:
+            self._guard.control(direction, self.read_at)
             self._window_update(direction, sid, length, raw)
         elif ftype == F.RST_STREAM:
             self._rst(sid, length, raw)
         elif ftype == F.PING:
+            self._guard.control(direction, self.read_at)
             if sid or length != 8:
                 raise _err("bad PING frame", "protocol_error" if sid else "frame_size_error")
         elif ftype == F.PRIORITY:
+            self._guard.control(direction, self.read_at)
             if not sid:
                 raise _err("PRIORITY on stream 0")
             if length != 5:
@@ -365,6 +373,8 @@ class Http2Codec(BaseCodec):
         else:
             start, end = 9, 9 + length
         end_stream = flags & F.FLAG_END_STREAM
+        if not length and not end_stream:  # carries nothing: a control frame's cost
+            self._guard.control(direction, self.read_at)
         stream = self._streams.get(sid)
         # _transition's step, inlined for a held stream that stays open (the
         # common case); anything else (a new, closing or bad step) goes there.
@@ -490,6 +500,10 @@ class Http2Codec(BaseCodec):
             raise _err("CONTINUATION without a header block in progress")
         if sid != side.block_stream:
             raise _err(f"CONTINUATION on stream {sid}, block is on {side.block_stream}")
+        side.block_frames += 1
+        self._guard.continuations(side.block_frames)
+        if len(raw) == 9 and not flags & F.FLAG_END_HEADERS:
+            self._guard.control(direction, self.read_at)
         block += memoryview(raw)[9:]
         if len(block) > self.limits.max_header_list_size + _BLOCK_SLACK:
             raise _err("header block too large", "header_list_too_large")
@@ -518,6 +532,7 @@ class Http2Codec(BaseCodec):
         self, side: _Side, ftype: int, sid: int, end_stream: bool, promised: int, fragment: bytes
     ) -> None:
         side.block = bytearray(fragment)
+        side.block_frames = 0
         side.block_at = self._first_at
         side.block_type = ftype
         side.block_stream = sid
@@ -535,7 +550,9 @@ class Http2Codec(BaseCodec):
         block: bytes | memoryview,
         opened: _Stream | None = None,
     ) -> Headers:
-        headers = side.hpack.decode(block)
+        hpack = side.hpack
+        headers = hpack.decode(block)
+        self._guard.header_bytes(direction, hpack.last_size, self.read_at)
         if opened is not None:
             self._early_call(sid, opened, headers)
         if ftype == F.PUSH_PROMISE:
@@ -641,6 +658,12 @@ class Http2Codec(BaseCodec):
         if length != 4:
             raise _err("RST_STREAM frame of wrong size", "frame_size_error")
         stream = self._streams.get(sid)
+        if (
+            stream is not None
+            and self.fed_direction is UPSTREAM
+            and (stream.call is None or not stream.call.ex.response_started)
+        ):
+            self._guard.reset()  # before any response byte: "premature"
         if stream is None:
             # Usually a stream already closed (nginx resets every stream whose
             # request had a body, after answering it); an idle one is an error.
@@ -775,6 +798,7 @@ class Http2Codec(BaseCodec):
             if new == _IDLE:
                 return None  # PRIORITY for an idle stream
             if sid & 1:
+                self._guard.opened(self.feeds)
                 self._sides[UPSTREAM].max_stream = sid
             stream = self._open(sid, new)
             return stream
