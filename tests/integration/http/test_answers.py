@@ -24,9 +24,9 @@ from pathlib import Path
 
 import grpc
 import h2.config
-import hpack
 import h2.connection
 import h2.events
+import hpack
 import pytest
 
 from protoproxy_codecs.http2 import PREFACE
