@@ -5,6 +5,7 @@ from __future__ import annotations
 import select
 import socket
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -78,15 +79,19 @@ class CountingServer:
 def attack(
     port: int, preamble: bytes, batches: Iterator[bytes], seconds: float = 5.0
 ) -> tuple[int, int] | None:
-    """Write `batches` after the preface until the proxy says GOAWAY (or time
-    or batches run out): (GOAWAY error code, batches written before it) or None."""
+    """Write `batches` after the preface until the proxy says GOAWAY (or
+    `seconds` or the batches run out): (GOAWAY error code, batches written
+    before it) or None."""
     sock = socket.create_connection(("127.0.0.1", port))
-    sock.settimeout(seconds)
+    sock.settimeout(2)
     received = b""
     written = 0
     try:
         sock.sendall(PREFACE + F.build_settings() + preamble)
+        deadline = time.monotonic() + seconds
         for batch in batches:
+            if time.monotonic() > deadline:
+                break  # bounded: the attack did not get its answer in time
             sock.sendall(batch)
             written += 1
             # A short pause for the proxy's answer: an attacker writing on
