@@ -7,10 +7,11 @@ from __future__ import annotations
 import struct
 
 import hpack
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM, Exchange
+from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM, DecodeError, Exchange
 from protoproxy_codecs.http2 import PREFACE, Http2Codec, State
 from protoproxy_codecs.http2 import frames as F
 
@@ -126,3 +127,23 @@ def test_malformed_grpc_message_ends_only_its_call() -> None:
     assert three.status == "OK" and "grpc_malformed" not in three.attrs
     assert three.attrs["request_messages"] == 1
     assert one.attrs["request_messages"] == 0
+
+
+def test_plain_early_answer_makes_an_http2_exchange_once_the_block_completes() -> None:
+    codec, up, down = _connected()
+    request = _split_request(up, 1, 9000, True)
+    head = down.encode([(":status", "404"), ("content-type", "text/plain")])
+    frames = [(0, request[0]), (1, F.build_header_block(1, head))]
+    frames += [(1, F.build_data(1, b"\xff\xff\xff\xff\xffnot found", end_stream=True))]
+    frames += [(0, f) for f in request[1:]]
+    (ex,) = _feed_all(codec, frames)
+    assert (ex.protocol, ex.operation, ex.status) == ("http2", "POST /pkg.Svc/Call", "404")
+    assert ex.attrs == {"authority": "example"}
+    assert ex.response_started
+
+
+def test_even_stream_from_the_client_is_refused_at_its_first_headers_frame() -> None:
+    codec, up, _ = _connected()
+    headers = _split_request(up, 2, 9000, True)[0]
+    with pytest.raises(DecodeError, match="even stream"):
+        codec.feed(UPSTREAM, headers)
