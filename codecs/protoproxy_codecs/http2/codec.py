@@ -77,9 +77,9 @@ class _Stream:
         self.request_bytes = 0
         self.response_bytes = 0
         #: For a stream opened by a request block still being collected: what
-        #: the server answered meanwhile (header lists, RST codes), replayed on
-        #: the call once the block completes. None otherwise.
-        self.early: list[Headers | int] | None = None
+        #: the server answered meanwhile, replayed on the call once the block
+        #: completes: (header list, END_STREAM, when read) or an RST code.
+        self.early: list[tuple[Headers, bool, int] | int] | None = None
 
 
 class _Side:
@@ -591,8 +591,8 @@ class Http2Codec(BaseCodec):
                     # gRPC-shaped request, plain HTTP answer (see GrpcCall)
                     call = stream.call = HttpCall.from_grpc(call)  # type: ignore[arg-type]
                     call.on_response_headers(headers)
-            elif stream.early is not None:
-                stream.early.append(headers)  # the request block is still open
+            elif stream.early is not None:  # the request block is still open
+                stream.early.append((headers, end_stream, self._first_at))
             if call is not None:
                 ex = call.ex
                 if ex.fed != self.feeds:  # BaseCodec.touch, inlined
@@ -617,13 +617,15 @@ class Http2Codec(BaseCodec):
         stream.early = None
         call = stream.call = self._new_call(sid, headers, self._first_at)
         for event in early:
-            if type(event) is int:
+            if isinstance(event, int):
                 call.on_rst(event)
-            elif call.on_response_headers(event) and call.protocol == "grpc":  # type: ignore[arg-type]
+                continue
+            answer, end_stream, at = event
+            if not call.ex.response_started:
+                call.ex.response_started = at
+            if call.on_response_headers(answer) and not end_stream and call.protocol == "grpc":
                 call = stream.call = HttpCall.from_grpc(call)  # type: ignore[arg-type]
-                call.on_response_headers(event)  # type: ignore[arg-type]
-        if early:
-            call.ex.response_started = self._first_at
+                call.on_response_headers(answer)
         if stream.state == _CLOSED:  # reset or answered and closed meanwhile
             self.touch(call.ex, UPSTREAM)
             self._finish(sid, stream)
