@@ -21,6 +21,8 @@ from protoproxy_codecs.base import (
 from protoproxy_codecs.http2 import PREFACE, ErrorCode, Http2Codec
 from protoproxy_codecs.http2 import frames as F
 
+from .strategies import chunks
+
 REQUEST = [(":method", "GET"), (":scheme", "http"), (":path", "/"), (":authority", "a")]
 SECOND = 1_000_000_000
 
@@ -221,3 +223,22 @@ def test_zero_turns_every_rule_off() -> None:
         for sid in range(1, 4001, 2)
     ]
     codec.feed(UPSTREAM, b"".join(flood))
+
+
+@given(st.data(), st.integers(min_value=1, max_value=300))
+def test_control_budget_counts_frames_whatever_the_reads(data: st.DataObject, n: int) -> None:
+    """Read boundaries do not matter: with time frozen, the budget's frame trips it."""
+    budget = 100
+    codec = _codec(control_frames_per_s=budget)
+    fed = b""
+    tripped = False
+    for piece in data.draw(chunks(F.build_ping() * n)):
+        try:
+            out = codec.feed(UPSTREAM, piece)
+        except FloodError as exc:
+            assert exc.reason == "flood_control_frames"
+            tripped = True
+            break
+        fed += b"".join(m.raw for m in out)
+    assert tripped == (n > budget)
+    assert len(fed) // 17 <= budget  # never more than the budget handed out
