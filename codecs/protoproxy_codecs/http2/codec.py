@@ -62,6 +62,8 @@ _IDLE = int(State.IDLE)
 # Slack on top of max_header_list_size for a compressed block still being
 # collected: size updates and string prefixes are not counted by the list size.
 _BLOCK_SLACK = 4096
+#: Decoded header bytes a sender may run up before the flood guard is charged.
+_HEADER_CHARGE = 64 * 1024
 
 
 def _err(message: str, reason: str = "protocol_error") -> DecodeError:
@@ -96,6 +98,7 @@ class _Side:
         "block_type",
         "buf",
         "buf_at",
+        "header_debt",
         "hpack",
         "max_frame_size",
         "max_stream",
@@ -123,6 +126,8 @@ class _Side:
         self.block_end_stream = False
         self.block_promised = 0
         self.block_frames = 0  # CONTINUATION frames of the block so far
+        #: Decoded header bytes not yet charged to the flood guard (see _block_done).
+        self.header_debt = 0
         #: The stream the block's HEADERS opened before its END_HEADERS (see
         #: Http2Codec._open_early), else None.
         self.block_opened: _Stream | None = None
@@ -552,7 +557,14 @@ class Http2Codec(BaseCodec):
     ) -> Headers:
         hpack = side.hpack
         headers = hpack.decode(block)
-        self._guard.header_bytes(direction, hpack.last_size, self.read_at)
+        # Charged in 64 KiB steps: a bomb block (far more) is checked at once,
+        # ordinary blocks (a few hundred bytes) pay one add.
+        debt = side.header_debt + hpack.last_size
+        if debt > _HEADER_CHARGE:
+            side.header_debt = 0
+            self._guard.header_bytes(direction, debt, self.read_at)
+        else:
+            side.header_debt = debt
         if opened is not None:
             self._early_call(sid, opened, headers)
         if ftype == F.PUSH_PROMISE:
