@@ -241,7 +241,29 @@ class Timeouts(Model):
     frame: Duration = Field(default=30.0, gt=0)
 
 
+class Http2Limits(Model):
+    """HTTP/2 flood rules (docs/security-http2.md); 0 turns a rule off.
+
+    Breaking one closes the connection with GOAWAY ENHANCE_YOUR_CALM, before
+    the frames of the offending read reach the upstream.
+    """
+
+    #: Premature resets (before any response byte) allowed per client stream...
+    max_reset_ratio: float = Field(default=0.5, ge=0, le=1)
+    #: ...once the client opened this many streams.
+    reset_check_after: int = Field(default=100, ge=0)
+    #: PING/SETTINGS/WINDOW_UPDATE/PRIORITY/empty DATA or CONTINUATION per second, per sender.
+    control_frames_per_s: int = Field(default=20000, ge=0)
+    #: CONTINUATION frames in one header block.
+    max_continuations: int = Field(default=64, ge=0)
+    #: Decoded header bytes (RFC 7541 sizes) per second, per sender.
+    header_bytes_per_s: Size = 64 * 1024 * 1024
+    #: New streams one read may open.
+    max_requests_per_read: int = Field(default=1000, ge=0)
+
+
 class Limits(Model):
+    http2: Http2Limits = Field(default_factory=Http2Limits)
     max_message_size: Size = 16 * 1024 * 1024
     write_buffer_high: Size = 1024 * 1024
     write_buffer_low: Size = 256 * 1024

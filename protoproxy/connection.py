@@ -35,6 +35,8 @@ from protoproxy_codecs.base import (
     DecodeError,
     Direction,
     Exchange,
+    FloodError,
+    Http2FloodLimits,
     Message,
     Sniff,
     now_ns,
@@ -66,6 +68,7 @@ from .upstream import ConnectError
 __all__ = ["Connection", "Filter", "Outlet", "Role", "Side"]
 
 if TYPE_CHECKING:
+    from .config import Http2Limits
     from .listener import ListenerRuntime
     from .proxy import Proxy
     from .upstream import Cluster, Endpoint
@@ -287,7 +290,9 @@ class Connection:
         limits = self.proxy.config.limits
         self.codec = cls(  # type: ignore[call-arg]
             limits=CodecLimits(
-                max_message_size=limits.max_message_size, max_pending=limits.max_pending
+                max_message_size=limits.max_message_size,
+                max_pending=limits.max_pending,
+                http2=_flood_limits(limits.http2),
             ),
             clock=now_ns,
         )
@@ -559,6 +564,8 @@ class Connection:
         if self.machine.end_reason is not None:
             return  # already ending (e.g. EOF after the bad frame): count it once
         self.proxy.metrics.decode_errors.inc((self.listener.name, self.protocol, exc.reason))
+        if isinstance(exc, FloodError):
+            self.proxy.metrics.http2_flood_closed.inc((self.listener.name, exc.reason))
         to_sender, to_peer = self.codec.error_reply(direction, exc)
         sender = self.client if direction is UPSTREAM else self.server
         peer = self.server if direction is UPSTREAM else self.client
@@ -741,6 +748,18 @@ class Connection:
 _SNIFFING = frozenset({State.SNIFF, State.SNIFF_CONNECTED})
 #: commands that still run once the connection has ended
 _AFTER_END = frozenset({Close, Finish, DropUpstream})
+
+
+def _flood_limits(cfg: Http2Limits) -> Http2FloodLimits:
+    """The codec's copy of `limits.http2` (the codecs never import the config)."""
+    return Http2FloodLimits(
+        max_reset_ratio=cfg.max_reset_ratio,
+        reset_check_after=cfg.reset_check_after,
+        control_frames_per_s=cfg.control_frames_per_s,
+        max_continuations=cfg.max_continuations,
+        header_bytes_per_s=int(cfg.header_bytes_per_s),
+        max_requests_per_read=cfg.max_requests_per_read,
+    )
 
 
 def _is_stage(outlet: Outlet | None) -> bool:

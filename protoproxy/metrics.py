@@ -39,6 +39,11 @@ class ProxyMetrics:
             "Connections closed because a codec could not parse the bytes",
             ("listener", "protocol", "reason"),
         )
+        self.http2_flood_closed = stats.counter(
+            "protoproxy_http2_flood_closed_total",
+            "HTTP/2 connections closed for breaking a flood rule (GOAWAY ENHANCE_YOUR_CALM)",
+            ("listener", "reason"),
+        )
         self.tls_failures = stats.counter(
             "protoproxy_tls_handshake_failures_total",
             "TLS handshakes that failed, by side and reason",

@@ -215,6 +215,40 @@ class Exchange:
         return max(self.finished - self.response_started, 0)
 
 
+class FloodError(DecodeError):
+    """Well-formed bytes sent at a cost the proxy refuses to bear.
+
+    Each frame is valid; the pattern is the attack (HTTP/2 rapid reset, PING
+    or CONTINUATION floods, HPACK amplification). The connection ends like
+    for any DecodeError (the protocol's goodbye, e.g. GOAWAY
+    ENHANCE_YOUR_CALM), and the runtime also counts it as a flood.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class Http2FloodLimits:
+    """Rates and ratios past which an HTTP/2 peer is taken for an attacker.
+
+    Defaults sit near Envoy's and HAProxy's (docs/security-http2.md). A zero
+    turns a rule off.
+    """
+
+    #: premature resets (RST_STREAM from the client before any response byte)
+    #: allowed per stream the client opened, once `reset_check_after` were opened
+    max_reset_ratio: float = 0.5
+    reset_check_after: int = 100
+    #: PING, SETTINGS, WINDOW_UPDATE, PRIORITY, empty DATA, empty CONTINUATION
+    #: a sender may send per second (token bucket; bursts of one second's worth)
+    control_frames_per_s: int = 20000
+    #: CONTINUATION frames in one header block
+    max_continuations: int = 64
+    #: decoded header bytes (RFC 7541 sizes) a sender may make the proxy produce
+    #: per second (token bucket; bursts of one second's worth)
+    header_bytes_per_s: int = 64 * 1024 * 1024
+    #: new streams one read (one `feed`) may open
+    max_requests_per_read: int = 1000
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """Bounds on everything a peer can make a codec hold."""
@@ -222,6 +256,7 @@ class Limits:
     max_message_size: int = 16 * 1024 * 1024
     max_pending: int = 4096  # outstanding correlations / open streams
     max_header_list_size: int = 256 * 1024
+    http2: Http2FloodLimits = Http2FloodLimits()
 
 
 #: A codec's clock: integer nanoseconds, monotonic (`now_ns` unless a test passes one).

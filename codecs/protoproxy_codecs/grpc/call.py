@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..base import Direction, Exchange
+from ..base import DecodeError, Direction, Exchange
 from .framing import Budget, GrpcMessage, MessageReader
 from .status import decode_message, http_status, parse_status, rst_status
 from .timeout import parse_timeout
@@ -35,6 +35,7 @@ class GrpcCall:
         "ex",
         "grpc_message",
         "http_status",
+        "malformed",
         "path",
         "readers",
         "request_headers",
@@ -62,17 +63,29 @@ class GrpcCall:
         self._max_size = max_message_size
         self._budget = budget
         # Made on first DATA: many calls carry messages one way only.
-        self.readers: list[MessageReader | None] = [None, None]
+        self.readers: list[MessageReader | _Discard | None] = [None, None]
         self.http_status: str | None = None
         self.status: str | None = None
         self.grpc_message: str | None = None
+        #: Why a direction's messages stopped being read (a bad length prefix),
+        #: or None. A bad payload inside good HTTP/2 framing ends only this
+        #: call's accounting, never the connection: the bytes are still relayed.
+        self.malformed: str | None = None
 
     def on_data(self, direction: Direction, payload: memoryview) -> list[GrpcMessage]:
         reader = self.readers[direction]
         if reader is None:
             reader = MessageReader(direction, self.stream_id, self._max_size, self._budget)
             self.readers[direction] = reader
-        return reader.feed(payload)
+        try:
+            return reader.feed(payload)
+        except DecodeError as exc:
+            # Not a connection error: only this call's messages are unreadable.
+            reader.release()
+            self.readers[direction] = _Discard(reader)
+            if self.malformed is None:
+                self.malformed = f"{direction.name.lower()}: {exc}"
+            return []
 
     @property
     def encoding(self) -> str | None:
@@ -89,8 +102,15 @@ class GrpcCall:
                 return value
         return None
 
-    def on_response_headers(self, headers: Headers) -> None:
-        """Response headers, trailers, or a trailers-only response."""
+    def on_response_headers(self, headers: Headers) -> bool:
+        """Response headers, trailers, or a trailers-only response.
+
+        True when this is a final response head whose content-type is not
+        gRPC: the server answered with plain HTTP (a file, an error page), so
+        its body is not length-prefixed messages and must not be read as such.
+        """
+        final = False
+        grpc_type = False
         for name, value in headers:
             if name == "grpc-status":
                 self.status = parse_status(value)
@@ -98,6 +118,10 @@ class GrpcCall:
                 self.grpc_message = decode_message(value)
             elif name == ":status":
                 self.http_status = value
+                final = value[:1] != "1"
+            elif name == "content-type":
+                grpc_type = is_grpc(value)
+        return final and not grpc_type
 
     def on_rst(self, error_code: int) -> None:
         if self.status is None:
@@ -142,12 +166,33 @@ class GrpcCall:
         }
         if self.grpc_message is not None:
             attrs["grpc_message"] = self.grpc_message
+        if self.malformed is not None:
+            attrs["grpc_malformed"] = self.malformed
+            if self.status is None:
+                status = "malformed"
         ex = self.ex
         ex.status = status
         ex.request_bytes = request_bytes
         ex.response_bytes = response_bytes
         ex.attrs = attrs
         return ex
+
+
+class _Discard:
+    """Stands in for a direction's reader once its messages turned out malformed:
+    keeps what was counted, reads nothing more."""
+
+    __slots__ = ("bytes", "count")
+
+    def __init__(self, reader: MessageReader) -> None:
+        self.count = reader.count
+        self.bytes = reader.bytes
+
+    def feed(self, payload: memoryview) -> list[GrpcMessage]:
+        return []
+
+    def release(self) -> None:
+        pass
 
 
 # Paths and grpc-timeout values repeat call after call (one client's deadline

@@ -34,6 +34,7 @@ from ..grpc.call import GrpcCall, is_grpc
 from ..grpc.framing import Budget
 from . import frames as F
 from .calls import HttpCall
+from .flood import FloodGuard
 from .flow import FlowLedger
 from .frames import ErrorCode, SettingId
 from .hpack_state import HeaderDecoder, Headers, MirrorEncoder, encode_context_free
@@ -61,6 +62,8 @@ _IDLE = int(State.IDLE)
 # Slack on top of max_header_list_size for a compressed block still being
 # collected: size updates and string prefixes are not counted by the list size.
 _BLOCK_SLACK = 4096
+#: Decoded header bytes a sender may run up before the flood guard is charged.
+_HEADER_CHARGE = 64 * 1024
 
 
 def _err(message: str, reason: str = "protocol_error") -> DecodeError:
@@ -68,13 +71,17 @@ def _err(message: str, reason: str = "protocol_error") -> DecodeError:
 
 
 class _Stream:
-    __slots__ = ("call", "request_bytes", "response_bytes", "state")
+    __slots__ = ("call", "early", "request_bytes", "response_bytes", "state")
 
     def __init__(self, state: int) -> None:
         self.state = state
         self.call: HttpCall | GrpcCall | None = None
         self.request_bytes = 0
         self.response_bytes = 0
+        #: For a stream opened by a request block still being collected: what
+        #: the server answered meanwhile, replayed on the call once the block
+        #: completes: (header list, END_STREAM, when read) or an RST code.
+        self.early: list[tuple[Headers, bool, int] | int] | None = None
 
 
 class _Side:
@@ -84,11 +91,14 @@ class _Side:
         "block",
         "block_at",
         "block_end_stream",
+        "block_frames",
+        "block_opened",
         "block_promised",
         "block_stream",
         "block_type",
         "buf",
         "buf_at",
+        "header_debt",
         "hpack",
         "max_frame_size",
         "max_stream",
@@ -115,6 +125,12 @@ class _Side:
         self.block_type = 0
         self.block_end_stream = False
         self.block_promised = 0
+        self.block_frames = 0  # CONTINUATION frames of the block so far
+        #: Decoded header bytes not yet charged to the flood guard (see _block_done).
+        self.header_debt = 0
+        #: The stream the block's HEADERS opened before its END_HEADERS (see
+        #: Http2Codec._open_early), else None.
+        self.block_opened: _Stream | None = None
         #: Highest stream id this direction's sender initiated (or promised).
         self.max_stream = 0
         #: SETTINGS this sender sent that the other side has not acked yet.
@@ -153,6 +169,7 @@ class Http2Codec(BaseCodec):
         self.ledger = FlowLedger(enforce=enforce_flow_control)
         #: Bytes all streams together may hold for gRPC messages spanning frames.
         self._grpc_budget = Budget(self.limits.max_message_size)
+        self._guard = FloodGuard(self.limits.http2)
         self._failed: DecodeError | None = None
         self._reencoders: list[MirrorEncoder | None] = [None, None]
         self.goaway: list[tuple[int, int] | None] = [None, None]  # (last id, code) per sender
@@ -295,15 +312,19 @@ class Http2Codec(BaseCodec):
         elif ftype == F.CONTINUATION:
             extra = self._continuation(direction, side, flags, sid, raw)
         elif ftype == F.SETTINGS:
+            self._guard.control(direction, self.read_at)
             self._settings(direction, flags, sid, length, raw)
         elif ftype == F.WINDOW_UPDATE:
+            self._guard.control(direction, self.read_at)
             self._window_update(direction, sid, length, raw)
         elif ftype == F.RST_STREAM:
             self._rst(sid, length, raw)
         elif ftype == F.PING:
+            self._guard.control(direction, self.read_at)
             if sid or length != 8:
                 raise _err("bad PING frame", "protocol_error" if sid else "frame_size_error")
         elif ftype == F.PRIORITY:
+            self._guard.control(direction, self.read_at)
             if not sid:
                 raise _err("PRIORITY on stream 0")
             if length != 5:
@@ -357,6 +378,8 @@ class Http2Codec(BaseCodec):
         else:
             start, end = 9, 9 + length
         end_stream = flags & F.FLAG_END_STREAM
+        if not length and not end_stream:  # carries nothing: a control frame's cost
+            self._guard.control(direction, self.read_at)
         stream = self._streams.get(sid)
         # _transition's step, inlined for a held stream that stays open (the
         # common case); anything else (a new, closing or bad step) goes there.
@@ -416,7 +439,24 @@ class Http2Codec(BaseCodec):
             headers = self._block_done(direction, side, F.HEADERS, sid, end_stream, 0, fragment)
             return {"headers": headers}
         self._block_start(side, F.HEADERS, sid, end_stream, 0, raw[start:end])
+        if direction is UPSTREAM and sid not in self._streams:
+            side.block_opened = self._open_early(sid)
         return None
+
+    def _open_early(self, sid: int) -> _Stream | None:
+        """Open a request's stream at its first HEADERS frame, before END_HEADERS.
+
+        Why: the stream exists from that frame on (RFC 9113 5.1), and the two
+        directions are independent: a server may answer (grpcio rejects
+        oversized metadata this way) while the client is still sending
+        CONTINUATION frames. The call is made when the block completes.
+        """
+        if not sid & 1 and sid > self._sides[DOWNSTREAM].max_stream:
+            raise _err(f"client opened even stream {sid}")
+        stream = self._transition(sid, None, Event.HEADERS_UP)
+        if stream is not None:
+            stream.early = []
+        return stream
 
     def _push_promise(
         self,
@@ -465,6 +505,10 @@ class Http2Codec(BaseCodec):
             raise _err("CONTINUATION without a header block in progress")
         if sid != side.block_stream:
             raise _err(f"CONTINUATION on stream {sid}, block is on {side.block_stream}")
+        side.block_frames += 1
+        self._guard.continuations(side.block_frames)
+        if len(raw) == 9 and not flags & F.FLAG_END_HEADERS:
+            self._guard.control(direction, self.read_at)
         block += memoryview(raw)[9:]
         if len(block) > self.limits.max_header_list_size + _BLOCK_SLACK:
             raise _err("header block too large", "header_list_too_large")
@@ -475,6 +519,8 @@ class Http2Codec(BaseCodec):
         extra: dict[str, Any] = {"end_stream": side.block_end_stream}
         if side.block_promised:
             extra["promised_stream_id"] = side.block_promised
+        opened = side.block_opened
+        side.block_opened = None
         extra["headers"] = self._block_done(
             direction,
             side,
@@ -483,6 +529,7 @@ class Http2Codec(BaseCodec):
             side.block_end_stream,
             side.block_promised,
             bytes(block),
+            opened,
         )
         return extra
 
@@ -490,6 +537,7 @@ class Http2Codec(BaseCodec):
         self, side: _Side, ftype: int, sid: int, end_stream: bool, promised: int, fragment: bytes
     ) -> None:
         side.block = bytearray(fragment)
+        side.block_frames = 0
         side.block_at = self._first_at
         side.block_type = ftype
         side.block_stream = sid
@@ -505,8 +553,20 @@ class Http2Codec(BaseCodec):
         end_stream: bool,
         promised: int,
         block: bytes | memoryview,
+        opened: _Stream | None = None,
     ) -> Headers:
-        headers = side.hpack.decode(block)
+        hpack = side.hpack
+        headers = hpack.decode(block)
+        # Charged in 64 KiB steps: a bomb block (far more) is checked at once,
+        # ordinary blocks (a few hundred bytes) pay one add.
+        debt = side.header_debt + hpack.last_size
+        if debt > _HEADER_CHARGE:
+            side.header_debt = 0
+            self._guard.header_bytes(direction, debt, self.read_at)
+        else:
+            side.header_debt = debt
+        if opened is not None:
+            self._early_call(sid, opened, headers)
         if ftype == F.PUSH_PROMISE:
             parent = self._streams.get(sid)
             if parent is None and not self._is_closed(sid):
@@ -539,7 +599,12 @@ class Http2Codec(BaseCodec):
                 if is_new:
                     call = stream.call = self._new_call(sid, headers, self._first_at)
             elif call is not None:
-                call.on_response_headers(headers)
+                if call.on_response_headers(headers) and not end_stream:
+                    # gRPC-shaped request, plain HTTP answer (see GrpcCall)
+                    call = stream.call = HttpCall.from_grpc(call)  # type: ignore[arg-type]
+                    call.on_response_headers(headers)
+            elif stream.early is not None:  # the request block is still open
+                stream.early.append((headers, end_stream, self._first_at))
             if call is not None:
                 ex = call.ex
                 if ex.fed != self.feeds:  # BaseCodec.touch, inlined
@@ -556,6 +621,26 @@ class Http2Codec(BaseCodec):
         if end_stream:
             self._end_stream(direction, sid, stream)
         return headers
+
+    def _early_call(self, sid: int, stream: _Stream, headers: Headers) -> None:
+        """The request block of a stream opened early completed: make its call
+        and give it what the server answered meanwhile."""
+        early = stream.early or ()
+        stream.early = None
+        call = stream.call = self._new_call(sid, headers, self._first_at)
+        for event in early:
+            if isinstance(event, int):
+                call.on_rst(event)
+                continue
+            answer, end_stream, at = event
+            if not call.ex.response_started:
+                call.ex.response_started = at
+            if call.on_response_headers(answer) and not end_stream and call.protocol == "grpc":
+                call = stream.call = HttpCall.from_grpc(call)  # type: ignore[arg-type]
+                call.on_response_headers(answer)
+        if stream.state == _CLOSED:  # reset or answered and closed meanwhile
+            self.touch(call.ex, UPSTREAM)
+            self._finish(sid, stream)
 
     def _new_call(self, sid: int, headers: Headers, now: int) -> HttpCall | GrpcCall:
         method = path = authority = ""
@@ -587,6 +672,12 @@ class Http2Codec(BaseCodec):
         if length != 4:
             raise _err("RST_STREAM frame of wrong size", "frame_size_error")
         stream = self._streams.get(sid)
+        if (
+            stream is not None
+            and self.fed_direction is UPSTREAM
+            and (stream.call is None or not stream.call.ex.response_started)
+        ):
+            self._guard.reset()  # before any response byte: "premature"
         if stream is None:
             # Usually a stream already closed (nginx resets every stream whose
             # request had a body, after answering it); an idle one is an error.
@@ -595,6 +686,8 @@ class Http2Codec(BaseCodec):
         if stream.call is not None:
             stream.call.on_rst(_U32.unpack_from(raw, 9)[0])
             self.touch(stream.call.ex, self.fed_direction)
+        elif stream.early is not None:
+            stream.early.append(_U32.unpack_from(raw, 9)[0])
         self._transition(sid, stream, Event.RST)
 
     def _window_update(self, direction: Direction, sid: int, length: int, raw: bytes) -> None:
@@ -719,6 +812,7 @@ class Http2Codec(BaseCodec):
             if new == _IDLE:
                 return None  # PRIORITY for an idle stream
             if sid & 1:
+                self._guard.opened(self.feeds)
                 self._sides[UPSTREAM].max_stream = sid
             stream = self._open(sid, new)
             return stream

@@ -89,6 +89,12 @@ REASON_CODES: dict[str, ErrorCode] = {
     "too_many_streams": ErrorCode.ENHANCE_YOUR_CALM,
     "header_list_too_large": ErrorCode.ENHANCE_YOUR_CALM,
     "message_too_large": ErrorCode.ENHANCE_YOUR_CALM,  # a gRPC message past Limits
+    # flood.py's rules: valid frames, abusive pattern
+    "flood_rapid_reset": ErrorCode.ENHANCE_YOUR_CALM,
+    "flood_control_frames": ErrorCode.ENHANCE_YOUR_CALM,
+    "flood_continuations": ErrorCode.ENHANCE_YOUR_CALM,
+    "flood_header_bytes": ErrorCode.ENHANCE_YOUR_CALM,
+    "flood_requests_per_read": ErrorCode.ENHANCE_YOUR_CALM,
 }
 
 _HEADER = struct.Struct(">HBBBL")  # 24-bit length as (hi16, lo8), type, flags, stream id

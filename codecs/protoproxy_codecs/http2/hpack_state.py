@@ -252,6 +252,7 @@ class HeaderDecoder:
         "_table",
         "_undo",
         "hits",
+        "last_size",
         "literal_hits",
         "misses",
         "replay_hits",
@@ -261,7 +262,11 @@ class HeaderDecoder:
         self._decoder = hpack.Decoder(max_header_list_size=max_header_list_size)
         self._table = DynamicTable(self._decoder.header_table_size)
         self._decoder.header_table = self._table  # type: ignore[assignment]
-        self._cache: dict[bytes, Headers] = {}
+        #: Blocks that read no table change, by their bytes: headers and list size.
+        self._cache: dict[bytes, tuple[Headers, int]] = {}
+        #: The header list size (RFC 7541: names, values, 32 per field) of the
+        #: last decoded block, which the flood rules meter (flood.py).
+        self.last_size = 0
         #: Dynamic entries as str, with their RFC 7541 size, keyed by hpack's bytes tuple.
         self._strs: dict[tuple[bytes, bytes], tuple[Header, int]] = {}
         #: The table as it was before the last block, if that block changed it
@@ -273,7 +278,7 @@ class HeaderDecoder:
         #: Blocks that insert but name nothing in the dynamic table: their
         #: headers, the entries they insert with their sizes, and the largest
         #: size; the same whatever the table holds.
-        self._replays: dict[bytes, tuple[Headers, tuple[_Insert, ...], int]] = {}
+        self._replays: dict[bytes, tuple[Headers, tuple[_Insert, ...], int, int]] = {}
         #: Entries the last decoded block inserted, or None if it read the dynamic table.
         self._inserts: list[_Insert] | None = None
         self.hits = 0
@@ -286,14 +291,15 @@ class HeaderDecoder:
         if cached is not None:
             self.hits += 1
             self._undo = None
-            return cached
+            self.last_size = cached[1]
+            return cached[0]
         table = self._table
         entries = table.dynamic_entries
         replay = self._replays.get(block)
         if replay is not None:
             # e.g. nginx's `server`/`date`/`content-type` literals, every response
             self.replay_hits += 1
-            headers, inserts, biggest = replay
+            headers, inserts, biggest, self.last_size = replay
             if biggest > table.max_size:  # an insert clears the table: keep it all
                 self._undo = (table.max_size, list(entries))
                 for entry, size in inserts:
@@ -314,7 +320,7 @@ class HeaderDecoder:
             if len(block) <= _CACHE_BLOCK:
                 if len(self._cache) >= _CACHE_MAX:
                     self._cache.clear()
-                self._cache[bytes(block)] = headers
+                self._cache[bytes(block)] = (headers, self.last_size)
         else:
             if self._cache:
                 self._cache.clear()
@@ -326,6 +332,7 @@ class HeaderDecoder:
                     headers,
                     tuple(inserts),
                     max((size for _, size in inserts), default=0),
+                    self.last_size,
                 )
         return headers
 
@@ -433,6 +440,7 @@ class HeaderDecoder:
             raise DecodeError("HPACK: table larger than the peer allows", "compression_error")
         self._undo = undo
         self._inserts = inserts
+        self.last_size = size
         return tuple(out)
 
     def allow_table_size(self, size: int) -> None:
