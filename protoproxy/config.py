@@ -242,7 +242,7 @@ class Timeouts(Model):
 
 
 class Http2Limits(Model):
-    """HTTP/2 flood rules (docs/security-http2.md); 0 turns a rule off.
+    """HTTP/2 flood rules (docs/security.md#http2-floods-what-the-proxy-refuses); 0 turns a rule off.
 
     Breaking one closes the connection with GOAWAY ENHANCE_YOUR_CALM, before
     the frames of the offending read reach the upstream.

@@ -229,7 +229,7 @@ class FloodError(DecodeError):
 class Http2FloodLimits:
     """Rates and ratios past which an HTTP/2 peer is taken for an attacker.
 
-    Defaults sit near Envoy's and HAProxy's (docs/security-http2.md). A zero
+    Defaults sit near Envoy's and HAProxy's (docs/security.md#http2-floods-what-the-proxy-refuses). A zero
     turns a rule off.
     """
 

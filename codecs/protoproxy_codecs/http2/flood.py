@@ -5,7 +5,7 @@ out for relaying, so a flood that breaks a rule never reaches the upstream
 past the read that broke it. A broken rule raises FloodError, whose reason
 names the rule; the codec maps every such reason to GOAWAY ENHANCE_YOUR_CALM.
 
-The rules (docs/security-http2.md has the attacks they answer):
+The rules (docs/security.md#http2-floods-what-the-proxy-refuses has the attacks they answer):
 
 * ``flood_rapid_reset``: the client resets more than `max_reset_ratio` of
   the streams it opened before any response byte, once it opened
