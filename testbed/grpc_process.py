@@ -171,8 +171,11 @@ class GrpcServiceProcess:
 
     # -- the control socket --------------------------------------------------------------
     def _request(self, op: str, args: dict[str, Any]) -> Any:
-        self._control.sendall(json.dumps({"op": op, "args": args}).encode() + b"\n")
-        reply = self._receive()
+        try:
+            self._control.sendall(json.dumps({"op": op, "args": args}).encode() + b"\n")
+            reply = self._receive()
+        except (BrokenPipeError, ConnectionResetError):
+            raise self._gone() from None
         if "error" in reply:
             kinds: dict[str, type[Exception]] = {"KeyError": KeyError, "TypeError": TypeError}
             raise kinds.get(reply.get("type", ""), ValueError)(reply["error"])

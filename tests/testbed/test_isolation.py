@@ -17,7 +17,7 @@ import pytest
 
 from testbed.grpc import FakeGrpcService
 from testbed.grpc.client import SyncClient
-from testbed.grpc_process import GrpcServiceProcess
+from testbed.grpc_process import ChildGone, GrpcServiceProcess
 from testbed.threaded import TestbedThread
 
 GRPC_ONLY = {"kafka": {"enabled": False}, "http": {"enabled": False}, "echo": {"enabled": True}}
@@ -140,3 +140,21 @@ def test_the_child_dies_with_the_testbed_process(how: signal.Signals) -> None:
     finally:
         parent.kill()
         parent.wait()
+
+
+async def test_the_process_handle_on_its_own() -> None:
+    """`GrpcServiceProcess` without a Testbed: ready means callable, a control call
+    after the child died says so, and stop reaps it."""
+    service = GrpcServiceProcess.launch()
+    try:
+        await service.wait_ready()
+        assert service.port > 0
+        assert service.program("Unary", count=3) == {"count": 3}
+        assert service.counters()["Unary"]["started"] == 0
+        assert service.stats("Unary").statuses["OK"] == 0  # a Counter, as in-process
+        os.kill(service.pid, signal.SIGKILL)
+        with pytest.raises(ChildGone, match="is gone"):
+            service.reset()
+    finally:
+        await service.stop()
+    assert service.returncode == -signal.SIGKILL
