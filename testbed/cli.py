@@ -23,6 +23,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="print one JSON line per exchange (the scenario key access_log: true)",
     )
+    p.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run the gRPC service in this process, not a child (the key grpc.in_process: true)",
+    )
     add_admin_token_flag(p)
     p.set_defaults(func=run)
 
@@ -34,6 +39,8 @@ async def _main(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario)
     if args.access_log:
         scenario.access_log = True
+    if args.in_process:
+        scenario.grpc.in_process = True
     token = admin_token(args.admin_token)
     async with Testbed(scenario, admin_token=token) as tb:
         if args.admin_token == "auto" and token is not None:

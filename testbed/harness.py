@@ -1,4 +1,8 @@
-"""The Testbed: fake services plus the proxy in front of them, in one process.
+"""The Testbed: fake services plus the proxy in front of them.
+
+Everything runs on one event loop in one process, except grpcio's server, which
+runs in a child process unless the scenario says ``grpc.in_process: true``
+(testbed/grpc_process.py says why).
 
 Tests, `protoproxy testbed` and the pytest plugin all go through this class,
 so what a user runs on a laptop is exactly what the test suite exercises.
@@ -67,11 +71,14 @@ class Testbed:
         sc = self.scenario
         listeners: list[dict[str, Any]] = []
         upstreams: list[dict[str, Any]] = []
+        from . import setup_grpc, setup_http, setup_kafka
+
+        if sc.grpc.enabled:
+            setup_grpc.launch(self)  # a child process: its start overlaps the others'
         if sc.echo.enabled:
             echo = await self._stack.enter_async_context(EchoService(sc.host))
             self.services["echo"] = echo
             self.front("echo", "tcp", [echo.address], listeners, upstreams)
-        from . import setup_grpc, setup_http, setup_kafka
 
         if sc.kafka.enabled:
             await setup_kafka.start(self, listeners, upstreams)

@@ -32,13 +32,19 @@ class ServiceScenario(_Model):
     enabled: bool = True
 
 
+class GrpcScenario(ServiceScenario):
+    #: Run grpcio's server in the testbed's own process instead of a child process
+    #: (testbed.grpc_process): for tests that reach into the live FakeGrpcService.
+    in_process: bool = False
+
+
 class Scenario(_Model):
     seed: int = 0
     host: str = "127.0.0.1"
     #: Proxy listener ports; 0 asks for ephemeral ports (what tests use).
     ports: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_PORTS))
     kafka: KafkaScenario = Field(default_factory=KafkaScenario)
-    grpc: ServiceScenario = Field(default_factory=ServiceScenario)
+    grpc: GrpcScenario = Field(default_factory=GrpcScenario)
     http: ServiceScenario = Field(default_factory=ServiceScenario)
     echo: ServiceScenario = Field(default_factory=ServiceScenario)
     faults: list[dict[str, Any]] = Field(default_factory=list)

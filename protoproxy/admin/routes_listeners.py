@@ -8,12 +8,12 @@ Toxiproxy-compatible `POST /proxies`.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from ..runtime_listeners import ListenerApiError, ListenerDirectory, parse_listener
+from .body import BodyError, read_json
 
 if TYPE_CHECKING:
     from ..proxy import Proxy
@@ -31,11 +31,10 @@ def routes(proxy: Proxy) -> list[web.RouteDef]:
 
     async def create(request: web.Request) -> web.Response:
         try:
-            raw = await request.read()
             try:
-                data = json.loads(raw) if raw else None
-            except ValueError as exc:
-                raise ListenerApiError(f"body is not JSON: {exc}") from None
+                data = await read_json(request)
+            except BodyError as exc:
+                raise ListenerApiError(str(exc), exc.status) from None
             lst = await directory.add(parse_listener(data))
         except ListenerApiError as exc:
             return _error(exc)

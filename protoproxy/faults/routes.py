@@ -7,12 +7,12 @@ name the field, as `protoproxy check` does.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from pydantic import ValidationError
 
+from ..admin.body import BodyError, read_json
 from ..config_errors import format_errors
 from .model import FaultSpec
 
@@ -21,17 +21,18 @@ if TYPE_CHECKING:
 
 
 class _BadRequest(Exception):
-    pass
+    def __init__(self, message: str | list[str], status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 async def _json(request: web.Request) -> dict[str, Any]:
-    raw = await request.read()
-    if not raw:
-        return {}
     try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise _BadRequest(f"body is not JSON: {exc}") from None
+        data = await read_json(request)
+    except BodyError as exc:
+        raise _BadRequest(str(exc), exc.status) from None
+    if data is None:
+        return {}
     if not isinstance(data, dict):
         raise _BadRequest("body must be a JSON object")
     return data
@@ -50,9 +51,9 @@ def _merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _bad(message: str | list[str]) -> web.Response:
+def _bad(message: str | list[str], status: int = 400) -> web.Response:
     problems = message if isinstance(message, list) else [message]
-    return web.json_response({"error": "; ".join(problems), "problems": problems}, status=400)
+    return web.json_response({"error": "; ".join(problems), "problems": problems}, status=status)
 
 
 def routes(engine: FaultEngine) -> list[web.RouteDef]:
@@ -77,7 +78,7 @@ def routes(engine: FaultEngine) -> list[web.RouteDef]:
         try:
             spec = _validate(await _json(request))
         except _BadRequest as exc:
-            return _bad(exc.args[0])
+            return _bad(exc.args[0], exc.status)
         if spec.name in engine.faults:
             return web.json_response({"error": f"fault {spec.name!r} already exists"}, status=409)
         return web.json_response(engine.add(spec).to_json(), status=201)
@@ -94,7 +95,7 @@ def routes(engine: FaultEngine) -> list[web.RouteDef]:
             data.setdefault("name", name)
             spec = _validate(data)
         except _BadRequest as exc:
-            return _bad(exc.args[0])
+            return _bad(exc.args[0], exc.status)
         if name not in engine.faults:
             if spec.name != name:
                 return _bad(f"name {spec.name!r} differs from the path's {name!r}")
@@ -114,7 +115,7 @@ def routes(engine: FaultEngine) -> list[web.RouteDef]:
             )
             spec = _validate(merged)
         except _BadRequest as exc:
-            return _bad(exc.args[0])
+            return _bad(exc.args[0], exc.status)
         if spec.name != name and spec.name in engine.faults:
             return web.json_response({"error": f"fault {spec.name!r} already exists"}, status=409)
         return web.json_response(engine.update(name, spec).to_json())
@@ -130,7 +131,7 @@ def routes(engine: FaultEngine) -> list[web.RouteDef]:
         try:
             data = await _json(request)
         except _BadRequest as exc:
-            return _bad(str(exc))
+            return _bad(exc.args[0], exc.status)
         seed = data.get("seed")
         if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
             return _bad("seed: must be an integer")
@@ -144,7 +145,7 @@ def routes(engine: FaultEngine) -> list[web.RouteDef]:
         try:
             data = await _json(request)
         except _BadRequest as exc:
-            return _bad(str(exc))
+            return _bad(exc.args[0], exc.status)
         seed = data.get("seed")
         if not isinstance(seed, int) or isinstance(seed, bool):
             return _bad("seed: must be an integer")

@@ -9,12 +9,12 @@ InvalidToxic, NotFound and ProxyExists). The work is done by
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from ..admin.body import BodyError, read_json
 from .toxiproxy_listeners import TOXIPROXY_VERSION, ApiError, ProxyDirectory
 
 if TYPE_CHECKING:
@@ -29,13 +29,12 @@ def _error(status: int, message: str) -> web.Response:
 
 
 async def _body(request: web.Request, kind: type = dict) -> Any:
-    raw = await request.read()
-    if not raw:
-        return kind()
     try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise ApiError(f"bad request body: {exc}", 400) from None
+        data = await read_json(request)
+    except BodyError as exc:
+        raise ApiError(f"bad request body: {exc}", exc.status) from None
+    if data is None:
+        return kind()
     if not isinstance(data, kind):
         raise ApiError(f"bad request body: a JSON {kind.__name__} expected", 400)
     return data
