@@ -217,6 +217,7 @@ class _NullOutlet:
     attribute would make that a getattr miss per read, a cost no socket pays."""
 
     busy = False
+    transport = None  # no socket write buffer for the memory accountant to count
 
     def write(self, data: bytes) -> None:
         pass
