@@ -119,8 +119,11 @@ class Ctx:
     async def metrics(self) -> dict[str, float]:
         """``name{labels}`` -> value from the proxy's /metrics."""
         reader, writer = await asyncio.open_connection("127.0.0.1", self.admin)
-        writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        # The admin API's host rule refuses a Host that is not loopback (DNS rebinding).
+        writer.write(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         text = (await reader.read()).decode()
+        if not text.startswith("HTTP/1.1 200 "):
+            raise RuntimeError(f"/metrics answered {text.splitlines()[:1]}")
         writer.close()
         out = {}
         for line in text.splitlines():
