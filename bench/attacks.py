@@ -1,6 +1,22 @@
-"""Resource-exhaustion attacks against a protoproxy subprocess, one table row each.
+"""Every attack bench against a protoproxy subprocess, one table row each.
 
-    python bench/attacks.py [--only kafka_partial_frames] [--conns-scale 1.0]
+    python bench/attacks.py [--only NAME ...] [--scale 1.0] [--h2-seconds 5]
+
+Three families share the table (columns: attack, rate, the proxy's RSS
+before/peak/after, the latency another listener saw, the reaction):
+
+* the resource attacks here (`ATTACKS`: partial Kafka frames, slowloris);
+* ``connection_flood``: bench/attacks_connections.py's `measure` (20,000
+  held connections on a capped TCP listener; latency is the HTTP listener's
+  while the flood is held, the worst of the echo/HTTP/admin probes in
+  brackets; peak is VmHWM);
+* ``h2_*``: bench/attacks_http2.py's floods (rapid reset, PING,
+  WINDOW_UPDATE, SETTINGS, empty DATA, CONTINUATION, HPACK bomb, request
+  burst), each at most ``--h2-seconds`` on one connection, latency from a
+  prober on a second HTTP/2 listener.
+
+`--scale` multiplies the connection counts (1,500 / 2,000 / 20,000) for a
+shorter run; the HTTP/2 floods do not scale (they end at GOAWAY).
 
 Each attack in `ATTACKS` runs against a fresh `protoproxy run` with the
 default limits (limits.memory 1 GiB, timeouts.header 10 s, timeouts.frame
@@ -38,7 +54,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import free_port, table, wait_port
+import attacks_connections
+import attacks_http2
+from common import free_port, rss, table, wait_port
 
 MiB = 1024 * 1024
 HTTP_OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
@@ -101,8 +119,11 @@ class Ctx:
     async def metrics(self) -> dict[str, float]:
         """``name{labels}`` -> value from the proxy's /metrics."""
         reader, writer = await asyncio.open_connection("127.0.0.1", self.admin)
-        writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        # The admin API's host rule refuses a Host that is not loopback (DNS rebinding).
+        writer.write(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         text = (await reader.read()).decode()
+        if not text.startswith("HTTP/1.1 200 "):
+            raise RuntimeError(f"/metrics answered {text.splitlines()[:1]}")
         writer.close()
         out = {}
         for line in text.splitlines():
@@ -124,13 +145,6 @@ class Attack:
     run: Callable[[Ctx], Awaitable[Outcome]]
     #: YAML lines appended to the proxy's config (limits, timeouts)
     extra: str = ""
-
-
-def rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 @contextlib.contextmanager
@@ -339,22 +353,57 @@ async def run_one(attack: Attack, ctx: Ctx) -> tuple[str, ...]:
     )
 
 
+def connection_flood(scale: float) -> tuple[str, ...]:
+    """attacks_connections' flood as one row of the table."""
+    f = attacks_connections.measure(connections=max(4, int(20000 * scale)))
+    http = f.during_held["http listener"]
+    worst = max(v[1] for v in f.during_held.values())
+    failed = sum(v[2] for v in f.during_held.values())
+    rejected = sum(f.series("protoproxy_connections_rejected_total").values())
+    lines = f.log.splitlines()
+    return (
+        "connection_flood",
+        f"{f.connections} conns held on one listener (cap {f.cap}) in {f.seconds:.1f}s",
+        f"{f.rss_before:.0f}/{f.rss_peak:.0f}/{f.rss_after:.0f}",
+        f"{http[0]:.1f}/{http[1]:.1f} (worst probe {worst:.1f}"
+        + (f", {failed} failed)" if failed else ")"),
+        f"{f.held} held, {rejected:.0f} rejected; log {len(lines)} lines "
+        f"({sum('suppressed' in line for line in lines)} 'suppressed')",
+    )
+
+
+def names() -> list[str]:
+    return [a.name for a in ATTACKS] + ["connection_flood", *attacks_http2.ATTACKS]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", action="append", help="attack names to run")
-    parser.add_argument("--conns-scale", type=float, default=1.0)
+    parser.add_argument("--only", action="append", choices=names(), help="attacks to run")
+    parser.add_argument("--scale", "--conns-scale", type=float, default=1.0)
+    parser.add_argument("--h2-seconds", type=float, default=5.0)
     args = parser.parse_args()
+    chosen = set(args.only or names())
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the child inherits it
+    rows = [
+        ("attack", "rate", "RSS MiB before/peak/after", "other listener ms p50/max", "reaction")
+    ]
     ups = Upstreams()
-    rows = [("attack", "rate", "RSS MiB before/peak/after", "probe ms median/worst", "reaction")]
     for attack in ATTACKS:
-        if args.only and attack.name not in args.only:
+        if attack.name not in chosen:
             continue
         with proxy(ups, attack.extra) as (_proc, ctx):
-            ctx.scale = args.conns_scale
+            ctx.scale = args.scale
             rows.append(asyncio.run(run_one(attack, ctx)))
         print(table(rows[-1:]), flush=True)
+    if "connection_flood" in chosen:
+        rows.append(connection_flood(args.scale))
+        print(table(rows[-1:]), flush=True)
+    h2 = [name for name in attacks_http2.ATTACKS if name in chosen]
+    if h2:
+        for key, row in zip(h2, attacks_http2.run(args.h2_seconds, only=h2), strict=True):
+            rows.append((key, *row[1:]))
+            print(table(rows[-1:]), flush=True)
     print()
     print(table(rows))
 

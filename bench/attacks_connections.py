@@ -11,8 +11,8 @@ admin API, before and during the flood. It prints the proxy's RSS, those
 latencies, the refusals the proxy counted, and how many log lines (and bytes)
 the flood cost.
 
-(bench/attacks.py, the table of attacks, lives on another branch; this file
-holds the connection flood until they meet.)
+bench/attacks.py runs `measure` for its `connection_flood` row; this entry
+point prints the flood's fuller picture.
 """
 
 from __future__ import annotations
@@ -32,10 +32,11 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import free_port, table, wait_port
+from common import free_port, rss, table, wait_port
 
 HTTP_REPLY = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
@@ -138,10 +139,8 @@ def latency(fn: Callable[[], None], n: int = 30) -> tuple[float, float, int]:
 
 
 def rss_mb(pid: int) -> tuple[float, float]:
-    status = Path(f"/proc/{pid}/status").read_text()
-    rss = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
-    hwm = int(re.search(r"VmHWM:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
-    return rss / 1024, hwm / 1024
+    """(VmRSS, VmHWM) in MiB: now, and the peak since the proxy started."""
+    return rss(pid) / 2**20, rss(pid, "VmHWM") / 2**20
 
 
 @contextlib.contextmanager
@@ -162,26 +161,51 @@ def proxy(cfg: dict[str, object], log: Path) -> Iterator[subprocess.Popen[bytes]
                 p.wait(10)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--connections", type=int, default=20000)
-    ap.add_argument("--cap", type=int, default=1000, help="0: no per-listener cap")
-    ap.add_argument("--workers", type=int, default=4)
-    ap.add_argument("--max-connections", type=int, default=5000, help="limits.max_connections")
-    args = ap.parse_args()
+Latency = tuple[float, float, int]  # median ms, max ms, failed
 
+
+@dataclass
+class Flood:
+    """What one flood run measured."""
+
+    connections: int
+    cap: int
+    max_connections: int
+    held: int
+    seconds: float
+    before: dict[str, Latency]
+    during: dict[str, Latency]
+    during_held: dict[str, Latency]
+    rss_before: float  # MiB
+    rss_during: float
+    rss_peak: float
+    rss_after: float
+    metrics: str
+    log: str
+
+    def series(self, name: str) -> dict[str, float]:
+        out = {}
+        for m in re.finditer(rf"^{name}\{{(.*)\}} (\S+)$", self.metrics, re.M):
+            out[m.group(1)] = float(m.group(2))
+        return out
+
+
+def measure(
+    connections: int = 20000, cap: int = 1000, workers: int = 4, max_connections: int = 5000
+) -> Flood:
+    """Run one flood against a fresh proxy child (see the module docstring)."""
     up = start_upstreams()
     ports = {name: free_port() for name in ("flood", "echo", "web", "admin")}
     cfg = {
         "admin": {"listen": f"127.0.0.1:{ports['admin']}"},
-        "limits": {"max_connections": args.max_connections},
+        "limits": {"max_connections": max_connections},
         "listeners": [
             {
                 "name": "flood",
                 "listen": f"127.0.0.1:{ports['flood']}",
                 "protocol": "tcp",
                 "upstream": "hold",
-                **({"max_connections": args.cap} if args.cap else {}),
+                **({"max_connections": cap} if cap else {}),
             },
             {"name": "echo", "listen": f"127.0.0.1:{ports['echo']}", "protocol": "tcp"},
             {"name": "web", "listen": f"127.0.0.1:{ports['web']}", "protocol": "http"},
@@ -206,56 +230,77 @@ def main() -> None:
             before = {name: latency(fn) for name, fn in probes.items()}
             rss_before = rss_mb(p.pid)
             q: multiprocessing.Queue[int] = multiprocessing.Queue()
-            per = args.connections // args.workers
+            per = connections // workers
             t0 = time.monotonic()
-            workers = [
+            flooders = [
                 multiprocessing.Process(target=_flood_worker, args=(ports["flood"], per, 60, q))
-                for _ in range(args.workers)
+                for _ in range(workers)
             ]
-            for w in workers:
+            for w in flooders:
                 w.start()
             during = {name: latency(fn) for name, fn in probes.items()}
-            held = sum(q.get(timeout=300) for _ in workers)
+            held = sum(q.get(timeout=300) for _ in flooders)
             flood_s = time.monotonic() - t0
             during_held = {name: latency(fn) for name, fn in probes.items()}
             rss_during = rss_mb(p.pid)
             with urllib.request.urlopen(admin + "/metrics", timeout=10) as resp:
                 metrics = resp.read().decode()
-            for w in workers:
+            for w in flooders:
                 w.terminate()
                 w.join(10)
+            time.sleep(1)  # let the proxy let go of the closed connections
+            rss_after = rss_mb(p.pid)
         text = log.read_text()
+    return Flood(
+        connections,
+        cap,
+        max_connections,
+        held,
+        flood_s,
+        before,
+        during,
+        during_held,
+        rss_before[0],
+        rss_during[0],
+        rss_after[1],
+        rss_after[0],
+        metrics,
+        text,
+    )
 
-    def series(name: str) -> dict[str, float]:
-        out = {}
-        for m in re.finditer(rf"^{name}\{{(.*)\}} (\S+)$", metrics, re.M):
-            out[m.group(1)] = float(m.group(2))
-        return out
 
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--connections", type=int, default=20000)
+    ap.add_argument("--cap", type=int, default=1000, help="0: no per-listener cap")
+    ap.add_argument("--workers", type=int, default=4)
+    ap.add_argument("--max-connections", type=int, default=5000, help="limits.max_connections")
+    args = ap.parse_args()
+    f = measure(args.connections, args.cap, args.workers, args.max_connections)
     print(
-        f"flood: {args.connections} connections on one listener "
-        f"(max_connections {args.cap or 'unset'}, limits.max_connections {args.max_connections}), "
-        f"{held} connected and held, in {flood_s:.1f}s"
+        f"flood: {f.connections} connections on one listener "
+        f"(max_connections {f.cap or 'unset'}, limits.max_connections {f.max_connections}), "
+        f"{f.held} connected and held, in {f.seconds:.1f}s"
     )
     rows = [("probe (ms median / max)", "before", "while flooding", "flood held")] + [
         (
             name,
-            f"{before[name][0]:.2f} / {before[name][1]:.1f} ({before[name][2]} failed)",
-            f"{during[name][0]:.2f} / {during[name][1]:.1f} ({during[name][2]} failed)",
-            f"{during_held[name][0]:.2f} / {during_held[name][1]:.1f} "
-            f"({during_held[name][2]} failed)",
+            f"{f.before[name][0]:.2f} / {f.before[name][1]:.1f} ({f.before[name][2]} failed)",
+            f"{f.during[name][0]:.2f} / {f.during[name][1]:.1f} ({f.during[name][2]} failed)",
+            f"{f.during_held[name][0]:.2f} / {f.during_held[name][1]:.1f} "
+            f"({f.during_held[name][2]} failed)",
         )
-        for name in probes
+        for name in f.before
     ]
     print(table(rows))
-    print(f"proxy RSS MB: before {rss_before[0]:.1f}, during {rss_during[0]:.1f}")
-    print(f"peak RSS MB: {rss_during[1]:.1f}")
-    print("rejected:", series("protoproxy_connections_rejected_total"))
-    print("accept errors:", series("protoproxy_accept_errors_total"))
-    print("active:", series("protoproxy_connections_active"))
-    lines = text.splitlines()
+    print(f"proxy RSS MB: before {f.rss_before:.1f}, during {f.rss_during:.1f}")
+    print(f"peak RSS MB: {f.rss_peak:.1f}")
+    print("rejected:", f.series("protoproxy_connections_rejected_total"))
+    print("accept errors:", f.series("protoproxy_accept_errors_total"))
+    print("active:", f.series("protoproxy_connections_active"))
+    lines = f.log.splitlines()
     print(
-        f"log: {len(lines)} lines, {len(text.encode())} bytes, "
+        f"log: {len(lines)} lines, {len(f.log.encode())} bytes, "
         f"{sum('suppressed' in line for line in lines)} 'suppressed' lines"
     )
 

@@ -1,6 +1,9 @@
 """HTTP/2 floods against a proxy in its own process: what each costs, how it ends.
 
-    python bench/attacks_http2.py [--seconds 5] [--rules on|off]
+    python bench/attacks_http2.py [--seconds 5] [--rules on|off] [--only h2_ping_flood]
+
+(bench/attacks.py runs these rows in its one table; this entry point keeps
+`--rules off` for the comparison.)
 
 Each attack runs on its own connection to the `h2` listener for at most
 `--seconds`, as fast as one Python writer goes; an h2 upstream (h2, the
@@ -29,7 +32,7 @@ import h2.config
 import h2.connection
 import h2.events
 import hpack
-from common import free_port, protoproxy, table
+from common import free_port, protoproxy, rss, table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -58,6 +61,23 @@ def rapid_reset() -> tuple[bytes, Batches]:
 def ping_flood() -> tuple[bytes, Batches]:
     chunk = F.build_ping() * 4000
     return b"", ((chunk, 4000) for _ in itertools.count())
+
+
+def window_update_flood() -> tuple[bytes, Batches]:
+    chunk = F.build_window_update(0, 1) * 4000
+    return b"", ((chunk, 4000) for _ in itertools.count())
+
+
+def settings_flood() -> tuple[bytes, Batches]:
+    chunk = F.build_settings() * 4000
+    return b"", ((chunk, 4000) for _ in itertools.count())
+
+
+def empty_data_flood() -> tuple[bytes, Batches]:
+    """Empty DATA on one open stream: no flow-control window spent."""
+    opening = F.build_header_block(1, hpack.Encoder().encode(REQUEST), end_stream=False)
+    chunk = F.frame(F.DATA, 0, 1, b"") * 4000
+    return opening, ((chunk, 4000) for _ in itertools.count())
 
 
 def continuation_flood() -> tuple[bytes, Batches]:
@@ -101,20 +121,17 @@ def request_burst() -> tuple[bytes, Batches]:
     return b"", batches()
 
 
-ATTACKS: dict[str, Callable[[], tuple[bytes, Batches]]] = {
-    "rapid reset (HEADERS+RST)": rapid_reset,
-    "PING flood": ping_flood,
-    "CONTINUATION flood": continuation_flood,
-    "HPACK bomb (242 KB/block)": hpack_bomb,
-    "request burst (3000/write)": request_burst,
+#: name (for --only) -> (label in the table, attack)
+ATTACKS: dict[str, tuple[str, Callable[[], tuple[bytes, Batches]]]] = {
+    "h2_rapid_reset": ("rapid reset (HEADERS+RST)", rapid_reset),
+    "h2_ping_flood": ("PING flood", ping_flood),
+    "h2_window_update_flood": ("WINDOW_UPDATE flood", window_update_flood),
+    "h2_settings_flood": ("SETTINGS flood", settings_flood),
+    "h2_empty_data_flood": ("empty DATA flood", empty_data_flood),
+    "h2_continuation_flood": ("CONTINUATION flood", continuation_flood),
+    "h2_hpack_bomb": ("HPACK bomb (242 KB/block)", hpack_bomb),
+    "h2_request_burst": ("request burst (3000/write)", request_burst),
 }
-
-
-def rss(pid: int, key: str = "VmRSS") -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 class Prober(threading.Thread):
@@ -211,25 +228,32 @@ def _goaway(buf: bytes) -> int | None:
     return None
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--rules", choices=("on", "off"), default="on")
-    args = parser.parse_args()
+HEADER = (
+    "attack",
+    "frames/s written",
+    "RSS before/peak/after MiB",
+    "health p50/max ms",
+    "reaction",
+)
+
+
+def run(seconds: float, rules: str = "on", only: list[str] | None = None) -> list[tuple[str, ...]]:
+    """One row per attack in `ATTACKS` (those in `only`, if given), against one
+    proxy child; `rules` off sets every `limits.http2` rule to 0."""
     extra = ""
-    if args.rules == "off":
+    if rules == "off":
         keys = ("max_reset_ratio", "reset_check_after", "control_frames_per_s")
         keys += ("max_continuations", "header_bytes_per_s", "max_requests_per_read")
         extra = "limits: {http2: {" + ", ".join(f"{k}: 0" for k in keys) + "}}"
-    rows = [
-        ("attack", "frames/s written", "RSS before/peak/after MiB", "health p50/max ms", "reaction")
-    ]
+    rows: list[tuple[str, ...]] = []
     with CountingServer().running() as upstream:
         h2_port, health_port = free_port(), free_port()
         listeners = [("h2", h2_port, upstream.port, "http2")]
         listeners.append(("health", health_port, upstream.port, "http2"))
         with protoproxy(listeners, extra) as proc:
-            for name, make in ATTACKS.items():
+            for key, (name, make) in ATTACKS.items():
+                if only and key not in only:
+                    continue
                 upstream.seen.clear()
                 time.sleep(0.2)
                 before = rss(proc.pid)
@@ -245,7 +269,7 @@ def main() -> None:
 
                 sampler = threading.Thread(target=sample, daemon=True)
                 sampler.start()
-                frames, elapsed, code, at = run_attack(h2_port, make, args.seconds)
+                frames, elapsed, code, at = run_attack(h2_port, make, seconds)
                 time.sleep(0.3)
                 prober.stop.set()
                 prober.join(10)
@@ -263,15 +287,25 @@ def main() -> None:
                 rows.append(
                     (
                         name,
-                        f"{frames / elapsed:,.0f}",
+                        f"{frames / elapsed:,.0f} frames/s",
                         f"{before / 2**20:.0f}/{peak[0] / 2**20:.0f}/{after / 2**20:.0f}",
                         f"{statistics.median(lat) * 1e3:.1f}/{max(lat) * 1e3:.1f}"
                         + (f" ({prober.failures} failed)" if prober.failures else ""),
                         f"{reaction}; upstream saw {seen or 'nothing'}",
                     )
                 )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rules", choices=("on", "off"), default="on")
+    parser.add_argument("--only", action="append", choices=sorted(ATTACKS))
+    args = parser.parse_args()
+    rows = run(args.seconds, args.rules, args.only)
     print(f"rules {args.rules}, {args.seconds:.0f} s per attack at most")
-    print(table(rows))
+    print(table([HEADER, *rows]))
 
 
 if __name__ == "__main__":

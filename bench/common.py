@@ -151,6 +151,14 @@ def nginx_small(
             yield p
 
 
+def rss(pid: int, key: str = "VmRSS") -> int:
+    """Bytes of `key` (VmRSS now, VmHWM the peak so far) in /proc/PID/status; 0 if absent."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
 def table(rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)

@@ -21,7 +21,8 @@ from protoproxy_codecs.http2 import frames as F
 
 
 class CountingServer:
-    """h2 (the library) answering 200 to every request; counts requests and PINGs."""
+    """h2 (the library) answering 200 to every request; counts requests, PINGs,
+    WINDOW_UPDATEs, SETTINGS and DATA frames (each flood's frames that got through)."""
 
     def __init__(self) -> None:
         self.seen: Counter[str] = Counter()
@@ -53,6 +54,12 @@ class CountingServer:
                             )
                     elif isinstance(event, h2.events.PingReceived):
                         self._count("pings")
+                    elif isinstance(event, h2.events.WindowUpdated):
+                        self._count("window_updates")
+                    elif isinstance(event, h2.events.RemoteSettingsChanged):
+                        self._count("settings")
+                    elif isinstance(event, h2.events.DataReceived):
+                        self._count("data")
                 sock.sendall(conn.data_to_send())
         except (OSError, h2.exceptions.ProtocolError):
             pass

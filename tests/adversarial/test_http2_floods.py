@@ -96,6 +96,33 @@ def test_ping_flood(proxy: ProxyThread, upstream: CountingServer) -> None:
     assert _closed(proxy) == {("h2", "flood_control_frames"): 1}
 
 
+def test_window_update_flood(proxy: ProxyThread, upstream: CountingServer) -> None:
+    batches = itertools.repeat(F.build_window_update(0, 1) * 100, 100_000)
+    result = attack(proxy.port("h2"), b"", batches)
+    assert result is not None and result[0] == ErrorCode.ENHANCE_YOUR_CALM, result
+    assert upstream.seen["window_updates"] <= 6 * RULES["control_frames_per_s"]
+    assert _closed(proxy) == {("h2", "flood_control_frames"): 1}
+
+
+def test_settings_flood(proxy: ProxyThread, upstream: CountingServer) -> None:
+    batches = itertools.repeat(F.build_settings() * 100, 100_000)
+    result = attack(proxy.port("h2"), b"", batches)
+    assert result is not None and result[0] == ErrorCode.ENHANCE_YOUR_CALM, result
+    # +1: the SETTINGS `attack` opens every connection with
+    assert upstream.seen["settings"] <= 6 * RULES["control_frames_per_s"] + 1
+    assert _closed(proxy) == {("h2", "flood_control_frames"): 1}
+
+
+def test_empty_data_flood(proxy: ProxyThread, upstream: CountingServer) -> None:
+    """Empty DATA costs no flow-control window, so only the control-frame rule stops it."""
+    opening = F.build_header_block(1, hpack.Encoder().encode(REQUEST), end_stream=False)
+    batches = itertools.repeat(F.frame(F.DATA, 0, 1, b"") * 100, 100_000)
+    result = attack(proxy.port("h2"), opening, batches)
+    assert result is not None and result[0] == ErrorCode.ENHANCE_YOUR_CALM, result
+    assert upstream.seen["data"] <= 6 * RULES["control_frames_per_s"]
+    assert _closed(proxy) == {("h2", "flood_control_frames"): 1}
+
+
 def test_continuation_flood(proxy: ProxyThread, upstream: CountingServer) -> None:
     block = hpack.Encoder().encode([*REQUEST, ("x", "y" * 50)])
     opening = F.frame(F.HEADERS, F.FLAG_END_STREAM, 1, block)
