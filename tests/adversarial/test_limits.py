@@ -138,8 +138,11 @@ def test_partial_kafka_frames_are_shed_to_the_budget(upstreams: Upstreams) -> No
         attack.watch()
         attack.stop.set()
         thread.join(30)
-        # The slack: a sample step and a read per connection, allocator retention.
-        assert attack.peak_rss - before <= BUDGET + 96 * MiB, (attack.peak_rss - before) / MiB
+        # The slack is the issue's own (budget + 200 MiB): a sample step and a read
+        # per connection, and the allocator's heap, which this process shares with
+        # the attacker and which moves run to run (peaks of +135 to +177 MiB seen).
+        # Unbounded, the 60 connections would hold 360 MiB on top of `before`.
+        assert attack.peak_rss - before <= BUDGET + 200 * MiB, (attack.peak_rss - before) / MiB
         shed = counter(proxy, shed_total)[("kafka",)]
         assert (
             counter(proxy, "protoproxy_connection_errors_total")[("kafka", "memory_shed")] == shed
