@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from protoproxy_codecs.http2 import PREFACE, ErrorCode
 from protoproxy_codecs.http2 import frames as F
-from tests.adversarial.h2peers import CountingServer
+from tests.adversarial.h2peers import CountingServer, goaway_code
 
 REQUEST = [(":method", "GET"), (":scheme", "http"), (":path", "/"), (":authority", "a")]
 Batches = Iterator[tuple[bytes, int]]  # (bytes to write, frames in them)
@@ -190,7 +190,7 @@ def run_attack(
         try:
             while data := sock.recv(65536):
                 got.extend(data)
-                code = _goaway(bytes(got))
+                code = goaway_code(bytes(got))
                 if code is not None:
                     goaway.append(code)
                     at_goaway.append(frames)
@@ -214,18 +214,6 @@ def run_attack(
     thread.join(2)
     sock.close()
     return frames, elapsed, goaway[0] if goaway else None, at_goaway[0] if at_goaway else frames
-
-
-def _goaway(buf: bytes) -> int | None:
-    pos = 0
-    while len(buf) - pos >= 9:
-        length = int.from_bytes(buf[pos : pos + 3], "big")
-        if len(buf) - pos < 9 + length:
-            return None
-        if buf[pos + 3] == F.GOAWAY:
-            return int.from_bytes(buf[pos + 13 : pos + 17], "big")
-        pos += 9 + length
-    return None
 
 
 HEADER = (

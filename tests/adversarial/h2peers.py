@@ -106,23 +106,24 @@ def attack(
             if select.select([sock], [], [], 0.01)[0]:
                 data = sock.recv(65536)
                 received += data
-                code = _goaway(received)
+                code = goaway_code(received)
                 if code is not None or not data:
                     return None if code is None else (code, written)
         while data := sock.recv(65536):
             received += data
-            code = _goaway(received)
+            code = goaway_code(received)
             if code is not None:
                 return code, written
     except OSError:  # reset or timed out after the close
         pass
     finally:
         sock.close()
-    code = _goaway(received)
+    code = goaway_code(received)
     return None if code is None else (code, written)
 
 
-def _goaway(buf: bytes) -> int | None:
+def goaway_code(buf: bytes) -> int | None:
+    """The error code of the first GOAWAY among whole frames in `buf`, if any."""
     pos = 0
     while len(buf) - pos >= 9:
         length = int.from_bytes(buf[pos : pos + 3], "big")
