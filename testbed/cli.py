@@ -28,6 +28,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="run the gRPC service in this process, not a child (the key grpc.in_process: true)",
     )
+    p.add_argument(
+        "--schema",
+        action="store_true",
+        help="print the scenario file's JSON Schema and exit",
+    )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="validate the scenario file and exit (non-zero, naming the path, on an error)",
+    )
     add_admin_token_flag(p)
     p.set_defaults(func=run)
 
@@ -57,6 +67,21 @@ async def _main(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.schema:
+        from .scenario import json_schema
+
+        print(json_schema())
+        return 0
+    if args.check:
+        from .scenario import load_scenario
+
+        try:
+            load_scenario(args.scenario)
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"{args.scenario or 'the default scenario'}: ok")
+        return 0
     install_uvloop()
     try:
         return asyncio.run(_main(args))

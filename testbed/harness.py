@@ -18,6 +18,7 @@ from protoproxy.config import from_dict
 from protoproxy.proxy import Proxy
 
 from .echo import EchoService
+from .journal import Journal
 from .scenario import Scenario
 
 
@@ -42,6 +43,10 @@ class Testbed:
         self.hints: list[Any] = []
         #: every kind of fault, once started (testbed.faults.TestbedFaults)
         self.faults: Any = None
+        #: what every fake received (testbed/journal.py)
+        self.journal = Journal(self.scenario.journal.limit)
+        #: aiohttp route definitions the fakes add to the admin API (under /testbed/)
+        self.admin_routes: list[Any] = []
 
     def front(
         self,
@@ -50,17 +55,20 @@ class Testbed:
         endpoints: list[str],
         listeners: list[dict[str, Any]],
         upstreams: list[dict[str, Any]],
+        port: int | None = None,
         **listener: Any,
     ) -> None:
         """Append the config that puts the proxy in front of a service: an upstream
-        `name` of `endpoints`, and a listener `name` on the scenario's port for it
-        (`listener` adds settings, e.g. ``kafka=...``)."""
+        `name` of `endpoints`, and a listener `name` on `port` (default: the
+        scenario's port for `name`) for it (`listener` adds settings, e.g. ``kafka=...``)."""
         sc = self.scenario
+        if port is None:
+            port = sc.ports.get(name, 0)
         upstreams.append({"name": name, "endpoints": endpoints})
         listeners.append(
             {
                 "name": name,
-                "listen": f"{sc.host}:{sc.ports.get(name, 0)}",
+                "listen": f"{sc.host}:{port}",
                 "protocol": protocol,
                 "upstream": name,
                 **listener,
@@ -71,10 +79,14 @@ class Testbed:
         sc = self.scenario
         listeners: list[dict[str, Any]] = []
         upstreams: list[dict[str, Any]] = []
-        from . import setup_grpc, setup_http, setup_kafka
+        from . import admin_routes, setup_grpc, setup_http, setup_kafka
 
-        if sc.grpc.enabled:
+        if sc.grpc.runs_demo:
             setup_grpc.launch(self)  # a child process: its start overlaps the others'
+        if sc.grpc.enabled and sc.grpc.services:
+            from . import setup_grpc_fakes
+
+            setup_grpc_fakes.launch(self)  # likewise, one child for the user's services
         if sc.echo.enabled:
             echo = await self._stack.enter_async_context(EchoService(sc.host))
             self.services["echo"] = echo
@@ -82,10 +94,17 @@ class Testbed:
 
         if sc.kafka.enabled:
             await setup_kafka.start(self, listeners, upstreams)
-        if sc.grpc.enabled:
+        if sc.grpc.runs_demo:
             await setup_grpc.start(self, listeners, upstreams)
-        if sc.http.enabled:
+        if sc.grpc.enabled and sc.grpc.services:
+            await setup_grpc_fakes.start(self, listeners, upstreams)
+        if sc.http.runs_demo:
             await setup_http.start(self, listeners, upstreams)
+        if sc.http.enabled and sc.http.services:
+            from . import setup_http_fakes
+
+            await setup_http_fakes.start(self, listeners, upstreams)
+        self.admin_routes.extend(admin_routes.journal_routes(self))
         config = from_dict(
             {
                 "admin": {
@@ -102,6 +121,8 @@ class Testbed:
         )
         self.app = App(config)
         self.proxy = self.app.proxy
+        if self.app.admin is not None:
+            self.app.admin.add_routes(self.admin_routes)
         await self.app.start()
         self._stack.push_async_callback(self.app.stop, 0)
         if self.app.admin is not None:

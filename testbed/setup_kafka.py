@@ -29,8 +29,8 @@ async def start(
         auto_create_topics=sc.kafka.auto_create,
     )
     await tb._stack.enter_async_context(cluster)
-    for topic, partitions in sc.kafka.topics.items():
-        cluster.create_topic(topic, partitions)
+    for topic, spec in sc.kafka.topics.items():
+        cluster.create_topic(topic, spec.partitions)
     tb.services["kafka"] = cluster
     port = sc.ports.get("kafka", 0)
     settings: dict[str, Any] = {}

@@ -21,6 +21,7 @@ from typing import Any, Self, TypeVar
 
 from .admin_client import AdminClient
 from .harness import Testbed
+from .journal import Journal
 from .scenario import Scenario, ScenarioSource, resolve_scenario
 
 T = TypeVar("T")
@@ -144,6 +145,12 @@ class TestbedThread:
         if self._testbed is None:
             raise RuntimeError("the testbed is not running")
         return self._testbed
+
+    @property
+    def journal(self) -> Journal:
+        """What every fake received (`testbed.journal.Journal`); safe to read from
+        any thread: the journal locks, and a child process's entries are fetched."""
+        return self.testbed.journal
 
     @property
     def thread(self) -> threading.Thread | None:
