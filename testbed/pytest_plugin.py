@@ -1,7 +1,8 @@
-"""pytest plugin: the `protoproxy_testbed` fixture, every port ephemeral.
+"""pytest plugin: the `testbed` fixture (alias `protoproxy_testbed`) and the
+`grpc_fake`, `http_fake` and `kafka_fake` handles, every port ephemeral.
 
 Registered through the `pytest11` entry point, so any project that installs
-protoproxy can write ``def test_x(protoproxy_testbed): ...``.
+protoproxy can write ``def test_x(testbed): ...``.
 
 The fixture is a plain (sync) fixture around `testbed.threaded.TestbedThread`:
 the testbed runs on its own loop in a thread. So it needs no event loop from
@@ -10,8 +11,9 @@ strict or auto mode, and without pytest-asyncio installed; an async fixture
 would need pytest-asyncio in auto mode or a user's conftest.
 
 Choosing the scenario (docs/testbed.md):
-- ``@pytest.mark.protoproxy_scenario("scenario.yaml")``, a path relative to the
-  test file; or a dict of scenario keys; keyword arguments override keys;
+- ``@pytest.mark.testbed("scenario.yaml")`` (or its older name
+  ``protoproxy_scenario``), a path relative to the test file; or a dict of
+  scenario keys; keyword arguments override keys;
 - ``@pytest.mark.parametrize("protoproxy_testbed", ["a.yaml", {...}], indirect=True)``,
   which takes the place of the marker's positional argument;
 - neither: the embedded default scenario (every fake service).
@@ -28,24 +30,28 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from .fakes import GrpcFake, HttpFake, KafkaFake
     from .threaded import TestbedThread
 
-MARKER = "protoproxy_scenario"
+MARKER = "testbed"
+#: the marker's first name, still accepted
+OLD_MARKER = "protoproxy_scenario"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        f"{MARKER}(scenario=None, **keys): the scenario of the protoproxy_testbed "
-        "fixture: a YAML path relative to the test file, or a dict of scenario keys; "
-        "keyword arguments override scenario keys",
-    )
+    for name in (MARKER, OLD_MARKER):
+        config.addinivalue_line(
+            "markers",
+            f"{name}(scenario=None, **keys): the scenario of the testbed fixture: a YAML "
+            "path relative to the test file, or a dict of scenario keys; keyword "
+            "arguments override scenario keys",
+        )
 
 
 def requested_scenario(request: pytest.FixtureRequest) -> tuple[Any, dict[str, Any]]:
     """(source, overrides) for this test: the indirect parameter or the closest
     marker's argument as the source, the marker's keyword arguments as overrides."""
-    marker = request.node.get_closest_marker(MARKER)
+    marker = _closest_marker(request.node)
     source: Any = None
     overrides: dict[str, Any] = {}
     if marker is not None:
@@ -58,11 +64,56 @@ def requested_scenario(request: pytest.FixtureRequest) -> tuple[Any, dict[str, A
     return source, overrides
 
 
-@pytest.fixture
-def protoproxy_testbed(request: pytest.FixtureRequest) -> Iterator[TestbedThread]:
-    """The testbed (fake services behind the proxy) for one test, stopped after it."""
+def _closest_marker(node: pytest.Item) -> pytest.Mark | None:
+    """The closest `testbed` or `protoproxy_scenario` marker (function, class, module)."""
+    for _, mark in node.iter_markers_with_node():
+        if mark.name in (MARKER, OLD_MARKER):
+            return mark
+    return None
+
+
+def _start(request: pytest.FixtureRequest) -> Iterator[TestbedThread]:
     from .threaded import TestbedThread
 
     source, overrides = requested_scenario(request)
     with TestbedThread(source, base=request.path.parent, overrides=overrides) as tb:
         yield tb
+
+
+@pytest.fixture
+def testbed(request: pytest.FixtureRequest) -> Iterator[TestbedThread]:
+    """The testbed (fake services behind the proxy) for one test, stopped after it."""
+    yield from _start(request)
+
+
+@pytest.fixture
+def protoproxy_testbed(request: pytest.FixtureRequest) -> Iterator[TestbedThread]:
+    """`testbed` under its first name (a test may ask for both: one testbed)."""
+    if "testbed" in request.fixturenames:
+        yield request.getfixturevalue("testbed")
+    else:
+        yield from _start(request)
+
+
+@pytest.fixture
+def grpc_fake(testbed: TestbedThread) -> GrpcFake:
+    """Stubs, targets and journal of the scenario's own gRPC services."""
+    from .fakes import GrpcFake
+
+    return GrpcFake(testbed)
+
+
+@pytest.fixture
+def http_fake(testbed: TestbedThread) -> HttpFake:
+    """Mappings, URLs and journal of the scenario's WireMock-format HTTP services."""
+    from .fakes import HttpFake
+
+    return HttpFake(testbed)
+
+
+@pytest.fixture
+def kafka_fake(testbed: TestbedThread) -> KafkaFake:
+    """Bootstrap address, live topics and journal of the fake Kafka cluster."""
+    from .fakes import KafkaFake
+
+    return KafkaFake(testbed)

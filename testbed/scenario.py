@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import (
     AfterValidator,
-    BeforeValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -65,6 +65,13 @@ def _topic_short_form(value: Any) -> Any:
     return value
 
 
+#: ``orders: 3`` or ``orders: {partitions: 3, records: seed.jsonl}``
+TopicEntry = Annotated[
+    TopicScenario,
+    BeforeValidator(_topic_short_form, json_schema_input_type=int | TopicScenario),
+]
+
+
 class SaslUser(_Model):
     password: SecretStr
 
@@ -81,9 +88,13 @@ class KafkaScenario(_Model):
     enabled: bool = True
     brokers: int = Field(default=3, ge=1, le=16)
     #: topic -> partition count, or -> {partitions, records}
-    topics: dict[str, Annotated[TopicScenario, BeforeValidator(_topic_short_form)]] = Field(
-        default_factory=lambda: {"orders": TopicScenario(partitions=6)}
-    )
+    topics: dict[
+        str,
+        Annotated[
+            TopicScenario,
+            BeforeValidator(_topic_short_form, json_schema_input_type=int | TopicScenario),
+        ],
+    ] = Field(default_factory=lambda: {"orders": TopicScenario(partitions=6)})
     auto_create: bool = True
     #: SASL on every broker listener (SASL_PLAINTEXT); leave out for none
     sasl: SaslScenario | None = None
