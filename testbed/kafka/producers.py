@@ -71,10 +71,19 @@ class ProducerStates:
             else:
                 self._epochs[producer_id] = current + 1
                 return errors.NONE, producer_id, current + 1
+        pid = self.new_producer_id()
+        return errors.NONE, pid, 0
+
+    def new_producer_id(self) -> int:
+        """A fresh producer id at epoch 0 (also for the transaction coordinator)."""
         pid = self._next_pid
         self._next_pid += 1
         self._epochs[pid] = 0
-        return errors.NONE, pid, 0
+        return pid
+
+    def fence(self, producer_id: int, epoch: int) -> None:
+        """The coordinator moved `producer_id` to `epoch`: older epochs' batches are refused."""
+        self._epochs[producer_id] = epoch
 
     def check(
         self, producer_id: int, epoch: int, topic: str, partition: int, first_seq: int, count: int
@@ -84,6 +93,9 @@ class ProducerStates:
         (NONE, -1): append it. (NONE, offset >= 0): a duplicate, answer with that
         offset and do not append. Otherwise the error to answer with.
         """
+        current = self._epochs.get(producer_id)
+        if current is not None and epoch < current:
+            return errors.INVALID_PRODUCER_EPOCH, -1
         state = self._partitions.get((producer_id, topic, partition))
         if state is None:
             if first_seq != 0:
@@ -123,7 +135,8 @@ class ProducerStates:
             if len(self._partitions) > self.max_states:
                 del self._partitions[next(iter(self._partitions))]
         state.batches.append(_Written(first_seq, last_sequence(first_seq, count), base_offset))
-        self._epochs.setdefault(producer_id, epoch)
+        if self._epochs.get(producer_id, -1) < epoch:
+            self._epochs[producer_id] = epoch
 
     def forget_topic(self, topic: str) -> None:
         for key in [k for k in self._partitions if k[1] == topic]:
