@@ -234,3 +234,94 @@ async def test_a_second_producer_with_the_same_transactional_id_fences_the_first
     assert visible == [b"successor"]
     assert tb.journal.kafka(operation="txn_abort").count() == 1
     assert tb.journal.kafka(operation="txn_commit").count() == 1
+
+
+# -- the same abort-then-commit with the other clients ------------------------------------
+#
+# These consumers give no end-of-partition event, so they poll (with a deadline)
+# until they hold as many records as were committed. The aborted records come
+# first in the log, so a consumer that wrongly saw them would hold those instead.
+
+COMMITTED = [b"committed-1", b"committed-2", b"committed-3"]
+
+
+def _kafka_python_abort_then_commit(bootstrap: str, topic: str) -> list[bytes]:
+    from kafka import KafkaConsumer, KafkaProducer
+    from kafka import TopicPartition as KTP
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, transactional_id="kp-txn")
+    producer.init_transactions()
+    producer.begin_transaction()
+    for v in (b"aborted-1", b"aborted-2"):
+        producer.send(topic, v, partition=0)
+    producer.flush()
+    producer.abort_transaction()
+    producer.begin_transaction()
+    for v in COMMITTED:
+        producer.send(topic, v, partition=0)
+    producer.commit_transaction()
+    producer.close()
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, isolation_level="read_committed", fetch_max_wait_ms=50
+    )
+    consumer.assign([KTP(topic, 0)])
+    consumer.seek_to_beginning()
+    got: list[bytes] = []
+    deadline = time.monotonic() + DEADLINE
+    while len(got) < len(COMMITTED) and time.monotonic() < deadline:
+        for records in consumer.poll(timeout_ms=200).values():
+            got.extend(r.value for r in records)
+    consumer.close()
+    return got
+
+
+async def test_kafka_python_transactional_producer(tb: Testbed) -> None:
+    got = await asyncio.to_thread(_kafka_python_abort_then_commit, tb.addresses["kafka"], "t")
+    assert got == COMMITTED
+    assert tb.journal.kafka(topic="t", operation="produce").count() == 5
+    assert tb.journal.kafka(operation="txn_abort").count() == 1
+    assert tb.journal.kafka(operation="txn_commit").count() == 1
+
+
+async def test_aiokafka_transactional_producer(tb: Testbed) -> None:
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from aiokafka.structs import TopicPartition as ATP
+
+    bootstrap = tb.addresses["kafka"]
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id="aio-txn")
+    await producer.start()
+    try:
+
+        class Abort(Exception):
+            """Raised inside the transaction block to make aiokafka abort it."""
+
+        with pytest.raises(Abort):
+            async with producer.transaction():
+                for v in (b"aborted-1", b"aborted-2"):
+                    await producer.send_and_wait("t", v, partition=0)
+                raise Abort
+        async with producer.transaction():
+            for v in COMMITTED:
+                await producer.send_and_wait("t", v, partition=0)
+    finally:
+        await producer.stop()
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, isolation_level="read_committed", fetch_max_wait_ms=50
+    )
+    await consumer.start()
+    got: list[bytes] = []
+    try:
+        consumer.assign([ATP("t", 0)])
+        await consumer.seek_to_beginning()
+        deadline = time.monotonic() + DEADLINE
+        while len(got) < len(COMMITTED) and time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                got.extend(r.value for r in records if r.value is not None)
+    finally:
+        await consumer.stop()
+    assert got == COMMITTED
+    assert tb.journal.kafka(topic="t", operation="produce").count() == 5
+    assert tb.journal.kafka(operation="txn_abort").count() == 1
+    assert tb.journal.kafka(operation="txn_commit").count() == 1
