@@ -69,6 +69,11 @@ class KafkaJournal:
         self._lock = threading.Lock()
         journal.add_source(self._drain, self._clear)
 
+    @property
+    def pending(self) -> int:
+        """Batches and events not yet handed to the journal (they are on its next read)."""
+        return len(self._pending)
+
     def produced(
         self,
         topic: str,

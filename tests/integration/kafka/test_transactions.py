@@ -207,6 +207,9 @@ async def test_exactly_once_consume_transform_produce(tb: Testbed) -> None:
     assert txns == tb.journal.kafka(operation="txn_begin").count() >= 1
     assert tb.journal.kafka(topic="out", operation="produce").count() == 20
     assert tb.journal.kafka(operation="txn_abort").count() == 0
+    # One consumer, one generation: it joined, synced and left once each.
+    for step in ("join", "sync", "leave"):
+        tb.journal.kafka(operation=step).assert_called(times=1, where=lambda e: e.group == "eos")
 
 
 def _fence(bootstrap: str) -> tuple[Any, list[bytes]]:
