@@ -105,3 +105,37 @@ def _printable(data: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return all(c.isprintable() or c in "\t\n\r" for c in s)
+
+
+async def test_an_offset_commit_is_one_commit_event_per_partition() -> None:
+    journal = Journal()
+    async with FakeKafkaCluster(brokers=1, journal=journal) as cluster:
+        cluster.create_topic("c", 2)
+        client = await RawClient.connect(cluster.bootstrap)
+        try:
+            body = {
+                "group_id": "g",
+                "generation_id_or_member_epoch": -1,
+                "member_id": "",
+                "group_instance_id": None,
+                "topics": [
+                    {
+                        "name": "c",
+                        "partitions": [
+                            {
+                                "partition_index": p,
+                                "committed_offset": 5 + p,
+                                "committed_leader_epoch": -1,
+                                "committed_metadata": None,
+                            }
+                            for p in (0, 1)
+                        ],
+                    }
+                ],
+            }
+            resp = await client.request(ApiKey.OFFSET_COMMIT, 8, body)
+        finally:
+            await client.close()
+    assert [p.error_code for p in resp.topics[0].partitions] == [errors.NONE, errors.NONE]
+    commits = journal.kafka(topic="c", operation="commit")
+    assert [(e.group, e.partition, e.offset) for e in commits] == [("g", 0, 5), ("g", 1, 6)]
