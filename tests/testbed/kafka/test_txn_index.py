@@ -117,14 +117,16 @@ _ops = st.lists(
 
 
 @given(_ops, st.booleans())
-def test_read_committed_sees_exactly_the_committed_records_in_order(ops, finish_commit):
+def test_read_committed_sees_exactly_the_committed_records_in_order(
+    ops: list[tuple[str, int | None, int | None]], finish_commit: bool
+) -> None:
     model = Model()
     for kind, producer, partition in ops:
-        if kind == "plain":
-            model.produce(None, partition)
-        elif kind == "txn":
+        if kind in ("plain", "txn"):
+            assert partition is not None
             model.produce(producer, partition)
         else:
+            assert producer is not None
             model.end(producer, kind == "commit")
         for p, log in enumerate(model.logs):
             got = read_committed(log)
@@ -144,7 +146,7 @@ def test_read_committed_sees_exactly_the_committed_records_in_order(ops, finish_
         assert read_committed(log) == [v for _, v in model.committed[p]]
 
 
-def test_aborted_between_finds_ranges_overlapping_the_fetch():
+def test_aborted_between_finds_ranges_overlapping_the_fetch() -> None:
     log = PartitionLog()
     _append(log, _data_batch(b"a", 7, True, 0))  # 0
     _append(log, _data_batch(b"b", 8, True, 0))  # 1
