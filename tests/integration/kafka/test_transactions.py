@@ -9,7 +9,9 @@ under read_committed, comes at the last stable offset).
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+import urllib.request
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -99,7 +101,19 @@ def _abort_then_commit(bootstrap: str) -> None:
     producer.commit_transaction(DEADLINE)
 
 
-async def test_read_committed_sees_only_the_committed_transaction(tb: Testbed) -> None:
+def _journal_over_http(tb: Testbed, query: str) -> dict[str, Any]:
+    assert tb.app is not None and tb.app.admin is not None
+    with urllib.request.urlopen(f"{tb.app.admin.url}/testbed/journal?{query}", timeout=10) as r:
+        return dict(json.load(r))
+
+
+@pytest.mark.parametrize("brokers", [1, 3])
+async def test_read_committed_sees_only_the_committed_transaction(brokers: int) -> None:
+    async with Testbed(_scenario(brokers, {"t": 1})) as tb:
+        await _abort_then_commit_and_read(tb)
+
+
+async def _abort_then_commit_and_read(tb: Testbed) -> None:
     bootstrap = tb.addresses["kafka"]
     await asyncio.to_thread(_abort_then_commit, bootstrap)
     committed = await asyncio.to_thread(_read_all, bootstrap, "t", 1, "read_committed")
@@ -129,6 +143,10 @@ async def test_read_committed_sees_only_the_committed_transaction(tb: Testbed) -
     tb.journal.kafka(operation="txn_commit").assert_called(
         times=1, where=lambda e: e.transactional_id == "tx-acceptance"
     )
+    # The same journal on the admin API, where a user reads it.
+    over_http = await asyncio.to_thread(_journal_over_http, tb, "protocol=kafka&topic=t")
+    assert over_http["total"] == 7
+    assert [e["operation"] for e in over_http["entries"]].count("produce") == 5
 
 
 def _seed(bootstrap: str, topic: str, n: int) -> None:
