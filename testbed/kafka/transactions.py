@@ -162,18 +162,25 @@ class TransactionCoordinator:
                 return
 
 
-def write_markers(cluster: FakeKafkaCluster, meta: TxnMeta, commit: bool) -> None:
+def write_markers(
+    cluster: FakeKafkaCluster,
+    meta: TxnMeta,
+    commit: bool,
+    producer: tuple[int, int] | None = None,
+) -> None:
     """End `meta`'s transaction: markers on its partitions, its offsets applied or dropped.
 
-    Markers carry the transaction's current epoch (after a fencing bump, the new
-    one), so the old producer's next batch there is INVALID_PRODUCER_EPOCH.
+    Markers carry the transaction's current producer id and epoch (after a
+    fencing bump, the new epoch), or `producer` when the bump gave the
+    transactional id a new producer id: the markers must close the old id's data.
     """
+    pid, epoch = producer or (meta.producer_id, meta.producer_epoch)
     now_ms = int(time.time() * 1000)
     for topic, index in meta.partitions:
         p = cluster.topology.partition(topic, index)
         if p is None:
             continue  # deleted while the transaction was open
-        marker = control_batch(meta.producer_id, meta.producer_epoch, commit, now_ms)
+        marker = control_batch(pid, epoch, commit, now_ms)
         p.log.append_marker(marker, p.leader_epoch, commit)
     journal = cluster.journal
     if commit:
@@ -202,10 +209,16 @@ def write_markers(cluster: FakeKafkaCluster, meta: TxnMeta, commit: bool) -> Non
 
 def abort_for_new_epoch(cluster: FakeKafkaCluster, meta: TxnMeta) -> None:
     """Bump the epoch, and abort an open transaction with the new one (fencing the old)."""
+    old_pid = meta.producer_id
     cluster.txns.bump(meta)
+    producer = None
+    if meta.producer_id != old_pid:
+        # The epoch ran out: the old id ends at the last epoch, which fences it for good.
+        producer = (old_pid, EPOCH_LIMIT + 1)
+        cluster.producers.fence(*producer)
     cluster.producers.fence(meta.producer_id, meta.producer_epoch)
     if meta.state is TxnState.ONGOING:
-        write_markers(cluster, meta, commit=False)
+        write_markers(cluster, meta, commit=False, producer=producer)
     meta.state = TxnState.EMPTY
 
 

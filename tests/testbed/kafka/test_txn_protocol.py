@@ -16,6 +16,7 @@ from kafka.record.default_records import DefaultRecordBatchBuilder
 from protoproxy_codecs.kafka.api_keys import ApiKey
 from testbed.kafka import FakeKafkaCluster, errors
 from testbed.kafka.log import LATEST
+from testbed.kafka.transactions import EPOCH_LIMIT
 
 from .helpers import RawClient
 
@@ -163,7 +164,7 @@ async def test_abort_then_lso_fetch_and_fencing(cluster: FakeKafkaCluster) -> No
 async def test_transactional_offsets_wait_for_the_commit(cluster: FakeKafkaCluster) -> None:
     cluster.create_topic(TOPIC, 1)
     group = "txg"
-    coord, _, _ = await _clients(cluster)
+    coord, leader, other = await _clients(cluster)
     group_client = await RawClient.connect(cluster.servers[cluster.coordinator_for(group)].address)
     try:
         init = await coord.request(ApiKey.INIT_PRODUCER_ID, 4, _init())
@@ -207,8 +208,8 @@ async def test_transactional_offsets_wait_for_the_commit(cluster: FakeKafkaClust
         part = stable.topics[0].partitions[0]
         assert (part.error_code, part.committed_offset) == (errors.NONE, 42)
     finally:
-        await coord.close()
-        await group_client.close()
+        for c in (coord, leader, other, group_client):
+            await c.close()
 
 
 async def test_a_transaction_past_its_timeout_is_aborted_and_fenced() -> None:
@@ -230,3 +231,30 @@ async def test_a_transaction_past_its_timeout_is_aborted_and_fenced() -> None:
             assert late.error_code == errors.PRODUCER_FENCED
         finally:
             await client.close()
+
+
+async def test_an_exhausted_epoch_moves_to_a_new_producer_id_and_closes_the_old_ones_data(
+    cluster: FakeKafkaCluster,
+) -> None:
+    cluster.create_topic(TOPIC, 1)
+    coord, leader, other = await _clients(cluster)
+    try:
+        pid = (await coord.request(ApiKey.INIT_PRODUCER_ID, 4, _init())).producer_id
+        cluster.txns.txns[TXN].producer_epoch = EPOCH_LIMIT  # as after 32766 re-inits
+        cluster.producers.fence(pid, EPOCH_LIMIT)
+        await coord.request(ApiKey.ADD_PARTITIONS_TO_TXN, 3, _add_partitions(pid, EPOCH_LIMIT))
+        batch = _txn_batch([b"x"], pid, EPOCH_LIMIT, 0)
+        await leader.request(ApiKey.PRODUCE, 9, _produce(batch))
+        log = cluster.log(TOPIC, 0)
+        assert log.last_stable_offset == 0
+        init = await coord.request(ApiKey.INIT_PRODUCER_ID, 4, _init())
+        assert init.producer_id != pid and init.producer_epoch == 0
+        # The abort marker was written for the old producer id, so nothing stays open.
+        assert log.last_stable_offset == log.high_watermark == 2
+        late = await leader.request(
+            ApiKey.PRODUCE, 9, _produce(_txn_batch([b"y"], pid, EPOCH_LIMIT, 1))
+        )
+        assert late.responses[0].partition_responses[0].error_code == errors.INVALID_PRODUCER_EPOCH
+    finally:
+        for c in (coord, leader, other):
+            await c.close()
