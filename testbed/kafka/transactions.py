@@ -74,6 +74,8 @@ class TransactionCoordinator:
         self.max_ids = max_ids
         self.txns: dict[str, TxnMeta] = {}
         self._by_pid: dict[int, str] = {}
+        # The ongoing ones, so that the timeout check on every tick is cheap.
+        self._open: dict[str, TxnMeta] = {}
 
     def transactional_id_of(self, producer_id: int) -> str | None:
         return self._by_pid.get(producer_id)
@@ -81,10 +83,10 @@ class TransactionCoordinator:
     def pending_offset(self, group: str, topic: str, partition: int) -> bool:
         """True while an open transaction holds an offset for this group partition."""
         key = (topic, partition)
-        return any(key in meta.offsets.get(group, ()) for meta in self.txns.values())
+        return any(key in meta.offsets.get(group, ()) for meta in self._open.values())
 
     def open_transactions(self) -> Iterator[TxnMeta]:
-        return (m for m in self.txns.values() if m.state is TxnState.ONGOING)
+        return iter(list(self._open.values()))
 
     def check(
         self, transactional_id: str, producer_id: int, epoch: int
@@ -143,11 +145,18 @@ class TransactionCoordinator:
         if meta.state is TxnState.ONGOING:
             return False
         meta.state = TxnState.ONGOING
+        self._open[meta.transactional_id] = meta
         meta.started_at = self._clock()
         meta.partitions.clear()
         meta.groups.clear()
         meta.offsets.clear()
         return True
+
+    def finish(self, meta: TxnMeta, commit: bool) -> None:
+        """The transaction's markers are written: it is complete."""
+        meta.state = TxnState.COMPLETE_COMMIT if commit else TxnState.COMPLETE_ABORT
+        meta.offsets.clear()
+        self._open.pop(meta.transactional_id, None)
 
     def expired(self) -> list[TxnMeta]:
         """Open transactions past their timeout, which Kafka aborts (and fences)."""
@@ -203,8 +212,7 @@ def write_markers(
         journal.event(
             "txn_commit" if commit else "txn_abort", transactional_id=meta.transactional_id
         )
-    meta.state = TxnState.COMPLETE_COMMIT if commit else TxnState.COMPLETE_ABORT
-    meta.offsets.clear()
+    cluster.txns.finish(meta, commit)
 
 
 def abort_for_new_epoch(cluster: FakeKafkaCluster, meta: TxnMeta) -> None:
