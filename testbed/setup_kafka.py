@@ -27,6 +27,7 @@ async def start(
         host=sc.host,
         seed=sc.seed,
         auto_create_topics=sc.kafka.auto_create,
+        journal=tb.journal,
     )
     await tb._stack.enter_async_context(cluster)
     for topic, spec in sc.kafka.topics.items():

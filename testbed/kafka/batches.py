@@ -32,6 +32,13 @@ _PACK_EPOCH = struct.Struct(">i").pack_into
 _UNPACK_LEN = struct.Struct(">i").unpack_from
 
 NO_PRODUCER_ID = -1
+#: attributes bit 4: the batch belongs to a transaction
+TRANSACTIONAL = 0x10
+#: attributes bit 5: a control batch (a transaction marker), never a user record
+CONTROL = 0x20
+#: control record types (the key's second int16), as Kafka's ControlRecordType
+ABORT_MARKER = 0
+COMMIT_MARKER = 1
 
 
 class BatchError(ValueError):
@@ -110,3 +117,55 @@ def restamp(batch: memoryview, base_offset: int, leader_epoch: int) -> bytearray
     _PACK_OFFSET(out, 0, base_offset)
     _PACK_EPOCH(out, 12, leader_epoch)
     return out
+
+
+def _varint(value: int) -> bytes:
+    """A zig-zag varint, as record fields are written."""
+    z = (value << 1) ^ (value >> 63)
+    out = bytearray()
+    while z & ~0x7F:
+        out.append((z & 0x7F) | 0x80)
+        z >>= 7
+    out.append(z)
+    return bytes(out)
+
+
+def control_batch(
+    producer_id: int, producer_epoch: int, commit: bool, timestamp: int, coordinator_epoch: int = 0
+) -> bytes:
+    """A transaction marker as the coordinator writes it (base offset 0, to be restamped).
+
+    One control record: key = version 0 (int16) + type (int16, 0 abort / 1 commit),
+    value = Kafka's EndTransactionMarker: version 0 (int16) + coordinator epoch (int32).
+    The batch is transactional and control (attributes 0x30), with no base sequence.
+    """
+    key = struct.pack(">hh", 0, COMMIT_MARKER if commit else ABORT_MARKER)
+    value = struct.pack(">hi", 0, coordinator_epoch)
+    body = (
+        b"\x00"  # record attributes
+        + _varint(0)  # timestamp delta
+        + _varint(0)  # offset delta
+        + _varint(len(key))
+        + key
+        + _varint(len(value))
+        + value
+        + _varint(0)  # no headers
+    )
+    record = _varint(len(body)) + body
+    after_crc = (
+        struct.pack(
+            ">hiqqqhii",
+            TRANSACTIONAL | CONTROL,
+            0,  # last offset delta
+            timestamp,
+            timestamp,
+            producer_id,
+            producer_epoch,
+            -1,  # base sequence: markers carry none
+            1,
+        )
+        + record
+    )
+    crc = calc_crc32c(after_crc)
+    batch_length = 4 + 1 + 4 + len(after_crc)  # leader epoch, magic, crc, rest
+    return struct.pack(">qiibI", 0, batch_length, -1, 2, crc) + after_crc

@@ -17,16 +17,22 @@ import zlib
 from collections import Counter
 from collections.abc import Mapping
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from protoproxy_codecs.base import Limits
 
 from . import errors
 from .groups import GroupConfig, GroupCoordinator
+from .journaling import KafkaJournal
 from .log import PartitionLog, StoredRecord
 from .producers import ProducerStates
 from .server import BrokerServer
 from .topology import BrokerInfo, Topic, Topology
+from .transactions import TransactionCoordinator, expire
 from .versions import narrowed
+
+if TYPE_CHECKING:
+    from testbed.journal import Journal
 
 
 class FakeKafkaCluster:
@@ -55,6 +61,9 @@ class FakeKafkaCluster:
             (e.g. ``{ApiKey.API_VERSIONS: (0, 2)}`` answers ApiVersions v3 with UNSUPPORTED_VERSION as
             a pre-2.4 broker does, so clients negotiate down); only narrowing is
             allowed, since the fake implements no more than `versions.SUPPORTED`.
+        journal: the testbed's journal (testbed.journal.Journal): produced records,
+            commits, group and transaction steps are recorded there as KafkaEvents
+            (service "kafka"); None records nothing and costs nothing.
 
     ``throttle_time_ms`` (an attribute, 0 by default) is put in every response
     that has the field, as a broker enforcing a quota does.
@@ -78,6 +87,7 @@ class FakeKafkaCluster:
         max_partitions: int = 1000,
         ssl: ssl_module.SSLContext | None = None,
         api_versions: Mapping[int, tuple[int, int]] | None = None,
+        journal: Journal | None = None,
     ) -> None:
         if brokers < 1:
             raise ValueError("a cluster needs at least one broker")
@@ -101,6 +111,9 @@ class FakeKafkaCluster:
         self.throttle_time_ms = 0
         self.topology = Topology(self._rng)
         self.producers = ProducerStates(first_producer_id=1000 + self._rng.randrange(1000))
+        self.txns = TransactionCoordinator(self.producers.new_producer_id)
+        #: where KafkaEvents go (None: no journal)
+        self.journal: KafkaJournal | None = KafkaJournal(journal) if journal is not None else None
         self.groups = GroupCoordinator(
             time.monotonic,
             self._new_member_id,
@@ -153,6 +166,7 @@ class FakeKafkaCluster:
         while True:
             await asyncio.sleep(self.tick_interval)
             self.groups.tick(time.monotonic())
+            expire(self)
 
     # -- addresses and counters -------------------------------------------------------
 

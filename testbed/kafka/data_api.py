@@ -1,4 +1,8 @@
-"""Produce, Fetch, ListOffsets, OffsetForLeaderEpoch and InitProducerId handlers."""
+"""Produce, Fetch, ListOffsets, OffsetForLeaderEpoch and InitProducerId handlers.
+
+Fetch and ListOffsets honour `isolation_level`: read_committed (1) reads up to
+the last stable offset and gets the aborted transactions of the range it reads.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,10 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
-from . import errors
-from .batches import BatchError, split_batches
+from . import errors, txn_api
+from .batches import CONTROL, BatchError, split_batches
 from .fields import items
+from .log import LATEST
 from .topology import Partition
 
 if TYPE_CHECKING:
@@ -42,8 +47,16 @@ def leader_check(
 # -- Produce ---------------------------------------------------------------------
 
 
+READ_COMMITTED = 1
+
+
 def append_records(
-    cluster: FakeKafkaCluster, node_id: int, topic: str, index: int, records: Any
+    cluster: FakeKafkaCluster,
+    node_id: int,
+    topic: str,
+    index: int,
+    records: Any,
+    client_id: str | None = None,
 ) -> tuple[int, int, int]:
     """Validate and append one partition's records: (error, base_offset, log_start)."""
     err, p = leader_check(cluster, node_id, topic, index)
@@ -61,6 +74,9 @@ def append_records(
         # Produce v3+ carries exactly one batch per partition (Kafka enforces this).
         return errors.INVALID_RECORD, -1, log.log_start_offset
     header, view = batches[0]
+    if header.attributes & CONTROL:
+        # Only the transaction coordinator writes markers (Kafka: INVALID_RECORD).
+        return errors.INVALID_RECORD, -1, log.log_start_offset
     pid = header.producer_id
     producers = cluster.producers
     if pid >= 0:
@@ -83,6 +99,10 @@ def append_records(
             base,
         )
     cluster.records_appended += header.record_count
+    journal = cluster.journal
+    if journal is not None:
+        txn_id = cluster.txns.transactional_id_of(pid) if pid >= 0 else None
+        journal.produced(topic, index, log.last_batch(), header.record_count, client_id, txn_id)
     return errors.NONE, base, log.log_start_offset
 
 
@@ -101,7 +121,9 @@ def produce(req: Request, body: Any) -> Any:
             if bad_acks:
                 err, base, start = errors.INVALID_REQUIRED_ACKS, -1, -1
             else:
-                err, base, start = append_records(cluster, req.node_id, name, pd.index, pd.records)
+                err, base, start = append_records(
+                    cluster, req.node_id, name, pd.index, pd.records, req.client_id
+                )
             parts.append(
                 PartResp(
                     index=pd.index,
@@ -137,6 +159,8 @@ def _fetch_once(
     PD = R.FetchableTopicResponse.PartitionData
     # Capped like a broker's fetch.max.bytes, so one request cannot ask for the world.
     budget = min(body.max_bytes, cluster.limits.max_message_size)
+    committed_only = body.isolation_level == READ_COMMITTED
+    AT = PD.AbortedTransaction
     total = 0
     led: list[Partition] = []
     failed = False
@@ -162,6 +186,7 @@ def _fetch_once(
             led.append(p)
             log = p.log
             hw = log.next_offset
+            lso = log.last_stable_offset
             offset = fp.fetch_offset
             if offset < log.log_start_offset or offset > hw:
                 failed = True
@@ -170,26 +195,33 @@ def _fetch_once(
                         partition_index=fp.partition,
                         error_code=errors.OFFSET_OUT_OF_RANGE,
                         high_watermark=hw,
-                        last_stable_offset=hw,
+                        last_stable_offset=lso,
                         log_start_offset=log.log_start_offset,
                         records=b"",
                     )
                 )
                 continue
             limit = min(fp.partition_max_bytes, budget - total)
-            chunks = log.read(offset, limit) if limit > 0 or total == 0 else []
+            upto = lso if committed_only else None
+            chunks = log.read(offset, limit, upto) if limit > 0 or total == 0 else []
             if chunks and total > 0 and len(chunks[0]) > limit:
                 chunks = []  # only the response's first batch may exceed the limits (KIP-74)
             data = b"".join(chunks) if chunks else b""
             total += len(data)
+            aborted = []
+            if committed_only and data:
+                aborted = [
+                    AT(producer_id=a.producer_id, first_offset=a.first_offset)
+                    for a in log.txns.aborted_between(offset, lso)
+                ]
             parts.append(
                 PD(
                     partition_index=fp.partition,
                     error_code=errors.NONE,
                     high_watermark=hw,
-                    last_stable_offset=hw,
+                    last_stable_offset=lso,
                     log_start_offset=log.log_start_offset,
-                    aborted_transactions=[],
+                    aborted_transactions=aborted,
                     preferred_read_replica=-1,
                     records=data,
                 )
@@ -238,6 +270,7 @@ def list_offsets(req: Request, body: Any) -> Any:
     R = req.response_class()
     TR = R.ListOffsetsTopicResponse
     PR = TR.ListOffsetsPartitionResponse
+    committed_only = req.version >= 2 and body.isolation_level == READ_COMMITTED
     out = []
     for topic in items(body.topics):
         parts = []
@@ -249,6 +282,8 @@ def list_offsets(req: Request, body: Any) -> Any:
                 parts.append(PR(partition_index=lp.partition_index, error_code=err))
                 continue
             offset, ts = p.log.offset_for_timestamp(lp.timestamp)
+            if committed_only and lp.timestamp == LATEST:
+                offset = p.log.last_stable_offset
             parts.append(
                 PR(
                     partition_index=lp.partition_index,
@@ -296,14 +331,10 @@ def offset_for_leader_epoch(req: Request, body: Any) -> Any:
 
 
 def init_producer_id(req: Request, body: Any) -> Any:
-    """Idempotent producers only: transactions are not implemented (see the docs)."""
+    """An idempotent producer's id, or a transactional one's (txn_api: epoch bump, fencing)."""
     R = req.response_class()
     if body.transactional_id is not None:
-        return R(
-            throttle_time_ms=0,
-            error_code=errors.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-            producer_id=-1,
-            producer_epoch=-1,
-        )
+        err, pid, epoch = txn_api.init_transactional(req, body)
+        return R(throttle_time_ms=0, error_code=err, producer_id=pid, producer_epoch=epoch)
     err, pid, epoch = req.cluster.producers.init_producer(body.producer_id, body.producer_epoch)
     return R(throttle_time_ms=0, error_code=err, producer_id=pid, producer_epoch=epoch)

@@ -17,7 +17,7 @@ from protoproxy_codecs.kafka import framing, schema
 from protoproxy_codecs.kafka.api_keys import ApiKey
 from protoproxy_codecs.kafka.framing import RequestHeaderInfo
 
-from . import admin_api, data_api, errors, group_api
+from . import admin_api, data_api, errors, group_api, txn_api
 from .versions import SUPPORTED
 
 if TYPE_CHECKING:
@@ -60,6 +60,10 @@ HANDLERS: dict[int, Handler] = {
     ApiKey.DELETE_TOPICS: admin_api.delete_topics,
     ApiKey.INIT_PRODUCER_ID: data_api.init_producer_id,
     ApiKey.OFFSET_FOR_LEADER_EPOCH: data_api.offset_for_leader_epoch,
+    ApiKey.ADD_PARTITIONS_TO_TXN: txn_api.add_partitions_to_txn,
+    ApiKey.ADD_OFFSETS_TO_TXN: txn_api.add_offsets_to_txn,
+    ApiKey.END_TXN: txn_api.end_txn,
+    ApiKey.TXN_OFFSET_COMMIT: txn_api.txn_offset_commit,
     ApiKey.DESCRIBE_CONFIGS: admin_api.describe_configs,
     ApiKey.DESCRIBE_CLUSTER: admin_api.describe_cluster,
 }

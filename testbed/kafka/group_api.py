@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from .dispatch import Request
 
 GROUP_KEY = 0
+TRANSACTION_KEY = 1
 
 
 def _not_coordinator(req: Request, group_id: str | None) -> int:
@@ -38,6 +39,13 @@ def _resolver(fut: asyncio.Future[Any]) -> Any:
     return resolve
 
 
+def _journal(req: Request, operation: str, group_id: str, error: int) -> None:
+    """Record a group step that succeeded (failed steps are retried by the client)."""
+    journal = req.cluster.journal
+    if journal is not None and error == errors.NONE:
+        journal.event(operation, group=group_id, client_id=req.client_id)
+
+
 # -- FindCoordinator ---------------------------------------------------------------
 
 
@@ -46,16 +54,8 @@ def find_coordinator(req: Request, body: Any) -> Any:
     R = req.response_class()
 
     def lookup(key: str) -> tuple[int, str | None, int, str, int]:
-        if body.key_type != GROUP_KEY:
-            # Fatal for the client (it gives up at once) rather than a retriable
-            # COORDINATOR_NOT_AVAILABLE it would retry until its timeout.
-            return (
-                errors.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-                "transactions are not supported by the fake cluster",
-                -1,
-                "",
-                -1,
-            )
+        if body.key_type not in (GROUP_KEY, TRANSACTION_KEY):
+            return errors.INVALID_REQUEST, f"unknown key type {body.key_type}", -1, "", -1
         node = cluster.coordinator_for(key)
         if node < 0:
             return errors.COORDINATOR_NOT_AVAILABLE, "no live broker", -1, "", -1
@@ -108,6 +108,7 @@ async def join_group(req: Request, body: Any) -> Any:
             _resolver(fut),
         )
         result = await fut
+        _journal(req, "join", body.group_id, result.error)
     M = R.JoinGroupResponseMember
     return R(
         throttle_time_ms=0,
@@ -138,6 +139,7 @@ async def sync_group(req: Request, body: Any) -> Any:
             _resolver(fut),
         )
         result = await fut
+        _journal(req, "sync", body.group_id, result.error)
     return R(
         throttle_time_ms=0,
         error_code=result.error,
@@ -163,12 +165,15 @@ def leave_group(req: Request, body: Any) -> Any:
     if req.version < 3:
         if not err:
             err = req.cluster.groups.leave(body.group_id, [body.member_id])[0]
+            _journal(req, "leave", body.group_id, err)
         return R(throttle_time_ms=0, error_code=err)
     if err:
         return R(throttle_time_ms=0, error_code=err, members=[])
     members_in = list(items(body.members))
     ids = [text(m.member_id) for m in members_in]
     results = req.cluster.groups.leave(body.group_id, ids)
+    for e in results:
+        _journal(req, "leave", body.group_id, e)
     members = [
         R.MemberResponse(member_id=m.member_id, group_instance_id=m.group_instance_id, error_code=e)
         for m, e in zip(members_in, results, strict=True)
@@ -204,6 +209,15 @@ def offset_commit(req: Request, body: Any) -> Any:
                     cp.committed_leader_epoch,
                     cp.committed_metadata,
                 )
+                if cluster.journal is not None:
+                    cluster.journal.event(
+                        "commit",
+                        topic=topic.name,
+                        partition=cp.partition_index,
+                        offset=cp.committed_offset,
+                        group=body.group_id,
+                        client_id=req.client_id,
+                    )
             parts.append(PR(partition_index=cp.partition_index, error_code=perr))
         out.append(TR(name=topic.name, partitions=parts))
     return R(throttle_time_ms=0, topics=out)
@@ -235,18 +249,24 @@ def offset_fetch(req: Request, body: Any) -> Any:
         wanted = sorted(groups.committed_topics(body.group_id).items())
     else:
         wanted = [(t.name, list(items(t.partition_indexes))) for t in body.topics]
+    # KIP-447: with require_stable, an offset a transaction holds is not answered yet.
+    stable = req.version >= 7 and body.require_stable
+    txns = req.cluster.txns
     out = []
     for name, indexes in wanted:
         parts = []
         for i in indexes:
             offset, epoch, meta = groups.committed(body.group_id, name, i)
+            perr = errors.NONE
+            if stable and txns.pending_offset(body.group_id, name, i):
+                offset, epoch, meta, perr = -1, -1, "", errors.UNSTABLE_OFFSET_COMMIT
             parts.append(
                 PR(
                     partition_index=i,
                     committed_offset=offset,
                     committed_leader_epoch=epoch,
                     metadata=meta,
-                    error_code=errors.NONE,
+                    error_code=perr,
                 )
             )
         out.append(TR(name=name, partitions=parts))

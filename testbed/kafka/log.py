@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from kafka.record.default_records import DefaultRecordBatch
 
-from .batches import BatchHeader, read_header, restamp
+from .batches import CONTROL, TRANSACTIONAL, BatchHeader, read_header, restamp
+from .txn_index import TxnIndex
 
 LATEST = -1
 EARLIEST = -2
@@ -46,6 +47,7 @@ class PartitionLog:
         "next_offset",
         "retention_bytes",
         "size_bytes",
+        "txns",
     )
 
     def __init__(self, retention_bytes: int | None = None) -> None:
@@ -61,10 +63,17 @@ class PartitionLog:
         self.next_offset = 0
         self.size_bytes = 0
         self.listeners: set[Callable[[], None]] = set()
+        #: open transactions and aborted ranges (the LSO and read_committed)
+        self.txns = TxnIndex()
 
     @property
     def high_watermark(self) -> int:
         return self.next_offset
+
+    @property
+    def last_stable_offset(self) -> int:
+        """The first offset of the earliest open transaction, else the high watermark."""
+        return self.txns.last_stable_offset(self.next_offset)
 
     def new_leader_epoch(self, epoch: int) -> None:
         """Record that `epoch` starts at the current end of the log."""
@@ -81,6 +90,8 @@ class PartitionLog:
         self._max_ts.append(header.max_timestamp)
         self.next_offset = base + header.last_offset_delta + 1
         self.size_bytes += len(batch)
+        if header.attributes & TRANSACTIONAL and not header.attributes & CONTROL:
+            self.txns.data(header.producer_id, base)
         if self.retention_bytes is not None and self.size_bytes > self.retention_bytes:
             self._enforce_retention(self.retention_bytes)
         if self.listeners:
@@ -100,22 +111,41 @@ class PartitionLog:
             del self._batches[:drop], self._bases[:drop], self._max_ts[:drop]
             self.size_bytes = size
             self.log_start_offset = self._bases[0]
+            self.txns.truncate_before(self.log_start_offset)
 
-    def read(self, offset: int, max_bytes: int) -> list[bytearray]:
+    def last_batch(self) -> bytearray:
+        """The batch appended last (the journal keeps a reference, not a copy)."""
+        return self._batches[-1]
+
+    def append_marker(self, marker: bytes, leader_epoch: int, commit: bool) -> int:
+        """Append a transaction marker (batches.control_batch); ends that producer's
+        open transaction here. Returns the marker's offset."""
+        header = read_header(marker)
+        offset = self.append(header, memoryview(marker), leader_epoch)
+        self.txns.marker(header.producer_id, offset, commit)
+        return offset
+
+    def read(self, offset: int, max_bytes: int, upto: int | None = None) -> list[bytearray]:
         """Whole batches from the one holding `offset`, up to `max_bytes`.
 
         The first batch is returned even when it alone exceeds `max_bytes`, as
         a real broker does (KIP-74), so a consumer can always make progress.
         Clients skip the records before `offset` in the first batch themselves.
+        `upto` (read_committed: the LSO) stops before the batch starting there;
+        an LSO is always a batch's base offset, so no batch straddles it.
         """
-        if offset >= self.next_offset or offset < self.log_start_offset:
+        end = self.next_offset if upto is None else upto
+        if offset >= end or offset < self.log_start_offset:
             return []
         i = bisect.bisect_right(self._bases, offset) - 1
         i = max(i, 0)
         out: list[bytearray] = []
         total = 0
         batches = self._batches
+        bases = self._bases
         for j in range(i, len(batches)):
+            if bases[j] >= end:
+                break
             b = batches[j]
             if out and total + len(b) > max_bytes:
                 break

@@ -8,7 +8,9 @@ behaves as against a real broker:
 - any other sequence that is not last+1 (wrapping at 2**31) is
   OUT_OF_ORDER_SEQUENCE_NUMBER;
 - an epoch below the current one is INVALID_PRODUCER_EPOCH; a new epoch must
-  start at sequence 0.
+  start at sequence 0;
+- a transactional producer fenced by its coordinator (`fence`) is refused on
+  every partition.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ class ProducerStates:
         self.max_states = max_states
         self._next_pid = first_producer_id
         self._epochs: dict[int, int] = {}
+        # Transactional producer id -> the epoch its coordinator last gave it.
+        self._fenced: dict[int, int] = {}
         self._partitions: dict[tuple[int, str, int], _PartitionProducer] = {}
 
     def init_producer(self, producer_id: int = -1, epoch: int = -1) -> tuple[int, int, int]:
@@ -71,10 +75,23 @@ class ProducerStates:
             else:
                 self._epochs[producer_id] = current + 1
                 return errors.NONE, producer_id, current + 1
+        pid = self.new_producer_id()
+        return errors.NONE, pid, 0
+
+    def new_producer_id(self) -> int:
+        """A fresh producer id at epoch 0 (also for the transaction coordinator)."""
         pid = self._next_pid
         self._next_pid += 1
         self._epochs[pid] = 0
-        return errors.NONE, pid, 0
+        return pid
+
+    def fence(self, producer_id: int, epoch: int) -> None:
+        """The transaction coordinator moved `producer_id` to `epoch`: older epochs'
+        batches are refused on every partition, not only where the new epoch wrote."""
+        self._epochs[producer_id] = epoch
+        self._fenced[producer_id] = epoch
+        if len(self._fenced) > self.max_states:
+            del self._fenced[next(iter(self._fenced))]
 
     def check(
         self, producer_id: int, epoch: int, topic: str, partition: int, first_seq: int, count: int
@@ -84,6 +101,9 @@ class ProducerStates:
         (NONE, -1): append it. (NONE, offset >= 0): a duplicate, answer with that
         offset and do not append. Otherwise the error to answer with.
         """
+        fenced = self._fenced.get(producer_id)
+        if fenced is not None and epoch < fenced:
+            return errors.INVALID_PRODUCER_EPOCH, -1
         state = self._partitions.get((producer_id, topic, partition))
         if state is None:
             if first_seq != 0:

@@ -4,7 +4,8 @@ Ranges are those of a Kafka 3.0 broker, clipped below at the lowest version
 kafka-python's schemas describe (Kafka 4 removed the oldest versions) and
 clipped above where a newer version would need a feature the fake lacks
 (topic ids in Fetch v13+ / Produce v13, KIP-848 fields in OffsetCommit v9+,
-batched groups in OffsetFetch v8+). With ListOffsets v7 as the top, kafka-python
+batched groups in OffsetFetch v8+, transaction version 2 in AddPartitionsToTxn
+v4+ / EndTxn v4+ / TxnOffsetCommit v4+ / AddOffsetsToTxn v4+, KIP-890). With ListOffsets v7 as the top, kafka-python
 infers "broker 3.0"; aiokafka, librdkafka and kcat pick their own maxima inside
 these ranges (aiokafka needs the v0/v1 group APIs, hence the low minimums).
 """
@@ -34,6 +35,10 @@ SUPPORTED: dict[int, tuple[int, int]] = {
     ApiKey.DELETE_TOPICS: (1, 5),
     ApiKey.INIT_PRODUCER_ID: (0, 4),
     ApiKey.OFFSET_FOR_LEADER_EPOCH: (2, 4),
+    ApiKey.ADD_PARTITIONS_TO_TXN: (0, 3),
+    ApiKey.ADD_OFFSETS_TO_TXN: (0, 3),
+    ApiKey.END_TXN: (0, 3),
+    ApiKey.TXN_OFFSET_COMMIT: (0, 3),
     ApiKey.DESCRIBE_CONFIGS: (1, 4),
     ApiKey.DESCRIBE_CLUSTER: (0, 1),
 }

@@ -339,7 +339,9 @@ async def test_find_coordinator_by_key_and_by_coordinator_keys(cluster: FakeKafk
         ("g1", cluster.coordinator_for("g1")),
         ("g2", cluster.coordinator_for("g2")),
     ]
-    assert txn.coordinators[0].error_code == errors.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+    # Transaction coordinators (key_type 1) are found like group coordinators.
+    assert txn.coordinators[0].error_code == errors.NONE
+    assert txn.coordinators[0].node_id == cluster.coordinator_for("tx")
 
 
 async def test_fetch_with_an_error_answers_at_once(cluster: FakeKafkaCluster):
