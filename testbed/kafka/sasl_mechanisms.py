@@ -288,7 +288,13 @@ class ScramServer:
         attrs = without_proof.split(",")
         if len(attrs) < 2 or attrs[0] != "c=" + _b64(self._gs2_header.encode()):
             raise ValueError("channel binding does not match the gs2 header")
-        if attrs[1] != "r=" + self._full_nonce:
+        # RFC 5802 wants the nonce repeated exactly. librdkafka before 2.6.1 sends
+        # its own nonce once more in front (librdkafka#4895; kcat 1.7 ships 2.0.2),
+        # and Kafka 3.8.1-3.9 accept that (the CVE-2024-56128 fix checks endsWith);
+        # the fake plays a 3.x broker, so it does too. The extra bytes are still
+        # covered by the proof: the AuthMessage is built from the message as sent.
+        nonce = attrs[1].removeprefix("r=")
+        if not attrs[1].startswith("r=") or not nonce.endswith(self._full_nonce):
             raise ValueError("nonce mismatch")
         for ext in attrs[2:]:
             key, eq, _ = ext.partition("=")
