@@ -117,7 +117,9 @@ def parse_record(obj: Any, partitions: int) -> SeedRecord:
         raise SeedError(unknown[0], f"unknown field; fields are {', '.join(FIELDS)}")
     key = _bytes_of(obj, "key", "key_b64")
     value = _bytes_of(obj, "value", "value_b64")
-    headers_in = obj.get("headers") or {}
+    headers_in = obj.get("headers")
+    if headers_in is None:
+        headers_in = {}
     if not isinstance(headers_in, dict):
         raise SeedError("headers", "must be an object of {name: string}")
     headers: list[tuple[str, bytes | None]] = []
