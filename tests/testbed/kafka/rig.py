@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 from testbed.harness import Testbed
-from testbed.scenario import load_scenario
+from testbed.scenario import Scenario, load_scenario
 from tests.peers import ServiceThread
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -26,8 +27,9 @@ class TestbedThread(ServiceThread):
 
     __test__ = False
 
-    def __init__(self, scenario: Path = SCENARIO) -> None:
-        sc = load_scenario(scenario).with_ephemeral_ports()
+    def __init__(self, scenario: Path | Scenario = SCENARIO) -> None:
+        sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+        sc = sc.with_ephemeral_ports()
         super().__init__(lambda: Testbed(sc))
 
     @property
