@@ -60,7 +60,9 @@ def _parse(cluster: FakeKafkaCluster, data: Any) -> tuple[str, int, list[seeds.S
         or not isinstance(partitions, int)
         or not 1 <= partitions <= cluster.max_partitions
     ):
-        raise ConfigError([("partitions", f"must be an integer from 1 to {cluster.max_partitions}")])
+        raise ConfigError(
+            [("partitions", f"must be an integer from 1 to {cluster.max_partitions}")]
+        )
     records = data.get("records", [])
     if not isinstance(records, list):
         raise ConfigError([("records", "must be a list of seed record objects")])

@@ -166,4 +166,3 @@ def error_response(header: RequestHeaderInfo, code: int) -> bytes:
         if field.for_version_q(header.api_version) and field.name == "error_code":
             resp.error_code = code
     return _encode(header, resp)
-

@@ -133,9 +133,7 @@ def parse_record(obj: Any, partitions: int) -> SeedRecord:
         or not isinstance(partition, int)
         or not 0 <= partition < partitions
     ):
-        raise SeedError(
-            "partition", f"must be a partition of the topic, 0 to {partitions - 1}"
-        )
+        raise SeedError("partition", f"must be a partition of the topic, 0 to {partitions - 1}")
     return SeedRecord(key, value, tuple(headers), partition, _timestamp(obj.get("timestamp")))
 
 
@@ -167,9 +165,7 @@ def load_file(path: Path, partitions: int) -> list[SeedRecord]:
         for number, line in enumerate(f, start=1):
             where = f"{source}:{number}"
             if len(line) > MAX_LINE_BYTES:
-                raise ConfigError(
-                    [("", f"line is longer than {MAX_LINE_BYTES} bytes")], where
-                )
+                raise ConfigError([("", f"line is longer than {MAX_LINE_BYTES} bytes")], where)
             if not line.strip():
                 continue
             try:

@@ -15,7 +15,9 @@ from .helpers import RawClient, make_batch
 
 def _delete(topic: str, partition: int, offset: int) -> dict:
     return {
-        "topics": [{"name": topic, "partitions": [{"partition_index": partition, "offset": offset}]}],
+        "topics": [
+            {"name": topic, "partitions": [{"partition_index": partition, "offset": offset}]}
+        ],
         "timeout_ms": 1000,
     }
 
@@ -34,7 +36,10 @@ async def test_delete_records_errors_and_low_watermark(cluster: FakeKafkaCluster
     far = await c.request(ApiKey.DELETE_RECORDS, 2, _delete("d", 0, 6))
     assert far.topics[0].partitions[0].error_code == 1  # OFFSET_OUT_OF_RANGE
     mid = await c.request(ApiKey.DELETE_RECORDS, 2, _delete("d", 0, 4))
-    assert (mid.topics[0].partitions[0].error_code, mid.topics[0].partitions[0].low_watermark) == (0, 4)
+    assert (mid.topics[0].partitions[0].error_code, mid.topics[0].partitions[0].low_watermark) == (
+        0,
+        4,
+    )
     assert [r.offset for r in cluster.records("d", 0)] == [4]  # the first batch is gone whole
     back = await c.request(ApiKey.DELETE_RECORDS, 2, _delete("d", 0, 1))
     assert back.topics[0].partitions[0].low_watermark == 4  # never moves down

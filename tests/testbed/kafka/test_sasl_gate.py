@@ -49,7 +49,9 @@ async def test_v1_plain_then_requests_are_served(cluster: FakeKafkaCluster) -> N
 
 async def test_v0_handshake_switches_to_bare_tokens(cluster: FakeKafkaCluster) -> None:
     c = await RawClient.connect(cluster.bootstrap)
-    assert (await c.request(ApiKey.SASL_HANDSHAKE, 0, {"mechanism": "SCRAM-SHA-256"})).error_code == 0
+    assert (
+        await c.request(ApiKey.SASL_HANDSHAKE, 0, {"mechanism": "SCRAM-SHA-256"})
+    ).error_code == 0
     scram = ScramClient("alice", "pw", "SCRAM-SHA-256")
 
     async def token(data: bytes) -> bytes:
@@ -93,7 +95,9 @@ async def test_a_request_before_authentication_closes_without_an_answer(
 ) -> None:
     c = await RawClient.connect(cluster.bootstrap)
     c.writer.write(
-        framing.encode_request(ApiKey.METADATA, 12, 1, "x", {"topics": None, "allow_auto_topic_creation": False})
+        framing.encode_request(
+            ApiKey.METADATA, 12, 1, "x", {"topics": None, "allow_auto_topic_creation": False}
+        )
     )
     assert await _closed(c)
     assert cluster.requests_by_api[ApiKey.METADATA] == 0
@@ -113,7 +117,9 @@ async def test_wrong_password_is_58_with_kafkas_message_then_closed(
     cluster: FakeKafkaCluster,
 ) -> None:
     c = await RawClient.connect(cluster.bootstrap)
-    assert (await c.request(ApiKey.SASL_HANDSHAKE, 1, {"mechanism": "SCRAM-SHA-256"})).error_code == 0
+    assert (
+        await c.request(ApiKey.SASL_HANDSHAKE, 1, {"mechanism": "SCRAM-SHA-256"})
+    ).error_code == 0
     scram = ScramClient("alice", "wrong", "SCRAM-SHA-256")
     first = await c.request(ApiKey.SASL_AUTHENTICATE, 2, {"auth_bytes": scram.first_message()})
     scram.process_server_first_message(first.auth_bytes)

@@ -95,7 +95,9 @@ def test_kcat_seeds_and_scram_sha_256_through_the_proxy(
     tool = require_tool("kcat")
     scram = sasl_flags("SCRAM-SHA-256", ALICE, ALICE_PASSWORD)
     fmt = "%p|%k|%s|%h\n"
-    seeded = kcat(tool, bed.bootstrap, "-C", "-t", "orders", "-e", "-o", "beginning", "-f", fmt, *scram)
+    seeded = kcat(
+        tool, bed.bootstrap, "-C", "-t", "orders", "-e", "-o", "beginning", "-f", fmt, *scram
+    )
     assert set(seeded.stdout.splitlines()) == SEEDED
     assert len(seeded.stdout.splitlines()) == len(SEEDED)
 
@@ -105,7 +107,10 @@ def test_kcat_seeds_and_scram_sha_256_through_the_proxy(
                "-f", "%k=%s\n", *scram)  # fmt: skip
     assert got.stdout.splitlines() == [b"k1=first", b"k2=second"]
     cluster = bed.tb.services["kafka"]
-    assert [r.value for r in bed.run(lambda: cluster.records("scratch", 1))] == [b"first", b"second"]
+    assert [r.value for r in bed.run(lambda: cluster.records("scratch", 1))] == [
+        b"first",
+        b"second",
+    ]
 
     failures_before = bed.run(lambda: cluster.sasl_failures)
     wrong = kcat(tool, bed.bootstrap, "-L", "-m", "5",
@@ -123,7 +128,9 @@ def test_kcat_seeds_and_scram_sha_256_through_the_proxy(
     _assert_secret_free(texts, [ALICE_PASSWORD, WRONG_PASSWORD, *proofs])
 
 
-def _roundtrip(bootstrap: str, conf: dict[str, str], topic: str, values: list[bytes]) -> list[bytes]:
+def _roundtrip(
+    bootstrap: str, conf: dict[str, str], topic: str, values: list[bytes]
+) -> list[bytes]:
     producer = Producer(conf)
     for v in values:
         producer.produce(topic, v, partition=0)
@@ -210,3 +217,26 @@ def test_kafka_python_scram_sha_256(bed: TestbedThread) -> None:
         bad = KafkaProducer(**common, sasl_plain_password=WRONG_PASSWORD, max_block_ms=5_000)
         bad.send("kp-scram", b"never").get(DEADLINE)
     assert bed.run(lambda: cluster.sasl_failures) > before
+
+
+def test_v0_bare_tokens_through_the_proxy_stay_redacted(
+    bed: TestbedThread, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """SaslHandshake v0 then a bare PLAIN token (the pre-KIP-152 flow): the codec
+    follows the mode switch, and the token's password shows nowhere."""
+    import struct
+
+    from tests.integration.observe.helpers import KafkaRaw
+
+    port = int(bed.bootstrap.rpartition(":")[2])
+    client = KafkaRaw(port, client_id="v0-client")
+    assert client.request(17, 0, {"mechanism": "PLAIN"}).error_code == 0
+    token = b"\0" + BOB.encode() + b"\0" + BOB_PASSWORD.encode()
+    client.sock.sendall(struct.pack(">i", len(token)) + token)
+    assert client.recv_frame() == b""  # PLAIN's empty answer, as a bare frame
+    md = client.request(3, 12, {"topics": None, "allow_auto_topic_creation": False})
+    assert {t.name for t in md.topics} >= {"orders", "scratch"}
+    client.close()
+    texts = _outputs(bed, capfd, caplog)
+    assert "SaslToken" in texts["/messages"]
+    _assert_secret_free(texts, [BOB_PASSWORD])
