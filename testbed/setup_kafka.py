@@ -17,7 +17,7 @@ from .kafka_routes import topic_routes
 
 if TYPE_CHECKING:
     from .harness import Testbed
-    from .scenario import SaslScenario
+    from .scenario import SaslScenario, Scenario
 
 
 async def start(
@@ -26,12 +26,7 @@ async def start(
     """Start the cluster on `tb._stack`, record it in `tb.services`, and append
     the proxy listener/upstream config dicts for it."""
     sc = tb.scenario
-    # Seed files are read before anything starts: a bad line fails the start.
-    seeded = {
-        topic: seeds.load_file(spec.records, spec.partitions)
-        for topic, spec in sc.kafka.topics.items()
-        if spec.records is not None
-    }
+    seeded = load_seeds(sc)  # before anything starts: a bad line fails the start
     cluster = FakeKafkaCluster(
         brokers=sc.kafka.brokers,
         host=sc.host,
@@ -55,6 +50,15 @@ async def start(
     endpoints = cluster.bootstrap_servers.split(",")
     tb.front("kafka", "kafka", endpoints, listeners, upstreams, kafka=settings)
     tb.hints.append(_kcat_hint)
+
+
+def load_seeds(sc: Scenario) -> dict[str, list[seeds.SeedRecord]]:
+    """Every topic's seed records, read and checked (ConfigError: file:line and field)."""
+    return {
+        topic: seeds.load_file(spec.records, spec.partitions)
+        for topic, spec in sc.kafka.topics.items()
+        if spec.records is not None
+    }
 
 
 def credentials(sasl: SaslScenario | None, seed: int) -> Credentials | None:

@@ -135,3 +135,15 @@ def test_any_object_parses_or_names_a_field(obj: dict[str, object]) -> None:
         assert rec.value == value.encode()
     elif value is not None and "value_b64" not in obj:
         assert json.loads(rec.value or b"") == value
+
+
+def test_check_reads_the_seed_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from testbed.cli import run
+
+    (tmp_path / "s.jsonl").write_text('{"value": "ok"}\n{"timestamp": "soon"}\n')
+    (tmp_path / "sc.yaml").write_text("kafka: {topics: {t: {records: s.jsonl}}}\n")
+    args = argparse.Namespace(schema=False, check=True, scenario=str(tmp_path / "sc.yaml"))
+    assert run(args) == 2
+    assert f"{tmp_path / 's.jsonl'}:2: timestamp:" in capsys.readouterr().err
