@@ -7,12 +7,13 @@ import json
 import subprocess
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from testbed.harness import Testbed
-from testbed.scenario import Scenario, load_scenario
-from tests.peers import ServiceThread
+from testbed.scenario import Scenario
+from testbed.threaded import TestbedThread
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SCENARIO = FIXTURES / "sasl_seeds.yaml"
@@ -22,27 +23,27 @@ WRONG_PASSWORD = "wr0ng-Pa55-0b9d"
 DEADLINE = 60
 
 
-class TestbedThread(ServiceThread):
-    """`with TestbedThread() as tb:` the scenario's testbed, every port ephemeral."""
+class KafkaTestbed(TestbedThread):
+    """`with KafkaTestbed() as bed:` a scenario's testbed (ephemeral ports), plus
+    raw admin reads: secrets are searched for in the exact text served."""
 
     __test__ = False
 
     def __init__(self, scenario: Path | Scenario = SCENARIO) -> None:
-        sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
-        sc = sc.with_ephemeral_ports()
-        super().__init__(lambda: Testbed(sc))
+        super().__init__(scenario)
 
     @property
     def tb(self) -> Testbed:
-        return self.service  # type: ignore[no-any-return]
+        """The loop-owned Testbed: read its services through `run`."""
+        return self.testbed
 
     @property
     def bootstrap(self) -> str:
-        return self.tb.addresses["kafka"]
+        return self.kafka_bootstrap
 
-    @property
-    def admin_url(self) -> str:
-        return "http://" + self.tb.addresses["admin"]
+    def run(self, fn: Callable[[], Any]) -> Any:
+        """`fn()` on the testbed's loop (the fake cluster belongs to it)."""
+        return self.call(lambda _tb: fn())
 
     def get(self, path: str) -> str:
         with urllib.request.urlopen(self.admin_url + path, timeout=10) as resp:
@@ -62,9 +63,7 @@ class TestbedThread(ServiceThread):
             return exc.code, json.loads(exc.read())
 
     def flush_access_log(self) -> None:
-        app = self.tb.app
-        assert app is not None
-        self.run(app.observe.access_log.flush)
+        self.call(lambda tb: tb.app.observe.access_log.flush())
 
 
 def sasl_flags(mechanism: str, user: str, password: str) -> list[str]:

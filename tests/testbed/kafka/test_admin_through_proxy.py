@@ -15,13 +15,13 @@ from confluent_kafka.admin import AdminClient
 from testbed.scenario import Scenario
 from tests.tools import require_tool
 
-from .rig import DEADLINE, TestbedThread, kcat
+from .rig import DEADLINE, KafkaTestbed, kcat
 
 N = 12
 
 
 @pytest.fixture(scope="module")
-def bed() -> Iterator[TestbedThread]:
+def bed() -> Iterator[KafkaTestbed]:
     sc = Scenario.model_validate(
         {
             "kafka": {"brokers": 3, "topics": {"orders": 3}},
@@ -30,7 +30,7 @@ def bed() -> Iterator[TestbedThread]:
             "echo": {"enabled": False},
         }
     )
-    with TestbedThread(sc) as t:
+    with KafkaTestbed(sc) as t:
         yield t
 
 
@@ -52,7 +52,7 @@ def _fill_and_consume(bootstrap: str, topic: str, group: str) -> None:
     return consumer  # type: ignore[return-value]
 
 
-def test_admin_client_groups_and_delete_records(bed: TestbedThread) -> None:
+def test_admin_client_groups_and_delete_records(bed: KafkaTestbed) -> None:
     consumer = _fill_and_consume(bed.bootstrap, "orders", "audit")
     admin = AdminClient({"bootstrap.servers": bed.bootstrap})
     try:
@@ -67,7 +67,9 @@ def test_admin_client_groups_and_delete_records(bed: TestbedThread) -> None:
         )
         assert described.state.name == "STABLE" and len(described.members) == 1
         assert {op.name for op in described.authorized_operations} == {"READ", "DELETE", "DESCRIBE"}
-        assert described.coordinator.port != bed.tb.services["kafka"].servers[0].info.port
+        assert described.coordinator.port != bed.run(
+            lambda: bed.tb.services["kafka"].servers[0].info.port
+        )
         deleted = admin.delete_records(
             [TopicPartition("orders", 0, 2), TopicPartition("orders", 1, -1)],
             request_timeout=DEADLINE,
@@ -102,17 +104,17 @@ def test_admin_client_groups_and_delete_records(bed: TestbedThread) -> None:
         reader.close()
 
 
-def test_kcat_metadata_lists_brokers_and_topics(bed: TestbedThread) -> None:
+def test_kcat_metadata_lists_brokers_and_topics(bed: KafkaTestbed) -> None:
     tool = require_tool("kcat")
     out = kcat(tool, bed.bootstrap, "-L", "-m", "10").stdout.decode()
     brokers = re.findall(r"broker (\d) at ([\d.]+):(\d+)", out)
     assert sorted(b[0] for b in brokers) == ["0", "1", "2"]
-    proxy_ports = {int(lst.address[1]) for lst in bed.tb.proxy.listeners.values()}  # type: ignore[union-attr]
+    proxy_ports = bed.run(lambda: {lst.address[1] for lst in bed.tb.proxy.listeners.values()})
     assert {int(b[2]) for b in brokers} <= proxy_ports  # advertised through the proxy
     assert 'topic "orders" with 3 partitions' in out
 
 
-def test_live_topics_api(bed: TestbedThread) -> None:
+def test_live_topics_api(bed: KafkaTestbed) -> None:
     status, body = bed.post(
         "/testbed/kafka/topics",
         {

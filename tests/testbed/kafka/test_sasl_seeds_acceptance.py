@@ -23,7 +23,7 @@ from .rig import (
     BOB_PASSWORD,
     DEADLINE,
     WRONG_PASSWORD,
-    TestbedThread,
+    KafkaTestbed,
     confluent_sasl,
     kcat,
     sasl_flags,
@@ -60,14 +60,14 @@ def proofs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 @pytest.fixture
-def bed(caplog: pytest.LogCaptureFixture) -> Iterator[TestbedThread]:
+def bed(caplog: pytest.LogCaptureFixture) -> Iterator[KafkaTestbed]:
     caplog.set_level(logging.DEBUG)
-    with TestbedThread() as t:
+    with KafkaTestbed() as t:
         yield t
 
 
 def _outputs(
-    bed: TestbedThread, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+    bed: KafkaTestbed, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> dict[str, str]:
     bed.flush_access_log()
     return {
@@ -87,7 +87,7 @@ def _assert_secret_free(texts: dict[str, str], secrets: list[str]) -> None:
 
 
 def test_kcat_seeds_and_scram_sha_256_through_the_proxy(
-    bed: TestbedThread,
+    bed: KafkaTestbed,
     proofs: list[str],
     capfd: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
@@ -151,7 +151,7 @@ def _roundtrip(
 
 @pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-512"])
 def test_confluent_kafka_plain_and_scram_sha_512(
-    bed: TestbedThread,
+    bed: KafkaTestbed,
     mechanism: str,
     capfd: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
@@ -181,7 +181,7 @@ def test_confluent_kafka_plain_and_scram_sha_512(
     _assert_secret_free(_outputs(bed, capfd, caplog), [BOB_PASSWORD, WRONG_PASSWORD])
 
 
-def test_kafka_python_scram_sha_256(bed: TestbedThread) -> None:
+def test_kafka_python_scram_sha_256(bed: KafkaTestbed) -> None:
     from kafka import KafkaConsumer, KafkaProducer
     from kafka.errors import KafkaError
 
@@ -220,7 +220,7 @@ def test_kafka_python_scram_sha_256(bed: TestbedThread) -> None:
 
 
 def test_v0_bare_tokens_through_the_proxy_stay_redacted(
-    bed: TestbedThread, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+    bed: KafkaTestbed, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     """SaslHandshake v0 then a bare PLAIN token (the pre-KIP-152 flow): the codec
     follows the mode switch, and the token's password shows nowhere."""
