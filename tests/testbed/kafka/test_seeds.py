@@ -45,14 +45,30 @@ async def test_the_fixture_lands_where_the_docs_say() -> None:
         assert (r2.key, r2.value) == (b"order-3", b"\x00\x01\x02\xff")
 
 
-def test_keyless_records_go_round_robin_and_keys_by_murmur2() -> None:
+#: Kafka's own Utils.murmur2 test vectors (UtilsTest.testMurmur2), as Java ints
+JAVA_MURMUR2 = {
+    b"21": -973932308,
+    b"foobar": -790332482,
+    b"a-little-bit-long-string": -985981536,
+    b"a-little-bit-longer-string": -1486304829,
+    b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971,
+    b"abc": 479470107,
+}
+
+
+@pytest.mark.parametrize("partitions", [1, 3, 7, 100])
+def test_keys_land_where_the_java_client_puts_them(partitions: int) -> None:
+    place = seeds.Partitioner(partitions)
+    for key, java_hash in JAVA_MURMUR2.items():
+        # Java: Utils.toPositive(Utils.murmur2(keyBytes)) % numPartitions
+        want = (java_hash & 0x7FFFFFFF) % partitions
+        assert place(seeds.SeedRecord(key, b"v")) == want, key
+
+
+def test_keyless_records_go_round_robin_and_partition_wins() -> None:
     place = seeds.Partitioner(4)
     assert [place(seeds.SeedRecord(None, b"v")) for _ in range(6)] == [0, 1, 2, 3, 0, 1]
-    # Values the Java client's DefaultPartitioner gives (Utils.murmur2 of the key bytes).
-    assert seeds.to_positive(-1) == 0x7FFFFFFF
-    assert place(seeds.SeedRecord(b"customer-42", b"v")) == place(
-        seeds.SeedRecord(b"customer-42", None)
-    )
+    assert place(seeds.SeedRecord(b"abc", b"v", partition=3)) == 3
 
 
 @pytest.mark.parametrize(
