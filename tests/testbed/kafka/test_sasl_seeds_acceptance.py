@@ -122,6 +122,8 @@ def test_kcat_seeds_and_scram_sha_256_through_the_proxy(
     assert proofs, "SCRAM ran, so the brokers saw client proofs"
     texts = _outputs(bed, capfd, caplog)
     assert "SaslAuthenticate" in texts["access log"]  # the exchanges were logged, redacted
+    texts["describe"] = bed.call(lambda tb: tb.describe())  # what `protoproxy testbed` prints
+    assert "-X security.protocol=SASL_PLAINTEXT" in texts["describe"]
     for i, run in enumerate((seeded, got, wrong)):
         texts[f"kcat run {i} stdout"] = run.stdout.decode("utf-8", "replace")
         texts[f"kcat run {i} stderr"] = run.stderr.decode("utf-8", "replace")
