@@ -4,16 +4,20 @@ SaslServerAuthenticator does."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from kafka.net.sasl.scram import ScramClient
 
 from protoproxy_codecs.kafka import framing
 from protoproxy_codecs.kafka.api_keys import ApiKey
 from testbed.kafka import FakeKafkaCluster
 from testbed.kafka.sasl_mechanisms import Credentials
+from tests.peers import ServiceThread
 
 from .helpers import RawClient
 
@@ -139,3 +143,61 @@ async def test_without_sasl_the_sasl_apis_answer_illegal_state() -> None:
         auth = await c.request(ApiKey.SASL_AUTHENTICATE, 1, {"auth_bytes": PLAIN_TOKEN})
         assert auth.error_code == 34
         await c.close()
+
+
+@pytest.fixture(scope="module")
+def threaded_sasl_cluster() -> Iterator[FakeKafkaCluster]:
+    creds = Credentials({"alice": "pw"}, ["PLAIN", "SCRAM-SHA-256"], seed=4)
+    with ServiceThread(lambda: FakeKafkaCluster(brokers=1, seed=4, sasl=creds)) as running:
+        yield running.service
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    version=st.sampled_from([0, 1]),
+    mechanism=st.one_of(st.sampled_from(["PLAIN", "SCRAM-SHA-256"]), st.text(max_size=20)),
+    tokens=st.lists(st.binary(max_size=120), min_size=1, max_size=3),
+)
+def test_hostile_authentication_gets_an_answer_or_a_close_never_a_login(
+    threaded_sasl_cluster: FakeKafkaCluster, version: int, mechanism: str, tokens: list[bytes]
+) -> None:
+    """Random mechanisms and tokens: the broker answers or closes, never lets a
+    random token in, and keeps serving other connections."""
+    host, _, port = threaded_sasl_cluster.bootstrap.rpartition(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(
+            framing.encode_request(ApiKey.SASL_HANDSHAKE, version, 1, "f", {"mechanism": mechanism})
+        )
+        for i, token in enumerate(tokens):
+            if version == 0:
+                frame = struct.pack(">i", len(token)) + token
+            else:
+                frame = framing.encode_request(
+                    ApiKey.SASL_AUTHENTICATE, 2, 2 + i, "f", {"auth_bytes": token}
+                )
+            try:
+                sock.sendall(frame)
+            except OSError:
+                break  # closed after a failure: what Kafka does
+        # Then a Metadata request: unauthenticated, it is never answered (only the
+        # one valid PLAIN token, were hypothesis to find it, would log in).
+        try:
+            sock.sendall(
+                framing.encode_request(
+                    ApiKey.METADATA,
+                    12,
+                    99,
+                    "f",
+                    {"topics": None, "allow_auto_topic_creation": False},
+                )
+            )
+            sock.settimeout(5)
+            data = b""
+            while chunk := sock.recv(1 << 16):
+                data += chunk
+        except OSError:
+            data = b""
+        assert struct.pack(">i", 99) not in data or b"\0alice\0pw" in tokens
+    with socket.create_connection((host, int(port)), timeout=5) as probe:
+        probe.sendall(framing.encode_request(ApiKey.API_VERSIONS, 3, 7, "p", {}))
+        assert struct.unpack(">i", probe.recv(8)[4:8])[0] == 7
