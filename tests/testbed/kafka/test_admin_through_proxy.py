@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupState, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from testbed.scenario import Scenario
@@ -59,6 +59,15 @@ def test_admin_client_groups_and_delete_records(bed: KafkaTestbed) -> None:
         listed = admin.list_consumer_groups(request_timeout=DEADLINE).result()
         assert [(g.group_id, g.state.name) for g in listed.valid] == [("audit", "STABLE")]
         assert listed.errors == []
+        # ListGroups v4's states filter
+        empty = admin.list_consumer_groups(
+            states={ConsumerGroupState.EMPTY}, request_timeout=DEADLINE
+        ).result()
+        assert empty.valid == [] and empty.errors == []
+        stable = admin.list_consumer_groups(
+            states={ConsumerGroupState.STABLE}, request_timeout=DEADLINE
+        ).result()
+        assert [g.group_id for g in stable.valid] == ["audit"]
         (described,) = (
             f.result()
             for f in admin.describe_consumer_groups(
