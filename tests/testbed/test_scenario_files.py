@@ -159,6 +159,8 @@ def test_the_cli_prints_the_schema_and_checks_a_file(tmp_path: Path) -> None:
     assert printed.returncode == 0
     assert json.loads(printed.stdout)["title"] == "protoproxy testbed scenario"
     good = write(tmp_path, FULL)
+    (good.parent / "seed").mkdir()
+    (good.parent / "seed/orders.jsonl").write_text('{"key": "k", "value": "v"}\n')
     ok = subprocess.run([*run, "--check", str(good)], capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0, ok.stderr
     bad = write(tmp_path, "kafka: {brokerz: 1}", "bad.yaml")
@@ -167,3 +169,7 @@ def test_the_cli_prints_the_schema_and_checks_a_file(tmp_path: Path) -> None:
     )
     assert refused.returncode == 2
     assert "kafka.brokerz: unknown key" in refused.stderr
+    (good.parent / "seed/orders.jsonl").write_text('{"key": "k", "valu": "v"}\n')
+    seeds = subprocess.run([*run, "--check", str(good)], capture_output=True, text=True, timeout=60)
+    assert seeds.returncode == 2
+    assert "orders.jsonl:1" in seeds.stderr  # the seed files are checked too
