@@ -113,9 +113,7 @@ class StubStore:
                 if given is not None and (
                     not isinstance(given, str) or not given or len(given) > 200
                 ):
-                    raise StubError(
-                        f"{where.removesuffix(': ')}.id: want a non-empty string id, got {given!r}"
-                    )
+                    raise fail(f"{where}.id", f"want a non-empty string id, got {given!r}")
                 stub_id = given or str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
                 if stub_id in seen:
                     raise fail(f"{where}.id", f"{stub_id!r} is given twice")
