@@ -3,7 +3,9 @@ streams, delays, templates, near misses, client streams and bidi scripts."""
 
 from __future__ import annotations
 
+import re
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -445,3 +447,19 @@ def test_top_level_times_is_options_times() -> None:
     assert not store.unary(METHOD, {}, {}).matched
     with pytest.raises(StubError, match=r"api: times: given twice"):
         StubStore().add(stub(times=1, options={"times": 2}))
+
+
+def test_times_holds_under_concurrent_calls() -> None:
+    store = StubStore()
+    store.add(stub(times=25))
+    with ThreadPoolExecutor(8) as pool:
+        replies = list(pool.map(lambda _: store.unary(METHOD, {}, {}).matched, range(100)))
+    assert replies.count(True) == 25
+
+
+def test_time_values_render_as_text() -> None:
+    store = StubStore()
+    store.add(stub(output={"data": {"at": "{{now}}", "year": '{{now | format "2006-01-02"}}'}}))
+    got = message(store, {})
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", got["at"])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d", got["year"])

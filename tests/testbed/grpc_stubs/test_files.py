@@ -265,6 +265,8 @@ templates = st.sampled_from(
         '{{index .Headers "x"}}',
         "{{uuid}}",
         "{{add .Request.a 1}}",
+        "{{now}}",
+        '{{split .Request.a "x"}}',
     ]
 )
 #: plausible values for each stub field; `wild` replaces one of them with anything
