@@ -315,8 +315,6 @@ def _stream_item(out: Output, item: Any, at: str) -> bool:
             delay = parse_duration(meta["delay"], f"{at}._gripmock.delay")
         if {"error", "code", "details"} & set(meta):
             out.status, out.error = _status(meta, f"{at}._gripmock")
-            if out.status == "OK":
-                out.status = "UNKNOWN"
             out.details = _details(meta.get("details"), f"{at}._gripmock.details")
             return True
         item = {k: v for k, v in item.items() if k != "_gripmock"}

@@ -34,17 +34,26 @@ def test_gripmock_fixture_folder_loads_recursively() -> None:
     assert store.get("0b9b6f3c-3b1f-4a51-9d43-8f2a5e0c1d01")["output"]["code"] == 8
 
 
-def test_gripmock_greeter_file_behaves_as_documented() -> None:
+def test_gripmock_greeter_file_priority_decides_before_specificity() -> None:
     store = StubStore()
     store.load_paths([FIXTURES / "greeter.yaml"])
     method = "helloworld.Greeter/SayHello"
+    # the catch-all has priority 1: it beats the exact stub (GripMock would not)
     ben = store.unary(method, {"name": "Ben"}, {})
-    # priority 1 on the catch-all beats the exact stub here: priority decides first
-    assert ben.status == "NOT_FOUND" and ben.details == "User not found" and ben.matched
-    store.clear()
-    store.load_paths([FIXTURES / "greeter.yaml"])
+    assert (ben.matched, ben.status, ben.details) == (True, "NOT_FOUND", "User not found")
+    [fallback] = [s["id"] for s in store.all() if s.get("priority") == 1]
+    store.remove(fallback)
+    assert store.unary(method, {"name": "Ben"}, {}).messages == [(0.0, {"message": "Hello Ben"})]
+    # times: 1 spent; the header-matching stub is next, but wants x-env: prod
+    again = store.unary(method, {"name": "Ben"}, {"x-user": "alice"})
+    assert not again.matched
+    assert again.near_misses[0].endswith("times: answered 1 of 1 calls")
+    assert again.near_misses[1].endswith("headers.equals.x-env: want 'prod', got (absent)")
     alice = store.unary(method, {"name": "Alice"}, {"x-env": "prod", "x-user": "alice"})
-    assert alice.status == "NOT_FOUND"  # the catch-all still has the higher priority
+    assert (alice.headers, alice.messages) == (
+        {"x-served-by": "gripmock"},
+        [(0.0, {"message": "Hello Alice"})],
+    )
 
 
 def test_gripmock_files_answer_streams_and_uploads() -> None:
