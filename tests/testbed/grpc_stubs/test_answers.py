@@ -463,3 +463,10 @@ def test_time_values_render_as_text() -> None:
     got = message(store, {})
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", got["at"])
     assert re.fullmatch(r"\d{4}-\d\d-\d\d", got["year"])
+
+
+def test_a_gripmock_element_with_code_0_ends_the_stream_ok() -> None:
+    store = StubStore()
+    store.add(stub(output={"stream": [{"n": 1}, {"_gripmock": {"code": 0}}, {"n": 2}]}))
+    reply = store.server_stream(METHOD, {}, {})
+    assert (reply.messages, reply.status, reply.fail_after) == ([(0.0, {"n": 1})], "OK", None)

@@ -367,3 +367,12 @@ def test_a_stub_that_loads_answers_every_kind_of_call(
     ):
         assert reply.status in STATUS_NAMES
         json.dumps([reply.messages, reply.headers, reply.trailers, reply.error_details])
+
+
+def test_a_recording_without_a_schema_is_refused_with_the_fix(tmp_path: Path) -> None:
+    path = tmp_path / "rec.yaml"
+    path.write_text("service: S\nmethod: M\ninput: {equals_b64: AAE=}\noutput: {data_b64: AAE=}\n")
+    with pytest.raises(
+        StubError, match=r"rec\.yaml: input\.equals_b64: a message recorded without"
+    ):
+        StubStore().load_paths([path])
