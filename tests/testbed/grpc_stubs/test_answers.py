@@ -470,3 +470,21 @@ def test_a_gripmock_element_with_code_0_ends_the_stream_ok() -> None:
     store.add(stub(output={"stream": [{"n": 1}, {"_gripmock": {"code": 0}}, {"n": 2}]}))
     reply = store.server_stream(METHOD, {}, {})
     assert (reply.messages, reply.status, reply.fail_after) == ([(0.0, {"n": 1})], "OK", None)
+
+
+def test_bidi_script_last_message_gets_the_rest_and_the_status() -> None:
+    store = StubStore()
+    store.add(
+        {
+            "service": "Chat",
+            "method": "Talk",
+            "inputs": [{"equals": {"n": 1}}, {"equals": {"n": 2}}],
+            "output": {"stream": [{"r": 1}, {"r": 2}, {"r": 3}], "code": 14, "error": "bye"},
+        }
+    )
+    script = store.bidi("chat.Chat/Talk", {})
+    first = script.reply_to({"n": 1})
+    assert ([m for _, m in first.messages], first.status) == ([{"r": 1}], "OK")
+    second = script.reply_to({"n": 2})
+    assert [m for _, m in second.messages] == [{"r": 2}, {"r": 3}]
+    assert (second.status, second.details) == ("UNAVAILABLE", "bye")
