@@ -348,7 +348,7 @@ def near_stubs(draw: st.DrawFn) -> list[dict[Any, Any]]:
     return [out]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     stub=near_stubs(),
     request=st.one_of(messages, scalars),
