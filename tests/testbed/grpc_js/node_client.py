@@ -1,14 +1,14 @@
 """Run tests/node/grpc_client.js (@grpc/grpc-js) from a test and read its JSON lines.
 
-The Node client runs as a child process while the Testbed serves on the test's
-own event loop, so it is awaited with asyncio's subprocess API: a blocking
-`subprocess.run` would stall the proxy it is calling through.
+The client is a blocking child process, so the tests serve from a
+`TestbedThread` (the testbed on its own loop): a Testbed on the test's loop
+would stall while the test waits for the client that calls it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,6 @@ CLIENT = NODE_DIR / "grpc_client.js"
 MODULES = ("@grpc/grpc-js", "@grpc/proto-loader")
 #: a plan's calls end well within this; past it the client is stuck, not slow
 TIMEOUT_S = 60.0
-#: bytes of client output read at most: a runaway fake cannot flood the test
-MAX_OUTPUT = 4 * 1024 * 1024
 
 
 def require_grpc_js() -> str:
@@ -43,27 +41,22 @@ def require_grpc_js() -> str:
     return node
 
 
-async def run_plan(node: str, target: str, plan: dict[str, Any], tmp: Path) -> list[dict[str, Any]]:
+def run_plan(node: str, target: str, plan: dict[str, Any], tmp: Path) -> list[dict[str, Any]]:
     """Every call of `plan` made by grpc-js against `target`: one dict per call,
     in plan order (see grpc_client.js for the plan's and the lines' shape)."""
     plan_file = tmp / "plan.json"
     plan_file.write_text(json.dumps(plan))
-    proc = await asyncio.create_subprocess_exec(
-        node,
-        str(CLIENT),
-        target,
-        str(plan_file),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        limit=MAX_OUTPUT,
-    )
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT_S)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
+        done = subprocess.run(
+            [node, str(CLIENT), target, str(plan_file)],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
         raise AssertionError(f"grpc_client.js did not finish in {TIMEOUT_S} s") from None
-    assert proc.returncode == 0, f"grpc_client.js exited {proc.returncode}: {err.decode()}"
-    lines = [json.loads(line) for line in out[:MAX_OUTPUT].decode().splitlines()]
-    assert len(lines) == len(plan["calls"]), (lines, err.decode())
+    assert done.returncode == 0, f"grpc_client.js exited {done.returncode}: {done.stderr}"
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(lines) == len(plan["calls"]), (lines, done.stderr)
     return lines

@@ -11,8 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from testbed.harness import Testbed
-from testbed.scenario import Scenario
+from testbed.threaded import TestbedThread
 
 from .node_client import ROOT, require_grpc_js, run_plan
 
@@ -42,11 +41,11 @@ def _plan() -> dict[str, Any]:
     }
 
 
-async def test_every_call_kind_through_the_proxy(tmp_path: Path) -> None:
+def test_every_call_kind_through_the_proxy(tmp_path: Path) -> None:
     node = require_grpc_js()
-    scenario = Scenario.ephemeral(kafka={"enabled": False}, http={"enabled": False})
-    async with Testbed(scenario) as tb:
-        unary, server, client, bidi, failed = await run_plan(
+    scenario = {"kafka": {"enabled": False}, "http": {"enabled": False}}
+    with TestbedThread(scenario) as tb:
+        unary, server, client, bidi, failed = run_plan(
             node, tb.addresses["grpc"], _plan(), tmp_path
         )
 
