@@ -155,6 +155,22 @@ function runCall(client, service, spec, deadlineMs) {
   });
 }
 
+// Make every call of `plan` against `target`, one after the other, writing each
+// call's line to stdout as it ends. Relative paths in the plan are taken from planDir.
+async function runPlan(target, plan, planDir) {
+  const service = loadService(plan, planDir);
+  const Client = grpc.makeGenericClientConstructor(service, plan.service);
+  const client = new Client(target, grpc.credentials.createInsecure());
+  try {
+    for (const spec of plan.calls || []) {
+      const line = await runCall(client, service, spec, plan.deadline_ms || 10000);
+      process.stdout.write(JSON.stringify(line) + "\n");
+    }
+  } finally {
+    client.close();
+  }
+}
+
 async function main() {
   const [target, planPath] = process.argv.slice(2);
   if (!target || !planPath) fail("usage: node grpc_client.js TARGET PLAN.json");
@@ -164,14 +180,11 @@ async function main() {
   } catch (err) {
     fail(`${planPath}: ${err.message}`);
   }
-  const service = loadService(plan, path.dirname(path.resolve(planPath)));
-  const Client = grpc.makeGenericClientConstructor(service, plan.service);
-  const client = new Client(target, grpc.credentials.createInsecure());
-  for (const spec of plan.calls || []) {
-    const line = await runCall(client, service, spec, plan.deadline_ms || 10000);
-    process.stdout.write(JSON.stringify(line) + "\n");
-  }
-  client.close();
+  await runPlan(target, plan, path.dirname(path.resolve(planPath)));
 }
 
-main().catch((err) => fail(err.stack || String(err)));
+module.exports = { runPlan, fail };
+
+if (require.main === module) {
+  main().catch((err) => fail(err.stack || String(err)));
+}

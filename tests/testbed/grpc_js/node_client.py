@@ -19,6 +19,7 @@ from tests.tools import in_ci, require_tool
 ROOT = Path(__file__).resolve().parents[3]
 NODE_DIR = ROOT / "tests" / "node"
 CLIENT = NODE_DIR / "grpc_client.js"
+SHOP_CLIENT = NODE_DIR / "shop_client.js"
 #: what `npm ci --prefix tests/node` (scripts/test) installs
 MODULES = ("@grpc/grpc-js", "@grpc/proto-loader")
 #: a plan's calls end well within this; past it the client is stuck, not slow
@@ -46,17 +47,22 @@ def run_plan(node: str, target: str, plan: dict[str, Any], tmp: Path) -> list[di
     in plan order (see grpc_client.js for the plan's and the lines' shape)."""
     plan_file = tmp / "plan.json"
     plan_file.write_text(json.dumps(plan))
+    return run_script(node, CLIENT, target, str(plan_file), calls=len(plan["calls"]))
+
+
+def run_script(node: str, script: Path, *args: str, calls: int) -> list[dict[str, Any]]:
+    """The JSON lines of `node script args...`, which must exit 0 after `calls` calls."""
     try:
         done = subprocess.run(
-            [node, str(CLIENT), target, str(plan_file)],
+            [node, str(script), *args],
             capture_output=True,
             text=True,
             timeout=TIMEOUT_S,
             check=False,
         )
     except subprocess.TimeoutExpired:
-        raise AssertionError(f"grpc_client.js did not finish in {TIMEOUT_S} s") from None
-    assert done.returncode == 0, f"grpc_client.js exited {done.returncode}: {done.stderr}"
+        raise AssertionError(f"{script.name} did not finish in {TIMEOUT_S} s") from None
+    assert done.returncode == 0, f"{script.name} exited {done.returncode}: {done.stderr}"
     lines = [json.loads(line) for line in done.stdout.splitlines()]
-    assert len(lines) == len(plan["calls"]), (lines, done.stderr)
+    assert len(lines) == calls, (lines, done.stderr)
     return lines

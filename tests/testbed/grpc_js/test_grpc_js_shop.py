@@ -4,7 +4,9 @@ The shop fixture (fixtures/grpc_fakes/shop) is a user service defined only by
 its .proto and GripMock stub files. grpc-js loads the same .proto with
 proto-loader (no codegen on the client side either), makes one call of every
 kind through the proxy's listener in front of the fake, and must get exactly
-the stubbed answers; the journal must show exactly those calls.
+the stubbed answers; the journal must show exactly those calls. The calls are
+tests/node/shop_client.js's, in its order: GetItem, ListItems, RecordPrices,
+Chat, GetItem of the withdrawn item, GetItem of an unknown one.
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ from google.rpc import error_details_pb2, status_pb2
 from testbed.journal import GrpcCall
 from testbed.threaded import TestbedThread
 
-from .node_client import ROOT, require_grpc_js, run_plan
+from .node_client import SHOP_CLIENT, require_grpc_js, run_script
 
-SHOP = ROOT / "fixtures" / "grpc_fakes" / "shop"
+SHOP = SHOP_CLIENT.parents[2] / "fixtures" / "grpc_fakes" / "shop"
 CATALOG = "shop.v1.Catalog"
 #: the get-book-1 stub's item as proto-loader renders it (keepCase, 64-bit
 #: integers and enums as strings, fields at their default value left out)
@@ -36,29 +38,6 @@ BOOK_1 = {
 }
 
 
-def _plan() -> dict[str, Any]:
-    return {
-        "protos": [str(SHOP / "protos" / "shop" / "v1" / "shop.proto")],
-        "include_dirs": [str(SHOP / "protos")],
-        "service": CATALOG,
-        "calls": [
-            {"method": "GetItem", "requests": [{"id": "book-1"}]},
-            {
-                "method": "ListItems",
-                "requests": [{"category": "CATEGORY_BOOK"}],
-                "metadata": {"x-caller": "grpc-js"},
-            },
-            {
-                "method": "RecordPrices",
-                "requests": [{"id": "book-1", "micros": "100"}, {"id": "book-2", "micros": "250"}],
-            },
-            {"method": "Chat", "requests": [{"text": "hello"}, {"text": "bye"}]},
-            {"method": "GetItem", "requests": [{"id": "gone"}]},
-            {"method": "GetItem", "requests": [{"id": "no-such-item"}]},
-        ],
-    }
-
-
 @dataclass(frozen=True)
 class ShopRun:
     """What grpc-js printed, one dict per call in plan order, and what the
@@ -70,11 +49,11 @@ class ShopRun:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> ShopRun:
+def run() -> ShopRun:
     """The plan's calls, made once for the module's tests (one testbed start)."""
     node = require_grpc_js()
     with TestbedThread(SHOP / "scenario.yaml") as tb:
-        lines = run_plan(node, tb.addresses["shop"], _plan(), tmp_path_factory.mktemp("plan"))
+        lines = run_script(node, SHOP_CLIENT, tb.addresses["shop"], calls=6)
         journal = {
             method: [e for e in tb.journal.grpc(f"{CATALOG}/{method}") if isinstance(e, GrpcCall)]
             for method in ("GetItem", "ListItems", "RecordPrices", "Chat")
