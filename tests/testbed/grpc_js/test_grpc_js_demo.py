@@ -8,12 +8,14 @@ programs, so a failure here is the client's or the proxy's, not a stub's.
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
 from testbed.threaded import TestbedThread
 
-from .node_client import ROOT, require_grpc_js, run_plan
+from .node_client import CLIENT, ROOT, require_grpc_js, run_plan
 
 SERVICE = "protoproxy.testbed.v1.TestService"
 
@@ -78,3 +80,22 @@ def test_every_call_kind_through_the_proxy(tmp_path: Path) -> None:
         "no such thing",
     )
     assert failed["messages"] == []
+
+
+def test_a_plan_naming_an_unknown_service_is_refused_by_name(tmp_path: Path) -> None:
+    """A typo in a plan must say which name is wrong, not hang or call nothing."""
+    node = require_grpc_js()
+    plan = {**_plan(), "service": "protoproxy.testbed.v1.NoSuchService"}
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(json.dumps(plan))
+    done = subprocess.run(
+        [node, str(CLIENT), "127.0.0.1:1", str(plan_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert '"protoproxy.testbed.v1.NoSuchService" is not in the protos' in done.stderr
+    assert "protoproxy.testbed.v1.TestService" in done.stderr  # what it does have
+    assert done.stdout == ""
