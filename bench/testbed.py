@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
+import logging
 import os
 import re
 import shlex
@@ -265,25 +266,16 @@ def _first_equals(stub_paths: list[Path], method: str) -> dict[str, Any] | None:
 def _encode(
     protos: list[Path], imports: list[Path], service: str, method: str, data: dict[str, Any]
 ) -> bytes:
-    """`data` (protobuf JSON) as the method's request bytes, from the .proto files."""
-    from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
-    from grpc_tools import protoc
+    """`data` (protobuf JSON) as the method's request bytes, compiled from the
+    .proto files the way the fake compiles them (testbed.grpc_fakes.schema)."""
+    from google.protobuf import json_format
 
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "set.desc"
-        includes = {str(p) for p in imports} | {str(p.parent) for p in protos}
-        args = ["protoc", f"--descriptor_set_out={out}", "--include_imports"]
-        args += [f"-I{i}" for i in sorted(includes)] + [str(p) for p in protos]
-        if protoc.main(args) != 0:
-            raise SystemExit(f"protoc failed on {protos}")
-        fds = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
-    pool = descriptor_pool.DescriptorPool()
-    for file in fds.file:
-        pool.Add(file)
-    desc = pool.FindServiceByName(service).FindMethodByName(method).input_type
-    message = message_factory.GetMessageClass(desc)()
-    json_format.ParseDict(data, message)
-    return message.SerializeToString()
+    from testbed.grpc_fakes.schema import from_protos
+
+    found = from_protos(protos, imports).find_method(service, method)
+    if found is None:
+        raise SystemExit(f"{service}/{method} is not in {protos}")
+    return json_format.ParseDict(data, found.input()).SerializeToString()
 
 
 # -- measuring ----------------------------------------------------------------------------
@@ -420,6 +412,9 @@ def main() -> int:
     ap.add_argument("--no-http", action="store_true", help="skip bench/testbed_http.py")
     ap.add_argument("--http-args", default="", help="command line for bench/testbed_http.py")
     args = ap.parse_args()
+    # A TestbedThread stops while grpcio still holds the bench channel's socket
+    # (grpcio closes it in the background): the proxy's warning about it is noise here.
+    logging.getLogger("protoproxy.connection").setLevel(logging.ERROR)
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
