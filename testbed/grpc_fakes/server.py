@@ -300,4 +300,3 @@ class UserService:
                 await context.abort(grpc.StatusCode.INTERNAL, f"stub {call.stub}: {exc}")
             trailers.append((wire.STATUS_DETAILS_KEY, raw))
         await context.abort(code, reply.details, tuple(trailers))
-

@@ -71,9 +71,7 @@ def wire_metadata(values: Mapping[str, str]) -> tuple[tuple[str, str | bytes], .
     return tuple(out)
 
 
-def status_details(
-    schema: Schema, code: int, message: str, details: list[dict[str, Any]]
-) -> bytes:
+def status_details(schema: Schema, code: int, message: str, details: list[dict[str, Any]]) -> bytes:
     """A serialized google.rpc.Status whose `details` are the stub's Any JSON
     (``{"@type": "type.googleapis.com/google.rpc.ErrorInfo", ...}``), parsed in
     the fake's pool, so the user's own detail types work as well as google.rpc's.

@@ -56,7 +56,9 @@ def test_server_stream_sends_every_message(shop: TestbedThread, catalog: Catalog
 
 
 def test_client_stream_matches_the_received_messages(shop: TestbedThread, catalog: Catalog) -> None:
-    summary = catalog.record_prices([{"id": "book-1", "micros": 100}, {"id": "book-2", "micros": 250}])
+    summary = catalog.record_prices(
+        [{"id": "book-1", "micros": 100}, {"id": "book-2", "micros": 250}]
+    )
     assert (summary.count, summary.total_micros) == (2, 350)
     entry = only_call(shop, "shop.v1.Catalog/RecordPrices")
     assert entry.messages == ({"id": "book-1", "micros": "100"}, {"id": "book-2", "micros": "250"})
@@ -82,7 +84,7 @@ def test_unmatched_call_names_the_near_misses(shop: TestbedThread, catalog: Cata
     assert isinstance(entry, GrpcCall)
     assert entry.status == "NOT_FOUND" and entry.stub is None
     assert any("get-book-1" in miss for miss in entry.near_misses)
-    with pytest.raises(AssertionError, match="near miss: .*get-book-1"):
+    with pytest.raises(AssertionError, match=r"near miss: .*get-book-1"):
         shop.journal.grpc("shop.v1.Catalog/GetItem").assert_called(
             times=1, where=lambda e: e.matched
         )

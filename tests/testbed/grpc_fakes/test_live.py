@@ -1,0 +1,135 @@
+"""Stubs added and removed while the fake runs: the admin API's
+``/testbed/grpc/{service}/stubs`` and `tb.services[name].stubs`, no restart."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import pytest
+
+from testbed.admin_client import AdminError
+from testbed.grpc_fakes.schema import Schema
+from testbed.threaded import TestbedThread
+
+from .conftest import Catalog, only_grpc, shop_service
+
+ROUTE = "/testbed/grpc/shop/stubs"
+
+NEW_STUB: dict[str, Any] = {
+    "service": "shop.v1.Catalog",
+    "method": "GetItem",
+    "input": {"equals": {"id": "book-9"}},
+    "output": {"data": {"id": "book-9", "name": "Added live"}},
+}
+
+
+@pytest.fixture
+def live() -> Iterator[TestbedThread]:
+    """A testbed of its own (the tests clear its stubs), from a dict scenario."""
+    with TestbedThread(only_grpc(shop_service())) as tb:
+        yield tb
+
+
+@pytest.fixture
+def client(live: TestbedThread, shop_schema: Schema) -> Iterator[Catalog]:
+    with grpc.insecure_channel(live.address("shop")) as channel:
+        yield Catalog(shop_schema, channel)
+
+
+def status_of(client: Catalog, item: str) -> grpc.StatusCode:
+    try:
+        client.get_item(id=item)
+    except grpc.RpcError as exc:
+        code: grpc.StatusCode = exc.code()
+        return code
+    return grpc.StatusCode.OK
+
+
+def test_post_then_delete_changes_the_answer(live: TestbedThread, client: Catalog) -> None:
+    assert status_of(client, "book-9") == grpc.StatusCode.NOT_FOUND
+    created = live.admin.post(ROUTE, NEW_STUB)
+    (ident,) = created["ids"]
+    item, _ = client.get_item(id="book-9")
+    assert item.name == "Added live"
+    listed = live.admin.get(ROUTE)
+    assert ident in {s["id"] for s in listed["stubs"]}
+    assert listed["total"] == len(listed["stubs"])
+    assert live.admin.delete(f"{ROUTE}/{ident}") is None
+    assert status_of(client, "book-9") == grpc.StatusCode.NOT_FOUND
+    calls = live.journal.grpc("GetItem")
+    assert [c.matched for c in calls] == [False, True, False]
+    assert calls[1].stub == ident
+
+
+def test_delete_all_leaves_nothing_matching(live: TestbedThread, client: Catalog) -> None:
+    assert status_of(client, "book-1") == grpc.StatusCode.OK
+    live.admin.delete(ROUTE)
+    assert live.admin.get(ROUTE) == {"stubs": [], "total": 0}
+    assert status_of(client, "book-1") == grpc.StatusCode.NOT_FOUND
+
+
+def test_a_stub_that_does_not_fit_the_schema_is_refused(live: TestbedThread) -> None:
+    bad = {**NEW_STUB, "output": {"data": {"id": "x", "colour": "red"}}}
+    with pytest.raises(AdminError) as caught:
+        live.admin.post(ROUTE, [NEW_STUB, bad])
+    assert caught.value.status == 400
+    message = caught.value.body["error"]
+    assert "colour" in message and "shop.v1.Item" in message and "output.data" in message
+    # all or nothing: the good stub of the refused list was not kept
+    assert all(s.get("input") != NEW_STUB["input"] for s in live.admin.get(ROUTE)["stubs"])
+
+
+def test_a_stub_for_a_method_the_schema_lacks_is_refused(live: TestbedThread) -> None:
+    with pytest.raises(AdminError) as caught:
+        live.admin.post(ROUTE, {**NEW_STUB, "method": "DeleteItem"})
+    assert caught.value.status == 400
+    assert "DeleteItem" in caught.value.body["error"]
+    assert "shop.v1.Catalog/GetItem" in caught.value.body["error"]  # what there is
+
+
+@pytest.mark.parametrize("body", [None, [], "a stub", 7])
+def test_a_body_that_is_no_stub_is_refused(live: TestbedThread, body: Any) -> None:
+    with pytest.raises(AdminError) as caught:
+        live.admin.request("POST", ROUTE, body)
+    assert caught.value.status == 400
+
+
+def test_unknown_service_is_404(live: TestbedThread) -> None:
+    for method, path, body in (
+        ("POST", "/testbed/grpc/nope/stubs", NEW_STUB),
+        ("GET", "/testbed/grpc/nope/stubs", None),
+        ("DELETE", "/testbed/grpc/nope/stubs", None),
+        ("DELETE", "/testbed/grpc/nope/stubs/x", None),
+    ):
+        with pytest.raises(AdminError) as caught:
+            live.admin.request(method, path, body)
+        assert caught.value.status == 404, (method, path)
+        assert "shop" in caught.value.body["error"]
+    with pytest.raises(AdminError) as caught:
+        live.admin.delete(f"{ROUTE}/no-such-stub")
+    assert caught.value.status == 404
+
+
+def test_the_handle_controls_stubs_from_python(live: TestbedThread, client: Catalog) -> None:
+    fake = live.testbed.services["shop"]
+    (ident,) = fake.stubs.add(NEW_STUB)
+    assert client.get_item(id="book-9")[0].name == "Added live"
+    assert ident in {s["id"] for s in fake.stubs.list()}
+    assert fake.stubs.remove(ident) is True
+    assert fake.stubs.remove(ident) is False
+    assert status_of(client, "book-9") == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(ValueError, match="colour"):
+        fake.stubs.add({**NEW_STUB, "output": {"data": {"colour": "red"}}})
+
+
+def test_in_process_fakes_serve_and_journal_the_same(shop_schema: Schema) -> None:
+    with TestbedThread(only_grpc(shop_service(), in_process=True)) as tb:
+        with grpc.insecure_channel(tb.address("shop")) as channel:
+            client = Catalog(shop_schema, channel)
+            assert client.get_item(id="book-1")[0].name == "The Pragmatic Programmer"
+            (ident,) = tb.admin.post(ROUTE, NEW_STUB)["ids"]
+            assert client.get_item(id="book-9")[0].name == "Added live"
+        calls = tb.journal.grpc("shop.v1.Catalog/GetItem")
+        assert [c.stub for c in calls] == ["get-book-1", ident]
