@@ -13,7 +13,10 @@ Peers side by side in every round, so the shared machine's load falls on all:
   - the generated fake below (the last service's `Get`, whose stub is the last
     of its ten: the matcher walks them all).
   One client for all three: a generic channel sending pre-encoded request
-  bytes, so no peer pays for a codegen'd class the others do not.
+  bytes, so no peer pays for a codegen'd class the others do not. Not h2load
+  (bench/h2_proxy.py's gRPC-shaped POSTs): it counts an HTTP 200 as a
+  success, and a gRPC fake answers a call no stub matches with 200 and a
+  non-OK grpc-status in the trailers, which only a gRPC client sees.
 - **start-up**: a scenario generated into a temp dir at bench start, with
   `--services` .proto files (one service each, all importing one shared
   common.proto through `import_paths`) and `--stubs` GripMock stubs per
