@@ -47,7 +47,8 @@ class _Call:
         self.metadata = metadata
         self.requests: list[dict[str, Any]] = []
         self.responses = 0
-        self.status = "OK"
+        #: what grpcio sends when a handler raises; set as the call ends otherwise
+        self.status = "UNKNOWN"
         self.stub: str | None = None
         self.matched = True
         self.near_misses: list[str] = []
@@ -164,10 +165,13 @@ class UserService:
                     if reply.messages and reply.messages[0][0] > 0:
                         await asyncio.sleep(reply.messages[0][0])
                     context.set_trailing_metadata(wire.wire_metadata(reply.trailers))
-                    call.responses = 1
+                    call.responses, call.status = 1, "OK"
                     return out
                 await self._fail(call, reply, context)
                 return None
+            except asyncio.CancelledError:  # the client cancelled, or its deadline passed
+                call.status = "CANCELLED"
+                raise
             finally:
                 self._journal(call)
 
@@ -180,6 +184,9 @@ class UserService:
             try:
                 reply = self.store.server_stream(method.path, call.requests[0], call.metadata)
                 await self._answer(call, reply, context)
+            except asyncio.CancelledError:  # the client cancelled, or its deadline passed
+                call.status = "CANCELLED"
+                raise
             finally:
                 self._journal(call)
 
@@ -202,10 +209,13 @@ class UserService:
                     if reply.messages and reply.messages[0][0] > 0:
                         await asyncio.sleep(reply.messages[0][0])
                     context.set_trailing_metadata(wire.wire_metadata(reply.trailers))
-                    call.responses = 1
+                    call.responses, call.status = 1, "OK"
                     return out
                 await self._fail(call, reply, context)
                 return None
+            except asyncio.CancelledError:  # the client cancelled, or its deadline passed
+                call.status = "CANCELLED"
+                raise
             finally:
                 self._journal(call)
 
@@ -223,6 +233,9 @@ class UserService:
                     if not await self._send(call, reply, context, final=False):
                         return
                 await self._answer(call, script.finish(), context)
+            except asyncio.CancelledError:  # the client cancelled, or its deadline passed
+                call.status = "CANCELLED"
+                raise
             finally:
                 self._journal(call)
 
@@ -254,6 +267,7 @@ class UserService:
             return False
         if final:
             context.set_trailing_metadata(wire.wire_metadata(reply.trailers))
+            call.status = "OK"
         return True
 
     async def _headers(self, call: _Call, reply: Reply, context: aio.ServicerContext) -> None:
