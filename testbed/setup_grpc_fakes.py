@@ -18,6 +18,7 @@ from .journal import entry_from_json
 
 if TYPE_CHECKING:
     from .harness import Testbed
+    from .scenario import Scenario
 
 #: tb.services key holding the child process (not a user service name: it has a dot)
 PROCESS_KEY = "grpc.fakes"
@@ -76,9 +77,31 @@ async def start(
     tb.admin_routes.extend(stub_routes(handles))
 
 
+def check(scenario: Scenario) -> None:
+    """What `start` would refuse, without serving: every schema compiled and every
+    stub checked (`protoproxy testbed --check`). Loads grpcio and protoc into this
+    process, which is fine for a check that runs no proxy."""
+    if not (scenario.grpc.enabled and scenario.grpc.services):
+        return
+    from .grpc_fakes.fakes import BuildError, FakeSet
+
+    try:
+        FakeSet.build([s.model_dump(mode="json") for s in scenario.grpc.services], _ignore)
+    except BuildError as exc:
+        raise _error_at(scenario, str(exc), exc.service) from None
+
+
+def _ignore(entry: object) -> None:
+    """No journal for a check."""
+
+
 def _config_error(tb: Testbed, message: str, service: str | None) -> ConfigError:
+    return _error_at(tb.scenario, message, service)
+
+
+def _error_at(scenario: Scenario, message: str, service: str | None) -> ConfigError:
     path = "grpc.services"
-    for i, svc in enumerate(tb.scenario.grpc.services):
+    for i, svc in enumerate(scenario.grpc.services):
         if svc.name == service:
             path = f"grpc.services[{i}]"
     return ConfigError([(path, message)], "testbed scenario")
