@@ -8,6 +8,9 @@ listener named after the service, on the service's `port`, protocol `grpc`.
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from protoproxy.config_errors import ConfigError
@@ -68,13 +71,31 @@ async def start(
             raise _config_error(tb, str(exc), exc.service) from None
         tb._stack.push_async_callback(fakes.stop)
         addresses = await fakes.start(tb.scenario.host)
+        control = _on_loop(fakes.control)
         for name, address in addresses.items():
-            handles[name] = GrpcFake(name, address, StubControl(name, fakes.control, False))
+            handles[name] = GrpcFake(name, address, StubControl(name, control, False))
     for svc in tb.scenario.grpc.services:
         handle = handles[svc.name]
         tb.services[svc.name] = handle
         tb.front(svc.name, "grpc", [handle.address], listeners, upstreams, port=svc.port)
     tb.admin_routes.extend(stub_routes(handles))
+
+
+def _on_loop(control: Callable[[str, dict[str, Any]], Any]) -> Callable[[str, dict[str, Any]], Any]:
+    """In-process fakes belong to the testbed's loop: a control request from
+    another thread (a `TestbedThread` test) runs there, and waits for it."""
+    loop = asyncio.get_running_loop()
+    owner = threading.get_ident()
+
+    async def run(op: str, args: dict[str, Any]) -> Any:
+        return control(op, args)
+
+    def call(op: str, args: dict[str, Any]) -> Any:
+        if threading.get_ident() == owner:
+            return control(op, args)
+        return asyncio.run_coroutine_threadsafe(run(op, args), loop).result()
+
+    return call
 
 
 def check(scenario: Scenario) -> None:
