@@ -74,9 +74,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.check:
         from .scenario import load_scenario
+        from .setup_grpc_fakes import check
 
         try:
-            load_scenario(args.scenario)
+            check(load_scenario(args.scenario))  # protos compiled, stubs checked
         except ConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

@@ -8,6 +8,9 @@ listener named after the service, on the service's `port`, protocol `grpc`.
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from protoproxy.config_errors import ConfigError
@@ -18,6 +21,7 @@ from .journal import entry_from_json
 
 if TYPE_CHECKING:
     from .harness import Testbed
+    from .scenario import Scenario
 
 #: tb.services key holding the child process (not a user service name: it has a dot)
 PROCESS_KEY = "grpc.fakes"
@@ -67,8 +71,9 @@ async def start(
             raise _config_error(tb, str(exc), exc.service) from None
         tb._stack.push_async_callback(fakes.stop)
         addresses = await fakes.start(tb.scenario.host)
+        control = _on_loop(fakes.control)
         for name, address in addresses.items():
-            handles[name] = GrpcFake(name, address, StubControl(name, fakes.control, False))
+            handles[name] = GrpcFake(name, address, StubControl(name, control, False))
     for svc in tb.scenario.grpc.services:
         handle = handles[svc.name]
         tb.services[svc.name] = handle
@@ -76,9 +81,48 @@ async def start(
     tb.admin_routes.extend(stub_routes(handles))
 
 
+def _on_loop(control: Callable[[str, dict[str, Any]], Any]) -> Callable[[str, dict[str, Any]], Any]:
+    """In-process fakes belong to the testbed's loop: a control request from
+    another thread (a `TestbedThread` test) runs there, and waits for it."""
+    loop = asyncio.get_running_loop()
+    owner = threading.get_ident()
+
+    async def run(op: str, args: dict[str, Any]) -> Any:
+        return control(op, args)
+
+    def call(op: str, args: dict[str, Any]) -> Any:
+        if threading.get_ident() == owner:
+            return control(op, args)
+        return asyncio.run_coroutine_threadsafe(run(op, args), loop).result()
+
+    return call
+
+
+def check(scenario: Scenario) -> None:
+    """What `start` would refuse, without serving: every schema compiled and every
+    stub checked (`protoproxy testbed --check`). Loads grpcio and protoc into this
+    process, which is fine for a check that runs no proxy."""
+    if not (scenario.grpc.enabled and scenario.grpc.services):
+        return
+    from .grpc_fakes.fakes import BuildError, FakeSet
+
+    try:
+        FakeSet.build([s.model_dump(mode="json") for s in scenario.grpc.services], _ignore)
+    except BuildError as exc:
+        raise _error_at(scenario, str(exc), exc.service) from None
+
+
+def _ignore(entry: object) -> None:
+    """No journal for a check."""
+
+
 def _config_error(tb: Testbed, message: str, service: str | None) -> ConfigError:
+    return _error_at(tb.scenario, message, service)
+
+
+def _error_at(scenario: Scenario, message: str, service: str | None) -> ConfigError:
     path = "grpc.services"
-    for i, svc in enumerate(tb.scenario.grpc.services):
+    for i, svc in enumerate(scenario.grpc.services):
         if svc.name == service:
             path = f"grpc.services[{i}]"
     return ConfigError([(path, message)], "testbed scenario")

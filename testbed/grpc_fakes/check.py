@@ -16,9 +16,6 @@ from google.protobuf import json_format
 
 from .schema import Schema
 
-#: Keys an answer-carrying object may have (GripMock's `output`, our extensions).
-_ANSWER_KEYS = ("output",)
-
 
 class StubCheckError(ValueError):
     """A stub that does not fit the schema."""

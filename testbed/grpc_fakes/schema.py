@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -164,15 +164,19 @@ def _well_known_protos() -> Path:
     return Path(grpc_tools.__file__).resolve().parent / "_proto"
 
 
-def from_protos(protos: list[Path], import_paths: list[Path]) -> Schema:
-    """Compile `protos` with protoc (in this process) into a schema."""
+def from_protos(
+    proto_files: Sequence[str | Path], import_paths: Sequence[str | Path] = ()
+) -> Schema:
+    """Compile `proto_files` with protoc (in this process) into a schema; a
+    compile error is a SchemaError with protoc's message (file:line:column)."""
     from grpc_tools import protoc
 
+    protos = [Path(p) for p in proto_files]
     for p in protos:
         if not p.is_file():
             raise SchemaError(f"{p}: no such .proto file")
     includes: list[Path] = []
-    for d in [*import_paths, *(p.resolve().parent for p in protos)]:
+    for d in [*(Path(i) for i in import_paths), *(p.resolve().parent for p in protos)]:
         d = d.resolve()
         if d not in includes:
             includes.append(d)
@@ -215,7 +219,8 @@ def _stderr_to(path: Path) -> Iterator[None]:
         os.close(saved)
 
 
-def from_descriptor_set(path: Path) -> Schema:
+def from_descriptor_set(path: str | Path) -> Schema:
+    path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as exc:

@@ -47,7 +47,8 @@ class _Call:
         self.metadata = metadata
         self.requests: list[dict[str, Any]] = []
         self.responses = 0
-        self.status = "OK"
+        #: what grpcio sends when a handler raises; set as the call ends otherwise
+        self.status = "UNKNOWN"
         self.stub: str | None = None
         self.matched = True
         self.near_misses: list[str] = []
@@ -156,18 +157,10 @@ class UserService:
             call.requests.append(wire.to_dict(request))
             try:
                 reply = self.store.unary(method.path, call.requests[0], call.metadata)
-                call.took(reply)
-                await self._headers(call, reply, context)
-                if reply.status == "OK" and reply.fail_after is None:
-                    message = reply.messages[0][1] if reply.messages else {}
-                    out = await self._message(call, message, context)
-                    if reply.messages and reply.messages[0][0] > 0:
-                        await asyncio.sleep(reply.messages[0][0])
-                    context.set_trailing_metadata(wire.wire_metadata(reply.trailers))
-                    call.responses = 1
-                    return out
-                await self._fail(call, reply, context)
-                return None
+                return await self._single(call, reply, context)
+            except asyncio.CancelledError:  # the client cancelled, or its deadline passed
+                call.status = "CANCELLED"
+                raise
             finally:
                 self._journal(call)
 
@@ -180,6 +173,9 @@ class UserService:
             try:
                 reply = self.store.server_stream(method.path, call.requests[0], call.metadata)
                 await self._answer(call, reply, context)
+            except asyncio.CancelledError:  # the client cancelled, or its deadline passed
+                call.status = "CANCELLED"
+                raise
             finally:
                 self._journal(call)
 
@@ -194,18 +190,10 @@ class UserService:
                 async for request in requests:
                     call.requests.append(wire.to_dict(request))
                 reply = self.store.client_stream(method.path, list(call.requests), call.metadata)
-                call.took(reply)
-                await self._headers(call, reply, context)
-                if reply.status == "OK" and reply.fail_after is None:
-                    message = reply.messages[0][1] if reply.messages else {}
-                    out = await self._message(call, message, context)
-                    if reply.messages and reply.messages[0][0] > 0:
-                        await asyncio.sleep(reply.messages[0][0])
-                    context.set_trailing_metadata(wire.wire_metadata(reply.trailers))
-                    call.responses = 1
-                    return out
-                await self._fail(call, reply, context)
-                return None
+                return await self._single(call, reply, context)
+            except asyncio.CancelledError:  # the client cancelled, or its deadline passed
+                call.status = "CANCELLED"
+                raise
             finally:
                 self._journal(call)
 
@@ -223,6 +211,9 @@ class UserService:
                     if not await self._send(call, reply, context, final=False):
                         return
                 await self._answer(call, script.finish(), context)
+            except asyncio.CancelledError:  # the client cancelled, or its deadline passed
+                call.status = "CANCELLED"
+                raise
             finally:
                 self._journal(call)
 
@@ -232,6 +223,24 @@ class UserService:
 
     async def _answer(self, call: _Call, reply: Reply, context: aio.ServicerContext) -> None:
         await self._send(call, reply, context, final=True)
+
+    async def _single(
+        self, call: _Call, reply: Reply, context: aio.ServicerContext
+    ) -> Message | None:
+        """A unary answer (unary and client-streaming calls): the reply's first
+        message, or its failure; an OK reply without one sends an empty message."""
+        call.took(reply)
+        await self._headers(call, reply, context)
+        if reply.status != "OK" or reply.fail_after is not None:
+            await self._fail(call, reply, context)
+            return None
+        delay, message = reply.messages[0] if reply.messages else (0.0, {})
+        out = await self._message(call, message, context)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        context.set_trailing_metadata(wire.wire_metadata(reply.trailers))
+        call.responses, call.status = 1, "OK"
+        return out
 
     async def _send(
         self, call: _Call, reply: Reply, context: aio.ServicerContext, final: bool
@@ -254,6 +263,7 @@ class UserService:
             return False
         if final:
             context.set_trailing_metadata(wire.wire_metadata(reply.trailers))
+            call.status = "OK"
         return True
 
     async def _headers(self, call: _Call, reply: Reply, context: aio.ServicerContext) -> None:
@@ -271,6 +281,8 @@ class UserService:
         """The stub's JSON as the output type. Stubs are checked when loaded, so
         this fails only for a templated answer whose filled-in value does not fit."""
         try:
+            if not isinstance(data, dict):
+                raise json_format.ParseError(f"a message is a JSON object, not {data!r:.60}")
             return wire.from_dict(data, call.method.output)
         except json_format.ParseError as exc:
             call.status = "INTERNAL"

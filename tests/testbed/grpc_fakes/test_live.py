@@ -133,3 +133,7 @@ def test_in_process_fakes_serve_and_journal_the_same(shop_schema: Schema) -> Non
             assert client.get_item(id="book-9")[0].name == "Added live"
         calls = tb.journal.grpc("shop.v1.Catalog/GetItem")
         assert [c.stub for c in calls] == ["get-book-1", ident]
+        # the handle works from the test's thread too (the request hops onto the loop)
+        fake = tb.testbed.services["shop"]
+        assert fake.stubs.remove(ident) is True
+        assert ident not in {s["id"] for s in fake.stubs.list()}

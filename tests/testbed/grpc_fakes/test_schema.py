@@ -4,6 +4,9 @@ reflection), and how a broken schema or stub is reported: naming the file."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import grpc
@@ -152,3 +155,38 @@ def test_binary_metadata_round_trips(values: dict[str, bytes]) -> None:
 def test_secret_names_are_redacted_whatever_else_is_sent(value: str) -> None:
     kept = wire.redacted({"authorization": value, "x-auth-token": value, "x-tenant": value})
     assert kept == {"authorization": "[redacted]", "x-auth-token": "[redacted]", "x-tenant": value}
+
+
+def check(scenario: Path) -> subprocess.CompletedProcess[str]:
+    """`protoproxy testbed --check` as a user runs it."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    return subprocess.run(
+        [sys.executable, "-m", "protoproxy", "testbed", "--check", str(scenario)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+
+
+def test_check_compiles_the_protos_and_checks_the_stubs(tmp_path: Path) -> None:
+    good = check(SHOP / "scenario.yaml")
+    assert (good.returncode, good.stdout.strip()) == (0, f"{SHOP / 'scenario.yaml'}: ok")
+    stubs = tmp_path / "stubs"
+    stubs.mkdir()
+    (stubs / "wrong.yaml").write_text(
+        "- service: Catalog\n  method: ListItems\n  input: {equals: {}}\n"
+        "  output: {stream: [{id: a}, {id: b, shelf: 3}]}\n"
+    )
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text(
+        "grpc:\n  services:\n    - name: shop\n"
+        f"      protos: [{SHOP_PROTO}]\n      import_paths: [{SHOP / 'protos'}]\n"
+        "      stubs: [stubs/]\n"
+    )
+    bad = check(scenario)
+    assert bad.returncode == 2
+    assert "grpc.services[0]" in bad.stderr
+    assert "wrong.yaml" in bad.stderr and "output.stream[1]" in bad.stderr
+    assert "shelf" in bad.stderr
