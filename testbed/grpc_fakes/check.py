@@ -41,36 +41,37 @@ def _messages(output: Any, where: str) -> Iterator[tuple[str, Any]]:
     stream = output.get("stream")
     if isinstance(stream, list):
         for i, item in enumerate(stream):
-            if isinstance(item, dict) and set(item) <= {"data", "delay"} and "data" in item:
+            if isinstance(item, dict) and "_gripmock" in item:
+                meta = item["_gripmock"]
+                if isinstance(meta, dict) and {"error", "code", "details"} & set(meta):
+                    return  # GripMock's error element: the stream ends here
+                yield f"{where}.stream[{i}]", {k: v for k, v in item.items() if k != "_gripmock"}
+            elif isinstance(item, dict) and set(item) <= {"data", "delay"} and "data" in item:
                 yield f"{where}.stream[{i}].data", item["data"]
             else:
                 yield f"{where}.stream[{i}]", item
 
 
 def _outputs(stub: dict[str, Any]) -> Iterator[tuple[str, Any]]:
-    """Every answer a stub holds: `output`, each of `sequence`, each bidi step."""
+    """Every answer a stub holds: its `output`, or each entry of its `sequence`."""
     if "output" in stub:
         yield "output", stub["output"]
-    for key in ("sequence", "steps", "script"):
-        items = stub.get(key)
-        if isinstance(items, list):
-            for i, item in enumerate(items):
-                if isinstance(item, dict) and "output" in item:
-                    yield f"{key}[{i}].output", item["output"]
-                elif isinstance(item, dict):
-                    yield f"{key}[{i}]", item
+    items = stub.get("sequence")
+    if isinstance(items, list):
+        for i, item in enumerate(items):
+            yield f"sequence[{i}]", item
 
 
-def check_stub(stub: dict[str, Any], schema: Schema) -> None:
+def check_stub(stub: dict[str, Any], schema: Schema, where: str) -> None:
     """Raise StubCheckError unless `stub` names a method of `schema` and its
-    answers parse as that method's output type."""
-    where = stub.get("source") or stub.get("_source") or "api"
+    answers parse as that method's output type. `where` names the stub: its
+    file and place in it (``stubs/a.yaml: [2]``), or ``api``."""
     ident = stub.get("id")
-    label = f"{where}" + (f" (stub {ident})" if ident else "")
+    label = where + (f" (stub {ident})" if ident else "")
     service, method = stub.get("service"), stub.get("method")
     if not isinstance(service, str) or not isinstance(method, str):
         raise StubCheckError(f"{label}: a stub needs `service` and `method`")
-    found = schema.find_method(service, method)
+    found = schema.find_method(service, method.rpartition("/")[2])
     if found is None:
         known = ", ".join(sorted(schema.methods)) or "none"
         raise StubCheckError(
