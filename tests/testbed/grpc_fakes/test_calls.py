@@ -74,20 +74,19 @@ def test_bidi_answers_each_message(shop: TestbedThread, catalog: Catalog) -> Non
 
 def test_unmatched_call_names_the_near_misses(shop: TestbedThread, catalog: Catalog) -> None:
     with pytest.raises(grpc.RpcError) as caught:
-        catalog.get_item(id="book-404")
+        catalog.record_prices([{"id": "book-1", "micros": 100}, {"id": "book-2", "micros": 999}])
     err = caught.value
     assert err.code() == grpc.StatusCode.NOT_FOUND  # GripMock's answer to "no stub"
-    assert "get-book-1" in err.details()
-    calls = shop.journal.grpc("shop.v1.Catalog/GetItem")
+    assert "record-two" in err.details() and "999" in err.details()
+    calls = shop.journal.grpc("shop.v1.Catalog/RecordPrices")
     assert (calls.count(), calls.unmatched.count()) == (1, 1)
     entry = calls[0]
     assert isinstance(entry, GrpcCall)
-    assert entry.status == "NOT_FOUND" and entry.stub is None
-    assert any("get-book-1" in miss for miss in entry.near_misses)
-    with pytest.raises(AssertionError, match=r"near miss: .*get-book-1"):
-        shop.journal.grpc("shop.v1.Catalog/GetItem").assert_called(
-            times=1, where=lambda e: e.matched
-        )
+    assert (entry.status, entry.stub, entry.responses) == ("NOT_FOUND", None, 0)
+    assert len(entry.messages) == 2
+    assert entry.near_misses and entry.near_misses[0].startswith("record-two")
+    with pytest.raises(AssertionError, match=r"near miss: record-two"):
+        shop.journal.grpc("RecordPrices").assert_called(times=1, where=lambda e: e.matched)
 
 
 def test_rich_error_details_ride_in_the_trailer(shop: TestbedThread, catalog: Catalog) -> None:
