@@ -137,3 +137,21 @@ def test_in_process_fakes_serve_and_journal_the_same(shop_schema: Schema) -> Non
         fake = tb.testbed.services["shop"]
         assert fake.stubs.remove(ident) is True
         assert ident not in {s["id"] for s in fake.stubs.list()}
+
+
+def test_journal_and_stubs_read_from_many_threads(live: TestbedThread, client: Catalog) -> None:
+    """Control requests share one socket to the child: each thread must get its
+    own answer, whole, while calls are journalled."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    fake = live.testbed.services["shop"]
+    stubs_before = len(fake.stubs.list())
+
+    def read(i: int) -> tuple[int, int]:
+        client.get_item(id="book-1")
+        return len(live.journal.grpc("GetItem")), len(fake.stubs.list())
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(read, range(60)))
+    assert all(n >= 1 and stubs == stubs_before for n, stubs in results)
+    assert live.journal.grpc("shop.v1.Catalog/GetItem").matched.count() == 60
