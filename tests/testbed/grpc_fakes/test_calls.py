@@ -11,7 +11,7 @@ from google.rpc import error_details_pb2, status_pb2
 from testbed.journal import GrpcCall
 from testbed.threaded import TestbedThread
 
-from .conftest import Catalog
+from .conftest import TIMEOUT, Catalog
 
 
 def only_call(tb: TestbedThread, method: str) -> GrpcCall:
@@ -138,3 +138,24 @@ def test_admin_journal_lists_the_calls(shop: TestbedThread, catalog: Catalog) ->
     ]
     shop.admin.delete("/testbed/journal")
     assert shop.journal.grpc().count() == 0
+
+
+def test_bidi_ends_at_the_first_message_no_stub_answers(
+    shop: TestbedThread, catalog: Catalog
+) -> None:
+    f = catalog._callable("Chat", "stream_stream")
+    cls = catalog.cls("Chat")
+    got = []
+    with pytest.raises(grpc.RpcError) as caught:
+        for reply in f(iter([cls(text="hello"), cls(text="what?")]), timeout=TIMEOUT):
+            got.append(reply.text)
+    assert got == ["hi there"]
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    entry = only_call(shop, "Chat")
+    assert entry.messages == ({"text": "hello"}, {"text": "what?"})
+    assert (entry.responses, entry.status, entry.matched, entry.stub) == (
+        1,
+        "NOT_FOUND",
+        False,
+        "chat-hello",
+    )
