@@ -2,9 +2,11 @@
 
 A stub whose `output.data` has a field the response type lacks would otherwise
 surface as an INTERNAL error in the middle of a test, far from the file that
-caused it. Here every stub's method must exist in the fake's schema and every
-answer message must parse as the method's output type; the error names the
-stub's file (or "api" for a live POST) and the path inside it.
+caused it, and a matcher on a misspelt request field would silently never
+match. Here every stub's method must exist in the fake's schema, every field a
+matcher names must exist in the request type, and every answer message must
+parse as the method's output type; the error names the stub's file (or "api"
+for a live POST) and the path inside it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor
 
 from .schema import Schema
 
@@ -62,6 +65,58 @@ def _outputs(stub: dict[str, Any]) -> Iterator[tuple[str, Any]]:
             yield f"sequence[{i}]", item
 
 
+#: A stub's matcher keys, as given or in snake_case (the engine takes both).
+_MATCH_BLOCKS = ("equals", "contains", "matches", "glob")
+
+
+def _matchers(stub: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    """Every request matcher of a stub: `input`, each of `inputs`, `inputsAny`."""
+    if "input" in stub:
+        yield "input", stub["input"]
+    for key in ("inputs", "inputsAny", "inputs_any"):
+        items = stub.get(key)
+        if isinstance(items, list):
+            for i, item in enumerate(items):
+                yield f"{key}[{i}]", item
+
+
+def _check_matcher(matcher: Any, message: Descriptor, where: str) -> None:
+    """A matcher on a field the request type lacks never matches: refuse it,
+    naming the fields there are (a camelCase JSON name gets its proto name)."""
+    if not isinstance(matcher, dict):
+        return  # the engine has refused it already
+    for kind in _MATCH_BLOCKS:
+        block = matcher.get(kind)
+        if isinstance(block, dict):
+            _check_fields(block, message, f"{where}.{kind}")
+    for key in ("anyOf", "any_of"):
+        alternatives = matcher.get(key)
+        if isinstance(alternatives, list):
+            for i, alt in enumerate(alternatives):
+                _check_matcher(alt, message, f"{where}.{key}[{i}]")
+
+
+def _check_fields(block: dict[str, Any], message: Descriptor, where: str) -> None:
+    for name, value in block.items():
+        field = message.fields_by_name.get(name)
+        if field is None:
+            by_json = {f.json_name: f.name for f in message.fields}
+            hint = f"; the proto name of {name!r} is {by_json[name]!r}" if name in by_json else ""
+            known = ", ".join(f.name for f in message.fields) or "none"
+            raise StubCheckError(
+                f"{where}.{name}: {message.full_name} has no field {name!r} "
+                f"(its fields: {known}){hint}"
+            )
+        sub = field.message_type
+        if (
+            sub is not None
+            and isinstance(value, dict)
+            and not sub.GetOptions().map_entry
+            and not sub.full_name.startswith("google.protobuf.")
+        ):
+            _check_fields(value, sub, f"{where}.{name}")
+
+
 def check_stub(stub: dict[str, Any], schema: Schema, where: str) -> None:
     """Raise StubCheckError unless `stub` names a method of `schema` and its
     answers parse as that method's output type. `where` names the stub: its
@@ -78,6 +133,8 @@ def check_stub(stub: dict[str, Any], schema: Schema, where: str) -> None:
             f"{label}: {service}/{method} is not a method of this fake's schema "
             f"({schema.source}); its methods: {known}"
         )
+    for path, matcher in _matchers(stub):
+        _check_matcher(matcher, found.input.DESCRIPTOR, f"{label}: {path}")
     for path, output in _outputs(stub):
         for msg_path, message in _messages(output, path):
             if _is_template(message):

@@ -155,3 +155,30 @@ def test_journal_and_stubs_read_from_many_threads(live: TestbedThread, client: C
         results = list(pool.map(read, range(60)))
     assert all(n >= 1 and stubs == stubs_before for n, stubs in results)
     assert live.journal.grpc("shop.v1.Catalog/GetItem").matched.count() == 60
+
+
+@pytest.mark.parametrize(
+    ("matcher", "named"),
+    [
+        ({"input": {"equals": {"idd": "x"}}}, "input.equals.idd"),
+        ({"input": {"anyOf": [{"equals": {"id": "a"}}, {"glob": {"nme": "b*"}}]}}, "nme"),
+        (
+            {"method": "ListItems", "input": {"equals": {"pageSize": 3}}},
+            "the proto name of 'pageSize' is 'page_size'",
+        ),
+        (
+            {"method": "RecordPrices", "inputs": [{"equals": {"id": "a"}}, {"equals": {"m": 1}}]},
+            "inputs[1].equals.m",
+        ),
+    ],
+)
+def test_a_matcher_on_a_field_the_request_lacks_is_refused(
+    live: TestbedThread, matcher: dict[str, Any], named: str
+) -> None:
+    stub = {k: v for k, v in NEW_STUB.items() if k != "input"}
+    stub["output"] = {"data": {}}
+    stub.update(matcher)
+    with pytest.raises(AdminError) as caught:
+        live.admin.post(ROUTE, stub)
+    assert caught.value.status == 400
+    assert named in caught.value.body["error"]
