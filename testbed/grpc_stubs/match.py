@@ -279,9 +279,13 @@ class Matcher:
 
     def weight(self) -> int:
         """Specificity: an exact field counts more than a partial or a pattern one."""
-        own = 3 * _leaves(self.equals) + 2 * _leaves(self.contains)
-        own += _leaves(self.matches) + _leaves(self.glob)
+        own = 3 * _fields(self.equals) + 2 * _fields(self.contains)
+        own += _fields(self.matches) + _fields(self.glob)
         return own + (min(alt.weight() for alt in self.any_of) if self.any_of else 0)
+
+
+def _fields(block: dict[str, Any]) -> int:
+    return sum(_leaves(v) for v in block.values())
 
 
 def _leaves(value: Any) -> int:

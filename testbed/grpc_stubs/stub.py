@@ -13,7 +13,7 @@ from typing import Any
 
 from testbed.grpc_stubs.match import Matcher, glob_regex
 from testbed.grpc_stubs.reply import StubError, status_name
-from testbed.grpc_stubs.template import TemplateError, compile_tree
+from testbed.grpc_stubs.template import TemplateError, compile_string
 
 #: Longest delay a stub may ask for: a test waits, it does not hang.
 MAX_DELAY = 3600.0
@@ -201,10 +201,17 @@ class Output:
 
 
 def _compile(value: Any, where: str) -> Any:
-    try:
-        return compile_tree(value)
-    except TemplateError as e:
-        raise _fail(where, f"template: {e}") from e
+    """Every string of a JSON tree (keys too) compiled, a bad one named by its path."""
+    if isinstance(value, str):
+        try:
+            return compile_string(value)
+        except TemplateError as e:
+            raise _fail(where, f"template: {e}") from e
+    if isinstance(value, dict):
+        return {_compile(k, where): _compile(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [_compile(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
 
 
 def _metadata(value: Any, where: str) -> dict[Any, Any]:
