@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from google.protobuf import json_format
+from google.protobuf import any_pb2, json_format
 from google.protobuf.descriptor import Descriptor
 
 from .schema import Schema
@@ -63,6 +63,35 @@ def _outputs(stub: dict[str, Any]) -> Iterator[tuple[str, Any]]:
     if isinstance(items, list):
         for i, item in enumerate(items):
             yield f"sequence[{i}]", item
+
+
+def _details(output: Any, where: str) -> Iterator[tuple[str, Any]]:
+    """The rich error details of an output, and of GripMock's stream error element."""
+    if not isinstance(output, dict):
+        return
+    if isinstance(output.get("details"), list):
+        yield f"{where}.details", output["details"]
+    stream = output.get("stream")
+    for i, item in enumerate(stream if isinstance(stream, list) else []):
+        meta = item.get("_gripmock") if isinstance(item, dict) else None
+        if isinstance(meta, dict) and isinstance(meta.get("details"), list):
+            yield f"{where}.stream[{i}]._gripmock.details", meta["details"]
+
+
+def _check_details(details: list[Any], schema: Schema, where: str) -> None:
+    """Each detail must be an Any of a type the fake knows (google.rpc's error
+    details, or the user's own), with fields that fit it."""
+    for i, detail in enumerate(details):
+        if not isinstance(detail, dict) or _is_template(detail):
+            continue  # the engine refuses a non-object; a template is filled per call
+        kind = detail.get("@type", detail.get("type"))
+        body = {k: v for k, v in detail.items() if k not in ("@type", "type")}
+        try:
+            json_format.ParseDict(
+                {"@type": kind, **body}, any_pb2.Any(), descriptor_pool=schema.pool
+            )
+        except (json_format.ParseError, TypeError, KeyError) as exc:
+            raise StubCheckError(f"{where}[{i}]: not a usable {kind}: {exc}") from None
 
 
 #: A stub's matcher keys, as given or in snake_case (the engine takes both).
@@ -136,6 +165,8 @@ def check_stub(stub: dict[str, Any], schema: Schema, where: str) -> None:
     for path, matcher in _matchers(stub):
         _check_matcher(matcher, found.input.DESCRIPTOR, f"{label}: {path}")
     for path, output in _outputs(stub):
+        for details_path, details in _details(output, path):
+            _check_details(details, schema, f"{label}: {details_path}")
         for msg_path, message in _messages(output, path):
             if _is_template(message):
                 continue

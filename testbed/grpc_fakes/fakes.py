@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ..journal import Entry, Journal
 from . import schema as schema_mod
 from .check import StubCheckError, check_stub
-from .server import Recorder, UserService
+from .server import Recorder, UserService, add_service_files
 
 if TYPE_CHECKING:
     from testbed.grpc_stubs import StubStore
@@ -59,6 +59,7 @@ class FakeSet:
                 schema = schema_mod.load(config)
             except schema_mod.SchemaError as exc:
                 raise BuildError(name, str(exc)) from None
+            add_service_files(schema)
             t1 = time.perf_counter()
             store = StubStore()
             try:

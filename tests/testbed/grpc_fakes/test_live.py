@@ -182,3 +182,46 @@ def test_a_matcher_on_a_field_the_request_lacks_is_refused(
         live.admin.post(ROUTE, stub)
     assert caught.value.status == 400
     assert named in caught.value.body["error"]
+
+
+def test_rich_details_of_the_users_own_type(
+    live: TestbedThread, client: Catalog, shop_schema: Schema
+) -> None:
+    from google.protobuf import message_factory
+    from google.rpc import status_pb2
+
+    money = {"@type": "type.googleapis.com/shop.v1.Money", "currency": "EUR", "micros": "5"}
+    stub = {
+        **NEW_STUB,
+        "output": {"error": "too cheap", "code": "FAILED_PRECONDITION", "details": [money]},
+    }
+    live.admin.post(ROUTE, stub)
+    with pytest.raises(grpc.RpcError) as caught:
+        client.get_item(id="book-9")
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    raw = dict(caught.value.trailing_metadata())["grpc-status-details-bin"]
+    (detail,) = status_pb2.Status.FromString(raw).details
+    money_cls = message_factory.GetMessageClass(
+        shop_schema.pool.FindMessageTypeByName("shop.v1.Money")
+    )
+    decoded = money_cls()
+    assert detail.Unpack(decoded)
+    assert (decoded.currency, decoded.micros) == ("EUR", 5)
+
+
+@pytest.mark.parametrize(
+    ("detail", "named"),
+    [
+        ({"@type": "type.googleapis.com/shop.v1.Nope", "x": 1}, "shop.v1.Nope"),
+        ({"type": "type.googleapis.com/google.rpc.ErrorInfo", "reasn": "X"}, "reasn"),
+    ],
+)
+def test_rich_details_that_do_not_parse_are_refused(
+    live: TestbedThread, detail: dict[str, Any], named: str
+) -> None:
+    stub = {**NEW_STUB, "output": {"error": "no", "code": 9, "details": [detail]}}
+    with pytest.raises(AdminError) as caught:
+        live.admin.post(ROUTE, stub)
+    assert caught.value.status == 400
+    message = caught.value.body["error"]
+    assert "output.details[0]" in message and named in message
