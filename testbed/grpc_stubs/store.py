@@ -160,6 +160,10 @@ class StubStore:
             for stub in self._stubs.values():
                 stub.used = 0
 
+    def _stub(self, id: str | None) -> Stub | None:
+        with self._lock:
+            return self._stubs.get(id) if id else None
+
     def used(self, id: str) -> int:
         """How many calls the stub answered."""
         with self._lock:
@@ -289,11 +293,15 @@ class StubStore:
                 )
                 pause = output.delay if item.delay is None else item.delay
                 reply.messages.append((pause, render_tree(item.message, ctx)))
-            if output.has_data and (
-                not output.has_stream or call.kind in ("unary", "client_stream")
-            ):
-                reply.messages = [(0.0, render_tree(output.data, ctx))]
-                reply.delay = output.delay
+            one_answer = call.kind in ("unary", "client_stream")
+            if output.has_data and (not output.has_stream or one_answer):
+                data = render_tree(output.data, ctx)
+                if isinstance(data, list) and not one_answer:
+                    # GripMock v1: a server stream's messages as an `output.data` list
+                    reply.messages = [(output.delay, m) for m in data]
+                else:
+                    reply.messages = [(0.0, data)]
+                    reply.delay = output.delay
             elif not items:
                 reply.delay = output.delay
         except TemplateError as e:
@@ -442,7 +450,7 @@ class BidiScript:
             len(self.received) - 1,
         )
         reply = self.store._answer(call)
-        stub = self.store._stubs.get(reply.stub_id or "")
+        stub = self.store._stub(reply.stub_id)
         if reply.matched and stub is not None and stub.inputs is not None and len(stub.inputs) > 1:
             # the nth message of a scripted stub gets the nth stream item
             i = call.index

@@ -372,7 +372,30 @@ def _name(value: Any, where: str) -> str:
     return value.strip()
 
 
+#: Deepest nesting of objects and lists in one stub (messages nest, but not without end).
+MAX_DEPTH = 64
+
+
+def check_tree(value: Any, where: str) -> None:
+    """JSON's shape: string keys only, bounded depth (walked without recursion)."""
+    stack: list[tuple[Any, str, int]] = [(value, where, 0)]
+    while stack:
+        node, at, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise _fail(at, f"nested more than {MAX_DEPTH} levels deep")
+        if isinstance(node, dict):
+            for key, item in node.items():
+                if not isinstance(key, str):
+                    raise _fail(at, f"key {key!r} is not a string")
+                stack.append((item, f"{at}.{key}", depth + 1))
+        elif isinstance(node, list):
+            stack.extend((item, f"{at}[{i}]", depth + 1) for i, item in enumerate(node))
+        elif not (node is None or isinstance(node, str | int | float | bool)):
+            raise _fail(at, f"{type(node).__name__} is not a JSON value")
+
+
 def parse_stub(value: Any, where: str, *, stub_id: str, source: str, order: int) -> Stub:
+    check_tree(value, where)
     body = _norm_keys(_obj(value, where, allow_none=False), _STUB_KEYS, where)
     service = _name(body.get("service"), f"{where}.service")
     method = _name(body.get("method"), f"{where}.method")
@@ -401,17 +424,17 @@ def parse_stub(value: Any, where: str, *, stub_id: str, source: str, order: int)
         stub.inputs_any = [parse_matcher(m, f"{where}.inputsAny[{i}]") for i, m in enumerate(items)]
     if "headers" in body:
         stub.headers = parse_matcher(body["headers"], f"{where}.headers", headers=True)
-    times = body.get("times")
+    times, at = body.get("times"), f"{where}.times"
     options = _norm_keys(
         _obj(body.get("options"), f"{where}.options"), {"times"}, f"{where}.options"
     )
     if "times" in options:
         if times is not None:
             raise _fail(f"{where}.times", "given twice (as options.times too)")
-        times = options["times"]
+        times, at = options["times"], f"{where}.options.times"
     if times is not None:
         if isinstance(times, bool) or not isinstance(times, int) or times < 0:
-            raise _fail(f"{where}.times", f"want a count >= 0 (0 = unlimited), got {times!r}")
+            raise _fail(at, f"want a count >= 0 (0 = unlimited), got {times!r}")
         stub.times = times
     if "output" in body and "sequence" in body:
         raise _fail(where, "give output or sequence, not both")

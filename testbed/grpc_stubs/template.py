@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from testbed.grpc_stubs.match import MISSING, lookup
+
 #: Longest text one template may render; longer output fails the call's rendering.
 MAX_OUTPUT = 1 << 20
 #: Deepest nesting of parentheses in one action.
@@ -150,15 +152,11 @@ class _Parser:
                 raise TemplateError(f"unclosed '(' in {{{{{self.text}}}}}")
             self.i += 1
             path: tuple[str, ...] = ()
-            if (t := self.peek()) and t[0] == "field" and self.text_adjacent():
+            if (t := self.peek()) and t[0] == "field":
                 self.i += 1
                 path = tuple(p for p in t[1].split(".") if p)
             return Sub(inner, path)
         raise TemplateError(f"unexpected {value!r} in {{{{{self.text}}}}}")
-
-    def text_adjacent(self) -> bool:
-        """``(index .Requests 0).value``: a field right after ')' reads into the result."""
-        return True
 
     def parse(self) -> tuple[Any, ...]:
         pipe = self.pipeline(0)
@@ -215,18 +213,8 @@ def compile_string(text: str) -> str | Template:
     return Template(text, tuple(parts))
 
 
-def compile_tree(value: Any) -> Any:
-    """Every string in a JSON tree, keys included, compiled."""
-    if isinstance(value, str):
-        return compile_string(value)
-    if isinstance(value, dict):
-        return {compile_string(k): compile_tree(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [compile_tree(v) for v in value]
-    return value
-
-
 def render_tree(value: Any, ctx: Mapping[str, Any]) -> Any:
+    """A compiled JSON tree with every template rendered."""
     if isinstance(value, Template):
         return value.render(ctx)
     if isinstance(value, dict):
@@ -236,16 +224,6 @@ def render_tree(value: Any, ctx: Mapping[str, Any]) -> Any:
     return value
 
 
-def has_template(value: Any) -> bool:
-    if isinstance(value, Template):
-        return True
-    if isinstance(value, dict):
-        return any(has_template(k) or has_template(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(has_template(v) for v in value)
-    return False
-
-
 # -- evaluation ---------------------------------------------------------------------
 
 
@@ -253,8 +231,6 @@ def _get(value: Any, key: str) -> Any:
     if isinstance(value, Mapping):
         if key in value:
             return value[key]
-        from testbed.grpc_stubs.match import MISSING, lookup
-
         found = lookup(value, key)
         return None if found is MISSING else found
     if isinstance(value, list) and key.isdigit():
@@ -373,6 +349,18 @@ def _uuid(ctx: Mapping[str, Any]) -> str:
     return str(uuid.UUID(int=bits, version=4))
 
 
+def _sprintf(fmt: str, args: tuple[Any, ...]) -> str:
+    """Go's %v/%s/%d/%%, filled in order; no Python format mini-language (it reaches attributes)."""
+    values = iter(args)
+
+    def one(m: re.Match[str]) -> str:
+        if m.group(0) == "%%":
+            return "%"
+        return _text(next(values, "%!" + m.group(0)[1] + "(MISSING)"))
+
+    return re.sub(r"%[-+# 0-9.]*[vsdfq%]", one, fmt)
+
+
 def _default(_: Any, fallback: Any, value: Any = None) -> Any:
     return fallback if value in (None, "", 0, False, [], {}) else value
 
@@ -383,7 +371,7 @@ FUNCS: dict[str, Callable[..., Any]] = {
     "title": lambda _, s: _text(s).title(),
     "trim": lambda _, s: _text(s).strip(),
     "str": lambda _, v: _text(v),
-    "sprintf": lambda _, fmt, *a: re.sub(r"%[vsd]", "{}", str(fmt)).format(*map(_text, a)),
+    "sprintf": lambda _, fmt, *a: _sprintf(str(fmt), a),
     "split": _split,
     "join": lambda _, a, b: (
         str(b).join(map(_text, a)) if isinstance(a, list) else str(a).join(map(_text, b))

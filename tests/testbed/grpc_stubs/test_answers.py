@@ -416,3 +416,32 @@ def test_bidi_gripmock_inputs_script_and_finish() -> None:
     assert (end.status, end.messages, end.matched) == ("OK", [], True)
     wrong = store.bidi("chat.ChatService/Chat", {})
     assert not wrong.reply_to({"user_id": "alice", "content": "How are you?"}).matched
+
+
+def test_sprintf_is_go_verbs_only() -> None:
+    store = StubStore()
+    store.add(
+        stub(
+            output={
+                "data": {"m": '{{sprintf .Request.fmt .Request.a}}|{{sprintf "%s-%d%%" "a" 5}}'}
+            }
+        )
+    )
+    # a request-supplied format cannot reach Python attributes
+    assert message(store, {"fmt": "{0.__class__}%v", "a": "x"}) == {"m": "{0.__class__}x|a-5%"}
+
+
+def test_gripmock_v1_server_stream_as_a_data_list() -> None:
+    store = StubStore()
+    store.add(stub(output={"data": [{"n": 1}, {"n": 2}], "delay": "10ms"}))
+    reply = store.server_stream(METHOD, {}, {})
+    assert reply.messages == [(0.01, {"n": 1}), (0.01, {"n": 2})]
+
+
+def test_top_level_times_is_options_times() -> None:
+    store = StubStore()
+    store.add(stub(times=1))
+    assert store.unary(METHOD, {}, {}).matched
+    assert not store.unary(METHOD, {}, {}).matched
+    with pytest.raises(StubError, match=r"api: times: given twice"):
+        StubStore().add(stub(times=1, options={"times": 2}))
