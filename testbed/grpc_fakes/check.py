@@ -35,12 +35,18 @@ def _is_template(value: Any) -> bool:
     return False
 
 
-def _messages(output: Any, where: str) -> Iterator[tuple[str, Any]]:
-    """Each answer message of an `output` (data, stream items) with its path."""
+def _messages(output: Any, where: str, streams: bool) -> Iterator[tuple[str, Any]]:
+    """Each answer message of an `output` (data, stream items) with its path;
+    `streams` for a method that answers with a stream, where GripMock v1 wrote
+    the messages as a `data` list."""
     if not isinstance(output, dict):
         return
-    if "data" in output and output["data"] is not None:
-        yield f"{where}.data", output["data"]
+    data = output.get("data")
+    if isinstance(data, list) and streams:
+        for i, item in enumerate(data):
+            yield f"{where}.data[{i}]", item
+    elif data is not None:
+        yield f"{where}.data", data
     stream = output.get("stream")
     if isinstance(stream, list):
         for i, item in enumerate(stream):
@@ -167,7 +173,8 @@ def check_stub(stub: dict[str, Any], schema: Schema, where: str) -> None:
     for path, output in _outputs(stub):
         for details_path, details in _details(output, path):
             _check_details(details, schema, f"{label}: {details_path}")
-        for msg_path, message in _messages(output, path):
+        streams = found.kind in ("server_stream", "bidi")
+        for msg_path, message in _messages(output, path, streams):
             if _is_template(message):
                 continue
             if not isinstance(message, dict):

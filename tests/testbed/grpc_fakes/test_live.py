@@ -225,3 +225,17 @@ def test_rich_details_that_do_not_parse_are_refused(
     assert caught.value.status == 400
     message = caught.value.body["error"]
     assert "output.details[0]" in message and named in message
+
+
+def test_a_gripmock_v1_data_list_streams_each_message(live: TestbedThread, client: Catalog) -> None:
+    stub = {
+        "service": "Catalog",
+        "method": "ListItems",
+        "input": {"equals": {"page_size": 2}},
+        "output": {"data": [{"id": "v1-a"}, {"id": "v1-b"}]},
+    }
+    live.admin.post(ROUTE, stub)
+    assert [i.id for i in client.list_items(page_size=2)] == ["v1-a", "v1-b"]
+    with pytest.raises(AdminError) as caught:
+        live.admin.post(ROUTE, {**stub, "output": {"data": [{"id": "ok"}, {"idx": "no"}]}})
+    assert "output.data[1]" in caught.value.body["error"]
