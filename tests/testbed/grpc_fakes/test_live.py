@@ -13,7 +13,7 @@ from testbed.admin_client import AdminError
 from testbed.grpc_fakes.schema import Schema
 from testbed.threaded import TestbedThread
 
-from .conftest import Catalog, only_grpc, shop_service
+from .conftest import TIMEOUT, Catalog, only_grpc, shop_service
 
 ROUTE = "/testbed/grpc/shop/stubs"
 
@@ -239,3 +239,20 @@ def test_a_gripmock_v1_data_list_streams_each_message(live: TestbedThread, clien
     with pytest.raises(AdminError) as caught:
         live.admin.post(ROUTE, {**stub, "output": {"data": [{"id": "ok"}, {"idx": "no"}]}})
     assert "output.data[1]" in caught.value.body["error"]
+
+
+def test_a_crashed_fakes_process_is_unavailable_not_the_proxy(
+    live: TestbedThread, client: Catalog
+) -> None:
+    import os
+    import signal
+
+    proc = live.testbed.services["grpc.fakes"]
+    os.kill(proc.pid, signal.SIGKILL)  # what a crash in grpcio's C-core does to it
+    assert proc.wait(TIMEOUT) == -signal.SIGKILL
+    assert status_of(client, "book-1") == grpc.StatusCode.UNAVAILABLE
+    with pytest.raises(AdminError) as caught:
+        live.admin.post(ROUTE, NEW_STUB)
+    assert caught.value.status == 503
+    assert "gone" in caught.value.body["error"]
+    assert live.admin.get("/faults") is not None  # the proxy's admin API still serves
