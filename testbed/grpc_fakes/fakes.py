@@ -47,7 +47,7 @@ class FakeSet:
     @classmethod
     def build(cls, configs: list[dict[str, Any]], record: Recorder) -> FakeSet:
         """Schemas compiled and stubs loaded and checked, for every entry of
-        ``grpc.services`` (as JSON). Raises SchemaError or StubCheckError."""
+        ``grpc.services`` (as JSON). A BuildError names the service that failed."""
         from testbed.grpc_stubs import StubStore
 
         services: dict[str, UserService] = {}
