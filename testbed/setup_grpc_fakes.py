@@ -79,6 +79,21 @@ async def start(
         tb.services[svc.name] = handle
         tb.front(svc.name, "grpc", [handle.address], listeners, upstreams, port=svc.port)
     tb.admin_routes.extend(stub_routes(handles))
+    tb.hints.append(_hint)
+
+
+def _hint(tb: Testbed) -> list[str]:
+    """How to look at a fake from a shell: its reflection, and its live stubs."""
+    lines: list[str] = []
+    for svc in tb.scenario.grpc.services:
+        address = tb.addresses.get(svc.name)
+        if address is None:
+            continue
+        lines.append(f"  {svc.name}:  grpcurl -plaintext {address} list")
+        if "admin" in tb.addresses:
+            stubs = f"http://{tb.addresses['admin']}/testbed/grpc/{svc.name}/stubs"
+            lines.append(f"  {' ' * len(svc.name)}   curl -s {stubs}")
+    return lines
 
 
 def _on_loop(control: Callable[[str, dict[str, Any]], Any]) -> Callable[[str, dict[str, Any]], Any]:

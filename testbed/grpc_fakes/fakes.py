@@ -9,12 +9,16 @@ has to move them over its socket.
 from __future__ import annotations
 
 import time
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..journal import Entry, Journal
 from . import schema as schema_mod
 from .check import StubCheckError, check_stub
-from .server import Recorder, UserService
+from .server import Recorder, UserService, add_service_files
+
+if TYPE_CHECKING:
+    from testbed.grpc_stubs import StubStore
 
 
 class BuildError(ValueError):
@@ -43,7 +47,7 @@ class FakeSet:
     @classmethod
     def build(cls, configs: list[dict[str, Any]], record: Recorder) -> FakeSet:
         """Schemas compiled and stubs loaded and checked, for every entry of
-        ``grpc.services`` (as JSON). Raises SchemaError or StubCheckError."""
+        ``grpc.services`` (as JSON). A BuildError names the service that failed."""
         from testbed.grpc_stubs import StubStore
 
         services: dict[str, UserService] = {}
@@ -55,12 +59,11 @@ class FakeSet:
                 schema = schema_mod.load(config)
             except schema_mod.SchemaError as exc:
                 raise BuildError(name, str(exc)) from None
+            add_service_files(schema)
             t1 = time.perf_counter()
             store = StubStore()
             try:
-                store.load_paths(config.get("stubs", []))
-                for stub in store.all():
-                    check_stub(stub, schema)
+                load_checked(store, schema, [Path(p) for p in config.get("stubs", [])])
             except ValueError as exc:  # StubError, StubCheckError
                 raise BuildError(name, str(exc)) from None
             timings[f"{name}.schema"] = t1 - t0
@@ -96,10 +99,7 @@ class FakeSet:
         svc = self.service(name)
         ids = svc.store.add(data, source="api")
         try:
-            for ident in ids:
-                stub = svc.store.get(ident)
-                if stub is not None:
-                    check_stub(stub, svc.schema)
+            _check_added(svc.store, svc.schema, ids, "api", isinstance(data, list))
         except StubCheckError:
             for ident in ids:
                 svc.store.remove(ident)
@@ -128,6 +128,28 @@ class FakeSet:
             self.clear_stubs(name)
             return None
         raise ValueError(f"unknown control request {op!r}")
+
+
+def load_checked(store: StubStore, schema: schema_mod.Schema, paths: list[Path]) -> int:
+    """Load the stub files (the engine's own checks first), then check each
+    file's stubs against the schema, so that a stub that does not fit is named
+    by its file and its place in it (``stubs/a.yaml: [2]``)."""
+    from testbed.grpc_stubs.files import read_stub_file, stub_files
+
+    total = store.load_paths(paths)
+    for file in stub_files(paths):
+        for where, item in read_stub_file(file):
+            check_stub(item, schema, f"{file}: {where}".removesuffix(": "))
+    return total
+
+
+def _check_added(
+    store: StubStore, schema: schema_mod.Schema, ids: list[str], source: str, listed: bool
+) -> None:
+    for i, ident in enumerate(ids):
+        stub = store.get(ident)
+        if stub is not None:
+            check_stub(stub, schema, f"{source}: [{i}]" if listed else source)
 
 
 class ChildJournal:

@@ -122,6 +122,10 @@ class GrpcFakesProcess:
     def pid(self) -> int:
         return self._proc.pid
 
+    def wait(self, timeout: float | None = None) -> int:
+        """The child's exit status once it has exited (blocking)."""
+        return self._proc.wait(timeout)
+
     # -- control ---------------------------------------------------------------------------
 
     def request(self, op: str, args: dict[str, Any]) -> Any:

@@ -15,6 +15,7 @@ from aiohttp import web
 from protoproxy.admin.body import BodyError, read_json
 
 from .handle import GrpcFake
+from .process import ChildGone
 
 #: The most stubs one POST may add (the body is bounded by read_json too).
 MAX_STUBS_PER_REQUEST = 10_000
@@ -22,6 +23,19 @@ MAX_STUBS_PER_REQUEST = 10_000
 
 def _error(message: str, status: int) -> web.Response:
     return web.json_response({"error": message}, status=status)
+
+
+def _guarded(route: Any) -> Any:
+    """The fakes' process gone (a crash in grpcio) is 503 naming it, not a 500."""
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        try:
+            response: web.StreamResponse = await route(request)
+        except ChildGone as exc:
+            return _error(str(exc), 503)
+        return response
+
+    return guarded
 
 
 def stub_routes(fakes: Mapping[str, GrpcFake]) -> list[web.RouteDef]:
@@ -76,8 +90,8 @@ def stub_routes(fakes: Mapping[str, GrpcFake]) -> list[web.RouteDef]:
 
     base = "/testbed/grpc/{service}/stubs"
     return [
-        web.post(base, add),
-        web.get(base, show),
-        web.delete(base, clear),
-        web.delete(base + "/{id}", remove),
+        web.post(base, _guarded(add)),
+        web.get(base, _guarded(show)),
+        web.delete(base, _guarded(clear)),
+        web.delete(base + "/{id}", _guarded(remove)),
     ]

@@ -39,6 +39,14 @@ SERVING = health_pb2.HealthCheckResponse.SERVING
 Recorder = Callable[[GrpcCall], Any]
 
 
+def add_service_files(schema: Schema) -> None:
+    """Put google.rpc's error details (to parse rich errors, and to check stubs'
+    details) and the health service (for reflection to describe) in the fake's pool."""
+    schema.add_file_of(error_details_pb2.DESCRIPTOR)
+    schema.add_file_of(status_pb2.DESCRIPTOR)
+    schema.add_file_of(health_pb2.DESCRIPTOR)
+
+
 class _Call:
     """What one call did, for its journal entry."""
 
@@ -74,10 +82,7 @@ class UserService:
         self._server: aio.Server | None = None
         self._health = health.aio.HealthServicer()
         self.address = ""
-        # rich error details and the health service, in the pool reflection reads
-        schema.add_file_of(error_details_pb2.DESCRIPTOR)
-        schema.add_file_of(status_pb2.DESCRIPTOR)
-        schema.add_file_of(health_pb2.DESCRIPTOR)
+        add_service_files(schema)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         server = aio.server(

@@ -11,7 +11,7 @@ from google.rpc import error_details_pb2, status_pb2
 from testbed.journal import GrpcCall
 from testbed.threaded import TestbedThread
 
-from .conftest import Catalog
+from .conftest import TIMEOUT, Catalog
 
 
 def only_call(tb: TestbedThread, method: str) -> GrpcCall:
@@ -74,20 +74,19 @@ def test_bidi_answers_each_message(shop: TestbedThread, catalog: Catalog) -> Non
 
 def test_unmatched_call_names_the_near_misses(shop: TestbedThread, catalog: Catalog) -> None:
     with pytest.raises(grpc.RpcError) as caught:
-        catalog.get_item(id="book-404")
+        catalog.record_prices([{"id": "book-1", "micros": 100}, {"id": "book-2", "micros": 999}])
     err = caught.value
     assert err.code() == grpc.StatusCode.NOT_FOUND  # GripMock's answer to "no stub"
-    assert "get-book-1" in err.details()
-    calls = shop.journal.grpc("shop.v1.Catalog/GetItem")
+    assert "record-two" in err.details() and "999" in err.details()
+    calls = shop.journal.grpc("shop.v1.Catalog/RecordPrices")
     assert (calls.count(), calls.unmatched.count()) == (1, 1)
     entry = calls[0]
     assert isinstance(entry, GrpcCall)
-    assert entry.status == "NOT_FOUND" and entry.stub is None
-    assert any("get-book-1" in miss for miss in entry.near_misses)
-    with pytest.raises(AssertionError, match=r"near miss: .*get-book-1"):
-        shop.journal.grpc("shop.v1.Catalog/GetItem").assert_called(
-            times=1, where=lambda e: e.matched
-        )
+    assert (entry.status, entry.stub, entry.responses) == ("NOT_FOUND", None, 0)
+    assert len(entry.messages) == 2
+    assert entry.near_misses and entry.near_misses[0].startswith("record-two")
+    with pytest.raises(AssertionError, match=r"near miss: record-two"):
+        shop.journal.grpc("RecordPrices").assert_called(times=1, where=lambda e: e.matched)
 
 
 def test_rich_error_details_ride_in_the_trailer(shop: TestbedThread, catalog: Catalog) -> None:
@@ -139,3 +138,24 @@ def test_admin_journal_lists_the_calls(shop: TestbedThread, catalog: Catalog) ->
     ]
     shop.admin.delete("/testbed/journal")
     assert shop.journal.grpc().count() == 0
+
+
+def test_bidi_ends_at_the_first_message_no_stub_answers(
+    shop: TestbedThread, catalog: Catalog
+) -> None:
+    f = catalog._callable("Chat", "stream_stream")
+    cls = catalog.cls("Chat")
+    got = []
+    with pytest.raises(grpc.RpcError) as caught:
+        for reply in f(iter([cls(text="hello"), cls(text="what?")]), timeout=TIMEOUT):
+            got.append(reply.text)
+    assert got == ["hi there"]
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    entry = only_call(shop, "Chat")
+    assert entry.messages == ({"text": "hello"}, {"text": "what?"})
+    assert (entry.responses, entry.status, entry.matched, entry.stub) == (
+        1,
+        "NOT_FOUND",
+        False,
+        "chat-hello",
+    )

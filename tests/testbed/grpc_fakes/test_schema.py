@@ -190,3 +190,22 @@ def test_check_compiles_the_protos_and_checks_the_stubs(tmp_path: Path) -> None:
     assert "grpc.services[0]" in bad.stderr
     assert "wrong.yaml" in bad.stderr and "output.stream[1]" in bad.stderr
     assert "shelf" in bad.stderr
+
+
+def test_two_fakes_of_one_schema_each_have_a_listener(shop_schema: Schema) -> None:
+    """Two fakes defining the same type names (two versions of one service, say)
+    live in pools of their own, each behind its own listener."""
+    other = {
+        "service": "shop.v1.Catalog",
+        "method": "GetItem",
+        "input": {"equals": {"id": "book-1"}},
+        "output": {"data": {"id": "book-1", "name": "Other shop's book"}},
+    }
+    scenario = only_grpc(shop_service(), shop_service(name="shop-b", stubs=[]))
+    with TestbedThread(scenario) as tb:
+        tb.testbed.services["shop-b"].stubs.add(other)
+        assert book_1(tb, shop_schema, "shop") == "The Pragmatic Programmer"
+        assert book_1(tb, shop_schema, "shop-b") == "Other shop's book"
+        assert tb.address("shop") != tb.address("shop-b")
+        assert [c.service for c in tb.journal.grpc("GetItem")] == ["shop", "shop-b"]
+        assert tb.journal.grpc("GetItem", service="shop-b").count() == 1
