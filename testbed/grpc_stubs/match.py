@@ -204,7 +204,10 @@ def patterned(want: Any, got: Any, path: str, full: bool) -> Reason:
     """`want` holds compiled patterns in the shape of the request: objects recurse,
     lists match item by item, a pattern tests the value's text."""
     if got is MISSING:
-        return f"{path}: absent (pattern {show(want.pattern if isinstance(want, re.Pattern) else want)})"
+        if not isinstance(want, re.Pattern):
+            return f"{path}: want {show(want)}, got (absent)"
+        # an absent scalar is protobuf's default: its text is "" (``^$`` matches it)
+        got = ""
     if isinstance(want, dict):
         if not isinstance(got, dict):
             return f"{path}: want an object, got {show(got)}"
