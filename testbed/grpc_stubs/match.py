@@ -204,7 +204,10 @@ def patterned(want: Any, got: Any, path: str, full: bool) -> Reason:
     """`want` holds compiled patterns in the shape of the request: objects recurse,
     lists match item by item, a pattern tests the value's text."""
     if got is MISSING:
-        return f"{path}: absent (pattern {show(want.pattern if isinstance(want, re.Pattern) else want)})"
+        if not isinstance(want, re.Pattern):
+            return f"{path}: want {show(want)}, got (absent)"
+        # an absent scalar is protobuf's default: its text is "" (``^$`` matches it)
+        got = ""
     if isinstance(want, dict):
         if not isinstance(got, dict):
             return f"{path}: want an object, got {show(got)}"
@@ -244,7 +247,12 @@ class Matcher:
     #: header matching: names case-insensitive, values compared as strings
     headers: bool = False
 
-    def check(self, got: Mapping[str, Any], path: str) -> Reason:
+    def check(self, got: Any, path: str) -> Reason:
+        if not isinstance(got, Mapping):
+            # a well-known type's JSON (StringValue is a string): only a catch-all matches
+            if self.equals or self.contains or self.matches or self.glob or self.any_of:
+                return f"{path}: the request is {show(got)}, not an object with fields"
+            return None
         if self.headers:
             got = {k.lower(): v for k, v in got.items()}
         for key, want in self.equals.items():

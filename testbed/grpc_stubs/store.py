@@ -452,9 +452,15 @@ class BidiScript:
         reply = self.store._answer(call)
         stub = self.store._stub(reply.stub_id)
         if reply.matched and stub is not None and stub.inputs is not None and len(stub.inputs) > 1:
-            # the nth message of a scripted stub gets the nth stream item
+            # the nth message of a scripted stub gets the nth stream item, the last
+            # scripted message all the rest (a recorded call replays in full)
             i = call.index
-            reply.messages = reply.messages[i : i + 1] if i < len(reply.messages) else []
+            last = i == len(stub.inputs) - 1
+            reply.messages = reply.messages[i:] if last else reply.messages[i : i + 1]
+            if not last and reply.status != "OK":
+                # the stub's status ends the call after its last scripted message
+                reply.status, reply.details, reply.error_details = "OK", "", []
+                reply.fail_after = None
         self.last = reply
         return reply
 

@@ -61,6 +61,10 @@ def _fail(where: str, message: str) -> StubError:
     return StubError(f"{where}: {message}")
 
 
+#: The recorder's fields for messages it had no schema for (protoproxy.record).
+_RECORDED_BYTES = {"equals_b64", "data_b64", "stream_b64"}
+
+
 def _norm_keys(obj: dict[str, Any], known: set[str], where: str) -> dict[str, Any]:
     """Accept `snake_case` spellings of our camelCase keys; refuse unknown keys by name."""
     from testbed.grpc_stubs.match import camel
@@ -69,6 +73,13 @@ def _norm_keys(obj: dict[str, Any], known: set[str], where: str) -> dict[str, An
     for key, value in obj.items():
         if not isinstance(key, str):
             raise _fail(where, f"key {key!r} is not a string")
+        if key in _RECORDED_BYTES:
+            raise _fail(
+                f"{where}.{key}",
+                "a message recorded without a schema (protobuf bytes, not JSON) cannot be "
+                "matched or sent by the fake: record again with record.schema, or write "
+                f"it as JSON in {key.removesuffix('_b64')}",
+            )
         name = key if key in known else camel(key)
         if name not in known:
             raise _fail(f"{where}.{key}", f"unknown field (known: {', '.join(sorted(known))})")
@@ -274,11 +285,11 @@ def parse_output(value: Any, where: str) -> Output:
         out.has_stream = True
         for i, item in enumerate(stream):
             at = f"{where}.stream[{i}]"
-            stop = _stream_item(out, item, at)
-            if stop:
-                out.fail_after = i
+            if _stream_item(out, item, at):
+                # an element ending the stream OK just ends it; otherwise it fails there
+                out.fail_after = i if out.status != "OK" else None
                 break
-    if out.fail_after is None:
+    if out.fail_after is None and out.status == "OK":
         out.status, out.error = _status(body, where)
         out.details = _details(body.get("details"), f"{where}.details")
     out.headers = _metadata(body.get("headers"), f"{where}.headers")
@@ -315,8 +326,6 @@ def _stream_item(out: Output, item: Any, at: str) -> bool:
             delay = parse_duration(meta["delay"], f"{at}._gripmock.delay")
         if {"error", "code", "details"} & set(meta):
             out.status, out.error = _status(meta, f"{at}._gripmock")
-            if out.status == "OK":
-                out.status = "UNKNOWN"
             out.details = _details(meta.get("details"), f"{at}._gripmock.details")
             return True
         item = {k: v for k, v in item.items() if k != "_gripmock"}

@@ -177,6 +177,10 @@ class Template:
         (``"{{len .Requests}}"`` gives 3, not "3"), as protobuf JSON takes either."""
         if len(self.parts) == 1 and not isinstance(self.parts[0], str):
             value = _run(self.parts[0], ctx)
+            if not isinstance(value, str | int | float | bool | list | dict):
+                value = _text(value)
+            elif isinstance(value, list | dict):
+                value = json.loads(json.dumps(value, default=_text))
             if isinstance(value, str) and len(value) > MAX_OUTPUT:
                 raise TemplateError(f"template output over {MAX_OUTPUT} bytes")
             return value
@@ -277,12 +281,14 @@ def _run(pipeline: tuple[Any, ...], ctx: Mapping[str, Any]) -> Any:
 def _text(value: Any) -> str:
     if value is None:
         return "<no value>"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
         return str(int(value))
     if isinstance(value, dict | list):
-        return json.dumps(value, separators=(",", ":"))
+        return json.dumps(value, separators=(",", ":"), default=_text)
     return str(value)
 
 
@@ -378,7 +384,7 @@ FUNCS: dict[str, Callable[..., Any]] = {
     ),
     "len": lambda _, v: len(v) if isinstance(v, str | list | dict) else 0,
     "index": _index,
-    "json": lambda _, v: json.dumps(v, separators=(",", ":")),
+    "json": lambda _, v: json.dumps(v, separators=(",", ":"), default=_text),
     "default": _default,
     "add": lambda _, a, b: _num(a) + _num(b),
     "sub": lambda _, a, b: _num(a) - _num(b),

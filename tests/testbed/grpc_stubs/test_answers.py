@@ -3,7 +3,9 @@ streams, delays, templates, near misses, client streams and bidi scripts."""
 
 from __future__ import annotations
 
+import re
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -445,3 +447,44 @@ def test_top_level_times_is_options_times() -> None:
     assert not store.unary(METHOD, {}, {}).matched
     with pytest.raises(StubError, match=r"api: times: given twice"):
         StubStore().add(stub(times=1, options={"times": 2}))
+
+
+def test_times_holds_under_concurrent_calls() -> None:
+    store = StubStore()
+    store.add(stub(times=25))
+    with ThreadPoolExecutor(8) as pool:
+        replies = list(pool.map(lambda _: store.unary(METHOD, {}, {}).matched, range(100)))
+    assert replies.count(True) == 25
+
+
+def test_time_values_render_as_text() -> None:
+    store = StubStore()
+    store.add(stub(output={"data": {"at": "{{now}}", "year": '{{now | format "2006-01-02"}}'}}))
+    got = message(store, {})
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", got["at"])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d", got["year"])
+
+
+def test_a_gripmock_element_with_code_0_ends_the_stream_ok() -> None:
+    store = StubStore()
+    store.add(stub(output={"stream": [{"n": 1}, {"_gripmock": {"code": 0}}, {"n": 2}]}))
+    reply = store.server_stream(METHOD, {}, {})
+    assert (reply.messages, reply.status, reply.fail_after) == ([(0.0, {"n": 1})], "OK", None)
+
+
+def test_bidi_script_last_message_gets_the_rest_and_the_status() -> None:
+    store = StubStore()
+    store.add(
+        {
+            "service": "Chat",
+            "method": "Talk",
+            "inputs": [{"equals": {"n": 1}}, {"equals": {"n": 2}}],
+            "output": {"stream": [{"r": 1}, {"r": 2}, {"r": 3}], "code": 14, "error": "bye"},
+        }
+    )
+    script = store.bidi("chat.Chat/Talk", {})
+    first = script.reply_to({"n": 1})
+    assert ([m for _, m in first.messages], first.status) == ([{"r": 1}], "OK")
+    second = script.reply_to({"n": 2})
+    assert [m for _, m in second.messages] == [{"r": 2}, {"r": 3}]
+    assert (second.status, second.details) == ("UNAVAILABLE", "bye")

@@ -34,17 +34,26 @@ def test_gripmock_fixture_folder_loads_recursively() -> None:
     assert store.get("0b9b6f3c-3b1f-4a51-9d43-8f2a5e0c1d01")["output"]["code"] == 8
 
 
-def test_gripmock_greeter_file_behaves_as_documented() -> None:
+def test_gripmock_greeter_file_priority_decides_before_specificity() -> None:
     store = StubStore()
     store.load_paths([FIXTURES / "greeter.yaml"])
     method = "helloworld.Greeter/SayHello"
+    # the catch-all has priority 1: it beats the exact stub (GripMock would not)
     ben = store.unary(method, {"name": "Ben"}, {})
-    # priority 1 on the catch-all beats the exact stub here: priority decides first
-    assert ben.status == "NOT_FOUND" and ben.details == "User not found" and ben.matched
-    store.clear()
-    store.load_paths([FIXTURES / "greeter.yaml"])
+    assert (ben.matched, ben.status, ben.details) == (True, "NOT_FOUND", "User not found")
+    [fallback] = [s["id"] for s in store.all() if s.get("priority") == 1]
+    store.remove(fallback)
+    assert store.unary(method, {"name": "Ben"}, {}).messages == [(0.0, {"message": "Hello Ben"})]
+    # times: 1 spent; the header-matching stub is next, but wants x-env: prod
+    again = store.unary(method, {"name": "Ben"}, {"x-user": "alice"})
+    assert not again.matched
+    assert again.near_misses[0].endswith("times: answered 1 of 1 calls")
+    assert again.near_misses[1].endswith("headers.equals.x-env: want 'prod', got (absent)")
     alice = store.unary(method, {"name": "Alice"}, {"x-env": "prod", "x-user": "alice"})
-    assert alice.status == "NOT_FOUND"  # the catch-all still has the higher priority
+    assert (alice.headers, alice.messages) == (
+        {"x-served-by": "gripmock"},
+        [(0.0, {"message": "Hello Alice"})],
+    )
 
 
 def test_gripmock_files_answer_streams_and_uploads() -> None:
@@ -265,6 +274,8 @@ templates = st.sampled_from(
         '{{index .Headers "x"}}',
         "{{uuid}}",
         "{{add .Request.a 1}}",
+        "{{now}}",
+        '{{split .Request.a "x"}}',
     ]
 )
 #: plausible values for each stub field; `wild` replaces one of them with anything
@@ -338,9 +349,13 @@ def near_stubs(draw: st.DrawFn) -> list[dict[Any, Any]]:
 
 
 @settings(max_examples=300, deadline=None)
-@given(stub=near_stubs(), request=messages, metadata=st.dictionaries(names, names, max_size=2))
+@given(
+    stub=near_stubs(),
+    request=st.one_of(messages, scalars),
+    metadata=st.dictionaries(names, names, max_size=2),
+)
 def test_a_stub_that_loads_answers_every_kind_of_call(
-    stub: list[dict[Any, Any]], request: dict[str, Any], metadata: dict[str, str]
+    stub: list[dict[Any, Any]], request: Any, metadata: dict[str, str]
 ) -> None:
     store = StubStore()
     try:
@@ -356,3 +371,12 @@ def test_a_stub_that_loads_answers_every_kind_of_call(
     ):
         assert reply.status in STATUS_NAMES
         json.dumps([reply.messages, reply.headers, reply.trailers, reply.error_details])
+
+
+def test_a_recording_without_a_schema_is_refused_with_the_fix(tmp_path: Path) -> None:
+    path = tmp_path / "rec.yaml"
+    path.write_text("service: S\nmethod: M\ninput: {equals_b64: AAE=}\noutput: {data_b64: AAE=}\n")
+    with pytest.raises(
+        StubError, match=r"rec\.yaml: input\.equals_b64: a message recorded without"
+    ):
+        StubStore().load_paths([path])

@@ -173,3 +173,10 @@ def test_header_contains_is_the_whole_value() -> None:
     )
     assert not store.unary(METHOD, {}, {"authorization": "Bearer abc"}).matched
     assert store.unary(METHOD, {}, {"authorization": "Bearer"}).matched
+
+
+def test_a_pattern_sees_an_absent_field_as_empty_text() -> None:
+    # protobuf leaves an empty string out of the request
+    assert hit({"matches": {"name": "^$"}}, {})
+    assert not hit({"matches": {"name": "."}}, {})
+    assert hit({"glob": {"name": "*"}}, {})
