@@ -91,6 +91,8 @@ def _check_details(details: list[Any], schema: Schema, where: str) -> None:
         if not isinstance(detail, dict) or _is_template(detail):
             continue  # the engine refuses a non-object; a template is filled per call
         kind = detail.get("@type", detail.get("type"))
+        if not isinstance(kind, str):
+            raise StubCheckError(f"{where}[{i}]: needs '@type' (or 'type'), a type URL")
         body = {k: v for k, v in detail.items() if k not in ("@type", "type")}
         try:
             json_format.ParseDict(

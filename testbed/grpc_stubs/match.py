@@ -247,7 +247,12 @@ class Matcher:
     #: header matching: names case-insensitive, values compared as strings
     headers: bool = False
 
-    def check(self, got: Mapping[str, Any], path: str) -> Reason:
+    def check(self, got: Any, path: str) -> Reason:
+        if not isinstance(got, Mapping):
+            # a well-known type's JSON (StringValue is a string): only a catch-all matches
+            if self.equals or self.contains or self.matches or self.glob or self.any_of:
+                return f"{path}: the request is {show(got)}, not an object with fields"
+            return None
         if self.headers:
             got = {k.lower(): v for k, v in got.items()}
         for key, want in self.equals.items():

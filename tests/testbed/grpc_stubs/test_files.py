@@ -349,9 +349,13 @@ def near_stubs(draw: st.DrawFn) -> list[dict[Any, Any]]:
 
 
 @settings(max_examples=300, deadline=None)
-@given(stub=near_stubs(), request=messages, metadata=st.dictionaries(names, names, max_size=2))
+@given(
+    stub=near_stubs(),
+    request=st.one_of(messages, scalars),
+    metadata=st.dictionaries(names, names, max_size=2),
+)
 def test_a_stub_that_loads_answers_every_kind_of_call(
-    stub: list[dict[Any, Any]], request: dict[str, Any], metadata: dict[str, str]
+    stub: list[dict[Any, Any]], request: Any, metadata: dict[str, str]
 ) -> None:
     store = StubStore()
     try:
