@@ -74,10 +74,13 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.check:
         from .scenario import load_scenario
+        from .setup_grpc_fakes import check
         from .setup_kafka import load_seeds
 
         try:
-            load_seeds(load_scenario(args.scenario))  # seed files are read, not only named
+            scenario = load_scenario(args.scenario)
+            load_seeds(scenario)  # seed files are read, not only named
+            check(scenario)  # protos compiled, stubs checked
         except ConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
