@@ -57,6 +57,11 @@ def _metadata(headers: Headers, skip: frozenset[str], redactor: Redactor) -> dic
     for k, v in headers:
         if k.startswith(":") or k in skip:
             continue
+        if k.endswith("-bin"):
+            try:
+                v = base64.b64encode(binary_value(v)).decode()
+            except (binascii.Error, ValueError, UnicodeEncodeError):
+                continue
         v = redactor.value(k, v)
         out[k] = f"{out[k]}, {v}" if k in out else v
     return out
@@ -64,6 +69,18 @@ def _metadata(headers: Headers, skip: frozenset[str], redactor: Redactor) -> dic
 
 def _b64decode(text: str) -> bytes:
     return base64.b64decode(text + "=" * (-len(text) % 4))
+
+
+def binary_value(text: str) -> bytes:
+    """A ``-bin`` metadata value's bytes.
+
+    grpc C-core peers that both allow "true binary metadata" (SETTINGS
+    0xFE03) send the raw bytes behind a NUL byte instead of base64; the
+    HPACK decoder gives them as latin-1 text.
+    """
+    if text.startswith("\x00"):
+        return text[1:].encode("latin-1")
+    return _b64decode(text)
 
 
 def _any_json(item: any_pb2.Any, schema: Schema | None) -> dict[str, Any]:
@@ -91,8 +108,8 @@ def _details(text: str | None, schema: Schema | None) -> list[dict[str, Any]] | 
         return None
     status = status_pb2.Status()
     try:
-        status.ParseFromString(_b64decode(text))
-    except (ProtobufDecodeError, binascii.Error, ValueError):
+        status.ParseFromString(binary_value(text))
+    except (ProtobufDecodeError, binascii.Error, ValueError, UnicodeEncodeError):
         return None
     return [_any_json(d, schema) for d in status.details]
 

@@ -1,8 +1,9 @@
 """``DIR/scenario.yaml``: the testbed scenario that replays a recording folder.
 
 Built from what the folder holds (so a folder recorded into twice replays
-both runs): one ``grpc.services`` entry per ``grpc/<service>/`` folder (with
-its ``descriptor_set.binpb`` when the schema was known), one ``http.services``
+both runs): one ``grpc.services`` entry per ``grpc/<service>/`` folder with
+its ``descriptor_set.binpb`` (a service recorded without a schema is named
+in a comment instead, since the fake needs one), one ``http.services``
 entry when ``http/mappings/`` exists, and one Kafka topic per
 ``kafka/<topic>.jsonl``. Every port is 0 (ephemeral): edit them to replay on
 fixed ones.
@@ -37,15 +38,28 @@ def service_name(full: str, taken: set[str]) -> str:
     return name
 
 
+def schemaless(root: Path) -> list[str]:
+    """Recorded gRPC services with no descriptor set: a scenario needs their schema."""
+    grpc_dir = root / "grpc"
+    if not grpc_dir.is_dir():
+        return []
+    return sorted(
+        d.name
+        for d in grpc_dir.iterdir()
+        if d.is_dir() and not (d / "descriptor_set.binpb").is_file()
+    )
+
+
 def build(root: Path, listener: str, partitions: dict[str, int]) -> dict[str, Any]:
     taken: set[str] = set()
     grpc_services = []
     grpc_dir = root / "grpc"
     if grpc_dir.is_dir():
         for d in sorted(p for p in grpc_dir.iterdir() if p.is_dir()):
+            if not (d / "descriptor_set.binpb").is_file():
+                continue  # listed in the file's comment: the user adds protos
             entry: dict[str, Any] = {"name": service_name(d.name, taken), "port": 0}
-            if (d / "descriptor_set.binpb").is_file():
-                entry["descriptor_set"] = f"grpc/{d.name}/descriptor_set.binpb"
+            entry["descriptor_set"] = f"grpc/{d.name}/descriptor_set.binpb"
             entry["stubs"] = [f"grpc/{d.name}/"]
             grpc_services.append(entry)
     scenario: dict[str, Any] = {
@@ -74,8 +88,13 @@ def write(root: Path, listener: str, partitions: dict[str, int]) -> None:
     text = (
         f"# Recorded by protoproxy (listener {listener}). Replay it with:\n"
         f"#   protoproxy testbed {root / 'scenario.yaml'}\n"
-        + yaml.safe_dump(build(root, listener, partitions), sort_keys=False)
     )
+    for name in schemaless(root):
+        text += (
+            f"# gRPC service {name} was recorded without a schema (base64 stubs in "
+            f"grpc/{name}/):\n#   add it under grpc.services with protos: or descriptor_set:\n"
+        )
+    text += yaml.safe_dump(build(root, listener, partitions), sort_keys=False)
     tmp = root / ".scenario.yaml.tmp"
     tmp.write_text(text)
     tmp.replace(root / "scenario.yaml")
