@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
-
 from grpc import aio
 
 from .servers import SERVICE

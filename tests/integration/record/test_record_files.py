@@ -35,10 +35,13 @@ async def test_grpc_and_http_recorded_as_stubs_and_mappings(tmp_path: Path) -> N
     Req = schema.method(f"/{SERVICE}/Unary").request  # type: ignore[union-attr]
     rec = tmp_path / "rec"
     record = {"dir": str(rec), "schema": {"protos": [str(PROTO)]}, "keep_headers": ["X-Trace"]}
-    async with grpc_server(schema) as gport, http_server() as hport:
-        async with recording_app(record, gport, hport) as app:
-            await grpc_calls(address(app, "grpc"), Req)
-            await http_calls(f"http://{address(app, 'http')}")
+    async with (
+        grpc_server(schema) as gport,
+        http_server() as hport,
+        recording_app(record, gport, hport) as app,  # its stop writes what is queued
+    ):
+        await grpc_calls(address(app, "grpc"), Req)
+        await http_calls(f"http://{address(app, 'http')}")
 
     stubs = _stubs(rec)
     # seven calls, one a repeat: six distinct stubs
@@ -122,9 +125,9 @@ async def test_without_a_schema_messages_are_base64(tmp_path: Path) -> None:
     schema = demo_schema()
     Req = schema.method(f"/{SERVICE}/Unary").request  # type: ignore[union-attr]
     rec = tmp_path / "rec"
-    async with grpc_server(schema) as gport:
-        async with recording_app({"dir": str(rec), "keep_headers": ["x-api-key"]}, gport) as app:
-            await grpc_calls(address(app, "grpc"), Req)
+    record = {"dir": str(rec), "keep_headers": ["x-api-key"]}
+    async with grpc_server(schema) as gport, recording_app(record, gport) as app:
+        await grpc_calls(address(app, "grpc"), Req)
     by_method: dict[str, list[dict]] = {}
     for p in files(rec / "grpc" / SERVICE, "*.json"):
         stub = json.loads(p.read_text())
