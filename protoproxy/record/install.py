@@ -53,8 +53,13 @@ class Recorder:
                 ),
                 None,
             )
+            ports: dict[str, int] = {}
+            for lst in users:
+                kind = "http" if lst.protocol == "http" else "grpc"
+                if lst.protocol in ("grpc", "http2", "http"):
+                    ports.setdefault(kind, lst.listen.port)
             w = self.writers[where] = RecordWriter(
-                users[0].name, record, self.dropped, reflect_from
+                users[0].name, record, self.dropped, reflect_from, ports
             )
         return w
 

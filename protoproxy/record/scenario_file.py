@@ -5,8 +5,9 @@ both runs): one ``grpc.services`` entry per ``grpc/<service>/`` folder with
 its ``descriptor_set.binpb`` (a service recorded without a schema is named
 in a comment instead, since the fake needs one), one ``http.services``
 entry when ``http/mappings/`` exists, and one Kafka topic per
-``kafka/<topic>.jsonl``. Every port is 0 (ephemeral): edit them to replay on
-fixed ones.
+``kafka/<topic>.jsonl``. The first gRPC fake and the HTTP fake listen on the
+recording listeners' ports, so clients find the replay where they found the
+proxy; ``Scenario.with_ephemeral_ports()`` moves them for tests.
 """
 
 from __future__ import annotations
@@ -50,7 +51,13 @@ def schemaless(root: Path) -> list[str]:
     )
 
 
-def build(root: Path, listener: str, partitions: dict[str, int]) -> dict[str, Any]:
+def build(
+    root: Path, listener: str, partitions: dict[str, int], ports: dict[str, int] | None = None
+) -> dict[str, Any]:
+    """The scenario. `ports` ("grpc", "http"): the recording listeners' ports, which
+    the first fake of each kind takes, so clients find the replay where they
+    found the proxy (0 when the listener's port was ephemeral)."""
+    ports = dict(ports or {})
     taken: set[str] = set()
     grpc_services = []
     grpc_dir = root / "grpc"
@@ -58,7 +65,10 @@ def build(root: Path, listener: str, partitions: dict[str, int]) -> dict[str, An
         for d in sorted(p for p in grpc_dir.iterdir() if p.is_dir()):
             if not (d / "descriptor_set.binpb").is_file():
                 continue  # listed in the file's comment: the user adds protos
-            entry: dict[str, Any] = {"name": service_name(d.name, taken), "port": 0}
+            entry: dict[str, Any] = {
+                "name": service_name(d.name, taken),
+                "port": ports.pop("grpc", 0),
+            }
             entry["descriptor_set"] = f"grpc/{d.name}/descriptor_set.binpb"
             entry["stubs"] = [f"grpc/{d.name}/"]
             grpc_services.append(entry)
@@ -84,7 +94,9 @@ def build(root: Path, listener: str, partitions: dict[str, int]) -> dict[str, An
     return scenario
 
 
-def write(root: Path, listener: str, partitions: dict[str, int]) -> None:
+def write(
+    root: Path, listener: str, partitions: dict[str, int], ports: dict[str, int] | None = None
+) -> None:
     text = (
         f"# Recorded by protoproxy (listener {listener}). Replay it with:\n"
         f"#   protoproxy testbed {root / 'scenario.yaml'}\n"
@@ -94,7 +106,7 @@ def write(root: Path, listener: str, partitions: dict[str, int]) -> None:
             f"# gRPC service {name} was recorded without a schema (base64 stubs in "
             f"grpc/{name}/):\n#   add it under grpc.services with protos: or descriptor_set:\n"
         )
-    text += yaml.safe_dump(build(root, listener, partitions), sort_keys=False)
+    text += yaml.safe_dump(build(root, listener, partitions, ports), sort_keys=False)
     tmp = root / ".scenario.yaml.tmp"
     tmp.write_text(text)
     tmp.replace(root / "scenario.yaml")

@@ -54,6 +54,7 @@ class RecordWriter:
         config: Record,
         dropped: Counter,
         reflect_from: str | None = None,
+        ports: dict[str, int] | None = None,
     ) -> None:
         self.listener = listener
         self.config = config
@@ -62,6 +63,7 @@ class RecordWriter:
         self.redactor = Redactor(config.keep_headers)
         self.dropped = dropped
         self.reflect_from = reflect_from
+        self.ports = ports or {}  # "grpc"/"http": the recording listeners' ports
         self.queue: asyncio.Queue[tuple[Recording, str]] = asyncio.Queue(config.queue)
         self._task: asyncio.Task[None] | None = None
         self.files = 0
@@ -162,7 +164,7 @@ class RecordWriter:
                 drops[(listener, reason)] += n
         if changed:
             self.root.mkdir(parents=True, exist_ok=True)
-            scenario_file.write(self.root, self.listener, self._partitions)
+            scenario_file.write(self.root, self.listener, self._partitions, self.ports)
         return drops
 
     def _fits(self, size: int, new_files: int, drops: Tally[str]) -> bool:
