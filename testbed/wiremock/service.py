@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 import h11
 
 from ..journal import HttpRequest, Journal
-from .admin import AdminApi, AdminReply
+from .admin import AdminApi
 from .engine import HttpIn, HttpOut, WireMockEngine
 
 READ_SIZE = 64 * 1024
@@ -331,6 +331,3 @@ def _is_admin(target: str) -> bool:
 
 def _has(headers: list[tuple[str, str]], name: str) -> bool:
     return any(k.lower() == name for k, _ in headers)
-
-
-__all__ = ["AdminReply", "WireMockService", "MAX_REQUEST_BODY"]
