@@ -170,7 +170,9 @@ class AdminApi:
         return _empty()
 
     def delete_all_mappings(self, c: _Call) -> AdminReply:
-        self.engine.reset_mappings()
+        """Every mapping gone, the files' too (POST /mappings/reset brings those back)."""
+        for mapping in self.engine.list_mappings(None, None).get("mappings", []):
+            self.engine.remove_mapping(mapping.get("id") or mapping.get("uuid"))
         return _empty()
 
     def import_mappings(self, c: _Call) -> AdminReply:

@@ -238,6 +238,12 @@ class _Connection:
 
     async def _read_request(self, head: h11.Request) -> HttpIn | None:
         body = bytearray()
+        declared = _content_length(head)
+        if declared is not None and declared > MAX_REQUEST_BODY:
+            # refused before a byte of it is read (a client waiting for
+            # 100-continue never sends it)
+            await self._simple(413, b"request body over %d bytes\n" % MAX_REQUEST_BODY)
+            return None
         while True:
             if self.conn.client_is_waiting_for_100_continue:
                 self._send(h11.InformationalResponse(status_code=100, headers=[]))
@@ -322,6 +328,13 @@ class _Connection:
             self._send(h11.Data(data=body))
             self._send(h11.EndOfMessage())
             await self.writer.drain()
+
+
+def _content_length(head: h11.Request) -> int | None:
+    for name, value in head.headers:
+        if name == b"content-length":
+            return int(value)  # h11 has checked it is digits
+    return None
 
 
 def _is_admin(target: str) -> bool:
