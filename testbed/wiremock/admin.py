@@ -160,7 +160,7 @@ class AdminApi:
 
     # -- mappings ------------------------------------------------------------------
     def list_mappings(self, c: _Call) -> AdminReply:
-        return _json(self.engine.list_mappings(c.int_param("limit"), c.int_param("offset")))
+        return _json(self.engine.list_mappings(c.int_param("limit"), c.int_param("offset") or 0))
 
     def add_mapping(self, c: _Call) -> AdminReply:
         return _json(self.engine.add_mapping(c.object()), 201)
@@ -171,7 +171,7 @@ class AdminApi:
 
     def delete_all_mappings(self, c: _Call) -> AdminReply:
         """Every mapping gone, the files' too (POST /mappings/reset brings those back)."""
-        for mapping in self.engine.list_mappings(None, None).get("mappings", []):
+        for mapping in self.engine.list_mappings().get("mappings", []):
             self.engine.remove_mapping(mapping.get("id") or mapping.get("uuid"))
         return _empty()
 
@@ -186,7 +186,7 @@ class AdminApi:
         from .metadata import matching_ids
 
         pattern = c.object()
-        listed = self.engine.list_mappings(None, None).get("mappings", [])
+        listed = self.engine.list_mappings().get("mappings", [])
         for mapping_id in matching_ids(listed, pattern):  # a bad pattern: MappingError, 422
             self.engine.remove_mapping(mapping_id)
         return _empty()

@@ -152,11 +152,14 @@ def journal_headers(headers: list[tuple[str, str]]) -> dict[str, str]:
 
 def near_miss_lines(engine: WireMockEngine, req: HttpIn) -> list[str]:
     """The engine's near misses for `req` as one line each, closest first."""
+    headers: dict[str, list[str]] = {}
+    for name, value in req.headers:
+        headers.setdefault(name, []).append(value)
     logged = {
         "url": req.url,
         "absoluteUrl": req.absolute_url,
         "method": req.method,
-        "headers": {k: v for k, v in req.headers},
+        "headers": headers,
         "body": req.body.decode("utf-8", "replace"),
     }
     found = engine.near_misses_for_request(logged)

@@ -107,7 +107,7 @@ async def test_chunked_and_sized_request_bodies_reach_the_engine(svc: WireMockSe
     assert b"posted" in await _exchange(svc, sized)
     bodies = [e.body for e in svc.journal.http(method="POST")]  # type: ignore[union-attr]
     assert bodies == ["abcde", "wxyz"]
-    logged = svc.engine.requests(None, None)["requests"]
+    logged = svc.engine.requests()["requests"]
     assert sorted(r["request"]["body"] for r in logged) == ["abcde", "wxyz"]
 
 
@@ -201,9 +201,7 @@ async def test_admin_refuses_what_a_web_page_could_send(
     body = json.dumps({"request": {"url": "/evil"}, "response": {"status": 200}}).encode()
     answer = await _exchange(svc, _admin("POST", "mappings", *headers, body=body))
     assert answer.startswith(b"HTTP/1.1 403") and why in answer
-    assert all(
-        m["request"].get("url") != "/evil" for m in svc.engine.list_mappings(None, None)["mappings"]
-    )
+    assert all(m["request"].get("url") != "/evil" for m in svc.engine.list_mappings()["mappings"])
 
 
 async def test_admin_answers_its_own_origin_and_json(svc: WireMockService) -> None:
