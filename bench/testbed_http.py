@@ -52,7 +52,7 @@ def first_get_path(root: Path) -> str:
 def h2load(address: str, path: str, seconds: float, connections: int) -> float:
     """Requests per second h2load measured; exits if any request failed."""
     cmd = [need("h2load"), "--h1", "-c", str(connections), "-m", "1"]
-    cmd += ["--warm-up-time", "1", "-D", str(seconds), f"http://{address}{path}"]
+    cmd += ["--warm-up-time", "1s", "-D", f"{max(1, round(seconds))}s", f"http://{address}{path}"]
     out = subprocess.run(cmd, capture_output=True, check=True, timeout=seconds + 60).stdout
     rate, done = _RATE.search(out), _DONE.search(out)
     if rate is None or done is None:

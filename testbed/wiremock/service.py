@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import socket
 import struct
+from http import HTTPStatus
 from types import TracebackType
 from urllib.parse import parse_qs, urlsplit
 
@@ -28,6 +29,8 @@ from ..journal import HttpRequest, Journal
 from .admin import AdminApi
 from .engine import HttpIn, HttpOut, WireMockEngine
 
+#: Reason phrases as Jetty writes them (h11 would send none; some clients mind).
+_PHRASES = {s.value: s.phrase for s in HTTPStatus}
 READ_SIZE = 64 * 1024
 #: A request body above this is answered 413 and the connection closed:
 #: the fake holds whole bodies in memory to match them.
@@ -293,8 +296,8 @@ class _Connection:
         bodiless = req.method == "HEAD" or status in (204, 304) or status < 200
         if status != 204 and status >= 200:
             out.append(("Content-Length", str(len(body))))
-        kwargs = {"reason": reason.encode("latin-1")} if reason else {}
-        self._send(h11.Response(status_code=status, headers=out, **kwargs))
+        phrase = reason if reason is not None else _PHRASES.get(status, "")
+        self._send(h11.Response(status_code=status, headers=out, reason=phrase.encode("latin-1")))
         if not bodiless and body:
             self._send(h11.Data(data=body))
         self._send(h11.EndOfMessage())
