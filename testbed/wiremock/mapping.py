@@ -46,7 +46,7 @@ MAPPING_KEYS = {
     "newScenarioState",
     "persistent",
     "metadata",
-    "comment",
+    "$schema",
     "insertionIndex",
     "postServeActions",
     "serveEventListeners",

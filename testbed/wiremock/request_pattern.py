@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl
 
 from .errors import MappingError
 from .matchers import ValueMatcher, parse_value_matcher
@@ -87,7 +87,7 @@ class RequestView:
 
     @property
     def path_segments(self) -> list[str]:
-        return [unquote(s) for s in self.path.split("/") if s]
+        return [s for s in self.path.split("/") if s]
 
 
 def parse_cookies(lines: list[str]) -> dict[str, list[str]]:

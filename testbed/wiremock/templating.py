@@ -4,8 +4,7 @@ Supported, as WireMock documents them: `{{request.path}}`, `{{request.path.[0]}}
 `{{request.pathSegments.[1]}}`, `{{request.url}}`, `{{request.method}}`,
 `{{request.query.name}}` / `.[1]`, `{{request.headers.X-Id}}`,
 `{{request.cookies.name}}`, `{{request.body}}`, `{{request.clientIp}}`,
-and the helpers `jsonPath`, `randomValue`, `now`, plus the plain Handlebars
-helpers `upper`/`lower` are not WireMock's and are absent. Block helpers
+and the helpers `jsonPath`, `randomValue` and `now`. Block helpers
 (`{{#if}}`, `{{#each}}`) are not supported: a template using one fails to load
 with a MappingError instead of rendering something WireMock would not.
 
@@ -207,12 +206,10 @@ class Template:
 
 
 class ListOrSingle(list[str]):
-    """WireMock's multi-value: prints as its value when single, as `[a, b]` otherwise."""
+    """WireMock's multi-value: prints as its first value, indexes as the list."""
 
     def __str__(self) -> str:
-        if len(self) == 1:
-            return self[0]
-        return "[" + ", ".join(self) + "]"
+        return self[0] if self else ""
 
 
 class UrlPath(list[str]):
