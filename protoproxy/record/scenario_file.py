@@ -77,7 +77,10 @@ def build(
     }
     if (root / "http" / "mappings").is_dir():
         name = service_name(f"{listener}-http", taken)
-        scenario["http"] = {"services": [{"name": name, "port": 0, "mappings": ["http/mappings/"]}]}
+        port = ports.get("http", 0)
+        scenario["http"] = {
+            "services": [{"name": name, "port": port, "mappings": ["http/mappings/"]}]
+        }
     else:
         scenario["http"] = {"enabled": False}
     topics = {}
@@ -99,7 +102,7 @@ def write(
 ) -> None:
     text = (
         f"# Recorded by protoproxy (listener {listener}). Replay it with:\n"
-        f"#   protoproxy testbed {root / 'scenario.yaml'}\n"
+        f"#   protoproxy testbed {(root / 'scenario.yaml').resolve()}\n"
     )
     for name in schemaless(root):
         text += (
