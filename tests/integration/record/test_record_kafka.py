@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from pathlib import Path
 
-from confluent_kafka import Producer
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
 
+from protoproxy.record.redact import REDACTED
 from testbed.scenario import load_scenario
+from testbed.threaded import TestbedThread
 from tests.integration.kafka.rig import KafkaRig
 
 RECORDS = [
@@ -71,3 +75,56 @@ def test_produced_records_become_seed_lines(tmp_path: Path) -> None:
     topic = sc.kafka.topics["orders"]
     assert topic.partitions == 2 and topic.records == rec / "kafka" / "orders.jsonl"
     assert not sc.grpc.enabled and not sc.http.enabled
+
+
+def _seeds_load() -> bool:
+    """Whether the testbed loads ``kafka.topics.<t>.records`` yet (wip/kafkasasl)."""
+    import inspect
+
+    from testbed import setup_kafka
+
+    return "records" in inspect.getsource(setup_kafka)
+
+
+def _consume(bootstrap: str, partitions: int, want: int) -> list[tuple]:
+    c = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "replay", "enable.auto.commit": False}
+    )
+    c.assign([TopicPartition("orders", p, 0) for p in range(partitions)])
+    got: list[tuple] = []
+    try:
+        end = time.monotonic() + 60.0
+        while len(got) < want and time.monotonic() < end:
+            m = c.poll(1.0)
+            if m is None or m.error():
+                continue
+            got.append((m.partition(), m.key(), m.value(), m.headers() or [], m.timestamp()[1]))
+    finally:
+        c.close()
+    return got
+
+
+@pytest.mark.xfail(
+    not _seeds_load(),
+    reason="the testbed does not load seed records yet (wip/kafkasasl)",
+    strict=False,
+)
+def test_recorded_topic_replays_the_same_records(tmp_path: Path) -> None:
+    rec = tmp_path / "rec"
+    with KafkaRig(brokers=1, listener_options={"record": {"dir": str(rec)}}) as rig:
+        rig.create_topic("orders", 2)
+        _produce(rig.bootstrap, "none")
+    scenario = load_scenario(rec / "scenario.yaml")
+    with TestbedThread(scenario) as tb:
+        got = _consume(tb.kafka_bootstrap, 2, len(RECORDS))
+    want = [
+        (
+            p,
+            k,
+            v,
+            [(n, REDACTED.encode() if n == "authorization" else hv) for n, hv in h],
+            1_700_000_000_000 + p,
+        )
+        for p, k, v, h in RECORDS
+    ]
+    assert sorted(got, key=repr) == sorted(want, key=repr)
