@@ -188,10 +188,8 @@ class ConnectionCapture:
                         st.size += len(payload)
                         if direction is _UP:
                             call.requests.append((ev.compressed, payload))
-                            call.order.append("q")
                         else:
                             call.responses.append((ev.compressed, payload))
-                            call.order.append("a")
             else:
                 raw = msg.raw
                 length = (raw[0] << 16) | (raw[1] << 8) | raw[2]

@@ -23,8 +23,6 @@ class GrpcCall:
     #: (compressed flag, payload) per message, in order
     requests: list[tuple[int, bytes]] = field(default_factory=list)
     responses: list[tuple[int, bytes]] = field(default_factory=list)
-    #: the interleaving as it crossed the proxy: "q" a request message, "a" an answer
-    order: list[str] = field(default_factory=list)
 
     @property
     def service(self) -> str:
