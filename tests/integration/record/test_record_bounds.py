@@ -16,7 +16,7 @@ from protoproxy.record.writer import RecordWriter
 
 from .calls import grpc_calls
 from .conftest import address, files, recording_app
-from .servers import SERVICE, demo_schema, grpc_server, http_server
+from .servers import PROTO, SERVICE, demo_schema, grpc_server, http_server
 
 
 def _dropped(app: object) -> dict[tuple[str, ...], float]:
@@ -136,3 +136,41 @@ async def test_too_large_an_exchange_is_not_recorded(tmp_path: Path) -> None:
         await app.record.flush()
         assert _dropped(app) == {("http", "too_large"): 1.0}
     assert len(files(rec / "http" / "mappings", "*.json")) == 1
+
+
+async def test_gzip_messages_are_recorded_decompressed(tmp_path: Path) -> None:
+    from grpc import Compression, aio
+
+    schema = demo_schema()
+    types = schema.method(f"/{SERVICE}/Unary")
+    assert types is not None
+    rec = tmp_path / "rec"
+    record = {"dir": str(rec), "schema": {"protos": [str(PROTO)]}}
+    async with (
+        grpc_server(schema) as gport,
+        recording_app(record, gport) as app,
+        aio.insecure_channel(address(app, "grpc"), compression=Compression.Gzip) as ch,
+    ):
+        call = ch.unary_unary(
+            f"/{SERVICE}/Unary", request_serializer=types.request.SerializeToString
+        )
+        await call(types.request(name="zipped" * 50, n=1))
+    [stub] = [json.loads(p.read_text()) for p in files(rec / "grpc" / SERVICE, "*.json")]
+    assert stub["input"]["equals"]["name"] == "zipped" * 50
+    assert stub["output"]["data"]["text"] == "hello " + "zipped" * 50
+
+
+async def test_a_proto_that_does_not_compile_is_named_and_base64_is_recorded(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    schema = demo_schema()
+    Req = schema.method(f"/{SERVICE}/Unary").request  # type: ignore[union-attr]
+    bad = tmp_path / "bad.proto"
+    bad.write_text('syntax = "proto3";\nmessage {\n')
+    rec = tmp_path / "rec"
+    record = {"dir": str(rec), "schema": {"protos": [str(bad)]}}
+    async with grpc_server(schema) as gport, recording_app(record, gport) as app:
+        await grpc_calls(address(app, "grpc"), Req)
+    assert f"protoc could not compile {bad}" in caplog.text
+    stubs = [json.loads(p.read_text()) for p in files(rec / "grpc" / SERVICE, "*.json")]
+    assert stubs and all("data" not in s["output"] for s in stubs)
