@@ -108,6 +108,7 @@ def _consume(bootstrap: str, partitions: int, want: int) -> list[tuple]:
     not _seeds_load(),
     reason="the testbed does not load seed records yet (wip/kafkasasl)",
     strict=False,
+    run=False,  # without seeds the consumer would wait out its deadline
 )
 def test_recorded_topic_replays_the_same_records(tmp_path: Path) -> None:
     rec = tmp_path / "rec"
