@@ -217,11 +217,24 @@ def run_yaml(block: Block, workdir: Path, bindir: Path) -> None:
                 FaultSpec.model_validate(entry)
         if "seed" in data and not isinstance(data["seed"], int):
             fail(block, "seed must be an integer")
+    elif kind == "stubs":
+        from testbed.grpc_stubs import StubError, StubStore
+
+        path = workdir / name
+        path.write_text(block.code)
+        try:
+            StubStore().load_paths([path])
+        except StubError as exc:
+            if want_ok:
+                fail(block, f"the stub file does not load: {exc}")
+            return
+        if not want_ok:
+            fail(block, "the stub file loads, but is marked invalid")
     else:
         fail(
             block,
             f"cannot tell what this YAML is (keys {sorted(data) if isinstance(data, dict) else data!r}); "
-            "tag it: yaml config | yaml scenario | yaml faults",
+            "tag it: yaml config | yaml scenario | yaml faults | yaml stubs",
         )
 
 
