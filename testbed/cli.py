@@ -74,9 +74,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.check:
         from .scenario import load_scenario
+        from .setup_kafka import load_seeds
 
         try:
-            load_scenario(args.scenario)
+            load_seeds(load_scenario(args.scenario))  # seed files are read, not only named
         except ConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from testbed.kafka import FakeKafkaCluster
+from testbed.kafka import FakeKafkaCluster, seeds
+from testbed.kafka.sasl_mechanisms import Credentials
+
+from .kafka_routes import topic_routes
 
 if TYPE_CHECKING:
     from .harness import Testbed
+    from .scenario import SaslScenario, Scenario
 
 
 async def start(
@@ -22,15 +26,20 @@ async def start(
     """Start the cluster on `tb._stack`, record it in `tb.services`, and append
     the proxy listener/upstream config dicts for it."""
     sc = tb.scenario
+    seeded = load_seeds(sc)  # before anything starts: a bad line fails the start
     cluster = FakeKafkaCluster(
         brokers=sc.kafka.brokers,
         host=sc.host,
+        sasl=credentials(sc.kafka.sasl, sc.seed),
         seed=sc.seed,
         auto_create_topics=sc.kafka.auto_create,
     )
     await tb._stack.enter_async_context(cluster)
     for topic, spec in sc.kafka.topics.items():
         cluster.create_topic(topic, spec.partitions)
+    for topic, records in seeded.items():
+        seeds.append(cluster, topic, records)
+    tb.admin_routes.extend(topic_routes(cluster))
     tb.services["kafka"] = cluster
     port = sc.ports.get("kafka", 0)
     settings: dict[str, Any] = {}
@@ -43,11 +52,37 @@ async def start(
     tb.hints.append(_kcat_hint)
 
 
+def load_seeds(sc: Scenario) -> dict[str, list[seeds.SeedRecord]]:
+    """Every topic's seed records, read and checked (ConfigError: file:line and field)."""
+    return {
+        topic: seeds.load_file(spec.records, spec.partitions)
+        for topic, spec in sc.kafka.topics.items()
+        if spec.records is not None
+    }
+
+
+def credentials(sasl: SaslScenario | None, seed: int) -> Credentials | None:
+    """The brokers' SASL users, derived once; the scenario's passwords stay SecretStr
+    everywhere else, so no repr or log line prints them."""
+    if sasl is None:
+        return None
+    users = {name: user.password.get_secret_value() for name, user in sasl.users.items()}
+    return Credentials(users, sasl.mechanisms, seed)
+
+
 def _kcat_hint(tb: Testbed) -> list[str]:
     bootstrap = tb.addresses.get("kafka")
     if bootstrap is None:
         return []
     topic = next(iter(tb.scenario.kafka.topics), "orders")
+    sasl = tb.scenario.kafka.sasl
+    if sasl is not None:
+        # The password is the scenario's; it is never printed.
+        user = next(iter(sasl.users))
+        bootstrap += (
+            f" -X security.protocol=SASL_PLAINTEXT -X sasl.mechanisms={sasl.mechanisms[0]}"
+            f" -X sasl.username={user} -X sasl.password=..."
+        )
     return [
         f"  kafka:  seq 1 10 | kcat -b {bootstrap} -P -t {topic}",
         f"          kcat -b {bootstrap} -C -G demo {topic}   (Ctrl-C to stop)",

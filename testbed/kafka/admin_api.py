@@ -285,3 +285,23 @@ def describe_configs(req: Request, body: Any) -> Any:
             )
         )
     return R(throttle_time_ms=0, results=out)
+
+
+# -- SaslHandshake / SaslAuthenticate after authentication -------------------------------
+# While a connection authenticates, testbed.kafka.sasl_gate answers these; once it
+# is past the gate (or on a cluster without SASL) Kafka answers ILLEGAL_SASL_STATE.
+
+
+def sasl_handshake(req: Request, body: Any) -> Any:
+    R = req.response_class()
+    return R(error_code=errors.ILLEGAL_SASL_STATE, mechanisms=[])
+
+
+def sasl_authenticate(req: Request, body: Any) -> Any:
+    R = req.response_class()
+    return R(
+        error_code=errors.ILLEGAL_SASL_STATE,
+        error_message="SaslAuthenticate request received after successful authentication",
+        auth_bytes=b"",
+        session_lifetime_ms=0,
+    )

@@ -24,6 +24,7 @@ from . import errors
 from .groups import GroupConfig, GroupCoordinator
 from .log import PartitionLog, StoredRecord
 from .producers import ProducerStates
+from .sasl_mechanisms import Credentials
 from .server import BrokerServer
 from .topology import BrokerInfo, Topic, Topology
 from .versions import narrowed
@@ -50,6 +51,9 @@ class FakeKafkaCluster:
         max_topics, max_partitions: bounds on what clients can make the cluster hold
             (topic count, partitions per topic); requests past them get
             POLICY_VIOLATION / INVALID_PARTITIONS.
+        sasl: users and mechanisms (`sasl_mechanisms.Credentials`): every listener then
+            speaks SASL_PLAINTEXT (SASL_SSL with `ssl`) and serves nothing else
+            before a connection authenticates; None: no authentication.
         ssl: a server-side SSLContext to make every listener speak TLS.
         api_versions: narrower version ranges to advertise and accept, by api key
             (e.g. ``{ApiKey.API_VERSIONS: (0, 2)}`` answers ApiVersions v3 with UNSUPPORTED_VERSION as
@@ -76,6 +80,7 @@ class FakeKafkaCluster:
         retention_bytes: int | None = 32 * 1024 * 1024,
         max_topics: int = 1000,
         max_partitions: int = 1000,
+        sasl: Credentials | None = None,
         ssl: ssl_module.SSLContext | None = None,
         api_versions: Mapping[int, tuple[int, int]] | None = None,
     ) -> None:
@@ -95,6 +100,10 @@ class FakeKafkaCluster:
         self.max_partitions = max_partitions
         #: server-side TLS for every listener (None: plaintext)
         self.ssl = ssl
+        #: SASL users and mechanisms (None: no authentication)
+        self.sasl = sasl
+        #: authentications that failed (wrong password, unknown user, bad token)
+        self.sasl_failures = 0
         #: api key -> (min, max) versions advertised and served
         self.supported = narrowed(api_versions or {})
         #: throttle_time_ms put in every response that has the field

@@ -17,7 +17,7 @@ from protoproxy_codecs.kafka import framing, schema
 from protoproxy_codecs.kafka.api_keys import ApiKey
 from protoproxy_codecs.kafka.framing import RequestHeaderInfo
 
-from . import admin_api, data_api, errors, group_api
+from . import admin_api, data_api, errors, group_api, records_api
 from .versions import SUPPORTED
 
 if TYPE_CHECKING:
@@ -62,6 +62,10 @@ HANDLERS: dict[int, Handler] = {
     ApiKey.OFFSET_FOR_LEADER_EPOCH: data_api.offset_for_leader_epoch,
     ApiKey.DESCRIBE_CONFIGS: admin_api.describe_configs,
     ApiKey.DESCRIBE_CLUSTER: admin_api.describe_cluster,
+    ApiKey.SASL_HANDSHAKE: admin_api.sasl_handshake,
+    ApiKey.SASL_AUTHENTICATE: admin_api.sasl_authenticate,
+    ApiKey.DELETE_RECORDS: records_api.delete_records,
+    ApiKey.DESCRIBE_PRODUCERS: records_api.describe_producers,
 }
 assert set(HANDLERS) == set(SUPPORTED), "advertise exactly what is implemented"
 _ASYNC = {key for key, fn in HANDLERS.items() if inspect.iscoroutinefunction(fn)}

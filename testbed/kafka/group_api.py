@@ -256,11 +256,21 @@ def offset_fetch(req: Request, body: Any) -> Any:
 # -- DescribeGroups / ListGroups ---------------------------------------------------------------
 
 
+#: AclOperation bits a group has: READ (3), DELETE (6), DESCRIBE (8) (kafka-python
+#: encodes a bitfield from the set of its bit numbers)
+GROUP_OPERATIONS = frozenset({3, 6, 8})
+#: "not requested" (Kafka's Integer.MIN_VALUE on the wire)
+NO_OPS = None
+
+
 def describe_groups(req: Request, body: Any) -> Any:
     groups = req.cluster.groups
     R = req.response_class()
     DG = R.DescribedGroup
     DM = DG.DescribedGroupMember
+    # Asked for (v3+), the operations a group allows its caller: with no ACLs,
+    # all of them, as a broker without an authorizer reports.
+    ops = GROUP_OPERATIONS if req.version >= 3 and body.include_authorized_operations else NO_OPS
     out = []
     for gid in items(body.groups):
         err = _not_coordinator(req, gid)
@@ -298,6 +308,7 @@ def describe_groups(req: Request, body: Any) -> Any:
                 protocol_type=g.protocol_type or "",
                 protocol_data=g.protocol_name or "",
                 members=members,
+                authorized_operations=ops,
             )
         )
     return R(throttle_time_ms=0, groups=out)

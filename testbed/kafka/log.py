@@ -163,6 +163,8 @@ class PartitionLog:
             if decoded.is_control_batch:
                 continue
             for rec in decoded:
+                if rec.offset < self.log_start_offset:
+                    continue  # below a DeleteRecords point inside this batch
                 yield StoredRecord(
                     rec.offset, rec.timestamp, rec.key, rec.value, tuple(rec.headers)
                 )
@@ -170,3 +172,23 @@ class PartitionLog:
     def batch_headers(self) -> Iterator[BatchHeader]:
         for batch in self._batches:
             yield read_header(batch)
+
+    def delete_before(self, offset: int) -> int:
+        """DeleteRecords: the log starts at `offset` (<= the high watermark) from now on.
+
+        Whole batches below it go; a batch holding it stays (a broker deletes
+        segments, not records) and readers skip its records below the new start,
+        as clients already do for a fetch offset inside a batch. Returns the new
+        log start offset (unchanged when `offset` is below it).
+        """
+        if offset <= self.log_start_offset:
+            return self.log_start_offset
+        drop = 0
+        n = len(self._batches)
+        while drop < n and (self._bases[drop + 1] if drop + 1 < n else self.next_offset) <= offset:
+            self.size_bytes -= len(self._batches[drop])
+            drop += 1
+        if drop:
+            del self._batches[:drop], self._bases[:drop], self._max_ts[:drop]
+        self.log_start_offset = offset
+        return offset

@@ -128,3 +128,12 @@ class ProducerStates:
     def forget_topic(self, topic: str) -> None:
         for key in [k for k in self._partitions if k[1] == topic]:
             del self._partitions[key]
+
+    def active_on(self, topic: str, partition: int) -> list[tuple[int, int, int]]:
+        """DescribeProducers: (producer_id, epoch, last sequence) of each producer
+        whose state this partition still holds."""
+        return [
+            (pid, state.epoch, state.batches[-1].last_seq if state.batches else -1)
+            for (pid, t, p), state in self._partitions.items()
+            if t == topic and p == partition
+        ]

@@ -17,6 +17,7 @@ from protoproxy_codecs.base import DecodeError
 from protoproxy_codecs.kafka import framing, schema
 
 from .dispatch import dispatch
+from .sasl_gate import SaslGate
 from .topology import BrokerInfo
 
 if TYPE_CHECKING:
@@ -113,6 +114,8 @@ class BrokerServer:
         peer = writer.get_extra_info("peername")
         client_host = peer[0] if peer else ""
         max_size = self.cluster.limits.max_message_size
+        credentials = self.cluster.sasl
+        gate = SaslGate(credentials) if credentials is not None else None
         try:
             while True:
                 (size,) = _SIZE.unpack(await reader.readexactly(4))
@@ -120,17 +123,26 @@ class BrokerServer:
                     log.info("broker %d: frame size %d from %s, closing", self.node_id, size, peer)
                     return
                 frame = await reader.readexactly(size)
-                try:
-                    header, body = decode_request(frame)
-                except DecodeError as exc:
-                    # A real broker closes a connection whose request it cannot parse.
-                    log.info("broker %d: bad request from %s: %s", self.node_id, peer, exc)
-                    return
-                out = await dispatch(self, header, body, client_host)
+                close = False
+                if gate is not None and gate.raw_tokens:
+                    out, close = gate.token(self, frame)
+                else:
+                    try:
+                        header, body = decode_request(frame)
+                    except DecodeError as exc:
+                        # A real broker closes a connection whose request it cannot parse.
+                        log.info("broker %d: bad request from %s: %s", self.node_id, peer, exc)
+                        return
+                    if gate is not None and not gate.authenticated:
+                        out, close = await gate.request(self, header, body, client_host)
+                    else:
+                        out = await dispatch(self, header, body, client_host)
                 if out is not None:
                     writer.write(out)
-                    if writer.transport.get_write_buffer_size() > _WRITE_HIGH_WATER:
+                    if close or writer.transport.get_write_buffer_size() > _WRITE_HIGH_WATER:
                         await writer.drain()
+                if close:
+                    return  # Kafka closes a connection whose authentication failed
         except (asyncio.IncompleteReadError, OSError):
             pass  # the peer went away (OSError covers resets and TLS errors)
         except asyncio.CancelledError:
