@@ -2,9 +2,11 @@
 
 A line has ``partition``, ``timestamp`` (ms), ``key`` or ``key_b64``,
 ``value`` or ``value_b64`` (text when the bytes are UTF-8, else base64; a
-null key or value is left out) and ``headers`` (name to text value;
-non-UTF-8 values go to ``headers_b64``). Header values named like secrets
-are redacted as HTTP headers are.
+null key or value is left out), ``headers`` (name to text value, or null)
+and ``headers_b64`` (name to base64, for values that are not UTF-8; the
+seed loader, testbed/kafka/seeds.py, reads both). A header name repeated in
+one record keeps its last value, and text headers come before binary ones on
+replay. Header values named like secrets are redacted as HTTP headers are.
 """
 
 from __future__ import annotations
@@ -85,14 +87,14 @@ def _line(partition: int, rec: dict[str, Any], redactor: Redactor) -> dict[str, 
     line: dict[str, Any] = {"partition": partition, "timestamp": rec.get("timestamp")}
     _field(rec.get("key"), "key", line)
     _field(rec.get("value"), "value", line)
-    headers: dict[str, str] = {}
+    headers: dict[str, str | None] = {}
     binary: dict[str, str] = {}
     for h in rec.get("headers", ()):
         name_raw = record_view.preview_bytes(h["key"]) or b""
         name = name_raw.decode("utf-8", "replace")
         p = h["value"]
         if p is None:
-            headers[name] = ""
+            headers[name] = None
         elif "text" in p:
             headers[name] = redactor.value(name, p["text"])
         else:

@@ -10,6 +10,7 @@ import base64
 import json
 import re
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -74,3 +75,17 @@ def test_secret_headers_are_redacted_unless_kept(name: str) -> None:
     assert Redactor([]).value(name, "v") == REDACTED
     assert Redactor([name.upper()]).value(name, "v") == "v"
     assert Redactor([]).value("x-trace", "v") == "v"
+
+
+def test_seed_lines_carry_binary_headers_and_bad_ones_are_named() -> None:
+    from testbed.kafka.seeds import SeedError, parse_record
+
+    rec = parse_record({"headers": {"a": "x", "n": None}, "headers_b64": {"b": "AQI="}}, 1)
+    assert rec.headers == (("a", b"x"), ("n", None), ("b", b"\x01\x02"))
+    for bad, field in [
+        ({"headers_b64": {"b": "%%"}}, "headers_b64.b"),
+        ({"headers_b64": [1]}, "headers_b64"),
+    ]:
+        with pytest.raises(SeedError) as err:
+            parse_record(bad, 1)
+        assert err.value.field == field
