@@ -9,9 +9,10 @@ and ``error`` (status and message, left out when OK), ``details`` (the
 ``trailers`` (our extension).
 
 Without a schema for the method, messages cannot be JSON: they are written
-as base64 in extension fields the stub engine also reads, ``equals_b64`` in
-an input and ``data_b64`` / ``stream_b64`` in the output
-(docs/testbed.md#record-and-replay).
+as base64 in fields of their own, ``equals_b64`` in an input and
+``data_b64`` / ``stream_b64`` in the output, which keep the bytes for people
+and tools; the stub engine (testbed/grpc_stubs) does not read them, so the
+replay scenario leaves such services out (docs/testbed.md#record-and-replay).
 """
 
 from __future__ import annotations
@@ -142,7 +143,8 @@ def build_stub(
         outputs = [base64.b64encode(m).decode() for m in responses]
         data_key, stream_key, equals_key = "data_b64", "stream_b64", "equals_b64"
     if client_stream:
-        stub["inputs"] = inputs
+        if inputs:  # none sent: no matcher, which matches any call of the method
+            stub["inputs"] = inputs
     else:
         stub["input"] = inputs[0] if inputs else {equals_key: {} if types else ""}
     output: dict[str, Any] = {}

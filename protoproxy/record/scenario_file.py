@@ -107,7 +107,7 @@ def write(
     for name in schemaless(root):
         text += (
             f"# gRPC service {name} was recorded without a schema (base64 stubs in "
-            f"grpc/{name}/):\n#   add it under grpc.services with protos: or descriptor_set:\n"
+            f"grpc/{name}/):\n#   record it again with record.schema set to replay it\n"
         )
     text += yaml.safe_dump(build(root, listener, partitions, ports), sort_keys=False)
     tmp = root / ".scenario.yaml.tmp"
