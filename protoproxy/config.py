@@ -649,4 +649,4 @@ def redacted(cfg: Config) -> dict[str, Any]:
             return [scrub(v) for v in obj]
         return obj
 
-    return scrub(cfg.model_dump(mode="json"))
+    return scrub(cfg.model_dump(mode="json", by_alias=True))

@@ -14,6 +14,7 @@ and counted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -137,15 +138,34 @@ class RecordWriter:
             )
 
     async def flush(self) -> None:
-        """Wait until everything submitted so far is written."""
-        await self.queue.join()
+        """Wait until everything submitted so far is written (or the writer died).
+
+        A bug that ends the writer task must not hang the App's stop: the wait
+        ends with the task too, and its exception is logged.
+        """
+        task = self._task
+        if task is None:
+            return
+        joined = asyncio.ensure_future(self.queue.join())
+        await asyncio.wait({joined, task}, return_when=asyncio.FIRST_COMPLETED)
+        if not joined.done():
+            joined.cancel()
+            if not task.cancelled() and task.exception() is not None:
+                log.error(
+                    "record %s: the writer stopped; recordings since are lost",
+                    self.root,
+                    exc_info=task.exception(),
+                )
 
     async def close(self) -> None:
         self._closed = True
         if self._task is not None:
             await self.flush()
-            self._task.cancel()
-            self._task = None
+            task, self._task = self._task, None
+            if not task.done():  # a dead one was logged by flush
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     # -- files (in the worker thread) ------------------------------------------------------
     def _write_batch(self, batch: list[tuple[Recording, str]]) -> Tally[tuple[str, str]]:
