@@ -229,6 +229,10 @@ class _NullOutlet:
         pass
 
 
+#: ``--record DIR``: the listener records into DIR (the cost of the ``record`` option)
+RECORD_DIR: str | None = None
+
+
 def replay(chunks: list[tuple[int, bytes]], codec_only: bool, collector: str = "on") -> float:
     """Process CPU seconds to push `chunks` through one Connection (or one codec).
 
@@ -257,7 +261,13 @@ def replay(chunks: list[tuple[int, bytes]], codec_only: bool, collector: str = "
             {
                 "admin": {"enabled": False},
                 "listeners": [
-                    {"name": "h2", "listen": "127.0.0.1:0", "protocol": "http2", "upstream": "u"}
+                    {
+                        "name": "h2",
+                        "listen": "127.0.0.1:0",
+                        "protocol": "http2",
+                        "upstream": "u",
+                        **({"record": {"dir": RECORD_DIR}} if RECORD_DIR else {}),
+                    }
                 ],
                 "upstreams": [{"name": "u", "endpoints": ["127.0.0.1:1"]}],
             }
@@ -330,6 +340,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--fixed-timeout", action="store_true", help="same grpc-timeout every call")
     ap.add_argument("--profile", action="store_true", help="pyinstrument profile of one run")
+    ap.add_argument("--record", metavar="DIR", help="--conversation: the listener records into DIR")
     ap.add_argument("--no-h2", action="store_true", help="skip the h2 comparison")
     ap.add_argument(
         "--gc",
@@ -338,6 +349,8 @@ def main() -> None:
         help="--conversation: the cyclic collector while timing the Connection path",
     )
     args = ap.parse_args()
+    global RECORD_DIR
+    RECORD_DIR = args.record
     if args.conversation:
         main_conversation(args)
         return

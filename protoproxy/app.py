@@ -28,6 +28,8 @@ from .kafka.install import install as install_kafka
 from .observe.install import Observe
 from .observe.install import install as install_observe
 from .proxy import Proxy
+from .record.install import Recorder
+from .record.install import install as install_record
 
 log = logging.getLogger("protoproxy")
 
@@ -55,6 +57,7 @@ class App:
         self.faults: FaultEngine = faults.engine
         self.toxics: ToxicManager = faults.toxics
         self.message_faults: MessageFaults = faults.message_faults
+        self.record: Recorder = install_record(self.proxy, hooks)
         if hooks.admin:  # routes spanning components, once they all exist
             hooks.routes(routes_state.routes(self.proxy, self.kafka, self.grpc))
             hooks.routes(routes_listeners.routes(self.proxy))
@@ -70,6 +73,7 @@ class App:
 
     async def stop(self, drain: float | None = None) -> None:
         await self.proxy.stop(drain)
+        await self.record.close()  # what the connections carried is written before we return
         if self.admin is not None:
             await self.admin.stop()
 

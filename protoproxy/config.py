@@ -171,6 +171,52 @@ class KafkaListener(Model):
         return range(int(lo), int(hi) + 1)
 
 
+class RecordSchema(Model):
+    """Where the recorder finds the gRPC schema that turns messages into JSON.
+
+    Exactly one of `protos`, `descriptor_set` or `reflect`; without a schema
+    messages are recorded as base64 (docs/config.md#record).
+    """
+
+    #: .proto files, compiled at start by grpcio-tools' protoc (no grpc C-core loaded)
+    protos: list[Path] = Field(default_factory=list)
+    #: where imports in `protos` are found (the files' own folders are added)
+    import_paths: list[Path] = Field(default_factory=list)
+    #: a FileDescriptorSet (``protoc --descriptor_set_out --include_imports``)
+    descriptor_set: Path | None = None
+    #: ask the upstream's server reflection service, once, on the first gRPC call
+    reflect: bool = False
+
+    @model_validator(mode="after")
+    def _one(self) -> RecordSchema:
+        given = [bool(self.protos), self.descriptor_set is not None, self.reflect]
+        if sum(given) != 1:
+            raise ValueError("give exactly one of protos, descriptor_set or reflect: true")
+        if self.import_paths and not self.protos:
+            raise ValueError("import_paths go with protos")
+        return self
+
+
+class Record(Model):
+    """Write what passes through in the formats the testbed's fakes read (docs/testbed.md)."""
+
+    #: the recording's folder: grpc/, http/, kafka/ and scenario.yaml go here
+    dir: Path
+    #: header and metadata names written as they are; other secret-like ones become "[redacted]"
+    keep_headers: list[str] = Field(default_factory=list)
+    schema_: RecordSchema | None = Field(default=None, alias="schema")
+    #: files this listener may write (stubs, mappings, bodies; a topic file counts once)
+    max_files: int = Field(default=1000, ge=1, le=1_000_000)
+    #: bytes this listener may write in all
+    max_bytes: Size = 64 * 1024 * 1024
+    #: message or body bytes one call or request may carry and still be recorded
+    max_exchange_bytes: Size = 4 * 1024 * 1024
+    #: recordings waiting for the writer; past it they are dropped and counted
+    queue: int = Field(default=1000, ge=1, le=100_000)
+    #: HTTP bodies larger than this go to http/__files/ instead of inline
+    inline_body_bytes: Size = 4096
+
+
 class Listener(Model):
     name: str
     listen: HostPort
@@ -182,6 +228,8 @@ class Listener(Model):
     enabled: bool = True
     #: this listener's own connection cap; unset: only limits.max_connections applies
     max_connections: int | None = Field(default=None, ge=1)
+    #: record what passes through as testbed fakes (docs/config.md#record)
+    record: Record | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Listener:
@@ -201,6 +249,8 @@ class Listener(Model):
             raise ValueError(f"protocol {self.protocol} cannot be decoded in TLS passthrough mode")
         if self.kafka is not None and self.protocol != "kafka":
             raise ValueError("kafka settings need protocol: kafka")
+        if self.record is not None and self.protocol == "tcp":
+            raise ValueError("record needs a decoded protocol (http, http2, grpc, kafka or auto)")
         return self
 
 
@@ -421,6 +471,7 @@ def _cross_check(cfg: Config) -> list[tuple[str, str]]:
         seen_up.add(up.name)
     names: set[str] = set()
     addrs: dict[tuple[str, int], str] = {}
+    record_dirs: dict[str, tuple[str, Record]] = {}
     for i, lst in enumerate(cfg.listeners):
         if lst.name in names:
             problems.append((f"listeners[{i}].name", f"duplicate listener name {lst.name!r}"))
@@ -434,6 +485,17 @@ def _cross_check(cfg: Config) -> list[tuple[str, str]]:
                 )
             )
         addrs.setdefault(key, lst.name)
+        if lst.record is not None:
+            where = str(lst.record.dir)
+            first = record_dirs.setdefault(where, (lst.name, lst.record))
+            if first[1] != lst.record:
+                problems.append(
+                    (
+                        f"listeners[{i}].record",
+                        f"{where} is also recorded into by listener {first[0]!r}, "
+                        "with other settings: listeners sharing a dir share its settings",
+                    )
+                )
         if lst.upstream is not None and lst.upstream not in known:
             problems.append(
                 (
@@ -527,6 +589,15 @@ def _resolve_paths(cfg: Config, base: Path) -> None:
         if up.tls is not None:
             up.tls.ca, up.tls.cert, up.tls.key = fix(up.tls.ca), fix(up.tls.cert), fix(up.tls.key)
     cfg.tail.descriptors = [p if p.is_absolute() else base / p for p in cfg.tail.descriptors]
+    for lst in cfg.listeners:
+        rec = lst.record
+        if rec is not None:
+            rec.dir = base / rec.dir if not rec.dir.is_absolute() else rec.dir
+            sch = rec.schema_
+            if sch is not None:
+                sch.protos = [p if p.is_absolute() else base / p for p in sch.protos]
+                sch.import_paths = [p if p.is_absolute() else base / p for p in sch.import_paths]
+                sch.descriptor_set = fix(sch.descriptor_set)
 
 
 def check_files(cfg: Config) -> list[tuple[str, str]]:
@@ -548,6 +619,12 @@ def check_files(cfg: Config) -> list[tuple[str, str]]:
             need(ck.key, f"listeners[{i}].tls.certs[{j}].key")
     for i, path in enumerate(cfg.tail.descriptors):
         need(path, f"tail.descriptors[{i}]")
+    for i, lst in enumerate(cfg.listeners):
+        sch = lst.record.schema_ if lst.record is not None else None
+        if sch is not None:
+            need(sch.descriptor_set, f"listeners[{i}].record.schema.descriptor_set")
+            for j, path in enumerate(sch.protos):
+                need(path, f"listeners[{i}].record.schema.protos[{j}]")
     for i, up in enumerate(cfg.upstreams):
         if up.tls is not None:
             need(up.tls.ca, f"upstreams[{i}].tls.ca")
@@ -572,4 +649,4 @@ def redacted(cfg: Config) -> dict[str, Any]:
             return [scrub(v) for v in obj]
         return obj
 
-    return scrub(cfg.model_dump(mode="json"))
+    return scrub(cfg.model_dump(mode="json", by_alias=True))

@@ -30,6 +30,8 @@ class FilterSlot(IntEnum):
 
     #: the /messages tail: what the peer sent, before anyone rewrites it
     TAIL = 10
+    #: the recorder (``record`` listeners): what the peers sent, before rewrites and faults
+    RECORD = 15
     #: Kafka broker-address rewriting (and its per-request bookkeeping)
     KAFKA = 20
     #: HTTP/2 call start: counts a call when its headers pass, not when it ends

@@ -179,6 +179,7 @@ class BrokerListeners:
             tls=self.bootstrap.tls,
             upstream=cluster.name,
             kafka=self.settings,
+            record=self.bootstrap.record,
         )
         lst = BrokerListenerRuntime(self.proxy, cfg, sock)
         self.by_node[node_id] = lst

@@ -10,6 +10,8 @@ One object per record::
   boolean) as its compact JSON text;
 - ``key_b64`` / ``value_b64``: raw bytes in base64, instead of ``key`` / ``value``;
 - ``headers``: ``{name: string or null}``;
+- ``headers_b64``: ``{name: base64}``, header values that are not text (what
+  ``record`` writes for them); they follow the ``headers`` ones;
 - ``partition``: default, Kafka's default partitioner: murmur2 of the key's
   bytes as the Java client computes it (``toPositive(murmur2(key)) % n``), or
   round-robin for records without a key;
@@ -49,7 +51,16 @@ MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_LINE_BYTES = 1024 * 1024
 #: a seed batch's size: records past it start the next batch
 _BATCH_BYTES = 1024 * 1024
-FIELDS = ("key", "key_b64", "value", "value_b64", "headers", "partition", "timestamp")
+FIELDS = (
+    "key",
+    "key_b64",
+    "value",
+    "value_b64",
+    "headers",
+    "headers_b64",
+    "partition",
+    "timestamp",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +138,16 @@ def parse_record(obj: Any, partitions: int) -> SeedRecord:
         if text is not None and not isinstance(text, str):
             raise SeedError(f"headers.{name}", "a header value must be a string or null")
         headers.append((name, None if text is None else text.encode()))
+    binary_in = obj.get("headers_b64") or {}
+    if not isinstance(binary_in, dict):
+        raise SeedError("headers_b64", "must be an object of {name: base64}")
+    for name, text in binary_in.items():
+        if not isinstance(text, str):
+            raise SeedError(f"headers_b64.{name}", "a header value must be base64 text")
+        try:
+            headers.append((name, base64.b64decode(text, validate=True)))
+        except (binascii.Error, ValueError):
+            raise SeedError(f"headers_b64.{name}", "not base64") from None
     partition = obj.get("partition")
     if partition is not None and (
         isinstance(partition, bool)

@@ -35,6 +35,7 @@ class KafkaRig(LoopThread):
         config: dict[str, Any] | None = None,
         extra_listeners: list[dict[str, Any]] | None = None,
         cluster_options: dict[str, Any] | None = None,
+        listener_options: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(new_loop())
         self.brokers = brokers
@@ -46,6 +47,7 @@ class KafkaRig(LoopThread):
         self.extra_config = config or {}
         self.extra_listeners = extra_listeners or []
         self.cluster_options = cluster_options or {}  # more FakeKafkaCluster arguments
+        self.listener_options = listener_options or {}  # more settings of the "kafka" listener
         self.cluster: FakeKafkaCluster | None = None
         self._app: App | None = None
 
@@ -70,6 +72,7 @@ class KafkaRig(LoopThread):
             "protocol": "kafka",
             "upstream": "kafka",
             "kafka": self.kafka,
+            **self.listener_options,
         }
         if self.listener_tls is not None:
             listener["tls"] = self.listener_tls

@@ -1,0 +1,1 @@
+"""Record what passes through a listener as testbed fakes (listener option ``record``)."""
