@@ -158,7 +158,8 @@ def test_the_cli_prints_the_schema_and_checks_a_file(tmp_path: Path) -> None:
     printed = subprocess.run([*run, "--schema"], capture_output=True, text=True, timeout=60)
     assert printed.returncode == 0
     assert json.loads(printed.stdout)["title"] == "protoproxy testbed scenario"
-    good = write(tmp_path, FULL)
+    # --check reads every file the scenario names: here, one seed file
+    good = write(tmp_path, "kafka: {topics: {orders: {partitions: 3, records: seed/orders.jsonl}}}")
     (good.parent / "seed").mkdir()
     (good.parent / "seed/orders.jsonl").write_text('{"key": "k", "value": "v"}\n')
     ok = subprocess.run([*run, "--check", str(good)], capture_output=True, text=True, timeout=60)
