@@ -200,7 +200,7 @@ def glob_regex(pattern: str) -> str:
     return "".join(out)
 
 
-def patterned(want: Any, got: Any, path: str, full: bool) -> Reason:
+def patterned(want: Any, got: Any, path: str, full: bool, unordered: bool = False) -> Reason:
     """`want` holds compiled patterns in the shape of the request: objects recurse,
     lists match item by item, a pattern tests the value's text."""
     if got is MISSING:
@@ -212,13 +212,15 @@ def patterned(want: Any, got: Any, path: str, full: bool) -> Reason:
         if not isinstance(got, dict):
             return f"{path}: want an object, got {show(got)}"
         for key, value in want.items():
-            reason = patterned(value, lookup(got, key), _join(path, key), full)
+            reason = patterned(value, lookup(got, key), _join(path, key), full, unordered)
             if reason:
                 return reason
         return None
     if isinstance(want, list):
         if not isinstance(got, list) or len(got) < len(want):
             return f"{path}: want a list of at least {len(want)} items, got {show(got)}"
+        if unordered:
+            return _multiset(want, got, path, lambda w, g, p: patterned(w, g, p, full, True))
         for i, w in enumerate(want):
             reason = patterned(w, got[i], _join(path, i), full)
             if reason:
@@ -276,7 +278,7 @@ class Matcher:
         for name, block, full in (("matches", self.matches, False), ("glob", self.glob, True)):
             for key, want in block.items():
                 value = got.get(key, MISSING) if self.headers else lookup(got, key)
-                reason = patterned(want, value, f"{path}.{name}.{key}", full)
+                reason = patterned(want, value, f"{path}.{name}.{key}", full, self.unordered)
                 if reason:
                     return reason
         if self.any_of:

@@ -78,7 +78,10 @@ class StubStore:
         self._lock = threading.Lock()
         self._stubs: dict[str, Stub] = {}
         self._order = 0
-        self._rng = random.Random(seed)
+        # ids and template values (uuid) draw from separate seeded sources, so the
+        # ids of loaded stubs do not depend on how many calls came before
+        self._ids = random.Random(seed)
+        self._values = random.Random(f"{seed}/templates")
 
     # -- loading ---------------------------------------------------------------------
 
@@ -105,23 +108,24 @@ class StubStore:
         return self._add_all(items)
 
     def _add_all(self, items: list[tuple[Any, str]]) -> list[str]:
+        """Parse everything first (outside the lock: calls go on meanwhile), then commit."""
+        parsed: list[Stub] = []
+        seen: set[str] = set()
+        for item, where in items:
+            given = item.get("id") if isinstance(item, dict) else None
+            if given is not None and (not isinstance(given, str) or not given or len(given) > 200):
+                raise fail(f"{where}.id", f"want a non-empty string id, got {given!r}")
+            if given is None:
+                with self._lock:
+                    given = str(uuid.UUID(int=self._ids.getrandbits(128), version=4))
+            if given in seen:
+                raise fail(f"{where}.id", f"{given!r} is given twice")
+            seen.add(given)
+            source = where.partition(": ")[0]
+            stub = parse_stub(item, where, stub_id=given, source=source, order=0)
+            stub.raw = {**copy.deepcopy(item), "id": given}
+            parsed.append(stub)
         with self._lock:
-            parsed: list[Stub] = []
-            seen: set[str] = set()
-            for item, where in items:
-                given = item.get("id") if isinstance(item, dict) else None
-                if given is not None and (
-                    not isinstance(given, str) or not given or len(given) > 200
-                ):
-                    raise fail(f"{where}.id", f"want a non-empty string id, got {given!r}")
-                stub_id = given or str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
-                if stub_id in seen:
-                    raise fail(f"{where}.id", f"{stub_id!r} is given twice")
-                seen.add(stub_id)
-                source = where.partition(": ")[0]
-                stub = parse_stub(item, where, stub_id=stub_id, source=source, order=0)
-                stub.raw = {**copy.deepcopy(item), "id": stub_id}
-                parsed.append(stub)
             new = sum(1 for s in parsed if s.id not in self._stubs)
             if len(self._stubs) + new > MAX_STUBS:
                 raise StubError(
@@ -218,7 +222,7 @@ class StubStore:
             stub.used += 1
             output = _pick(stub)
             attempt = stub.used
-            rng = random.Random(self._rng.getrandbits(64))
+            rng = random.Random(self._values.getrandbits(64))
         return self._render(stub, output, call, attempt, rng)
 
     def _try(self, stub: Stub, call: _Call) -> _Candidate:

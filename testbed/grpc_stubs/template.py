@@ -311,6 +311,9 @@ def _nums(values: tuple[Any, ...]) -> list[float | int]:
 
 
 def _index(_: Any, value: Any, *keys: Any) -> Any:
+    if not isinstance(value, list | Mapping) and keys and isinstance(keys[-1], list | Mapping):
+        # `.x | split "_" | index 1` (GripMock's docs): the piped list comes last
+        value, keys = keys[-1], (value, *keys[:-1])
     for key in keys:
         if isinstance(value, list):
             value = value[int(_num(key))]

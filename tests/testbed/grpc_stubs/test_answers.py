@@ -488,3 +488,23 @@ def test_bidi_script_last_message_gets_the_rest_and_the_status() -> None:
     second = script.reply_to({"n": 2})
     assert [m for _, m in second.messages] == [{"r": 2}, {"r": 3}]
     assert (second.status, second.details) == ("UNAVAILABLE", "bye")
+
+
+def test_gripmock_documented_template_spellings() -> None:
+    store = StubStore()
+    store.add(
+        {
+            "service": "U",
+            "method": "Up",
+            "output": {
+                "data": {
+                    "first": "{{(index .Requests 0).value}}",
+                    "discount": '{{.Request.user_id | split "_" | index 1 | title}}',
+                    "count": "{{len .Requests}}",
+                    "sum": "{{sum (extract .Requests `value`)}}",
+                }
+            },
+        }
+    )
+    reply = store.client_stream("x.U/Up", [{"value": "2"}, {"value": 3, "user_id": "USER_abc"}], {})
+    assert reply.messages == [(0.0, {"first": "2", "discount": "Abc", "count": 2, "sum": 5})]

@@ -348,7 +348,7 @@ def near_stubs(draw: st.DrawFn) -> list[dict[Any, Any]]:
     return [out]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     stub=near_stubs(),
     request=st.one_of(messages, scalars),
@@ -380,3 +380,48 @@ def test_a_recording_without_a_schema_is_refused_with_the_fix(tmp_path: Path) ->
         StubError, match=r"rec\.yaml: input\.equals_b64: a message recorded without"
     ):
         StubStore().load_paths([path])
+
+
+STUB_KEYS = [
+    "service",
+    "method",
+    "input",
+    "output",
+    "inputs",
+    "headers",
+    "options",
+    "sequence",
+    "id",
+    "x",
+]
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    data=st.one_of(
+        st.binary(max_size=300),
+        st.text(max_size=300).map(str.encode),
+        json_values.map(lambda v: json.dumps(v).encode()),
+        st.lists(
+            st.dictionaries(st.sampled_from(STUB_KEYS), yaml_values, max_size=5), max_size=3
+        ).map(lambda v: yaml.safe_dump(v).encode()),
+        near_stubs().map(lambda v: yaml.safe_dump(v).encode()),
+        near_stubs().map(lambda v: json.dumps(v, default=str).encode()),
+    ),
+    suffix=st.sampled_from([".json", ".yaml"]),
+)
+def test_garbage_files_give_stub_error_and_nothing_else(
+    tmp_path: Path, data: bytes, suffix: str
+) -> None:
+    path = tmp_path / f"g{suffix}"
+    path.write_bytes(data)
+    store = StubStore()
+    try:
+        loaded = store.load_paths([path])
+    except StubError as e:
+        assert str(e).startswith(f"{path}: "), str(e)
+        assert store.all() == []
+    else:
+        assert len(store.all()) == loaded

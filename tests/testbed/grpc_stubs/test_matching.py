@@ -180,3 +180,9 @@ def test_a_pattern_sees_an_absent_field_as_empty_text() -> None:
     assert hit({"matches": {"name": "^$"}}, {})
     assert not hit({"matches": {"name": "."}}, {})
     assert hit({"glob": {"name": "*"}}, {})
+
+
+def test_matches_lists_any_order_with_ignore_array_order() -> None:
+    stub = {"matches": {"ips": ["^10\\.", "^192\\."]}}
+    assert not hit(stub, {"ips": ["192.168.0.1", "10.0.0.1"]})
+    assert hit({**stub, "ignoreArrayOrder": True}, {"ips": ["192.168.0.1", "10.0.0.1"]})
