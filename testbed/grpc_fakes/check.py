@@ -18,6 +18,7 @@ from google.protobuf import any_pb2, json_format
 from google.protobuf.descriptor import Descriptor
 
 from .schema import Schema
+from .wire import from_dict
 
 
 class StubCheckError(ValueError):
@@ -179,10 +180,8 @@ def check_stub(stub: dict[str, Any], schema: Schema, where: str) -> None:
         for msg_path, message in _messages(output, path, streams):
             if _is_template(message):
                 continue
-            if not isinstance(message, dict):
-                raise StubCheckError(f"{label}: {msg_path}: a message is a JSON object")
             try:
-                json_format.ParseDict(message, found.output(), ignore_unknown_fields=False)
+                from_dict(message, found.output)
             except json_format.ParseError as exc:
                 raise StubCheckError(
                     f"{label}: {msg_path}: not a {found.output.DESCRIPTOR.full_name}: {exc}"

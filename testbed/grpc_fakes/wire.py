@@ -94,8 +94,13 @@ def to_dict(message: Message) -> dict[str, Any]:
     return out
 
 
-def from_dict(data: dict[str, Any], cls: type[Message]) -> Message:
-    """A stub's JSON as a message; ParseError when it does not fit the type."""
+def from_dict(data: Any, cls: type[Message]) -> Message:
+    """A stub's JSON as a message; ParseError when it does not fit the type.
+    A message is a JSON object, except a well-known type's own JSON form
+    (a Timestamp's string, a StringValue's string, a Struct's any object)."""
+    full_name = cls.DESCRIPTOR.full_name
+    if not isinstance(data, dict) and not full_name.startswith("google.protobuf."):
+        raise json_format.ParseError(f"a {full_name} is a JSON object, not {data!r:.60}")
     message = cls()
     json_format.ParseDict(data, message, ignore_unknown_fields=False)
     return message

@@ -14,6 +14,8 @@ from testbed.grpc_fakes.check import StubCheckError, check_stub
 from testbed.grpc_fakes.schema import Schema, from_protos
 from testbed.grpc_fakes.server import add_service_files
 
+from .conftest import SHOP_PROTO
+
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
     lambda inner: (
@@ -100,3 +102,23 @@ def test_nested_request_fields_are_checked_to_the_leaf(tmp_path: Path) -> None:
     bad = {"contains": {"max": {"cents": 5}}}
     with pytest.raises(StubCheckError, match=r"input\.contains\.max\.cents: o\.Money has no field"):
         check_stub({"service": "Orders", "method": "Find", "input": bad}, schema, "api")
+
+
+def test_a_well_known_output_type_takes_its_own_json(tmp_path: Path) -> None:
+    proto = tmp_path / "clock.proto"
+    proto.write_text(
+        'syntax = "proto3";\npackage c;\nimport "google/protobuf/timestamp.proto";\n'
+        "message Req { string zone = 1; }\n"
+        "service Clock { rpc Now(Req) returns (google.protobuf.Timestamp); }\n"
+    )
+    schema = from_protos([proto])
+    stub = {"service": "Clock", "method": "Now", "output": {"data": "2026-01-02T03:04:05Z"}}
+    check_stub(stub, schema, "api")
+    with pytest.raises(StubCheckError, match=r"output\.data: not a google\.protobuf\.Timestamp"):
+        check_stub({**stub, "output": {"data": "yesterday"}}, schema, "api")
+    with pytest.raises(StubCheckError, match=r"a shop\.v1\.Item is a JSON object"):
+        check_stub(
+            {"service": "Catalog", "method": "GetItem", "output": {"data": "x"}},
+            from_protos([SHOP_PROTO], [SHOP_PROTO.parents[2]]),
+            "api",
+        )

@@ -16,6 +16,9 @@ from tests.peers import wait_for
 
 from .conftest import TIMEOUT, Catalog
 
+#: Seconds a client waits for the slow stub.
+DEADLINE = 3.0
+
 
 def calls_of(tb: TestbedThread, method: str) -> list[GrpcCall]:
     out = [c for c in tb.journal.grpc(method) if isinstance(c, GrpcCall)]
@@ -73,7 +76,10 @@ def test_a_delay_past_the_deadline_is_journalled_as_cancelled(
 ) -> None:
     f = catalog._callable("GetItem", "unary_unary")
     with pytest.raises(grpc.RpcError) as caught:
-        f(catalog.cls("GetItem")(id="slow"), timeout=0.3)
+        # long enough for the call to reach the fake on a loaded machine (the
+        # journal has nothing to say about a call that never got there), far
+        # shorter than the stub's 60 s delay
+        f(catalog.cls("GetItem")(id="slow"), timeout=DEADLINE)
     assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     # the fake journals the call when grpcio cancels its handler, just after
     assert wait_for(lambda: len(calls_of(shop, "GetItem")) == 1, TIMEOUT)
