@@ -134,12 +134,12 @@ def load_checked(store: StubStore, schema: schema_mod.Schema, paths: list[Path])
     """Load the stub files (the engine's own checks first), then check each
     file's stubs against the schema, so that a stub that does not fit is named
     by its file and its place in it (``stubs/a.yaml: [2]``)."""
-    from testbed.grpc_stubs.files import read_stub_file, stub_files
+    from testbed.grpc_stubs.store import read_paths
 
-    total = store.load_paths(paths)
-    for file in stub_files(paths):
-        for where, item in read_stub_file(file):
-            check_stub(item, schema, f"{file}: {where}".removesuffix(": "))
+    staged = read_paths(paths)  # each file read and parsed once
+    total = len(store.add_staged(staged))
+    for item, where in staged:
+        check_stub(item, schema, where.removesuffix(": "))
     return total
 
 

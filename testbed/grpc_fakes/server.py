@@ -61,6 +61,8 @@ class _Call:
         self.matched = True
         self.near_misses: list[str] = []
         self.headers_sent = False
+        #: recorded in the journal already (before an abort sends the status)
+        self.journaled = False
 
     def took(self, reply: Reply) -> None:
         if reply.stub_id is not None and self.stub is None:
@@ -142,6 +144,12 @@ class UserService:
         return _Call(method, wire.metadata_dict(context.invocation_metadata()))
 
     def _journal(self, call: _Call) -> None:
+        """Record the call once. An abort sends the status at once, so the paths
+        that abort record first: a client that has seen the status must find
+        its call in the journal."""
+        if call.journaled:
+            return
+        call.journaled = True
         self.record(
             GrpcCall(
                 service=self.name,
@@ -287,6 +295,7 @@ class UserService:
             return wire.from_dict(data, call.method.output)
         except json_format.ParseError as exc:
             call.status = "INTERNAL"
+            self._journal(call)
             await context.abort(
                 grpc.StatusCode.INTERNAL,
                 f"stub {call.stub} answers {call.method.path} with a message that is not "
@@ -310,6 +319,8 @@ class UserService:
                 )
             except ValueError as exc:
                 call.status = "INTERNAL"
+                self._journal(call)
                 await context.abort(grpc.StatusCode.INTERNAL, f"stub {call.stub}: {exc}")
             trailers.append((wire.STATUS_DETAILS_KEY, raw))
+        self._journal(call)
         await context.abort(code, reply.details, tuple(trailers))

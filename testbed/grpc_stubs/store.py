@@ -71,6 +71,15 @@ class _Call:
     index: int = 0
 
 
+def read_paths(paths: Iterable[Path]) -> list[tuple[Any, str]]:
+    """(stub, "file: place in it") for every stub in these files and folders."""
+    return [
+        (item, f"{file}: {where}")
+        for file in stub_files(paths)
+        for where, item in read_stub_file(file)
+    ]
+
+
 class StubStore:
     """GripMock-format stubs, matched against calls given as protobuf-JSON dicts."""
 
@@ -88,11 +97,12 @@ class StubStore:
     def load_paths(self, paths: Iterable[Path]) -> int:
         """Load stub files (.json .yaml .yml) and folders of them (recursively);
         all or nothing per call. Returns how many stubs were loaded."""
-        staged: list[tuple[Any, str]] = []
-        for file in stub_files(paths):
-            for where, item in read_stub_file(file):
-                staged.append((item, f"{file}: {where}"))
-        return len(self._add_all(staged))
+        return len(self.add_staged(read_paths(paths)))
+
+    def add_staged(self, staged: list[tuple[Any, str]]) -> list[str]:
+        """Add (stub, where) pairs read by `read_paths`: a caller that also checks
+        the stubs against a schema reads each file once."""
+        return self._add_all(staged)
 
     def add(self, data: dict[str, Any] | list[dict[str, Any]], source: str = "api") -> list[str]:
         """Add one stub or a list (an existing id is replaced, as GripMock's upsert);

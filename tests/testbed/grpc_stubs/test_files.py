@@ -113,7 +113,7 @@ def test_add_get_remove_and_upsert() -> None:
         ("service: S\nmethod: M\n", "a.yaml", "a.yaml: output: missing"),
         ("[1, 2]", "a.json", "a.json: [0]: want an object, got int"),
         ('{"service": ', "a.json", "a.json: line 1 column 13: bad JSON"),
-        ("a: [", "a.yaml", "a.yaml: line 1 column 5: bad YAML"),
+        ("a: b: c", "a.yaml", "a.yaml: line 1 column 5: bad YAML: mapping values are not allowed"),
         ("42", "a.yaml", "a.yaml: top level: want a stub object or a list"),
         (
             "- {service: S, method: M, output: {}}\n- {service: S, method: M, output: {details: [{reason: x}]}}\n",
