@@ -20,6 +20,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "docs" / "examples" / "testbed-project"
+#: fakes of a project's own services: a .proto with GripMock stubs, WireMock
+#: mappings and Kafka seeds, through the testbed/grpc_fake/http_fake/kafka_fake fixtures
+SHOP_EXAMPLE = ROOT / "docs" / "examples" / "shop-project"
 RUN_TIMEOUT = 600  # seconds for a whole subprocess run: a hang fails, not a slow machine
 
 
@@ -45,9 +48,10 @@ def passed_all(result: subprocess.CompletedProcess[str], expected: int) -> None:
     assert not re.search(r"\b(failed|error|errors|skipped)\b", out.splitlines()[-1]), out
 
 
-def test_the_documented_example_project_passes_as_is(tmp_path: Path) -> None:
-    project = tmp_path / "testbed-project"
-    shutil.copytree(EXAMPLE, project)
+@pytest.mark.parametrize("example", [EXAMPLE, SHOP_EXAMPLE], ids=lambda p: p.name)
+def test_the_documented_example_project_passes_as_is(tmp_path: Path, example: Path) -> None:
+    project = tmp_path / example.name
+    shutil.copytree(example, project)
     result = run_pytest(project)
     out = result.stdout + result.stderr
     # what the user runs: pytest-asyncio's default mode, our plugin by entry point
