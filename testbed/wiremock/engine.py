@@ -34,7 +34,7 @@ from .mapping import (
     read_mapping_file,
 )
 from .near_miss import NO_STUBS, render_not_matched
-from .request_pattern import RequestPattern, RequestView
+from .request_pattern import DiffLine, RequestPattern, RequestView
 from .requests_log import RequestJournal, ServeEvent
 from .templating import RenderContext, Template, TemplateError
 
@@ -355,7 +355,7 @@ class WireMockEngine:
         misses = self._near_misses_for_view(view, event=None)
         if misses and misses[0].stub is not None:
             closest = misses[0].stub
-            body = render_not_matched(closest.spec.get("name"), closest.request.diff(view))
+            body = render_not_matched(closest.spec.get("name"), self._diff(closest, view))
         else:
             body = NO_STUBS
         out = HttpOut(404, [("Content-Type", "text/plain")], body.encode(), matched=False)
@@ -520,15 +520,27 @@ class WireMockEngine:
     # -- near misses ---------------------------------------------------------
 
     def _near_misses_for_view(self, view: RequestView, event: ServeEvent | None) -> list[NearMiss]:
-        misses = []
-        for stub in self._stubs.values():
-            distance = stub.request.match(view).distance
-            if not self._in_state(stub):
-                # WireMock's NearMiss counts a wrong scenario state as a difference.
-                distance = min(1.0, distance + 0.1)
-            misses.append(NearMiss(distance, stub, event))
-        misses.sort(key=lambda m: (m.distance, -self._order[m.stub.id] if m.stub else 0))
+        """WireMock's ranking: the request distance alone (a wrong scenario state adds none,
+        it shows as a row of the diff), ties in matching order; the closest three."""
+        misses = [
+            NearMiss(stub.request.match(view).distance, stub, event) for stub in self.ordered()
+        ]
+        misses.sort(key=lambda m: m.distance)
         return misses[:NEAR_MISS_COUNT]
+
+    def _diff(self, stub: StubMapping, view: RequestView) -> list[DiffLine]:
+        lines = stub.request.diff(view)
+        if stub.scenario and stub.required_state is not None:
+            actual = self._states.get(stub.scenario, STARTED)
+            lines.append(
+                DiffLine(
+                    "Scenario",
+                    f"[Scenario '{stub.scenario}' state: {stub.required_state}]",
+                    f"[Scenario '{stub.scenario}' state: {actual}]",
+                    actual == stub.required_state,
+                )
+            )
+        return lines
 
     @staticmethod
     def _miss_json(miss: NearMiss, request: dict[str, Any]) -> dict[str, Any]:
