@@ -235,8 +235,8 @@ class WireMockEngine:
         return True
 
     def list_mappings(self, limit: int | None = None, offset: int = 0) -> dict[str, Any]:
-        """GET /__admin/mappings: newest first, as WireMock lists them."""
-        everything = sorted(self._stubs.values(), key=lambda s: -self._order[s.id])
+        """GET /__admin/mappings: in matching order (priority, then newest first), as WireMock's sorted store lists them."""
+        everything = self.ordered()
         page = everything[offset:] if limit is None else everything[offset : offset + max(limit, 0)]
         return {"mappings": [s.to_json() for s in page], "meta": {"total": len(everything)}}
 
@@ -486,12 +486,12 @@ class WireMockEngine:
         return RequestPattern.parse(pattern if pattern is not None else {}, "")
 
     def find_requests(self, pattern: dict[str, Any]) -> dict[str, Any]:
-        """POST /__admin/requests/find: the LoggedRequests that match, oldest first."""
+        """POST /__admin/requests/find: the LoggedRequests that match, oldest first (WireMock reverses its newest-first store here)."""
         compiled = self._pattern(pattern)
         found = [
             e for e in reversed(list(self.journal.newest_first())) if compiled.match(e.view).exact
         ]
-        return {"requests": [e.logged_request() for e in found]}
+        return {"requests": [e.logged_request() for e in found], "requestJournalDisabled": False}
 
     def count_requests(self, pattern: dict[str, Any]) -> dict[str, Any]:
         compiled = self._pattern(pattern)
@@ -513,9 +513,9 @@ class WireMockEngine:
         return event.to_json() if event else None
 
     def unmatched(self) -> dict[str, Any]:
-        """GET /__admin/requests/unmatched: unmatched LoggedRequests, oldest first."""
-        events = [e for e in reversed(list(self.journal.newest_first())) if not e.matched]
-        return {"requests": [e.logged_request() for e in events]}
+        """GET /__admin/requests/unmatched: unmatched LoggedRequests, newest first (as WireMock)."""
+        events = [e for e in self.journal.newest_first() if not e.matched]
+        return {"requests": [e.logged_request() for e in events], "requestJournalDisabled": False}
 
     # -- near misses ---------------------------------------------------------
 
@@ -554,7 +554,7 @@ class WireMockEngine:
     def unmatched_near_misses(self) -> dict[str, Any]:
         """GET /__admin/requests/unmatched/near-misses: the closest stubs for each unmatched request."""
         out = []
-        for event in reversed(list(self.journal.newest_first())):
+        for event in self.journal.newest_first():
             if event.matched:
                 continue
             logged = event.logged_request()

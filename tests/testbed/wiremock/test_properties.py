@@ -96,15 +96,19 @@ def test_dict_to_file_to_list_round_trip(tmp_path: Path, items: list[dict[str, A
     engine = WireMockEngine(seed=1)
     assert engine.load_paths([path]) == len(items)
     listed = engine.list_mappings()["mappings"]
-    # newest first: the file's last mapping is listed first
-    for given_mapping, shown in zip(reversed(items), listed, strict=True):
-        assert {k: v for k, v in shown.items() if k not in ("id", "uuid")} == given_mapping
+    shown = [{k: v for k, v in m.items() if k not in ("id", "uuid")} for m in listed]
+    assert sorted(map(canonical, shown)) == sorted(map(canonical, items))
+    # listed in matching order: priority (default 5), then the file's later mappings first
+    priorities = [m.get("priority", 5) for m in listed]
+    assert priorities == sorted(priorities)
     # and what was listed loads again to the same listing
     again = WireMockEngine(seed=1)
     again.import_mappings({"mappings": listed})
-    assert sorted(
-        json.dumps(m, sort_keys=True) for m in again.list_mappings()["mappings"]
-    ) == sorted(json.dumps(m, sort_keys=True) for m in listed)
+    assert again.list_mappings()["mappings"] == listed
+
+
+def canonical(mapping: dict[str, Any]) -> str:
+    return json.dumps(mapping, sort_keys=True)
 
 
 garbage = st.recursive(
