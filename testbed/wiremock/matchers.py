@@ -129,7 +129,8 @@ def _contains(spec: dict[str, Any], where: str, negate: bool) -> Callable[[str |
 
     def test(value: str | None) -> float:
         if value is None:
-            return 1.0
+            # WireMock 3.13: a missing header, parameter or body passes doesNotContain
+            return 0.0 if negate else 1.0
         return 0.0 if (expected in value) != negate else 1.0
 
     return test
@@ -141,7 +142,7 @@ def _matches(spec: dict[str, Any], where: str, negate: bool) -> Callable[[str | 
 
     def test(value: str | None) -> float:
         if value is None:
-            return 1.0
+            return 0.0 if negate else 1.0  # as doesNotContain
         # Java's String.matches: the whole value must match.
         return 0.0 if (regex.fullmatch(value) is not None) != negate else 1.0
 

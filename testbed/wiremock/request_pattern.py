@@ -207,8 +207,8 @@ class RequestPattern:
         parts = [
             _aggregate([m.match(_best(req.header_values(n), m)) for n, m in self.headers]),
             _aggregate([m.match(_best(req.query.get(n, []), m)) for n, m in self.query]),
-            _aggregate([m.match(_best(req.cookies.get(n, []), m)) for n, m in self.cookies]),
-            _aggregate([m.match(req.body_text) for m in self.body]),
+            _aggregate([cookie_distance(req.cookies.get(n, []), m) for n, m in self.cookies]),
+            _aggregate([m.match(req.body_text or None) for m in self.body]),
         ]
         total = sum(parts)
         distance = total / (phase_one_weight + PHASE_TWO_PARTS)
@@ -223,6 +223,13 @@ def _best(values: list[str], matcher: ValueMatcher) -> str | None:
     if not values:
         return None
     return min(values, key=matcher.match)
+
+
+def cookie_distance(values: list[str], matcher: ValueMatcher) -> float:
+    """A missing cookie matches only `absent` (WireMock 3.13 fails even doesNotContain on it)."""
+    if not values:
+        return 0.0 if matcher.key == "absent" else 1.0
+    return matcher.match(_best(values, matcher))
 
 
 def _aggregate(distances: list[float]) -> float:

@@ -23,9 +23,8 @@ from dataclasses import dataclass
 from random import Random
 from typing import Any
 
-from .diff import jackson_pretty
 from .errors import MappingError
-from .json_match import JsonPathQuery, java_string
+from .json_match import JsonPathQuery, jackson_pretty, java_string
 from .request_pattern import RequestView
 
 #: A rendered body larger than this is an error (a `randomValue length=1e9` typo).
