@@ -186,7 +186,7 @@ class RequestPattern:
         url = _parse_url(spec, url_keys[0] if url_keys else None, where)
         return cls(
             spec=dict(spec),
-            method=method.upper(),
+            method=method,  # case-sensitive, as WireMock 3.13 compares it
             url=url,
             query=_named(spec, "queryParameters", where),
             headers=_named(spec, "headers", where),
@@ -215,7 +215,7 @@ class RequestPattern:
         return MatchOutcome(distance, total == 0)
 
     def method_distance(self, req: RequestView) -> float:
-        return 0.0 if self.method == "ANY" or self.method == req.method.upper() else 1.0
+        return 0.0 if self.method == "ANY" or self.method == req.method else 1.0
 
 
 def _best(values: list[str], matcher: ValueMatcher) -> str | None:
