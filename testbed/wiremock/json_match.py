@@ -156,21 +156,24 @@ def json_distance(expected: Any, actual: Any, ignore_order: bool, ignore_extra: 
     return min(1.0, count / max(_size(expected), _size(actual)))
 
 
-def jackson_pretty(value: Any, indent: int = 0) -> str:
-    """JSON as Jackson's default pretty printer writes it (`"a" : 1`, arrays `[ 1, 2 ]`)."""
+def jackson_pretty(value: Any, indent: int = 0, drop_nulls: bool = False) -> str:
+    """JSON as Jackson's default pretty printer writes it (`"a" : 1`, arrays `[ 1, 2 ]`).
+
+    `drop_nulls`: WireMock's `Json.write` leaves out null fields (`{"z": null}` is `{ }`)."""
     pad = "  " * (indent + 1)
     if isinstance(value, dict):
-        if not value:
+        shown = {k: v for k, v in value.items() if not (drop_nulls and v is None)}
+        if not shown:
             return "{ }"
         items = [
-            f"{pad}{json.dumps(k, ensure_ascii=False)} : {jackson_pretty(v, indent + 1)}"
-            for k, v in value.items()
+            f"{pad}{json.dumps(k, ensure_ascii=False)} : {jackson_pretty(v, indent + 1, drop_nulls)}"
+            for k, v in shown.items()
         ]
         return "{\n" + ",\n".join(items) + "\n" + "  " * indent + "}"
     if isinstance(value, list):
         if not value:
             return "[ ]"
-        return "[ " + ", ".join(jackson_pretty(v, indent) for v in value) + " ]"
+        return "[ " + ", ".join(jackson_pretty(v, indent, drop_nulls) for v in value) + " ]"
     return json.dumps(value, ensure_ascii=False)
 
 
@@ -239,7 +242,7 @@ class JsonPathQuery:
             if isinstance(value, list) and not for_json:
                 return [java_string(v) for v in value]
             if isinstance(value, dict) and not for_json:
-                return [jackson_pretty(value)]  # WireMock's Json.write of a map is pretty
+                return [jackson_pretty(value, drop_nulls=True)]  # WireMock's Json.write: pretty
             return [
                 json.dumps(value, separators=(",", ":"))
                 if isinstance(value, dict | list)

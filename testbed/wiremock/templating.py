@@ -304,8 +304,12 @@ class RenderContext:
         if not found:
             return ""
         value = found[0] if query.definite else found
+        if value is None:
+            return ""
         if isinstance(value, dict):
-            return jackson_pretty(value)  # WireMock 3.13 prints an object pretty, a list compact
+            return jackson_pretty(
+                value, drop_nulls=True
+            )  # WireMock 3.13 prints an object pretty, a list compact
         if isinstance(value, list):
             return json.dumps(value, separators=(",", ":"))
         return java_string(value)

@@ -203,3 +203,15 @@ def test_template_output_is_bounded(engine: WireMockEngine) -> None:
     out = call(engine, "POST", "/t/big", body="x" * 100_000)
     assert out.status == 500
     assert b"template output over" in out.body
+
+
+def test_template_json_path_prints_as_wiremock(engine: WireMockEngine) -> None:
+    """WireMock 3.13.2's answers: a null is empty, an object pretty without its null fields."""
+    templated(
+        engine,
+        "{{jsonPath request.body '$.n'}}|{{jsonPath request.body '$.o'}}|{{jsonPath request.body '$.l'}}",
+    )
+    out = call(
+        engine, "POST", "/t/j", body='{"n": null, "o": {"k": [1, {"z": null}]}, "l": [3, 4]}'
+    )
+    assert out.body == b'|{\n  "k" : [ 1, { } ]\n}|[3,4]'
