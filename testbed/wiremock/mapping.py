@@ -117,7 +117,8 @@ class ResponseDefinition:
         return TEMPLATE_TRANSFORMER in self.transformers
 
     def to_json(self) -> dict[str, Any]:
-        return dict(self.spec)
+        """As WireMock shows it: `status` always there (200 when not given)."""
+        return {"status": self.status, **self.spec}
 
 
 @dataclass(frozen=True)
@@ -134,9 +135,16 @@ class StubMapping:
     source: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        """The mapping as WireMock's admin API shows it: the given JSON plus id and uuid."""
-        out = dict(self.spec)
-        out["id"] = self.id
+        """The mapping as WireMock 3's admin API shows it: the given JSON, with id and
+        uuid, `request.method` ("ANY" when not given) and `response.status` (200)."""
+        out: dict[str, Any] = {"id": self.id}
+        for key, value in self.spec.items():
+            out[key] = value
+        request = self.request.to_json()
+        if "method" not in request:
+            request["method"] = "ANY"
+        out["request"] = request
+        out["response"] = self.response.to_json()
         out["uuid"] = self.id
         return out
 
