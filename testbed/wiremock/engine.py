@@ -503,14 +503,15 @@ class WireMockEngine:
     def count_requests(self, pattern: dict[str, Any]) -> dict[str, Any]:
         compiled = self._pattern(pattern)
         return {
-            "count": sum(1 for e in self.journal.newest_first() if compiled.match(e.view).exact)
+            "count": sum(1 for e in self.journal.newest_first() if compiled.match(e.view).exact),
+            "requestJournalDisabled": False,
         }
 
     def remove_requests(self, pattern: dict[str, Any]) -> dict[str, Any]:
-        """POST /__admin/requests/remove: the removed serve events."""
+        """POST /__admin/requests/remove: `{"serveEvents": [...]}`, the removed ones (WireMock 3.13.2's key)."""
         compiled = self._pattern(pattern)
         removed = self.journal.remove_where(lambda e: not compiled.match(e.view).exact)
-        return {"requests": [e.to_json() for e in removed]}
+        return {"serveEvents": [e.to_json() for e in removed]}
 
     def reset_requests(self) -> None:
         self.journal.clear()

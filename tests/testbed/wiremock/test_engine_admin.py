@@ -175,13 +175,13 @@ def test_find_count_remove_requests(engine: WireMockEngine) -> None:
     found = RequestResponseFindResponse.from_dict(engine.find_requests({"urlPathPattern": "/a/.*"}))
     assert [r.url for r in found.requests] == ["/a/1", "/a/2", "/a/3"]
     assert RequestCountResponse.from_dict(engine.count_requests({"method": "POST"})).count == 1
-    assert engine.count_requests({"bodyPatterns": [{"matchesJsonPath": "$.x"}]}) == {"count": 1}
-    assert engine.count_requests({}) == {"count": 4}
+    assert engine.count_requests({"bodyPatterns": [{"matchesJsonPath": "$.x"}]})["count"] == 1
+    assert engine.count_requests({}) == {"count": 4, "requestJournalDisabled": False}
     removed = engine.remove_requests({"urlPath": "/b"})
-    assert [r["request"]["url"] for r in removed["requests"]] == ["/b"]
-    assert engine.count_requests({}) == {"count": 3}
+    assert [r["request"]["url"] for r in removed["serveEvents"]] == ["/b"]
+    assert engine.count_requests({})["count"] == 3
     engine.reset_requests()
-    assert engine.count_requests({}) == {"count": 0}
+    assert engine.count_requests({})["count"] == 0
 
 
 def test_requests_since(engine: WireMockEngine) -> None:
