@@ -101,6 +101,15 @@ def test_delays_are_seeded_and_add_up() -> None:
     assert draws(4) != first
 
 
+def test_lognormal_max_value_caps_the_draw() -> None:
+    engine = WireMockEngine(seed=0)
+    spec = {"type": "lognormal", "median": 100, "sigma": 3, "maxValue": 120}
+    stub(engine, {"url": "/l"}, {"delayDistribution": spec})
+    assert all(call(engine, url="/l").delay_s <= 0.120 for _ in range(50))
+    with pytest.raises(MappingError, match="maxValue: must be at least the median"):
+        stub(engine, {"url": "/m"}, {"delayDistribution": {**spec, "maxValue": 50}})
+
+
 @pytest.mark.parametrize(
     "fault",
     [
