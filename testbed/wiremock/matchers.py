@@ -79,27 +79,16 @@ class ValueMatcher:
     def to_json(self) -> dict[str, Any]:
         return dict(self.spec)
 
-    def describe(self) -> str:
-        """How the near-miss diff prints it, like WireMock's `getExpected()`."""
-        value = self.spec.get(self.key)
-        if self.key == "absent":
-            return "[absent]"
-        if self.key in ("and", "or"):
-            return f" {self.key} ".join(f"({m})" for m in _describe_list(value))
+    def is_exact(self, value: str | None) -> bool:
+        """Does it match? Serving asks only this, so `equalTo` skips its Levenshtein distance."""
         if self.key == "equalTo":
-            text = str(value)
-            return text + (" [caseInsensitive]" if self.spec.get("caseInsensitive") else "")
-        if isinstance(value, dict):
-            return f"[{self.key}] {json.dumps(value, sort_keys=True)}"
-        if not isinstance(value, str):
-            value = json.dumps(value, sort_keys=True)
-        return f"[{self.key}] {value}"
-
-
-def _describe_list(value: Any) -> list[str]:
-    if not isinstance(value, list):
-        return []
-    return [str(v) for v in value]
+            if value is None:
+                return False
+            expected = self.spec["equalTo"]
+            if self.spec.get("caseInsensitive"):
+                return expected.casefold() == value.casefold()
+            return bool(expected == value)
+        return self.test(value) == 0
 
 
 def _equal_to(spec: dict[str, Any], where: str) -> Callable[[str | None], float]:

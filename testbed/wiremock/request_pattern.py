@@ -128,6 +128,12 @@ class UrlMatcher:
         assert self.matcher is not None
         return self.matcher.match(target)
 
+    def is_exact(self, req: RequestView) -> bool:
+        if self.key in ("any", "urlPathTemplate"):
+            return self.match(req) == 0
+        assert self.matcher is not None
+        return self.matcher.is_exact(req.url if self.key in ("url", "urlPattern") else req.path)
+
     def describe(self) -> str:
         """As WireMock's diff prints the URL pattern (`[path regex] /a/.*`)."""
         prefix = {
@@ -214,8 +220,30 @@ class RequestPattern:
         distance = total / (phase_one_weight + PHASE_TWO_PARTS)
         return MatchOutcome(distance, total == 0)
 
+    def is_match(self, req: RequestView) -> bool:
+        """An exact match, without computing distances (what serving and the journal queries need)."""
+        if self.method_distance(req) != 0 or not self.url.is_exact(req):
+            return False
+        for name, m in self.headers:
+            if not _any_exact(req.header_values(name), m):
+                return False
+        for name, m in self.query:
+            if not _any_exact(req.query.get(name, []), m):
+                return False
+        for name, m in self.cookies:
+            if cookie_distance(req.cookies.get(name, []), m) != 0:
+                return False
+        body = req.body_text or None
+        return all(m.is_exact(body) for m in self.body)
+
     def method_distance(self, req: RequestView) -> float:
         return 0.0 if self.method == "ANY" or self.method == req.method else 1.0
+
+
+def _any_exact(values: list[str], matcher: ValueMatcher) -> bool:
+    if not values:
+        return matcher.is_exact(None)
+    return any(matcher.is_exact(v) for v in values)
 
 
 def _best(values: list[str], matcher: ValueMatcher) -> str | None:

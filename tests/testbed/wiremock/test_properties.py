@@ -188,3 +188,25 @@ def test_ignore_array_order_accepts_every_permutation(items: list[Any], rnd: Any
     assert matcher.match(json.dumps({"list": shuffled})) == 0
     if items:
         assert matcher.match(json.dumps({"list": shuffled[1:]})) > 0
+
+
+requests_ = st.tuples(
+    st.sampled_from(["GET", "POST", "PUT"]),
+    st.from_regex(
+        r"/[a-z0-9/]{0,8}(\?[a-z]=[a-z0-9]{0,3}(&[a-z]=[a-z0-9]{0,3})?)?", fullmatch=True
+    ),
+    st.lists(st.tuples(names, text), max_size=3),
+    st.one_of(st.just(b""), text.map(str.encode), json_value.map(lambda v: json.dumps(v).encode())),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(mappings(), requests_)
+def test_fast_match_agrees_with_the_distance(mapping: dict[str, Any], request: Any) -> None:
+    """Serving uses is_match (no distances); near misses use match(): they must agree on exactness."""
+    from testbed.wiremock.request_pattern import RequestPattern, RequestView
+
+    pattern = RequestPattern.parse(mapping["request"])
+    method, url, headers, body = request
+    view = RequestView(method, url, headers, body)
+    assert pattern.is_match(view) == pattern.match(view).exact
