@@ -6,10 +6,17 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from testbed.wiremock.errors import MappingError
 from testbed.wiremock.json_match import json_distance
-from testbed.wiremock.matchers import normalised_levenshtein, parse_value_matcher
+from testbed.wiremock.matchers import (
+    levenshtein,
+    levenshtein_rows,
+    normalised_levenshtein,
+    parse_value_matcher,
+)
 
 
 def m(spec: dict[str, Any]) -> Any:
@@ -191,3 +198,9 @@ def test_bad_matchers_name_the_path(spec: Any, message: str) -> None:
     with pytest.raises(MappingError) as caught:
         parse_value_matcher(spec, "request.headers.X")
     assert message in str(caught.value)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text("abcd/?=é", max_size=40), st.text("abcd/?=é", max_size=40))
+def test_bit_vector_levenshtein_equals_the_textbook_one(a: str, b: str) -> None:
+    assert levenshtein(a, b) == levenshtein_rows(a, b) == levenshtein(b, a)
