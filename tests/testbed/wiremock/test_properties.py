@@ -210,3 +210,41 @@ def test_fast_match_agrees_with_the_distance(mapping: dict[str, Any], request: A
     method, url, headers, body = request
     view = RequestView(method, url, headers, body)
     assert pattern.is_match(view) == pattern.match(view).exact
+
+
+template_parts = st.sampled_from(
+    ["{{", "}}", "{{{", "}}}", "request", ".", "[", "]", "0", "path", "query", "headers", "X", "a"]
+    + [
+        "'",
+        '"',
+        " ",
+        "=",
+        "jsonPath",
+        "randomValue",
+        "now",
+        "length=3",
+        "type='UUID'",
+        "$.a",
+        "!",
+        "--",
+        "#if",
+        "\\",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(template_parts, max_size=14).map("".join))
+def test_garbage_templates_give_mapping_error_or_render(body: str) -> None:
+    engine = WireMockEngine()
+    try:
+        engine.add_mapping(
+            {"request": {}, "response": {"body": body, "transformers": ["response-template"]}}
+        )
+    except MappingError as exc:
+        assert str(exc).startswith("response.body: ")
+        return
+    from testbed.wiremock import HttpIn
+
+    out = engine.handle(HttpIn("POST", "/x/y?a=1", [("X", "y")], b'{"a": 1}'))
+    assert out.status == 200
