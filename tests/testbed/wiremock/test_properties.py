@@ -213,8 +213,21 @@ def test_fast_match_agrees_with_the_distance(mapping: dict[str, Any], request: A
 
 
 template_parts = st.sampled_from(
-    ["{{", "}}", "{{{", "}}}", "request", ".", "[", "]", "0", "path", "query", "headers", "X", "a"]
-    + [
+    [
+        "{{",
+        "}}",
+        "{{{",
+        "}}}",
+        "request",
+        ".",
+        "[",
+        "]",
+        "0",
+        "path",
+        "query",
+        "headers",
+        "X",
+        "a",
         "'",
         '"',
         " ",
