@@ -11,11 +11,12 @@ then the most recently added stub; a stub in a scenario matches only in its
 `requiredScenarioState`, and a match moves the scenario to `newScenarioState`.
 Randomness (ids, delays, `randomValue`) comes from Randoms seeded by `seed`,
 so a run repeats.
+
+Not thread-safe: the fake HTTP service calls it from its one event loop.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import uuid
 from collections.abc import Callable, Iterable
@@ -24,6 +25,7 @@ from pathlib import Path
 from random import Random
 from typing import Any
 
+from .diff import DiffLine, diff_lines
 from .errors import MappingError
 from .mapping import (
     MAX_MAPPING_FILE_BYTES,
@@ -35,7 +37,7 @@ from .mapping import (
 )
 from .near_miss import NO_STUBS, render_not_matched
 from .request_pattern import RequestPattern, RequestView
-from .requests_log import RequestJournal, ServeEvent
+from .requests_log import RequestJournal, ServeEvent, parse_date, view_from_logged
 from .templating import RenderContext, Template, TemplateError
 
 MAX_MAPPINGS = 10_000
@@ -95,6 +97,8 @@ class WireMockEngine:
         self._ids = Random(seed)
         self._delays = Random(seed + 1)
         self._template_rng = Random(seed + 2)
+        #: serve-event ids draw apart, so a mapping's id does not depend on the traffic before it
+        self._event_ids = Random(seed + 3)
         self.files_root = files_root
         self.global_templating = global_templating
         self.clock = clock
@@ -104,7 +108,6 @@ class WireMockEngine:
         self._counter = 0
         self._sorted: list[StubMapping] | None = None
         self._states: dict[str, str] = {}
-        self._scenario_ids: dict[str, str] = {}
         self._paths: list[Path] = []
         self._file_roots: list[Path] = [files_root] if files_root is not None else []
         self._file_mappings: list[StubMapping] = []
@@ -177,7 +180,6 @@ class WireMockEngine:
         self._changed()
         if stub.scenario and stub.scenario not in self._states:
             self._states[stub.scenario] = STARTED
-            self._scenario_ids[stub.scenario] = self.new_id()
 
     def _changed(self) -> None:
         self._sorted = None
@@ -186,7 +188,6 @@ class WireMockEngine:
         for name in list(self._states):
             if name not in live:
                 del self._states[name]
-                self._scenario_ids.pop(name, None)
 
     def ordered(self) -> list[StubMapping]:
         """Stubs in matching order: priority, then newest first."""
@@ -224,7 +225,6 @@ class WireMockEngine:
         self._changed()
         if stub.scenario and stub.scenario not in self._states:
             self._states[stub.scenario] = STARTED
-            self._scenario_ids[stub.scenario] = self.new_id()
         return stub.to_json()
 
     def remove_mapping(self, mapping_id: str) -> bool:
@@ -235,8 +235,8 @@ class WireMockEngine:
         return True
 
     def list_mappings(self, limit: int | None = None, offset: int = 0) -> dict[str, Any]:
-        """GET /__admin/mappings: newest first, as WireMock lists them."""
-        everything = sorted(self._stubs.values(), key=lambda s: -self._order[s.id])
+        """GET /__admin/mappings: in matching order (priority, then newest first), as WireMock's sorted store lists them."""
+        everything = self.ordered()
         page = everything[offset:] if limit is None else everything[offset : offset + max(limit, 0)]
         return {"mappings": [s.to_json() for s in page], "meta": {"total": len(everything)}}
 
@@ -245,7 +245,6 @@ class WireMockEngine:
         self._stubs.clear()
         self._order.clear()
         self._states.clear()
-        self._scenario_ids.clear()
         for stub in self._file_mappings:
             self._put(stub)
 
@@ -294,28 +293,38 @@ class WireMockEngine:
     # -- scenarios ---------------------------------------------------------
 
     def scenarios(self) -> dict[str, Any]:
+        """GET /__admin/scenarios: WireMock names a scenario's id after it, and its
+        possibleStates are the states its stubs name, in their order ("Started"
+        only if a stub names it)."""
         out = []
         for name, state in self._states.items():
-            possible = {STARTED}
-            for s in self._stubs.values():
-                if s.scenario == name:
-                    possible.update(x for x in (s.required_state, s.new_state) if x)
+            stubs = [s for s in self.ordered_by_insertion() if s.scenario == name]
+            possible: list[str] = []
+            for s in stubs:
+                for x in (s.required_state, s.new_state):
+                    if x and x not in possible:
+                        possible.append(x)
             out.append(
                 {
-                    "id": self._scenario_ids.get(name, ""),
+                    "id": name,
                     "name": name,
                     "state": state,
-                    "possibleStates": sorted(possible),
+                    "possibleStates": possible,
+                    "mappings": [s.to_json() for s in stubs],
                 }
             )
         return {"scenarios": out}
+
+    def ordered_by_insertion(self) -> list[StubMapping]:
+        return sorted(self._stubs.values(), key=lambda s: self._order[s.id])
 
     def reset_scenarios(self) -> None:
         for name in self._states:
             self._states[name] = STARTED
 
     def set_scenario_state(self, name: str, state: str) -> bool:
-        """PUT /__admin/scenarios/{name}/state. False: no such scenario or state."""
+        """PUT /__admin/scenarios/{name}/state. False: no such scenario, or a state
+        none of its stubs names (WireMock answers 422 then, even for "Started")."""
         if name not in self._states:
             return False
         scenario = next(s for s in self.scenarios()["scenarios"] if s["name"] == name)
@@ -335,11 +344,12 @@ class WireMockEngine:
         """Match, move the scenario, render, and log one request."""
         view = RequestView(req.method, req.url, list(req.headers), req.body)
         now = self.clock()
-        event = ServeEvent(self.new_id(), view, req.client, req.absolute_url, now, matched=False)
+        event_id = str(uuid.UUID(int=self._event_ids.getrandbits(128), version=4))
+        event = ServeEvent(event_id, view, req.client, req.absolute_url, now, matched=False)
         for stub in self.ordered():
             if not self._in_state(stub):
                 continue
-            if stub.request.match(view).exact:
+            if stub.request.is_match(view):
                 out = self._serve(stub, view, req)
                 if stub.scenario and stub.new_state:
                     self._states[stub.scenario] = stub.new_state
@@ -355,17 +365,18 @@ class WireMockEngine:
         misses = self._near_misses_for_view(view, event=None)
         if misses and misses[0].stub is not None:
             closest = misses[0].stub
-            body = render_not_matched(closest.spec.get("name"), closest.request.diff(view))
+            body = render_not_matched(closest.spec.get("name"), self._diff(closest, view))
         else:
             body = NO_STUBS
         out = HttpOut(404, [("Content-Type", "text/plain")], body.encode(), matched=False)
+        # WireMock journals an unmatched request with an empty response and a stand-in stub.
         event.status = 404
-        event.response_headers = out.headers
-        event.response_body = out.body
-        event.response_definition = {
-            "status": 404,
-            "body": body,
-            "headers": {"Content-Type": "text/plain"},
+        event.response_definition = {"status": 404, "fromConfiguredStub": False}
+        event.stub_mapping = {
+            "id": event.id,
+            "request": {"method": "ANY"},
+            "response": {"status": 404, "fromConfiguredStub": False},
+            "uuid": event.id,
         }
         self.journal.add(event)
         return out
@@ -471,7 +482,7 @@ class WireMockEngine:
         """GET /__admin/requests: serve events, newest first."""
         events = list(self.journal.newest_first())
         if since is not None:
-            cutoff = _parse_date(since)
+            cutoff = parse_date(since)
             events = [e for e in events if e.logged > cutoff]
         total = len(self.journal)
         if limit is not None:
@@ -486,24 +497,25 @@ class WireMockEngine:
         return RequestPattern.parse(pattern if pattern is not None else {}, "")
 
     def find_requests(self, pattern: dict[str, Any]) -> dict[str, Any]:
-        """POST /__admin/requests/find: the LoggedRequests that match, oldest first."""
+        """POST /__admin/requests/find: the LoggedRequests that match, oldest first (WireMock reverses its newest-first store here)."""
         compiled = self._pattern(pattern)
         found = [
-            e for e in reversed(list(self.journal.newest_first())) if compiled.match(e.view).exact
+            e for e in reversed(list(self.journal.newest_first())) if compiled.is_match(e.view)
         ]
-        return {"requests": [e.logged_request() for e in found]}
+        return {"requests": [e.logged_request() for e in found], "requestJournalDisabled": False}
 
     def count_requests(self, pattern: dict[str, Any]) -> dict[str, Any]:
         compiled = self._pattern(pattern)
         return {
-            "count": sum(1 for e in self.journal.newest_first() if compiled.match(e.view).exact)
+            "count": sum(1 for e in self.journal.newest_first() if compiled.is_match(e.view)),
+            "requestJournalDisabled": False,
         }
 
     def remove_requests(self, pattern: dict[str, Any]) -> dict[str, Any]:
-        """POST /__admin/requests/remove: the removed serve events."""
+        """POST /__admin/requests/remove: `{"serveEvents": [...]}`, the removed ones (WireMock 3.13.2's key)."""
         compiled = self._pattern(pattern)
-        removed = self.journal.remove_where(lambda e: not compiled.match(e.view).exact)
-        return {"requests": [e.to_json() for e in removed]}
+        removed = self.journal.remove_where(lambda e: not compiled.is_match(e.view))
+        return {"serveEvents": [e.to_json() for e in removed]}
 
     def reset_requests(self) -> None:
         self.journal.clear()
@@ -513,26 +525,41 @@ class WireMockEngine:
         return event.to_json() if event else None
 
     def unmatched(self) -> dict[str, Any]:
-        """GET /__admin/requests/unmatched: unmatched LoggedRequests, oldest first."""
-        events = [e for e in reversed(list(self.journal.newest_first())) if not e.matched]
-        return {"requests": [e.logged_request() for e in events]}
+        """GET /__admin/requests/unmatched: unmatched LoggedRequests, newest first (as WireMock)."""
+        events = [e for e in self.journal.newest_first() if not e.matched]
+        return {"requests": [e.logged_request() for e in events], "requestJournalDisabled": False}
 
     # -- near misses ---------------------------------------------------------
 
     def _near_misses_for_view(self, view: RequestView, event: ServeEvent | None) -> list[NearMiss]:
-        misses = []
-        for stub in self._stubs.values():
-            distance = stub.request.match(view).distance
-            if not self._in_state(stub):
-                # WireMock's NearMiss counts a wrong scenario state as a difference.
-                distance = min(1.0, distance + 0.1)
-            misses.append(NearMiss(distance, stub, event))
-        misses.sort(key=lambda m: (m.distance, -self._order[m.stub.id] if m.stub else 0))
+        """WireMock's ranking: the request distance alone (a wrong scenario state adds none,
+        it shows as a row of the diff), ties in matching order; the closest three."""
+        misses = [
+            NearMiss(stub.request.match(view).distance, stub, event) for stub in self.ordered()
+        ]
+        misses.sort(key=lambda m: m.distance)
         return misses[:NEAR_MISS_COUNT]
+
+    def _diff(self, stub: StubMapping, view: RequestView) -> list[DiffLine]:
+        lines = diff_lines(stub.request, view)
+        if stub.scenario and stub.required_state is not None:
+            actual = self._states.get(stub.scenario, STARTED)
+            lines.append(
+                DiffLine(
+                    "Scenario",
+                    f"[Scenario '{stub.scenario}' state: {stub.required_state}]",
+                    f"[Scenario '{stub.scenario}' state: {actual}]",
+                    None if actual == stub.required_state else "Scenario does not match",
+                )
+            )
+        return lines
 
     @staticmethod
     def _miss_json(miss: NearMiss, request: dict[str, Any]) -> dict[str, Any]:
-        out: dict[str, Any] = {"request": request, "matchResult": {"distance": miss.distance}}
+        out: dict[str, Any] = {
+            "request": request,
+            "matchResult": {"subEvents": [], "diffDescriptions": [], "distance": miss.distance},
+        }
         if miss.stub is not None:
             out["stubMapping"] = miss.stub.to_json()
         if miss.pattern is not None:
@@ -542,7 +569,7 @@ class WireMockEngine:
     def unmatched_near_misses(self) -> dict[str, Any]:
         """GET /__admin/requests/unmatched/near-misses: the closest stubs for each unmatched request."""
         out = []
-        for event in reversed(list(self.journal.newest_first())):
+        for event in self.journal.newest_first():
             if event.matched:
                 continue
             logged = event.logged_request()
@@ -585,40 +612,6 @@ def _is_wrapped(file: Path) -> bool:
     except OSError:
         return False
     return b'"mappings"' in head and b'"request"' not in head[: head.find(b'"mappings"')]
-
-
-def _parse_date(since: str | dt.datetime) -> dt.datetime:
-    if isinstance(since, dt.datetime):
-        return since if since.tzinfo else since.replace(tzinfo=dt.UTC)
-    try:
-        parsed = dt.datetime.fromisoformat(since.replace("Z", "+00:00"))
-    except ValueError:
-        raise MappingError("since", f"not an ISO-8601 date: {since!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
-
-
-def view_from_logged(logged: dict[str, Any]) -> RequestView:
-    """A LoggedRequest JSON (as near-misses/request receives it) back into a request."""
-    if not isinstance(logged, dict):
-        raise MappingError("", "a logged request is an object")
-    headers: list[tuple[str, str]] = []
-    raw_headers = logged.get("headers") or {}
-    if not isinstance(raw_headers, dict):
-        raise MappingError("headers", "must be an object")
-    for name, value in raw_headers.items():
-        for v in value if isinstance(value, list) else [value]:
-            headers.append((str(name), str(v)))
-    cookies = logged.get("cookies") or {}
-    if isinstance(cookies, dict) and cookies and not any(k.lower() == "cookie" for k, _ in headers):
-        headers.append(("Cookie", "; ".join(f"{k}={v}" for k, v in cookies.items())))
-    if logged.get("bodyAsBase64"):
-        try:
-            body = base64.b64decode(str(logged["bodyAsBase64"]))
-        except ValueError:
-            body = str(logged.get("body") or "").encode()
-    else:
-        body = str(logged.get("body") or "").encode()
-    return RequestView(str(logged.get("method", "GET")), str(logged.get("url", "/")), headers, body)
 
 
 __all__ = ["HttpIn", "HttpOut", "MappingError", "WireMockEngine"]
