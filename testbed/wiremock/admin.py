@@ -272,7 +272,7 @@ class AdminApi:
 
     def get_settings(self, c: _Call) -> AdminReply:
         delay = round(self.service.global_delay_s * 1000)
-        return _json({"settings": {"fixedDelay": delay or None, "extended": {}}})
+        return _json({"settings": {"fixedDelay": delay} if delay else {}})
 
     def health(self, c: _Call) -> AdminReply:
         return _json(

@@ -62,3 +62,21 @@ def test_case_answers_the_same_on_real_wiremock(
         assert ours.header(name) == theirs.header(name), name
     if "bodyRegex" not in case.expected:
         assert ours.body == theirs.body
+
+
+UNMATCHED = [c for c in CASES if c.expected.get("status") == 404 and "bodyRegex" in c.expected]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the fake's 'Request was not matched' table differs from WireMock 3.13's: "
+    "no blank '|' rows around the matcher rows, 'X-Id [contains] abc' for "
+    "'X-Id [contains] : abc', and/or and absent worded otherwise, a body matcher's "
+    "operator and value on one line, '[matchesJsonPath]' before the expression "
+    "(reported to wmengine; remove this mark when it passes)",
+)
+@pytest.mark.parametrize("case", UNMATCHED, ids=[c.id for c in UNMATCHED])
+def test_not_matched_table_is_wiremocks(
+    real: wiremock_real.RealWireMock, fake: str, case: Case
+) -> None:
+    assert send(fake, case.request).body == send(real.address, case.request).body
