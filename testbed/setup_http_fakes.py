@@ -45,3 +45,16 @@ async def start(
         tb.services[entry.name] = service
         host, port = service.address
         tb.front(entry.name, "http", [f"{host}:{port}"], listeners, upstreams, port=entry.port)
+    tb.hints.append(_admin_hint)
+
+
+def _admin_hint(tb: Testbed) -> list[str]:
+    """Where each fake's WireMock admin API is, through the proxy."""
+    lines = []
+    for entry in tb.scenario.http.services:
+        address = tb.addresses.get(entry.name)
+        if address is not None:
+            lines.append(
+                f"  {entry.name}:  curl -s http://{address}/__admin/mappings   (WireMock admin)"
+            )
+    return lines

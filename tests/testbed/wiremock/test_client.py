@@ -242,3 +242,19 @@ def test_the_client_sees_the_same_on_real_wiremock(
     with wiremock_real.RealWireMock(root) as real:
         theirs = _client_story(f"http://{real.address}")
     assert ours == theirs
+
+
+def test_through_the_proxy_a_web_pages_writes_are_refused(api: tuple[TestbedThread, str]) -> None:
+    tb, base = api
+    stub = {"request": {"url": "/evil"}, "response": {"status": 200}}
+    cross_site = requests.post(
+        base + "/__admin/mappings", json=stub, headers={"Origin": "http://evil.example"}
+    )
+    assert cross_site.status_code == 403 and "other sites" in cross_site.text
+    form = requests.post(base + "/__admin/mappings", data={"x": "1"})
+    assert form.status_code == 403 and "application/json" in form.text
+    rebound = requests.get(base + "/__admin/requests", headers={"Host": "evil.example"})
+    assert rebound.status_code == 403 and "rebinding" in rebound.text
+    own = requests.post(base + "/__admin/mappings", json=stub, headers={"Origin": base})
+    assert own.status_code == 201
+    assert tb.journal.http(service="api").count() == 0, "admin requests are not journaled"
