@@ -34,7 +34,7 @@ from .mapping import (
     read_mapping_file,
 )
 from .near_miss import NO_STUBS, render_not_matched
-from .request_pattern import RequestPattern, RequestView
+from .request_pattern import DiffLine, RequestPattern, RequestView
 from .requests_log import RequestJournal, ServeEvent
 from .templating import RenderContext, Template, TemplateError
 
@@ -235,8 +235,8 @@ class WireMockEngine:
         return True
 
     def list_mappings(self, limit: int | None = None, offset: int = 0) -> dict[str, Any]:
-        """GET /__admin/mappings: newest first, as WireMock lists them."""
-        everything = sorted(self._stubs.values(), key=lambda s: -self._order[s.id])
+        """GET /__admin/mappings: in matching order (priority, then newest first), as WireMock's sorted store lists them."""
+        everything = self.ordered()
         page = everything[offset:] if limit is None else everything[offset : offset + max(limit, 0)]
         return {"mappings": [s.to_json() for s in page], "meta": {"total": len(everything)}}
 
@@ -355,7 +355,7 @@ class WireMockEngine:
         misses = self._near_misses_for_view(view, event=None)
         if misses and misses[0].stub is not None:
             closest = misses[0].stub
-            body = render_not_matched(closest.spec.get("name"), closest.request.diff(view))
+            body = render_not_matched(closest.spec.get("name"), self._diff(closest, view))
         else:
             body = NO_STUBS
         out = HttpOut(404, [("Content-Type", "text/plain")], body.encode(), matched=False)
@@ -486,12 +486,12 @@ class WireMockEngine:
         return RequestPattern.parse(pattern if pattern is not None else {}, "")
 
     def find_requests(self, pattern: dict[str, Any]) -> dict[str, Any]:
-        """POST /__admin/requests/find: the LoggedRequests that match, oldest first."""
+        """POST /__admin/requests/find: the LoggedRequests that match, oldest first (WireMock reverses its newest-first store here)."""
         compiled = self._pattern(pattern)
         found = [
             e for e in reversed(list(self.journal.newest_first())) if compiled.match(e.view).exact
         ]
-        return {"requests": [e.logged_request() for e in found]}
+        return {"requests": [e.logged_request() for e in found], "requestJournalDisabled": False}
 
     def count_requests(self, pattern: dict[str, Any]) -> dict[str, Any]:
         compiled = self._pattern(pattern)
@@ -513,22 +513,34 @@ class WireMockEngine:
         return event.to_json() if event else None
 
     def unmatched(self) -> dict[str, Any]:
-        """GET /__admin/requests/unmatched: unmatched LoggedRequests, oldest first."""
-        events = [e for e in reversed(list(self.journal.newest_first())) if not e.matched]
-        return {"requests": [e.logged_request() for e in events]}
+        """GET /__admin/requests/unmatched: unmatched LoggedRequests, newest first (as WireMock)."""
+        events = [e for e in self.journal.newest_first() if not e.matched]
+        return {"requests": [e.logged_request() for e in events], "requestJournalDisabled": False}
 
     # -- near misses ---------------------------------------------------------
 
     def _near_misses_for_view(self, view: RequestView, event: ServeEvent | None) -> list[NearMiss]:
-        misses = []
-        for stub in self._stubs.values():
-            distance = stub.request.match(view).distance
-            if not self._in_state(stub):
-                # WireMock's NearMiss counts a wrong scenario state as a difference.
-                distance = min(1.0, distance + 0.1)
-            misses.append(NearMiss(distance, stub, event))
-        misses.sort(key=lambda m: (m.distance, -self._order[m.stub.id] if m.stub else 0))
+        """WireMock's ranking: the request distance alone (a wrong scenario state adds none,
+        it shows as a row of the diff), ties in matching order; the closest three."""
+        misses = [
+            NearMiss(stub.request.match(view).distance, stub, event) for stub in self.ordered()
+        ]
+        misses.sort(key=lambda m: m.distance)
         return misses[:NEAR_MISS_COUNT]
+
+    def _diff(self, stub: StubMapping, view: RequestView) -> list[DiffLine]:
+        lines = stub.request.diff(view)
+        if stub.scenario and stub.required_state is not None:
+            actual = self._states.get(stub.scenario, STARTED)
+            lines.append(
+                DiffLine(
+                    "Scenario",
+                    f"[Scenario '{stub.scenario}' state: {stub.required_state}]",
+                    f"[Scenario '{stub.scenario}' state: {actual}]",
+                    actual == stub.required_state,
+                )
+            )
+        return lines
 
     @staticmethod
     def _miss_json(miss: NearMiss, request: dict[str, Any]) -> dict[str, Any]:
@@ -542,7 +554,7 @@ class WireMockEngine:
     def unmatched_near_misses(self) -> dict[str, Any]:
         """GET /__admin/requests/unmatched/near-misses: the closest stubs for each unmatched request."""
         out = []
-        for event in reversed(list(self.journal.newest_first())):
+        for event in self.journal.newest_first():
             if event.matched:
                 continue
             logged = event.logged_request()

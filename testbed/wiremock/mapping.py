@@ -322,7 +322,12 @@ def parse_mapping(spec: Any, new_id: str, where: str = "", source: str = "") -> 
         )
     request = RequestPattern.parse(spec["request"], f"{prefix}request")
     response = parse_response(spec.get("response"), f"{prefix}response")
-    clean = {k: v for k, v in spec.items() if k not in ("id", "uuid", "insertionIndex")}
+    name = spec.get("name")
+    if name is not None and not isinstance(name, str):
+        raise MappingError(f"{prefix}name", "must be a string")
+    if spec.get("metadata") is not None and not isinstance(spec["metadata"], dict):
+        raise MappingError(f"{prefix}metadata", "must be an object")
+    clean = {k: v for k, v in spec.items() if k not in ("id", "uuid", "insertionIndex", "$schema")}
     return StubMapping(
         mapping_id, priority, request, response, scenario, required, new_state, clean, source
     )

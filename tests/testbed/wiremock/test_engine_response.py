@@ -68,7 +68,9 @@ def test_missing_body_file_is_a_500_naming_it(engine: WireMockEngine) -> None:
 
 
 def test_body_file_cannot_leave_files_root(engine: WireMockEngine) -> None:
-    with pytest.raises(MappingError, match=re.escape("response.bodyFileName: '../x' leaves __files/")):
+    with pytest.raises(
+        MappingError, match=re.escape("response.bodyFileName: '../x' leaves __files/")
+    ):
         engine.add_mapping({"request": {}, "response": {"bodyFileName": "../x"}})
 
 
