@@ -74,7 +74,9 @@ def main() -> None:
         "kafka": {"enabled": False},
         "grpc": {"enabled": False},
         "echo": {"enabled": False},
-        "http": {"services": [{"name": "api", "mappings": [str(args.root.resolve() / "mappings")]}]},
+        "http": {
+            "services": [{"name": "api", "mappings": [str(args.root.resolve() / "mappings")]}]
+        },
     }
     rows: dict[str, float] = {}
     why_not = wiremock_real.missing()
