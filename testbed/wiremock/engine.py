@@ -34,6 +34,7 @@ from .mapping import (
     read_mapping_file,
 )
 from .near_miss import NO_STUBS, render_not_matched
+from .prefilter import cannot_match
 from .request_pattern import DiffLine, RequestPattern, RequestView
 from .requests_log import RequestJournal, ServeEvent
 from .templating import RenderContext, Template, TemplateError
@@ -337,7 +338,7 @@ class WireMockEngine:
         now = self.clock()
         event = ServeEvent(self.new_id(), view, req.client, req.absolute_url, now, matched=False)
         for stub in self.ordered():
-            if not self._in_state(stub):
+            if not self._in_state(stub) or cannot_match(stub.request, view):
                 continue
             if stub.request.match(view).exact:
                 out = self._serve(stub, view, req)
