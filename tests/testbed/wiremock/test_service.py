@@ -252,3 +252,62 @@ async def test_a_bad_mapping_file_stops_start_up_naming_it(
             pass
     text = str(caught.value)
     assert "http.services[0].mappings" in text and "bad.json" in text and where in text
+
+
+def _json_answer(answer: bytes) -> tuple[int, object]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    return status, json.loads(body) if body else None
+
+
+async def test_import_scenarios_settings_health_and_version(svc: WireMockService) -> None:
+    own = ("Host: 127.0.0.1", "Content-Type: application/json")
+    stateful = {
+        "mappings": [
+            {
+                "scenarioName": "cart",
+                "requiredScenarioState": "Started",
+                "request": {"method": "GET", "url": "/cart"},
+                "response": {"body": "empty"},
+            },
+            {
+                "scenarioName": "cart",
+                "requiredScenarioState": "full",
+                "request": {"method": "GET", "url": "/cart"},
+                "response": {"body": "one item"},
+            },
+        ]
+    }
+    body = json.dumps(stateful).encode()
+    assert (await _exchange(svc, _admin("POST", "mappings/import", *own, body=body))).startswith(
+        b"HTTP/1.1 200"
+    )
+    assert (await _exchange(svc, _get("/cart"))).endswith(b"empty")
+    state = json.dumps({"state": "full"}).encode()
+    answer = await _exchange(svc, _admin("PUT", "scenarios/cart/state", *own, body=state))
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert (await _exchange(svc, _get("/cart"))).endswith(b"one item")
+    status, listed = _json_answer(await _exchange(svc, _admin("GET", "scenarios", *own)))
+    assert status == 200 and [(s["name"], s["state"]) for s in listed["scenarios"]] == [  # type: ignore[index]
+        ("cart", "full")
+    ]
+    answer = await _exchange(svc, _admin("PUT", "scenarios/nope/state", *own, body=state))
+    assert answer.startswith(b"HTTP/1.1 404")
+
+    delay = json.dumps({"fixedDelay": 5}).encode()
+    assert (await _exchange(svc, _admin("POST", "settings", *own, body=delay))).startswith(
+        b"HTTP/1.1 200"
+    )
+    assert svc.global_delay_s == 0.005
+    status, settings = _json_answer(await _exchange(svc, _admin("GET", "settings", *own)))
+    assert (status, settings) == (200, {"settings": {"fixedDelay": 5}})
+    odd = json.dumps({"proxyPassThrough": False}).encode()
+    answer = await _exchange(svc, _admin("POST", "settings", *own, body=odd))
+    assert answer.startswith(b"HTTP/1.1 422") and b"proxyPassThrough" in answer
+    assert (await _exchange(svc, _admin("POST", "reset", *own))).startswith(b"HTTP/1.1 200")
+    assert svc.global_delay_s == 0
+
+    status, health = _json_answer(await _exchange(svc, _admin("GET", "health", *own)))
+    assert status == 200 and health["status"] == "healthy"  # type: ignore[index]
+    status, version = _json_answer(await _exchange(svc, _admin("GET", "version", *own)))
+    assert status == 200 and version["version"].startswith("3.")  # type: ignore[index]
