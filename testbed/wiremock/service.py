@@ -236,7 +236,15 @@ class _Connection:
                 headers = list(out.headers)
                 if out.mapping_id is not None and not _has(headers, "matched-stub-id"):
                     headers.append(("Matched-Stub-Id", out.mapping_id))
-                await self._respond(req, out.status, headers, out.body, out.status_message)
+                try:
+                    await self._respond(req, out.status, headers, out.body, out.status_message)
+                except h11.LocalProtocolError as e:
+                    # h11 checks the head before a byte is sent: a 1xx status, a
+                    # header value with a line break (a template's output)...
+                    await self._simple(
+                        500, f"the stub's answer is not valid HTTP/1.1: {e}\n".encode()
+                    )
+                    return
             await self.writer.drain()
             if self.conn.our_state is h11.MUST_CLOSE or self.conn.their_state is not h11.DONE:
                 return
@@ -297,7 +305,8 @@ class _Connection:
         if status != 204 and status >= 200:
             out.append(("Content-Length", str(len(body))))
         phrase = reason if reason is not None else _PHRASES.get(status, "")
-        self._send(h11.Response(status_code=status, headers=out, reason=phrase.encode("latin-1")))
+        raw_phrase = phrase.encode("latin-1", "replace")
+        self._send(h11.Response(status_code=status, headers=out, reason=raw_phrase))
         if not bodiless and body:
             self._send(h11.Data(data=body))
         self._send(h11.EndOfMessage())

@@ -40,6 +40,11 @@ MAPPINGS = [
         "request": {"method": "GET", "url": "/secret"},
         "response": {"status": 204},
     },
+    {"request": {"method": "GET", "url": "/early"}, "response": {"status": 101}},
+    {
+        "request": {"method": "GET", "url": "/split"},
+        "response": {"headers": {"X-Bad": "a\r\nInjected: yes"}},
+    },
     *(
         {"request": {"method": "GET", "url": f"/fault/{f}"}, "response": {"fault": f}}
         for f in (
@@ -311,3 +316,12 @@ async def test_import_scenarios_settings_health_and_version(svc: WireMockService
     assert status == 200 and health["status"] == "healthy"  # type: ignore[index]
     status, version = _json_answer(await _exchange(svc, _admin("GET", "version", *own)))
     assert status == 200 and version["version"].startswith("3.")  # type: ignore[index]
+
+
+@pytest.mark.parametrize("path", ["/early", "/split"])
+async def test_a_stub_answer_that_is_not_http_is_a_500_saying_why(
+    svc: WireMockService, path: str
+) -> None:
+    answer = await _exchange(svc, _get(path))
+    assert answer.startswith(b"HTTP/1.1 500") and b"not valid HTTP/1.1" in answer
+    assert b"Injected: yes\r\n" not in answer
