@@ -24,6 +24,7 @@ from pathlib import Path
 from random import Random
 from typing import Any
 
+from .diff import DiffLine, diff_lines
 from .errors import MappingError
 from .mapping import (
     MAX_MAPPING_FILE_BYTES,
@@ -35,7 +36,7 @@ from .mapping import (
 )
 from .near_miss import NO_STUBS, render_not_matched
 from .prefilter import cannot_match
-from .request_pattern import DiffLine, RequestPattern, RequestView
+from .request_pattern import RequestPattern, RequestView
 from .requests_log import RequestJournal, ServeEvent
 from .templating import RenderContext, Template, TemplateError
 
@@ -105,7 +106,6 @@ class WireMockEngine:
         self._counter = 0
         self._sorted: list[StubMapping] | None = None
         self._states: dict[str, str] = {}
-        self._scenario_ids: dict[str, str] = {}
         self._paths: list[Path] = []
         self._file_roots: list[Path] = [files_root] if files_root is not None else []
         self._file_mappings: list[StubMapping] = []
@@ -178,7 +178,6 @@ class WireMockEngine:
         self._changed()
         if stub.scenario and stub.scenario not in self._states:
             self._states[stub.scenario] = STARTED
-            self._scenario_ids[stub.scenario] = self.new_id()
 
     def _changed(self) -> None:
         self._sorted = None
@@ -187,7 +186,6 @@ class WireMockEngine:
         for name in list(self._states):
             if name not in live:
                 del self._states[name]
-                self._scenario_ids.pop(name, None)
 
     def ordered(self) -> list[StubMapping]:
         """Stubs in matching order: priority, then newest first."""
@@ -225,7 +223,6 @@ class WireMockEngine:
         self._changed()
         if stub.scenario and stub.scenario not in self._states:
             self._states[stub.scenario] = STARTED
-            self._scenario_ids[stub.scenario] = self.new_id()
         return stub.to_json()
 
     def remove_mapping(self, mapping_id: str) -> bool:
@@ -246,7 +243,6 @@ class WireMockEngine:
         self._stubs.clear()
         self._order.clear()
         self._states.clear()
-        self._scenario_ids.clear()
         for stub in self._file_mappings:
             self._put(stub)
 
@@ -295,28 +291,38 @@ class WireMockEngine:
     # -- scenarios ---------------------------------------------------------
 
     def scenarios(self) -> dict[str, Any]:
+        """GET /__admin/scenarios: WireMock names a scenario's id after it, and its
+        possibleStates are the states its stubs name, in their order ("Started"
+        only if a stub names it)."""
         out = []
         for name, state in self._states.items():
-            possible = {STARTED}
-            for s in self._stubs.values():
-                if s.scenario == name:
-                    possible.update(x for x in (s.required_state, s.new_state) if x)
+            stubs = [s for s in self.ordered_by_insertion() if s.scenario == name]
+            possible: list[str] = []
+            for s in stubs:
+                for x in (s.required_state, s.new_state):
+                    if x and x not in possible:
+                        possible.append(x)
             out.append(
                 {
-                    "id": self._scenario_ids.get(name, ""),
+                    "id": name,
                     "name": name,
                     "state": state,
-                    "possibleStates": sorted(possible),
+                    "possibleStates": possible,
+                    "mappings": [s.to_json() for s in stubs],
                 }
             )
         return {"scenarios": out}
+
+    def ordered_by_insertion(self) -> list[StubMapping]:
+        return sorted(self._stubs.values(), key=lambda s: self._order[s.id])
 
     def reset_scenarios(self) -> None:
         for name in self._states:
             self._states[name] = STARTED
 
     def set_scenario_state(self, name: str, state: str) -> bool:
-        """PUT /__admin/scenarios/{name}/state. False: no such scenario or state."""
+        """PUT /__admin/scenarios/{name}/state. False: no such scenario, or a state
+        none of its stubs names (WireMock answers 422 then, even for "Started")."""
         if name not in self._states:
             return False
         scenario = next(s for s in self.scenarios()["scenarios"] if s["name"] == name)
@@ -360,13 +366,14 @@ class WireMockEngine:
         else:
             body = NO_STUBS
         out = HttpOut(404, [("Content-Type", "text/plain")], body.encode(), matched=False)
+        # WireMock journals an unmatched request with an empty response and a stand-in stub.
         event.status = 404
-        event.response_headers = out.headers
-        event.response_body = out.body
-        event.response_definition = {
-            "status": 404,
-            "body": body,
-            "headers": {"Content-Type": "text/plain"},
+        event.response_definition = {"status": 404, "fromConfiguredStub": False}
+        event.stub_mapping = {
+            "id": event.id,
+            "request": {"method": "ANY"},
+            "response": {"status": 404, "fromConfiguredStub": False},
+            "uuid": event.id,
         }
         self.journal.add(event)
         return out
@@ -530,7 +537,7 @@ class WireMockEngine:
         return misses[:NEAR_MISS_COUNT]
 
     def _diff(self, stub: StubMapping, view: RequestView) -> list[DiffLine]:
-        lines = stub.request.diff(view)
+        lines = diff_lines(stub.request, view)
         if stub.scenario and stub.required_state is not None:
             actual = self._states.get(stub.scenario, STARTED)
             lines.append(
@@ -538,14 +545,17 @@ class WireMockEngine:
                     "Scenario",
                     f"[Scenario '{stub.scenario}' state: {stub.required_state}]",
                     f"[Scenario '{stub.scenario}' state: {actual}]",
-                    actual == stub.required_state,
+                    None if actual == stub.required_state else "Scenario does not match",
                 )
             )
         return lines
 
     @staticmethod
     def _miss_json(miss: NearMiss, request: dict[str, Any]) -> dict[str, Any]:
-        out: dict[str, Any] = {"request": request, "matchResult": {"distance": miss.distance}}
+        out: dict[str, Any] = {
+            "request": request,
+            "matchResult": {"subEvents": [], "diffDescriptions": [], "distance": miss.distance},
+        }
         if miss.stub is not None:
             out["stubMapping"] = miss.stub.to_json()
         if miss.pattern is not None:

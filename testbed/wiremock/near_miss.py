@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import textwrap
 
-from .request_pattern import DiffLine
+from .diff import DiffLine
 
 CONSOLE_WIDTH = 119
 NO_STUBS = "No response could be served as there are no stub mappings in this WireMock instance."
@@ -72,8 +72,7 @@ def render_not_matched(stub_name: str | None, lines: list[DiffLine]) -> str:
     for line in lines:
         if line.attribute == "Body" and line.matched:
             continue
-        message = None if line.matched else f"{line.attribute} does not match"
-        out += _row(line.expected, line.actual, message)
+        out += _row(line.expected, line.actual, line.message)
     out += _single("", None, None)
     out += "-" * CONSOLE_WIDTH + "\n"
     return out

@@ -107,16 +107,6 @@ def parse_cookies(lines: list[str]) -> dict[str, list[str]]:
 
 
 @dataclass(frozen=True)
-class DiffLine:
-    """One row of the near-miss table: the stub's side, the request's side, and whether it matched."""
-
-    attribute: str
-    expected: str
-    actual: str
-    matched: bool
-
-
-@dataclass(frozen=True)
 class MatchOutcome:
     distance: float
     exact: bool
@@ -139,9 +129,16 @@ class UrlMatcher:
         return self.matcher.match(target)
 
     def describe(self) -> str:
-        if self.key == "any":
-            return "[any URL]"
-        return self.value if self.key in ("url", "urlPath") else f"[{self.key}] {self.value}"
+        """As WireMock's diff prints the URL pattern (`[path regex] /a/.*`)."""
+        prefix = {
+            "any": "",
+            "url": "",
+            "urlPath": "[path] ",
+            "urlPattern": "[regex] ",
+            "urlPathPattern": "[path regex] ",
+            "urlPathTemplate": "[path template] ",
+        }[self.key]
+        return prefix + (self.value if self.key != "any" else "(any)")
 
 
 def _template_distance(template: tuple[str, ...], path: str) -> float:
@@ -219,33 +216,6 @@ class RequestPattern:
 
     def method_distance(self, req: RequestView) -> float:
         return 0.0 if self.method == "ANY" or self.method == req.method.upper() else 1.0
-
-    def diff(self, req: RequestView) -> list[DiffLine]:
-        """The near-miss table's rows, in WireMock's order: method, URL, headers, query, cookies, body."""
-        lines = [
-            DiffLine("Method", self.method, req.method, self.method_distance(req) == 0),
-            DiffLine("URL", self.url.describe(), req.url, self.url.match(req) == 0),
-        ]
-        for attribute, named, values in (
-            ("Header", self.headers, req.header_values),
-            ("Query", self.query, lambda n: req.query.get(n, [])),
-            ("Cookie", self.cookies, lambda n: req.cookies.get(n, [])),
-        ):
-            for name, matcher in named:
-                got = _best(values(name), matcher)
-                actual = "" if got is None else f"{name}: {got}"
-                lines.append(
-                    DiffLine(
-                        attribute, f"{name} {matcher.describe()}", actual, matcher.match(got) == 0
-                    )
-                )
-        for matcher in self.body:
-            lines.append(
-                DiffLine(
-                    "Body", matcher.describe(), req.body_text, matcher.match(req.body_text) == 0
-                )
-            )
-        return lines
 
 
 def _best(values: list[str], matcher: ValueMatcher) -> str | None:

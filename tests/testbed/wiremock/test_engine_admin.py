@@ -160,7 +160,10 @@ def test_journal_shapes_newest_first(engine: WireMockEngine) -> None:
     unmatched = listed["requests"][0]
     assert unmatched["wasMatched"] is False
     assert unmatched["request"]["queryParams"] == {"q": {"key": "q", "values": ["1"]}}
-    assert "stubMapping" not in unmatched
+    # WireMock journals an unmatched request with an empty response and a stand-in stub
+    assert unmatched["responseDefinition"] == {"status": 404, "fromConfiguredStub": False}
+    assert unmatched["response"]["body"] == ""
+    assert unmatched["stubMapping"]["request"] == {"method": "ANY"}
     assert engine.get_request(matched["id"]) == matched
     assert engine.requests(limit=1)["requests"][0]["request"]["url"] == "/unmatched?q=1"
 
@@ -247,7 +250,9 @@ def test_not_matched_body_shows_the_closest_stub(engine: WireMockEngine) -> None
     text = out.body.decode()
     assert "Request was not matched" in text
     assert "close" in text and "far" not in text
-    assert re.search(r"\[contains\] sku\s+\| nothing here\s+<<<<< Body does not match", text)
+    assert re.search(
+        r"\[contains\]\s+\|\s+<<<<< Body does not match\nsku\s+\| nothing here\n", text
+    )
 
 
 def test_not_matched_with_no_stubs(engine: WireMockEngine) -> None:
@@ -264,3 +269,31 @@ def test_a_wrong_scenario_state_is_a_near_miss(engine: WireMockEngine) -> None:
     assert "Scenario does not match" in out.body.decode()
     (miss,) = engine.unmatched_near_misses()["nearMisses"]
     assert miss["matchResult"]["distance"] == 0  # as in WireMock: the state is no distance
+
+
+def test_not_matched_table_is_wiremocks_byte_for_byte(engine: WireMockEngine) -> None:
+    """The same stub and request on WireMock 3.13.2 printed not_matched_wiremock_3.13.2.txt."""
+    stub(
+        engine,
+        {
+            "method": "GET",
+            "urlPath": "/zz/q",
+            "headers": {
+                "X-Id": {"equalTo": "abc"},
+                "X-C": {"contains": "k"},
+                "X-Abs": {"absent": True},
+            },
+            "queryParameters": {"q": {"equalTo": "a"}, "p": {"matches": "[0-9]+"}},
+            "cookies": {"s": {"equalTo": "1"}, "t": {"matches": "x|y"}},
+            "bodyPatterns": [{"equalToJson": {"a": 1}}, {"contains": "zz"}],
+        },
+        name="my stub",
+        scenarioName="SC",
+        requiredScenarioState="Later",
+    )
+    headers = [("X-Id", "abd"), ("X-C", "nope"), ("X-Abs", "here"), ("Cookie", "s=2; t=z")]
+    out = call(engine, "GET", "/zz/q?q=b&p=x", headers, '{"a":2}')
+    assert out.body == (Path(__file__).parent / "not_matched_wiremock_3.13.2.txt").read_bytes()
+    # and the distance WireMock 3.13.2 reported for this near miss
+    (miss,) = engine.unmatched_near_misses()["nearMisses"]
+    assert miss["matchResult"]["distance"] == pytest.approx(0.07669082125603864)

@@ -134,7 +134,9 @@ def test_scenario_moves_on_a_match(engine: WireMockEngine) -> None:
     (scenario,) = engine.scenarios()["scenarios"]
     assert scenario["name"] == "S"
     assert scenario["state"] == "Second"
-    assert scenario["possibleStates"] == ["Second", "Started"]
+    assert scenario["id"] == "S"  # WireMock's scenario id is its name
+    assert scenario["possibleStates"] == ["Started", "Second"]  # as its stubs name them
+    assert len(scenario["mappings"]) == 3
 
 
 def test_scenario_reset_and_set_state(engine: WireMockEngine) -> None:
@@ -144,11 +146,15 @@ def test_scenario_reset_and_set_state(engine: WireMockEngine) -> None:
     engine.reset_scenarios()
     assert call(engine, url="/s").body == b"first"
     assert not engine.set_scenario_state("S", "Nowhere")
+    assert engine.set_scenario_state("S", "Started")
     assert not engine.set_scenario_state("T", "Started")
 
 
 def test_a_scenario_goes_with_its_last_stub(engine: WireMockEngine) -> None:
     mapping_id = stub(engine, {"url": "/x"}, scenarioName="Lonely", newScenarioState="Done")
     assert [s["name"] for s in engine.scenarios()["scenarios"]] == ["Lonely"]
+    # no stub names "Started", so WireMock refuses it (422) though the scenario starts there
+    assert not engine.set_scenario_state("Lonely", "Started")
+    assert engine.set_scenario_state("Lonely", "Done")
     assert engine.remove_mapping(mapping_id)
     assert engine.scenarios()["scenarios"] == []

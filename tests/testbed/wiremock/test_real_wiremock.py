@@ -5,7 +5,7 @@ cases.json says what WireMock documents; this runs WireMock itself
 and to each other: same status, same listed headers, same body, the same
 kind of broken connection for a fault. Where a body is only matched by a
 regex (a random template, the "Request was not matched" table), both must
-match it; the tables' layout is not compared (docs/testbed.md says why).
+match it, and the not-matched tables must be byte-equal too.
 """
 
 from __future__ import annotations
@@ -67,15 +67,23 @@ def test_case_answers_the_same_on_real_wiremock(
 UNMATCHED = [c for c in CASES if c.expected.get("status") == 404 and "bodyRegex" in c.expected]
 
 
-@pytest.mark.xfail(
+#: WireMock marks an `absent` header row "<<<<< Header is not present" even when
+#: the header is absent (its row's match says so; only the table does not).
+ABSENT_ROW = pytest.mark.xfail(
     strict=True,
-    reason="the fake's 'Request was not matched' table differs from WireMock 3.13's: "
-    "no blank '|' rows around the matcher rows, 'X-Id [contains] abc' for "
-    "'X-Id [contains] : abc', and/or and absent worded otherwise, a body matcher's "
-    "operator and value on one line, '[matchesJsonPath]' before the expression "
-    "(reported to wmengine; remove this mark when it passes)",
+    reason="WireMock 3.13 flags a satisfied `absent` header row 'Header is not present'; "
+    "the fake leaves it unflagged (reported to wmengine; remove when it passes)",
 )
-@pytest.mark.parametrize("case", UNMATCHED, ids=[c.id for c in UNMATCHED])
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(c, marks=ABSENT_ROW if c.mapping.endswith("06-headers.json") else ())
+        for c in UNMATCHED
+    ],
+    ids=[c.id for c in UNMATCHED],
+)
 def test_not_matched_table_is_wiremocks(
     real: wiremock_real.RealWireMock, fake: str, case: Case
 ) -> None:
