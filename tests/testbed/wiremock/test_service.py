@@ -325,3 +325,26 @@ async def test_a_stub_answer_that_is_not_http_is_a_500_saying_why(
     answer = await _exchange(svc, _get(path))
     assert answer.startswith(b"HTTP/1.1 500") and b"not valid HTTP/1.1" in answer
     assert b"Injected: yes\r\n" not in answer
+
+
+def test_every_bad_service_is_named_at_once(tmp_path: Path) -> None:
+    from testbed.setup_http_fakes import load_engines
+
+    (tmp_path / "bad.json").write_text('{"request": {"method": 7}}')
+    scenario = Scenario.ephemeral(
+        http={
+            "services": [
+                {"name": "good", "mappings": []},
+                {"name": "typo", "mappings": [str(tmp_path / "bad.json")]},
+                {"name": "gone", "mappings": [str(tmp_path / "nowhere")]},
+            ]
+        }
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_engines(scenario)
+    paths = [(p, m.split(":")[0]) for p, m in caught.value.problems]
+    assert paths == [
+        ("http.services[1].mappings", str(tmp_path / "bad.json")),
+        ("http.services[2].mappings", str(tmp_path / "nowhere")),
+    ]
+    assert "request.method" in caught.value.problems[0][1]
