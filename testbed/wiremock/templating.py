@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from random import Random
 from typing import Any
 
+from .diff import jackson_pretty
 from .errors import MappingError
 from .json_match import JsonPathQuery, java_string
 from .request_pattern import RequestView
@@ -304,7 +305,9 @@ class RenderContext:
         if not found:
             return ""
         value = found[0] if query.definite else found
-        if isinstance(value, dict | list):
+        if isinstance(value, dict):
+            return jackson_pretty(value)  # WireMock 3.13 prints an object pretty, a list compact
+        if isinstance(value, list):
             return json.dumps(value, separators=(",", ":"))
         return java_string(value)
 

@@ -296,4 +296,8 @@ def test_not_matched_table_is_wiremocks_byte_for_byte(engine: WireMockEngine) ->
     assert out.body == (Path(__file__).parent / "not_matched_wiremock_3.13.2.txt").read_bytes()
     # and the distance WireMock 3.13.2 reported for this near miss
     (miss,) = engine.unmatched_near_misses()["nearMisses"]
-    assert miss["matchResult"]["distance"] == pytest.approx(0.07669082125603864)
+    assert miss["matchResult"]["distance"] == pytest.approx(0.07669082125603864, rel=1e-12)
+    engine.reset_requests()
+    call(engine, "GET", "/zz/q?q=a", [("X-C", "k"), ("Cookie", "s=1")])
+    (miss,) = engine.unmatched_near_misses()["nearMisses"]
+    assert miss["matchResult"]["distance"] == pytest.approx(0.05072463768115942, rel=1e-12)

@@ -142,7 +142,7 @@ def test_template_json_path(engine: WireMockEngine) -> None:
         "{{jsonPath request.body '$.a.b'}}|{{jsonPath request.body '$.a'}}|{{jsonPath request.body '$.zz'}}",
     )
     out = call(engine, "POST", "/t/j", body='{"a": {"b": 5}}')
-    assert out.body == b'5|{"b":5}|'
+    assert out.body == b'5|{\n  "b" : 5\n}|'
 
 
 def test_template_random_value_is_seeded() -> None:

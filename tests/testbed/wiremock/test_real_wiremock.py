@@ -72,7 +72,7 @@ UNMATCHED = [c for c in CASES if c.expected.get("status") == 404 and "bodyRegex"
 ABSENT_ROW = pytest.mark.xfail(
     strict=True,
     reason="WireMock 3.13 flags a satisfied `absent` header row 'Header is not present'; "
-    "the fake leaves it unflagged (reported to wmengine; remove when it passes)",
+    "the fake leaves it unflagged, on purpose (docs/testbed.md: What differs from WireMock)",
 )
 
 
