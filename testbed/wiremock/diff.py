@@ -15,7 +15,8 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .json_match import JsonPathQuery
+from .json_match import JsonPathQuery, jackson_pretty
+from .request_pattern import cookie_distance
 
 if TYPE_CHECKING:
     from .matchers import ValueMatcher
@@ -37,24 +38,6 @@ class DiffLine:
 
 
 SPACER = DiffLine("", "", "")
-
-
-def jackson_pretty(value: Any, indent: int = 0) -> str:
-    """JSON as Jackson's default pretty printer writes it (`"a" : 1`, arrays `[ 1, 2 ]`)."""
-    pad = "  " * (indent + 1)
-    if isinstance(value, dict):
-        if not value:
-            return "{ }"
-        items = [
-            f"{pad}{json.dumps(k, ensure_ascii=False)} : {jackson_pretty(v, indent + 1)}"
-            for k, v in value.items()
-        ]
-        return "{\n" + ",\n".join(items) + "\n" + "  " * indent + "}"
-    if isinstance(value, list):
-        if not value:
-            return "[ ]"
-        return "[ " + ", ".join(jackson_pretty(v, indent) for v in value) + " ]"
-    return json.dumps(value, ensure_ascii=False)
 
 
 def expected_text(matcher: ValueMatcher) -> str:
@@ -92,7 +75,7 @@ def _best(values: list[str], matcher: ValueMatcher) -> str | None:
 
 
 def _body_rows(matcher: ValueMatcher, body: str) -> DiffLine:
-    distance = matcher.match(body)
+    distance = matcher.match(body or None)  # an empty body is none, as in WireMock
     message = None if distance == 0 else "Body does not match"
     if matcher.key == "matchesJsonPath":
         spec = matcher.spec["matchesJsonPath"]
@@ -161,9 +144,8 @@ def diff_lines(pattern: RequestPattern, req: RequestView) -> list[DiffLine]:
         values = req.cookies.get(name, [])
         got = _best(values, matcher)
         expected = f"Cookie: {name}" + _operator(matcher, "=") + expected_text(matcher)
-        lines.append(
-            DiffLine("Cookie", expected, got or "", _message("Cookie", values, matcher.match(got)))
-        )
+        distance = cookie_distance(values, matcher)
+        lines.append(DiffLine("Cookie", expected, got or "", _message("Cookie", values, distance)))
     if pattern.cookies:
         lines.append(SPACER)
     lines.extend(_body_rows(m, req.body_text) for m in pattern.body)

@@ -346,7 +346,7 @@ class WireMockEngine:
         for stub in self.ordered():
             if not self._in_state(stub) or cannot_match(stub.request, view):
                 continue
-            if stub.request.match(view).exact:
+            if stub.request.is_match(view):
                 out = self._serve(stub, view, req)
                 if stub.scenario and stub.new_state:
                     self._states[stub.scenario] = stub.new_state
@@ -497,21 +497,22 @@ class WireMockEngine:
         """POST /__admin/requests/find: the LoggedRequests that match, oldest first (WireMock reverses its newest-first store here)."""
         compiled = self._pattern(pattern)
         found = [
-            e for e in reversed(list(self.journal.newest_first())) if compiled.match(e.view).exact
+            e for e in reversed(list(self.journal.newest_first())) if compiled.is_match(e.view)
         ]
         return {"requests": [e.logged_request() for e in found], "requestJournalDisabled": False}
 
     def count_requests(self, pattern: dict[str, Any]) -> dict[str, Any]:
         compiled = self._pattern(pattern)
         return {
-            "count": sum(1 for e in self.journal.newest_first() if compiled.match(e.view).exact)
+            "count": sum(1 for e in self.journal.newest_first() if compiled.is_match(e.view)),
+            "requestJournalDisabled": False,
         }
 
     def remove_requests(self, pattern: dict[str, Any]) -> dict[str, Any]:
-        """POST /__admin/requests/remove: the removed serve events."""
+        """POST /__admin/requests/remove: `{"serveEvents": [...]}`, the removed ones (WireMock 3.13.2's key)."""
         compiled = self._pattern(pattern)
-        removed = self.journal.remove_where(lambda e: not compiled.match(e.view).exact)
-        return {"requests": [e.to_json() for e in removed]}
+        removed = self.journal.remove_where(lambda e: not compiled.is_match(e.view))
+        return {"serveEvents": [e.to_json() for e in removed]}
 
     def reset_requests(self) -> None:
         self.journal.clear()

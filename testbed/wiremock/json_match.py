@@ -78,8 +78,10 @@ def diff_count(expected: Any, actual: Any, ignore_order: bool, ignore_extra: boo
         for key, value in expected.items():
             if key in actual:
                 count += diff_count(value, actual[key], ignore_order, ignore_extra)
-            elif not (isinstance(value, str) and _placeholder(value, None) == 0):
-                count += _size(value)
+            elif not (
+                isinstance(value, str) and _PLACEHOLDER.match(value) and "ignore-element" in value
+            ):
+                count += _size(value)  # even ${json-unit.ignore} needs the field (JsonUnit)
         if not ignore_extra:
             count += sum(_size(v) for k, v in actual.items() if k not in expected)
         return count
@@ -154,6 +156,27 @@ def json_distance(expected: Any, actual: Any, ignore_order: bool, ignore_extra: 
     return min(1.0, count / max(_size(expected), _size(actual)))
 
 
+def jackson_pretty(value: Any, indent: int = 0, drop_nulls: bool = False) -> str:
+    """JSON as Jackson's default pretty printer writes it (`"a" : 1`, arrays `[ 1, 2 ]`).
+
+    `drop_nulls`: WireMock's `Json.write` leaves out null fields (`{"z": null}` is `{ }`)."""
+    pad = "  " * (indent + 1)
+    if isinstance(value, dict):
+        shown = {k: v for k, v in value.items() if not (drop_nulls and v is None)}
+        if not shown:
+            return "{ }"
+        items = [
+            f"{pad}{json.dumps(k, ensure_ascii=False)} : {jackson_pretty(v, indent + 1, drop_nulls)}"
+            for k, v in shown.items()
+        ]
+        return "{\n" + ",\n".join(items) + "\n" + "  " * indent + "}"
+    if isinstance(value, list):
+        if not value:
+            return "[ ]"
+        return "[ " + ", ".join(jackson_pretty(v, indent, drop_nulls) for v in value) + " ]"
+    return json.dumps(value, ensure_ascii=False)
+
+
 def java_string(value: Any) -> str:
     """`String.valueOf` of what Jayway returns: true/false lower-case, whole floats as '1.0'."""
     if isinstance(value, bool):
@@ -199,12 +222,12 @@ class JsonPathQuery:
             return []
 
     def present(self, document: Any) -> bool:
-        """WireMock's plain `matchesJsonPath`: does the expression find something?"""
+        """WireMock 3.13's plain `matchesJsonPath`: found, and not null, {} or []."""
         found = self.values(document)
         if not found:
             return False
         if self.definite:
-            return found[0] is not None
+            return found[0] is not None and found[0] != {} and found[0] != []
         return True
 
     def strings(self, document: Any, for_json: bool = False) -> list[str]:
@@ -218,6 +241,8 @@ class JsonPathQuery:
                 return []
             if isinstance(value, list) and not for_json:
                 return [java_string(v) for v in value]
+            if isinstance(value, dict) and not for_json:
+                return [jackson_pretty(value, drop_nulls=True)]  # WireMock's Json.write: pretty
             return [
                 json.dumps(value, separators=(",", ":"))
                 if isinstance(value, dict | list)

@@ -86,12 +86,20 @@ class Delay:
     kind: str = ""  # "", "lognormal", "uniform", "fixed"
     a: float = 0.0  # median | lower | milliseconds
     b: float = 0.0  # sigma | upper
+    max_value: float | None = None  # lognormal's optional maxValue
 
     def draw_ms(self, rng: Any) -> float:
-        """One delay: WireMock's LogNormal is median * e^(sigma * N(0,1)); Uniform is lower..upper."""
+        """One delay, as WireMock's LogNormal (round(median * e^(sigma * N(0,1))), redrawn up to
+        10 times above maxValue, then capped) and UniformDistribution (whole ms, lower..upper)."""
         extra = 0.0
         if self.kind == "lognormal":
-            extra = self.a * math.exp(self.b * rng.gauss(0.0, 1.0))
+            extra = float(round(self.a * math.exp(self.b * rng.gauss(0.0, 1.0))))
+            if self.max_value is not None:
+                for _ in range(10):
+                    if extra <= self.max_value:
+                        break
+                    extra = float(round(self.a * math.exp(self.b * rng.gauss(0.0, 1.0))))
+                extra = min(extra, self.max_value)
         elif self.kind == "uniform":
             extra = float(rng.randint(int(self.a), int(self.b)))
         elif self.kind == "fixed":
@@ -117,7 +125,8 @@ class ResponseDefinition:
         return TEMPLATE_TRANSFORMER in self.transformers
 
     def to_json(self) -> dict[str, Any]:
-        return dict(self.spec)
+        """As WireMock shows it: `status` always there (200 when not given)."""
+        return {"status": self.status, **self.spec}
 
 
 @dataclass(frozen=True)
@@ -134,9 +143,16 @@ class StubMapping:
     source: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        """The mapping as WireMock's admin API shows it: the given JSON plus id and uuid."""
-        out = dict(self.spec)
-        out["id"] = self.id
+        """The mapping as WireMock 3's admin API shows it: the given JSON, with id and
+        uuid, `request.method` ("ANY" when not given) and `response.status` (200)."""
+        out: dict[str, Any] = {"id": self.id}
+        for key, value in self.spec.items():
+            out[key] = value
+        request = self.request.to_json()
+        if "method" not in request:
+            request["method"] = "ANY"
+        out["request"] = request
+        out["response"] = self.response.to_json()
         out["uuid"] = self.id
         return out
 
@@ -197,7 +213,7 @@ def _delay(spec: dict[str, Any], where: str) -> Delay:
         raise MappingError(dw, "must be an object with a type")
     kind = dist.get("type")
     fields = {
-        "lognormal": ("median", "sigma"),
+        "lognormal": ("median", "sigma", "maxValue"),
         "uniform": ("lower", "upper"),
         "fixed": ("milliseconds",),
     }
@@ -210,13 +226,20 @@ def _delay(spec: dict[str, Any], where: str) -> Delay:
             raise MappingError(f"{dw}.{key}", f"unknown field for a {kind} distribution")
     values = []
     for key in fields[kind]:
+        if key == "maxValue":
+            continue
         if key not in dist:
             raise MappingError(f"{dw}.{key}", "missing")
         high = 10.0 if key == "sigma" else float(MAX_DELAY_MS)
         values.append(_number(dist[key], f"{dw}.{key}", 0, high))
     if kind == "uniform" and values[0] > values[1]:
         raise MappingError(dw, "lower is above upper")
-    return Delay(fixed, kind, values[0], values[1] if len(values) > 1 else 0.0)
+    max_value = None
+    if kind == "lognormal" and dist.get("maxValue") is not None:
+        max_value = _number(dist["maxValue"], f"{dw}.maxValue", 0, float(MAX_DELAY_MS))
+        if max_value < values[0]:
+            raise MappingError(f"{dw}.maxValue", "must be at least the median")
+    return Delay(fixed, kind, values[0], values[1] if len(values) > 1 else 0.0, max_value)
 
 
 def parse_response(spec: Any, where: str = "response") -> ResponseDefinition:

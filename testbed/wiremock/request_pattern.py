@@ -128,6 +128,12 @@ class UrlMatcher:
         assert self.matcher is not None
         return self.matcher.match(target)
 
+    def is_exact(self, req: RequestView) -> bool:
+        if self.key in ("any", "urlPathTemplate"):
+            return self.match(req) == 0
+        assert self.matcher is not None
+        return self.matcher.is_exact(req.url if self.key in ("url", "urlPattern") else req.path)
+
     def describe(self) -> str:
         """As WireMock's diff prints the URL pattern (`[path regex] /a/.*`)."""
         prefix = {
@@ -186,7 +192,7 @@ class RequestPattern:
         url = _parse_url(spec, url_keys[0] if url_keys else None, where)
         return cls(
             spec=dict(spec),
-            method=method.upper(),
+            method=method,  # case-sensitive, as WireMock 3.13 compares it
             url=url,
             query=_named(spec, "queryParameters", where),
             headers=_named(spec, "headers", where),
@@ -207,15 +213,37 @@ class RequestPattern:
         parts = [
             _aggregate([m.match(_best(req.header_values(n), m)) for n, m in self.headers]),
             _aggregate([m.match(_best(req.query.get(n, []), m)) for n, m in self.query]),
-            _aggregate([m.match(_best(req.cookies.get(n, []), m)) for n, m in self.cookies]),
-            _aggregate([m.match(req.body_text) for m in self.body]),
+            _aggregate([cookie_distance(req.cookies.get(n, []), m) for n, m in self.cookies]),
+            _aggregate([m.match(req.body_text or None) for m in self.body]),
         ]
         total = sum(parts)
         distance = total / (phase_one_weight + PHASE_TWO_PARTS)
         return MatchOutcome(distance, total == 0)
 
+    def is_match(self, req: RequestView) -> bool:
+        """An exact match, without computing distances (what serving and the journal queries need)."""
+        if self.method_distance(req) != 0 or not self.url.is_exact(req):
+            return False
+        for name, m in self.headers:
+            if not _any_exact(req.header_values(name), m):
+                return False
+        for name, m in self.query:
+            if not _any_exact(req.query.get(name, []), m):
+                return False
+        for name, m in self.cookies:
+            if cookie_distance(req.cookies.get(name, []), m) != 0:
+                return False
+        body = req.body_text or None
+        return all(m.is_exact(body) for m in self.body)
+
     def method_distance(self, req: RequestView) -> float:
-        return 0.0 if self.method == "ANY" or self.method == req.method.upper() else 1.0
+        return 0.0 if self.method == "ANY" or self.method == req.method else 1.0
+
+
+def _any_exact(values: list[str], matcher: ValueMatcher) -> bool:
+    if not values:
+        return matcher.is_exact(None)
+    return any(matcher.is_exact(v) for v in values)
 
 
 def _best(values: list[str], matcher: ValueMatcher) -> str | None:
@@ -223,6 +251,13 @@ def _best(values: list[str], matcher: ValueMatcher) -> str | None:
     if not values:
         return None
     return min(values, key=matcher.match)
+
+
+def cookie_distance(values: list[str], matcher: ValueMatcher) -> float:
+    """A missing cookie matches only `absent` (WireMock 3.13 fails even doesNotContain on it)."""
+    if not values:
+        return 0.0 if matcher.key == "absent" else 1.0
+    return matcher.match(_best(values, matcher))
 
 
 def _aggregate(distances: list[float]) -> float:

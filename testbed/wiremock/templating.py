@@ -23,9 +23,8 @@ from dataclasses import dataclass
 from random import Random
 from typing import Any
 
-from .diff import jackson_pretty
 from .errors import MappingError
-from .json_match import JsonPathQuery, java_string
+from .json_match import JsonPathQuery, jackson_pretty, java_string
 from .request_pattern import RequestView
 
 #: A rendered body larger than this is an error (a `randomValue length=1e9` typo).
@@ -305,8 +304,12 @@ class RenderContext:
         if not found:
             return ""
         value = found[0] if query.definite else found
+        if value is None:
+            return ""
         if isinstance(value, dict):
-            return jackson_pretty(value)  # WireMock 3.13 prints an object pretty, a list compact
+            return jackson_pretty(
+                value, drop_nulls=True
+            )  # WireMock 3.13 prints an object pretty, a list compact
         if isinstance(value, list):
             return json.dumps(value, separators=(",", ":"))
         return java_string(value)

@@ -156,7 +156,7 @@ def test_journal_shapes_newest_first(engine: WireMockEngine) -> None:
     assert matched["request"]["absoluteUrl"] == "http://h/j"
     assert matched["response"]["status"] == 201
     assert matched["response"]["body"] == "made"
-    assert matched["stubMapping"]["request"] == {"url": "/j"}
+    assert matched["stubMapping"]["request"] == {"url": "/j", "method": "ANY"}
     unmatched = listed["requests"][0]
     assert unmatched["wasMatched"] is False
     assert unmatched["request"]["queryParams"] == {"q": {"key": "q", "values": ["1"]}}
@@ -175,13 +175,13 @@ def test_find_count_remove_requests(engine: WireMockEngine) -> None:
     found = RequestResponseFindResponse.from_dict(engine.find_requests({"urlPathPattern": "/a/.*"}))
     assert [r.url for r in found.requests] == ["/a/1", "/a/2", "/a/3"]
     assert RequestCountResponse.from_dict(engine.count_requests({"method": "POST"})).count == 1
-    assert engine.count_requests({"bodyPatterns": [{"matchesJsonPath": "$.x"}]}) == {"count": 1}
-    assert engine.count_requests({}) == {"count": 4}
+    assert engine.count_requests({"bodyPatterns": [{"matchesJsonPath": "$.x"}]})["count"] == 1
+    assert engine.count_requests({}) == {"count": 4, "requestJournalDisabled": False}
     removed = engine.remove_requests({"urlPath": "/b"})
-    assert [r["request"]["url"] for r in removed["requests"]] == ["/b"]
-    assert engine.count_requests({}) == {"count": 3}
+    assert [r["request"]["url"] for r in removed["serveEvents"]] == ["/b"]
+    assert engine.count_requests({})["count"] == 3
     engine.reset_requests()
-    assert engine.count_requests({}) == {"count": 0}
+    assert engine.count_requests({})["count"] == 0
 
 
 def test_requests_since(engine: WireMockEngine) -> None:
@@ -301,3 +301,14 @@ def test_not_matched_table_is_wiremocks_byte_for_byte(engine: WireMockEngine) ->
     call(engine, "GET", "/zz/q?q=a", [("X-C", "k"), ("Cookie", "s=1")])
     (miss,) = engine.unmatched_near_misses()["nearMisses"]
     assert miss["matchResult"]["distance"] == pytest.approx(0.05072463768115942, rel=1e-12)
+
+
+def test_a_mapping_is_shown_as_wiremock_shows_it(engine: WireMockEngine) -> None:
+    """WireMock 3.13.2 answered POST /__admin/mappings {"request": {}} with exactly this shape."""
+    shown = engine.add_mapping({"request": {}})
+    assert shown == {
+        "id": shown["id"],
+        "request": {"method": "ANY"},
+        "response": {"status": 200},
+        "uuid": shown["id"],
+    }

@@ -158,3 +158,19 @@ def test_a_scenario_goes_with_its_last_stub(engine: WireMockEngine) -> None:
     assert engine.set_scenario_state("Lonely", "Done")
     assert engine.remove_mapping(mapping_id)
     assert engine.scenarios()["scenarios"] == []
+
+
+def test_method_is_case_sensitive_as_in_wiremock(engine: WireMockEngine) -> None:
+    stub(engine, {"method": "get", "url": "/lower"})
+    assert call(engine, "GET", "/lower").status == 404
+    assert call(engine, "get", "/lower").status == 200
+
+
+def test_url_equality_is_on_the_raw_url(engine: WireMockEngine) -> None:
+    """As WireMock 3.13.2 answered: no decoding, no query reordering, no trailing-slash folding."""
+    stub(engine, {"url": "/a%20b?x=1&y=2"})
+    stub(engine, {"urlPath": "/p/x"})
+    assert call(engine, url="/a%20b?x=1&y=2").status == 200
+    assert call(engine, url="/a b?x=1&y=2").status == 404
+    assert call(engine, url="/a%20b?y=2&x=1").status == 404
+    assert call(engine, url="/p/x/").status == 404

@@ -101,6 +101,15 @@ def test_delays_are_seeded_and_add_up() -> None:
     assert draws(4) != first
 
 
+def test_lognormal_max_value_caps_the_draw() -> None:
+    engine = WireMockEngine(seed=0)
+    spec = {"type": "lognormal", "median": 100, "sigma": 3, "maxValue": 120}
+    stub(engine, {"url": "/l"}, {"delayDistribution": spec})
+    assert all(call(engine, url="/l").delay_s <= 0.120 for _ in range(50))
+    with pytest.raises(MappingError, match="maxValue: must be at least the median"):
+        stub(engine, {"url": "/m"}, {"delayDistribution": {**spec, "maxValue": 50}})
+
+
 @pytest.mark.parametrize(
     "fault",
     [
@@ -203,3 +212,15 @@ def test_template_output_is_bounded(engine: WireMockEngine) -> None:
     out = call(engine, "POST", "/t/big", body="x" * 100_000)
     assert out.status == 500
     assert b"template output over" in out.body
+
+
+def test_template_json_path_prints_as_wiremock(engine: WireMockEngine) -> None:
+    """WireMock 3.13.2's answers: a null is empty, an object pretty without its null fields."""
+    templated(
+        engine,
+        "{{jsonPath request.body '$.n'}}|{{jsonPath request.body '$.o'}}|{{jsonPath request.body '$.l'}}",
+    )
+    out = call(
+        engine, "POST", "/t/j", body='{"n": null, "o": {"k": [1, {"z": null}]}, "l": [3, 4]}'
+    )
+    assert out.body == b'|{\n  "k" : [ 1, { } ]\n}|[3,4]'

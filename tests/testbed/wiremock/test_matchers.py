@@ -6,10 +6,17 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from testbed.wiremock.errors import MappingError
 from testbed.wiremock.json_match import json_distance
-from testbed.wiremock.matchers import normalised_levenshtein, parse_value_matcher
+from testbed.wiremock.matchers import (
+    levenshtein,
+    levenshtein_rows,
+    normalised_levenshtein,
+    parse_value_matcher,
+)
 
 
 def m(spec: dict[str, Any]) -> Any:
@@ -38,7 +45,10 @@ def test_contains_and_does_not_contain() -> None:
     assert m({"contains": "xx"}).match("needle") == 1
     assert m({"doesNotContain": "xx"}).match("needle") == 0
     assert m({"doesNotContain": "ee"}).match("needle") == 1
-    assert m({"doesNotContain": "ee"}).match(None) == 1
+    # WireMock 3.13: a missing value passes the negative matchers
+    assert m({"doesNotContain": "ee"}).match(None) == 0
+    assert m({"doesNotMatch": "x"}).match(None) == 0
+    assert m({"contains": ""}).match(None) == 1
 
 
 def test_matches_is_a_whole_value_match_like_java() -> None:
@@ -101,6 +111,9 @@ def test_equal_to_json_placeholders() -> None:
     }
     good = {"s": "x", "n": 1.5, "b": False, "i": [1, {}], "r": "abc"}
     assert jm(spec).match(json.dumps(good)) == 0
+    # ${json-unit.ignore} still needs the field; ignore-element does not
+    assert jm({"a": "${json-unit.ignore}"}).match("{}") > 0
+    assert jm({"a": "${json-unit.ignore-element}"}).match("{}") == 0
     for key, bad in (("s", 1), ("n", "1"), ("b", 0), ("r", "ABC")):
         assert jm(spec).match(json.dumps({**good, key: bad})) > 0, key
 
@@ -118,7 +131,12 @@ def test_matches_json_path_presence() -> None:
     assert m({"matchesJsonPath": "$.missing"}).match(body) == 1
     assert m({"matchesJsonPath": "$.items[?(@.qty > 5)]"}).match(body) == 0
     assert m({"matchesJsonPath": "$.items[?(@.qty > 50)]"}).match(body) == 1
-    assert m({"matchesJsonPath": "$.empty"}).match(body) == 0  # a definite path: [] is a value
+    # WireMock 3.13: null, [] and {} are not found; 0, "" and false are
+    assert m({"matchesJsonPath": "$.empty"}).match(body) == 1
+    assert m({"matchesJsonPath": "$.a"}).match('{"a": {}}') == 1
+    assert m({"matchesJsonPath": "$.a"}).match('{"a": null}') == 1
+    for found in ("0", '""', "false"):
+        assert m({"matchesJsonPath": "$.a"}).match('{"a": ' + found + "}") == 0
     assert m({"matchesJsonPath": "$.name"}).match("not json") == 1
 
 
@@ -140,6 +158,12 @@ def test_matches_json_path_with_sub_matcher() -> None:
         m({"matchesJsonPath": {"expression": "$.ids", "equalTo": "2"}}).match(body) == 0
     )  # any element
     assert m({"matchesJsonPath": {"expression": "$.nope", "absent": True}}).match(body) == 0
+    # an object found is matched as WireMock's pretty JSON text
+    assert (
+        m({"matchesJsonPath": {"expression": "$.customer", "contains": '"age" : 30'}}).match(body)
+        == 0
+    )
+    assert m({"matchesJsonPath": {"expression": "$.ids", "equalTo": "[1, 2]"}}).match(body) > 0
     sub_json = {
         "expression": "$.customer",
         "equalToJson": {"name": "ann"},
@@ -174,3 +198,9 @@ def test_bad_matchers_name_the_path(spec: Any, message: str) -> None:
     with pytest.raises(MappingError) as caught:
         parse_value_matcher(spec, "request.headers.X")
     assert message in str(caught.value)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text("abcd/?=é", max_size=40), st.text("abcd/?=é", max_size=40))
+def test_bit_vector_levenshtein_equals_the_textbook_one(a: str, b: str) -> None:
+    assert levenshtein(a, b) == levenshtein_rows(a, b) == levenshtein(b, a)

@@ -64,7 +64,10 @@ def mappings(draw: st.DrawFn) -> dict[str, Any]:
     patterns = draw(st.lists(body_matcher, max_size=2))
     if patterns:
         request["bodyPatterns"] = patterns
-    response: dict[str, Any] = {"status": draw(st.integers(100, 599))}
+    response: dict[str, Any] = {}
+    status = draw(st.none() | st.integers(100, 599))
+    if status is not None:
+        response["status"] = status
     response.update(
         draw(
             st.one_of(
@@ -97,7 +100,7 @@ def test_dict_to_file_to_list_round_trip(tmp_path: Path, items: list[dict[str, A
     assert engine.load_paths([path]) == len(items)
     listed = engine.list_mappings()["mappings"]
     shown = [{k: v for k, v in m.items() if k not in ("id", "uuid")} for m in listed]
-    assert sorted(map(canonical, shown)) == sorted(map(canonical, items))
+    assert sorted(map(canonical, shown)) == sorted(canonical(as_wiremock_shows(m)) for m in items)
     # listed in matching order: priority (default 5), then the file's later mappings first
     priorities = [m.get("priority", 5) for m in listed]
     assert priorities == sorted(priorities)
@@ -105,6 +108,15 @@ def test_dict_to_file_to_list_round_trip(tmp_path: Path, items: list[dict[str, A
     again = WireMockEngine(seed=1)
     again.import_mappings({"mappings": listed})
     assert again.list_mappings()["mappings"] == listed
+
+
+def as_wiremock_shows(mapping: dict[str, Any]) -> dict[str, Any]:
+    """WireMock 3 lists a mapping with `request.method` and `response.status` filled in."""
+    return {
+        **mapping,
+        "request": {"method": "ANY", **mapping["request"]},
+        "response": {"status": 200, **mapping["response"]},
+    }
 
 
 def canonical(mapping: dict[str, Any]) -> str:
@@ -176,3 +188,76 @@ def test_ignore_array_order_accepts_every_permutation(items: list[Any], rnd: Any
     assert matcher.match(json.dumps({"list": shuffled})) == 0
     if items:
         assert matcher.match(json.dumps({"list": shuffled[1:]})) > 0
+
+
+requests_ = st.tuples(
+    st.sampled_from(["GET", "POST", "PUT"]),
+    st.from_regex(
+        r"/[a-z0-9/]{0,8}(\?[a-z]=[a-z0-9]{0,3}(&[a-z]=[a-z0-9]{0,3})?)?", fullmatch=True
+    ),
+    st.lists(st.tuples(names, text), max_size=3),
+    st.one_of(st.just(b""), text.map(str.encode), json_value.map(lambda v: json.dumps(v).encode())),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(mappings(), requests_)
+def test_fast_match_agrees_with_the_distance(mapping: dict[str, Any], request: Any) -> None:
+    """Serving uses is_match (no distances); near misses use match(): they must agree on exactness."""
+    from testbed.wiremock.request_pattern import RequestPattern, RequestView
+
+    pattern = RequestPattern.parse(mapping["request"])
+    method, url, headers, body = request
+    view = RequestView(method, url, headers, body)
+    assert pattern.is_match(view) == pattern.match(view).exact
+
+
+template_parts = st.sampled_from(
+    [
+        "{{",
+        "}}",
+        "{{{",
+        "}}}",
+        "request",
+        ".",
+        "[",
+        "]",
+        "0",
+        "path",
+        "query",
+        "headers",
+        "X",
+        "a",
+        "'",
+        '"',
+        " ",
+        "=",
+        "jsonPath",
+        "randomValue",
+        "now",
+        "length=3",
+        "type='UUID'",
+        "$.a",
+        "!",
+        "--",
+        "#if",
+        "\\",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(template_parts, max_size=14).map("".join))
+def test_garbage_templates_give_mapping_error_or_render(body: str) -> None:
+    engine = WireMockEngine()
+    try:
+        engine.add_mapping(
+            {"request": {}, "response": {"body": body, "transformers": ["response-template"]}}
+        )
+    except MappingError as exc:
+        assert str(exc).startswith("response.body: ")
+        return
+    from testbed.wiremock import HttpIn
+
+    out = engine.handle(HttpIn("POST", "/x/y?a=1", [("X", "y")], b'{"a": 1}'))
+    assert out.status == 200
