@@ -35,7 +35,6 @@ from .mapping import (
     read_mapping_file,
 )
 from .near_miss import NO_STUBS, render_not_matched
-from .prefilter import cannot_match
 from .request_pattern import RequestPattern, RequestView
 from .requests_log import RequestJournal, ServeEvent
 from .templating import RenderContext, Template, TemplateError
@@ -344,7 +343,7 @@ class WireMockEngine:
         now = self.clock()
         event = ServeEvent(self.new_id(), view, req.client, req.absolute_url, now, matched=False)
         for stub in self.ordered():
-            if not self._in_state(stub) or cannot_match(stub.request, view):
+            if not self._in_state(stub):
                 continue
             if stub.request.is_match(view):
                 out = self._serve(stub, view, req)
