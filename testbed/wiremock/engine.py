@@ -11,6 +11,8 @@ then the most recently added stub; a stub in a scenario matches only in its
 `requiredScenarioState`, and a match moves the scenario to `newScenarioState`.
 Randomness (ids, delays, `randomValue`) comes from Randoms seeded by `seed`,
 so a run repeats.
+
+Not thread-safe: the fake HTTP service calls it from its one event loop.
 """
 
 from __future__ import annotations
@@ -96,6 +98,8 @@ class WireMockEngine:
         self._ids = Random(seed)
         self._delays = Random(seed + 1)
         self._template_rng = Random(seed + 2)
+        #: serve-event ids draw apart, so a mapping's id does not depend on the traffic before it
+        self._event_ids = Random(seed + 3)
         self.files_root = files_root
         self.global_templating = global_templating
         self.clock = clock
@@ -341,7 +345,8 @@ class WireMockEngine:
         """Match, move the scenario, render, and log one request."""
         view = RequestView(req.method, req.url, list(req.headers), req.body)
         now = self.clock()
-        event = ServeEvent(self.new_id(), view, req.client, req.absolute_url, now, matched=False)
+        event_id = str(uuid.UUID(int=self._event_ids.getrandbits(128), version=4))
+        event = ServeEvent(event_id, view, req.client, req.absolute_url, now, matched=False)
         for stub in self.ordered():
             if not self._in_state(stub):
                 continue

@@ -312,3 +312,10 @@ def test_a_mapping_is_shown_as_wiremock_shows_it(engine: WireMockEngine) -> None
         "response": {"status": 200},
         "uuid": shown["id"],
     }
+
+
+def test_mapping_ids_do_not_depend_on_traffic() -> None:
+    quiet, busy = WireMockEngine(seed=9), WireMockEngine(seed=9)
+    for _ in range(3):
+        call(busy, url="/noise")
+    assert quiet.add_mapping({"request": {}})["id"] == busy.add_mapping({"request": {}})["id"]
