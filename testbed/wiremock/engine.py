@@ -17,7 +17,6 @@ Not thread-safe: the fake HTTP service calls it from its one event loop.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import uuid
 from collections.abc import Callable, Iterable
@@ -38,7 +37,7 @@ from .mapping import (
 )
 from .near_miss import NO_STUBS, render_not_matched
 from .request_pattern import RequestPattern, RequestView
-from .requests_log import RequestJournal, ServeEvent
+from .requests_log import RequestJournal, ServeEvent, parse_date, view_from_logged
 from .templating import RenderContext, Template, TemplateError
 
 MAX_MAPPINGS = 10_000
@@ -483,7 +482,7 @@ class WireMockEngine:
         """GET /__admin/requests: serve events, newest first."""
         events = list(self.journal.newest_first())
         if since is not None:
-            cutoff = _parse_date(since)
+            cutoff = parse_date(since)
             events = [e for e in events if e.logged > cutoff]
         total = len(self.journal)
         if limit is not None:
@@ -613,40 +612,6 @@ def _is_wrapped(file: Path) -> bool:
     except OSError:
         return False
     return b'"mappings"' in head and b'"request"' not in head[: head.find(b'"mappings"')]
-
-
-def _parse_date(since: str | dt.datetime) -> dt.datetime:
-    if isinstance(since, dt.datetime):
-        return since if since.tzinfo else since.replace(tzinfo=dt.UTC)
-    try:
-        parsed = dt.datetime.fromisoformat(since.replace("Z", "+00:00"))
-    except ValueError:
-        raise MappingError("since", f"not an ISO-8601 date: {since!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
-
-
-def view_from_logged(logged: dict[str, Any]) -> RequestView:
-    """A LoggedRequest JSON (as near-misses/request receives it) back into a request."""
-    if not isinstance(logged, dict):
-        raise MappingError("", "a logged request is an object")
-    headers: list[tuple[str, str]] = []
-    raw_headers = logged.get("headers") or {}
-    if not isinstance(raw_headers, dict):
-        raise MappingError("headers", "must be an object")
-    for name, value in raw_headers.items():
-        for v in value if isinstance(value, list) else [value]:
-            headers.append((str(name), str(v)))
-    cookies = logged.get("cookies") or {}
-    if isinstance(cookies, dict) and cookies and not any(k.lower() == "cookie" for k, _ in headers):
-        headers.append(("Cookie", "; ".join(f"{k}={v}" for k, v in cookies.items())))
-    if logged.get("bodyAsBase64"):
-        try:
-            body = base64.b64decode(str(logged["bodyAsBase64"]))
-        except ValueError:
-            body = str(logged.get("body") or "").encode()
-    else:
-        body = str(logged.get("body") or "").encode()
-    return RequestView(str(logged.get("method", "GET")), str(logged.get("url", "/")), headers, body)
 
 
 __all__ = ["HttpIn", "HttpOut", "MappingError", "WireMockEngine"]

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import MappingError
 from .request_pattern import RequestView
 
 
@@ -138,3 +139,37 @@ class RequestJournal:
         self._events.clear()
         self._events.extend(survivors)
         return removed
+
+
+def parse_date(since: str | dt.datetime) -> dt.datetime:
+    if isinstance(since, dt.datetime):
+        return since if since.tzinfo else since.replace(tzinfo=dt.UTC)
+    try:
+        parsed = dt.datetime.fromisoformat(since.replace("Z", "+00:00"))
+    except ValueError:
+        raise MappingError("since", f"not an ISO-8601 date: {since!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def view_from_logged(logged: dict[str, Any]) -> RequestView:
+    """A LoggedRequest JSON (as near-misses/request receives it) back into a request."""
+    if not isinstance(logged, dict):
+        raise MappingError("", "a logged request is an object")
+    headers: list[tuple[str, str]] = []
+    raw_headers = logged.get("headers") or {}
+    if not isinstance(raw_headers, dict):
+        raise MappingError("headers", "must be an object")
+    for name, value in raw_headers.items():
+        for v in value if isinstance(value, list) else [value]:
+            headers.append((str(name), str(v)))
+    cookies = logged.get("cookies") or {}
+    if isinstance(cookies, dict) and cookies and not any(k.lower() == "cookie" for k, _ in headers):
+        headers.append(("Cookie", "; ".join(f"{k}={v}" for k, v in cookies.items())))
+    if logged.get("bodyAsBase64"):
+        try:
+            body = base64.b64decode(str(logged["bodyAsBase64"]))
+        except ValueError:
+            body = str(logged.get("body") or "").encode()
+    else:
+        body = str(logged.get("body") or "").encode()
+    return RequestView(str(logged.get("method", "GET")), str(logged.get("url", "/")), headers, body)
