@@ -101,7 +101,7 @@ class _Call:
         if not values or values[0] == "":
             return None
         text = values[0]
-        if not text.isdigit() or int(text) > MAX_QUERY_INT:
+        if not (text.isascii() and text.isdigit()) or int(text) > MAX_QUERY_INT:
             raise AdminError(400, f"?{name}={text!r} must be a whole number 0-{MAX_QUERY_INT}")
         return int(text)
 
@@ -272,7 +272,7 @@ class AdminApi:
 
     def get_settings(self, c: _Call) -> AdminReply:
         delay = round(self.service.global_delay_s * 1000)
-        return _json({"settings": {"fixedDelay": delay or None, "extended": {}}})
+        return _json({"settings": {"fixedDelay": delay} if delay else {}})
 
     def health(self, c: _Call) -> AdminReply:
         return _json(

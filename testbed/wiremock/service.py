@@ -231,12 +231,20 @@ class _Connection:
                 if delay > 0:
                     await asyncio.sleep(delay)  # the simulated latency itself
                 if out.fault is not None:
-                    await self._fault(out.fault)
+                    await self._fault(out.fault, _wants_close(req))
                     return
                 headers = list(out.headers)
                 if out.mapping_id is not None and not _has(headers, "matched-stub-id"):
                     headers.append(("Matched-Stub-Id", out.mapping_id))
-                await self._respond(req, out.status, headers, out.body, out.status_message)
+                try:
+                    await self._respond(req, out.status, headers, out.body, out.status_message)
+                except h11.LocalProtocolError as e:
+                    # h11 checks the head before a byte is sent: a 1xx status, a
+                    # header value with a line break (a template's output)...
+                    await self._simple(
+                        500, f"the stub's answer is not valid HTTP/1.1: {e}\n".encode()
+                    )
+                    return
             await self.writer.drain()
             if self.conn.our_state is h11.MUST_CLOSE or self.conn.their_state is not h11.DONE:
                 return
@@ -297,13 +305,19 @@ class _Connection:
         if status != 204 and status >= 200:
             out.append(("Content-Length", str(len(body))))
         phrase = reason if reason is not None else _PHRASES.get(status, "")
-        self._send(h11.Response(status_code=status, headers=out, reason=phrase.encode("latin-1")))
+        raw_phrase = phrase.encode("latin-1", "replace")
+        self._send(h11.Response(status_code=status, headers=out, reason=raw_phrase))
         if not bodiless and body:
             self._send(h11.Data(data=body))
         self._send(h11.EndOfMessage())
 
-    async def _fault(self, fault: str) -> None:
-        """Break the connection as `fault` says; the caller closes it after."""
+    async def _fault(self, fault: str, closing: bool) -> None:
+        """Break the connection as `fault` says; the caller closes it after.
+
+        A malformed chunk is framed as Jetty frames it: a client that keeps the
+        connection alive is promised chunks, one that sent ``Connection: close``
+        a body read until the close (real WireMock 3.13 on both, byte for byte).
+        """
         sock = self.writer.get_extra_info("socket")
         if fault == "CONNECTION_RESET_BY_PEER":
             if sock is not None:
@@ -311,7 +325,8 @@ class _Connection:
             self.writer.transport.abort()
             return
         if fault == "MALFORMED_RESPONSE_CHUNK":
-            self.writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + GARBAGE)
+            framing = b"Connection: close" if closing else b"Transfer-Encoding: chunked"
+            self.writer.write(b"HTTP/1.1 200 OK\r\n" + framing + b"\r\n\r\n" + GARBAGE)
         elif fault == "RANDOM_DATA_THEN_CLOSE":
             self.writer.write(GARBAGE)
         # EMPTY_RESPONSE: nothing at all
@@ -334,6 +349,11 @@ class _Connection:
             self._send(h11.Data(data=body))
             self._send(h11.EndOfMessage())
             await self.writer.drain()
+
+
+def _wants_close(req: HttpIn) -> bool:
+    tokens = ",".join(v for k, v in req.headers if k.lower() == "connection")
+    return "close" in [t.strip().lower() for t in tokens.split(",")]
 
 
 def _content_length(head: h11.Request) -> int | None:

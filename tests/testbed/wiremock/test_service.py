@@ -40,6 +40,11 @@ MAPPINGS = [
         "request": {"method": "GET", "url": "/secret"},
         "response": {"status": 204},
     },
+    {"request": {"method": "GET", "url": "/early"}, "response": {"status": 101}},
+    {
+        "request": {"method": "GET", "url": "/split"},
+        "response": {"headers": {"X-Bad": "a\r\nInjected: yes"}},
+    },
     *(
         {"request": {"method": "GET", "url": f"/fault/{f}"}, "response": {"fault": f}}
         for f in (
@@ -157,11 +162,17 @@ async def test_empty_response_closes_with_no_bytes(svc: WireMockService) -> None
     assert await _exchange(svc, _get("/fault/EMPTY_RESPONSE")) == b""
 
 
-async def test_malformed_chunk_sends_a_chunked_head_then_garbage(svc: WireMockService) -> None:
-    answer = await _exchange(svc, _get("/fault/MALFORMED_RESPONSE_CHUNK"))
-    head, _, rest = answer.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 200") and b"chunked" in head.lower()
-    assert rest and not rest.split(b"\r\n")[0].strip().isalnum()
+async def test_malformed_chunk_sends_a_head_then_garbage_framed_as_jetty_does(
+    svc: WireMockService,
+) -> None:
+    keep_alive = await _exchange(svc, _get("/fault/MALFORMED_RESPONSE_CHUNK", close=False))
+    assert keep_alive == (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nlskdu018973t09sylgasjkfg1][]'./.sdlv"
+    )
+    closing = await _exchange(svc, _get("/fault/MALFORMED_RESPONSE_CHUNK"))
+    assert closing == (
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nlskdu018973t09sylgasjkfg1][]'./.sdlv"
+    )
 
 
 async def test_random_data_then_close_is_not_http(svc: WireMockService) -> None:
@@ -246,3 +257,94 @@ async def test_a_bad_mapping_file_stops_start_up_naming_it(
             pass
     text = str(caught.value)
     assert "http.services[0].mappings" in text and "bad.json" in text and where in text
+
+
+def _json_answer(answer: bytes) -> tuple[int, object]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    return status, json.loads(body) if body else None
+
+
+async def test_import_scenarios_settings_health_and_version(svc: WireMockService) -> None:
+    own = ("Host: 127.0.0.1", "Content-Type: application/json")
+    stateful = {
+        "mappings": [
+            {
+                "scenarioName": "cart",
+                "requiredScenarioState": "Started",
+                "request": {"method": "GET", "url": "/cart"},
+                "response": {"body": "empty"},
+            },
+            {
+                "scenarioName": "cart",
+                "requiredScenarioState": "full",
+                "request": {"method": "GET", "url": "/cart"},
+                "response": {"body": "one item"},
+            },
+        ]
+    }
+    body = json.dumps(stateful).encode()
+    assert (await _exchange(svc, _admin("POST", "mappings/import", *own, body=body))).startswith(
+        b"HTTP/1.1 200"
+    )
+    assert (await _exchange(svc, _get("/cart"))).endswith(b"empty")
+    state = json.dumps({"state": "full"}).encode()
+    answer = await _exchange(svc, _admin("PUT", "scenarios/cart/state", *own, body=state))
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert (await _exchange(svc, _get("/cart"))).endswith(b"one item")
+    status, listed = _json_answer(await _exchange(svc, _admin("GET", "scenarios", *own)))
+    assert status == 200 and [(s["name"], s["state"]) for s in listed["scenarios"]] == [  # type: ignore[index]
+        ("cart", "full")
+    ]
+    answer = await _exchange(svc, _admin("PUT", "scenarios/nope/state", *own, body=state))
+    assert answer.startswith(b"HTTP/1.1 404")
+
+    delay = json.dumps({"fixedDelay": 5}).encode()
+    assert (await _exchange(svc, _admin("POST", "settings", *own, body=delay))).startswith(
+        b"HTTP/1.1 200"
+    )
+    assert svc.global_delay_s == 0.005
+    status, settings = _json_answer(await _exchange(svc, _admin("GET", "settings", *own)))
+    assert (status, settings) == (200, {"settings": {"fixedDelay": 5}})
+    odd = json.dumps({"proxyPassThrough": False}).encode()
+    answer = await _exchange(svc, _admin("POST", "settings", *own, body=odd))
+    assert answer.startswith(b"HTTP/1.1 422") and b"proxyPassThrough" in answer
+    assert (await _exchange(svc, _admin("POST", "reset", *own))).startswith(b"HTTP/1.1 200")
+    assert svc.global_delay_s == 0
+
+    status, health = _json_answer(await _exchange(svc, _admin("GET", "health", *own)))
+    assert status == 200 and health["status"] == "healthy"  # type: ignore[index]
+    status, version = _json_answer(await _exchange(svc, _admin("GET", "version", *own)))
+    assert status == 200 and version["version"].startswith("3.")  # type: ignore[index]
+
+
+@pytest.mark.parametrize("path", ["/early", "/split"])
+async def test_a_stub_answer_that_is_not_http_is_a_500_saying_why(
+    svc: WireMockService, path: str
+) -> None:
+    answer = await _exchange(svc, _get(path))
+    assert answer.startswith(b"HTTP/1.1 500") and b"not valid HTTP/1.1" in answer
+    assert b"Injected: yes\r\n" not in answer
+
+
+def test_every_bad_service_is_named_at_once(tmp_path: Path) -> None:
+    from testbed.setup_http_fakes import load_engines
+
+    (tmp_path / "bad.json").write_text('{"request": {"method": 7}}')
+    scenario = Scenario.ephemeral(
+        http={
+            "services": [
+                {"name": "good", "mappings": []},
+                {"name": "typo", "mappings": [str(tmp_path / "bad.json")]},
+                {"name": "gone", "mappings": [str(tmp_path / "nowhere")]},
+            ]
+        }
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_engines(scenario)
+    paths = [(p, m.split(":")[0]) for p, m in caught.value.problems]
+    assert paths == [
+        ("http.services[1].mappings", str(tmp_path / "bad.json")),
+        ("http.services[2].mappings", str(tmp_path / "nowhere")),
+    ]
+    assert "request.method" in caught.value.problems[0][1]
