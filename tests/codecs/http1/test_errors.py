@@ -10,7 +10,7 @@ from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM, DecodeError, Limits, Sn
 from protoproxy_codecs.http1 import Http1Codec
 
 from .helpers import cuts
-from .strategies import conversations, render_request, render_response
+from protoproxy_codecs.strategies.http1 import conversations, render_request, render_response
 
 
 @given(garbage=st.binary(max_size=400), data=st.data())

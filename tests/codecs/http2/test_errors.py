@@ -13,7 +13,7 @@ from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM, DecodeError, Direction,
 from protoproxy_codecs.http2 import PREFACE, ErrorCode, Http2Codec
 from protoproxy_codecs.http2 import frames as F
 
-from .strategies import chunks, client_streams
+from protoproxy_codecs.strategies.http2 import chunks, client_streams
 
 START = PREFACE + F.build_settings()
 

@@ -14,7 +14,7 @@ from protoproxy_codecs.kafka import STATUS_OK, STATUS_UNDECODED, KafkaCodec, Sec
 
 from .broker_side import respond, unredacted_view
 from .helpers import feed_all, produce_request, record_batch
-from .strategies import all_versions, chunks, message_values
+from protoproxy_codecs.strategies.kafka import all_versions, chunks, message_values
 
 
 class FakeClock:

@@ -1,0 +1,36 @@
+"""Hypothesis strategies for every protocol protoproxy decodes, for users' property tests.
+
+Each strategy draws values that are valid on the wire, paired with what they
+mean, so a test can check a parser, a server or a client against a known
+answer; `mutations` turns any of them into protocol-valid abuse. They import
+hypothesis, the codecs and the protocol libraries only (no I/O): see
+docs/fuzzing.md.
+"""
+
+from __future__ import annotations
+
+from .http2 import (
+    HpackBlock,
+    Http2Conversation,
+    hpack_blocks,
+    http2_conversations,
+    http2_frames,
+)
+from .kafka import KafkaFrame, kafka_requests, kafka_responses
+from .kafka_records import BatchSpec, RecordSpec, batch_specs, encode_batch, record_sets
+
+__all__ = [
+    "BatchSpec",
+    "HpackBlock",
+    "Http2Conversation",
+    "KafkaFrame",
+    "RecordSpec",
+    "batch_specs",
+    "encode_batch",
+    "hpack_blocks",
+    "http2_conversations",
+    "http2_frames",
+    "kafka_requests",
+    "kafka_responses",
+    "record_sets",
+]
