@@ -9,6 +9,7 @@ docs/fuzzing.md.
 
 from __future__ import annotations
 
+from .grpc import GrpcFrame, grpc_messages
 from .http2 import (
     HpackBlock,
     Http2Conversation,
@@ -17,20 +18,24 @@ from .http2 import (
     http2_frames,
 )
 from .kafka import KafkaFrame, kafka_requests, kafka_responses
+from .protobuf import protobuf_messages
 from .kafka_records import BatchSpec, RecordSpec, batch_specs, encode_batch, record_sets
 
 __all__ = [
     "BatchSpec",
+    "GrpcFrame",
     "HpackBlock",
     "Http2Conversation",
     "KafkaFrame",
     "RecordSpec",
     "batch_specs",
     "encode_batch",
+    "grpc_messages",
     "hpack_blocks",
     "http2_conversations",
     "http2_frames",
     "kafka_requests",
     "kafka_responses",
+    "protobuf_messages",
     "record_sets",
 ]

@@ -194,6 +194,7 @@ def _pairs(api: int | str | list[int | str] | None, version: int | None) -> list
     return out
 
 
+_API_VERSIONS = 18
 _correlation_ids = _edges(-(2**31), 2**31 - 1)
 _client_ids = st.one_of(st.none(), st.just(""), st.text(max_size=16))
 
@@ -231,6 +232,10 @@ def kafka_responses(
     def draw_response(draw: st.DrawFn) -> KafkaFrame:
         key, ver = draw(st.sampled_from(pairs))
         body = draw(message_values(key, ver, False, records))
+        if key == _API_VERSIONS and ver >= 1:
+            # A broker answers an error in ApiVersions with a v0 body, whatever
+            # the version asked (clients read it so): a v1+ body has none.
+            body.error_code = 0
         corr = draw(_correlation_ids)
         frame = framing.encode_response(key, ver, corr, body)
         return KafkaFrame(key, ver, corr, body, frame)
