@@ -9,7 +9,8 @@ docs/fuzzing.md.
 
 from __future__ import annotations
 
-from .grpc import GrpcFrame, grpc_messages
+from .grpc import GrpcFrame, grpc_messages, method_message
+from .http1 import Req, Resp, http1_requests, http1_responses, render_request, render_response
 from .http2 import (
     HpackBlock,
     Http2Conversation,
@@ -18,8 +19,9 @@ from .http2 import (
     http2_frames,
 )
 from .kafka import KafkaFrame, kafka_requests, kafka_responses
-from .protobuf import protobuf_messages
 from .kafka_records import BatchSpec, RecordSpec, batch_specs, encode_batch, record_sets
+from .mutations import mutations
+from .protobuf import protobuf_messages
 
 __all__ = [
     "BatchSpec",
@@ -28,14 +30,22 @@ __all__ = [
     "Http2Conversation",
     "KafkaFrame",
     "RecordSpec",
+    "Req",
+    "Resp",
     "batch_specs",
     "encode_batch",
     "grpc_messages",
     "hpack_blocks",
+    "http1_requests",
+    "http1_responses",
     "http2_conversations",
     "http2_frames",
     "kafka_requests",
     "kafka_responses",
+    "method_message",
+    "mutations",
     "protobuf_messages",
     "record_sets",
+    "render_request",
+    "render_response",
 ]

@@ -183,10 +183,9 @@ def _conversation(
             room = min(windows.room(sid), F.DEFAULT_MAX_FRAME_SIZE)
             if room <= 0:
                 continue
-            if op == "fill":  # a frame of exactly what the window (or frame size) allows
-                payload = b"\xaa" * room
-            else:
-                payload = draw(st.binary(max_size=min(300, room)))
+            # "fill": a frame of exactly what the window (or the frame size) allows
+            fill = op == "fill"
+            payload = b"\xaa" * room if fill else draw(st.binary(max_size=min(300, room)))
             flags, payload = _pad(draw, payload, room)
             windows.spend(sid, len(payload))
             end = draw(st.booleans())
@@ -294,7 +293,9 @@ def http2_frames(draw: st.DrawFn) -> bytes:
     if kind == "window":
         inc = draw(st.sampled_from([1, F.MAX_WINDOW]) | st.integers(1, F.MAX_WINDOW))
         return F.build_window_update(draw(st.sampled_from([0, sid])), inc)
-    return F.frame(draw(_UNKNOWN_TYPES), draw(st.integers(0, 255)), sid, draw(st.binary(max_size=40)))
+    return F.frame(
+        draw(_UNKNOWN_TYPES), draw(st.integers(0, 255)), sid, draw(st.binary(max_size=40))
+    )
 
 
 @dataclass(frozen=True)

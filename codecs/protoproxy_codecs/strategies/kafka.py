@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 from hypothesis import strategies as st
 
 from ..kafka import framing, schema
+from ..kafka.api_keys import ApiKey
 from .kafka_records import record_sets
 
 _INT_RANGES = {
@@ -48,9 +49,9 @@ def _edges(lo: int, hi: int) -> st.SearchStrategy[int]:
 
 def legacy_magic(api_key: int, version: int) -> int:
     """The record format a Produce/Fetch version carries: 0 and 1 before v3/v4, then 2."""
-    if api_key == 0 and version < 3:
+    if api_key == ApiKey.PRODUCE and version < 3:
         return 0 if version < 2 else 1
-    if api_key == 1 and version < 4:
+    if api_key == ApiKey.FETCH and version < 4:
         return 0 if version < 2 else 1
     return 2
 
@@ -194,7 +195,7 @@ def _pairs(api: int | str | list[int | str] | None, version: int | None) -> list
     return out
 
 
-_API_VERSIONS = 18
+_API_VERSIONS = int(ApiKey.API_VERSIONS)
 _correlation_ids = _edges(-(2**31), 2**31 - 1)
 _client_ids = st.one_of(st.none(), st.just(""), st.text(max_size=16))
 

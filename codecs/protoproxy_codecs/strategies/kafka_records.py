@@ -117,20 +117,17 @@ def encode_batch(spec: BatchSpec) -> bytes:
         attributes |= 0x20
     last_delta = max(len(spec.records) - 1, 0)
     max_ts = spec.base_timestamp + max((r.timestamp_delta for r in spec.records), default=0)
-    after_crc = (
-        struct.pack(
-            ">hiqqqhii",
-            attributes,
-            last_delta,
-            spec.base_timestamp,
-            max_ts,
-            spec.producer_id,
-            spec.producer_epoch,
-            spec.base_sequence,
-            len(spec.records),
-        )
-        + _compress(spec.compression, records)
-    )
+    after_crc = struct.pack(
+        ">hiqqqhii",
+        attributes,
+        last_delta,
+        spec.base_timestamp,
+        max_ts,
+        spec.producer_id,
+        spec.producer_epoch,
+        spec.base_sequence,
+        len(spec.records),
+    ) + _compress(spec.compression, records)
     crc = crc32c.crc32c(after_crc)
     # batch length counts from partition leader epoch (after the length itself)
     rest = struct.pack(">ibI", spec.partition_leader_epoch, 2, crc) + after_crc
@@ -168,9 +165,7 @@ _deltas = st.integers(0, 2**31 - 1)
 
 @st.composite
 def record_specs(draw: st.DrawFn, headers: bool = True) -> RecordSpec:
-    hs = (
-        tuple(draw(st.lists(st.tuples(_header_names, _keys), max_size=3))) if headers else ()
-    )
+    hs = tuple(draw(st.lists(st.tuples(_header_names, _keys), max_size=3))) if headers else ()
     return RecordSpec(draw(_keys), draw(_values), hs, draw(st.sampled_from([0, 1, 1000])))
 
 

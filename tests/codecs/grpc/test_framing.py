@@ -19,7 +19,6 @@ from protoproxy_codecs.grpc import (
     status_name,
 )
 from protoproxy_codecs.grpc.status import http_status
-
 from protoproxy_codecs.strategies.http2 import chunks
 
 

@@ -20,7 +20,6 @@ from protoproxy_codecs.base import (
 )
 from protoproxy_codecs.http2 import PREFACE, ErrorCode, Http2Codec
 from protoproxy_codecs.http2 import frames as F
-
 from protoproxy_codecs.strategies.http2 import chunks
 
 REQUEST = [(":method", "GET"), (":scheme", "http"), (":path", "/"), (":authority", "a")]

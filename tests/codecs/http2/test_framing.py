@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM, Message, Sniff
 from protoproxy_codecs.http2 import PREFACE, Http2Codec
 from protoproxy_codecs.http2 import frames as F
-
 from protoproxy_codecs.strategies.http2 import chunks, client_streams
 
 

@@ -8,7 +8,6 @@ from hypothesis import strategies as st
 
 from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM
 from protoproxy_codecs.kafka import KafkaCodec, framing, rewrite, schema
-
 from protoproxy_codecs.strategies.kafka import message_values
 
 CASES = [

@@ -11,7 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protoproxy_codecs.kafka import framing, scanner, schema, summary
-
 from protoproxy_codecs.strategies.kafka import all_versions, message_values
 
 VERSIONS = all_versions()

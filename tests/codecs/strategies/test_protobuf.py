@@ -30,9 +30,11 @@ def _all_messages(desc: D.Descriptor) -> list[D.Descriptor]:
 
 def _names(pool: descriptor_pool.DescriptorPool) -> list[str]:
     file = pool.FindFileByName("allkinds.proto")
-    return sorted(n for m in file.message_types_by_name.values() for n in [
-        d.full_name for d in _all_messages(m)
-    ])
+    return sorted(
+        n
+        for m in file.message_types_by_name.values()
+        for n in [d.full_name for d in _all_messages(m)]
+    )
 
 
 NAMES = [
@@ -46,9 +48,7 @@ NAMES = [
 
 def test_the_fixture_has_every_field_kind(pool: descriptor_pool.DescriptorPool) -> None:
     assert _names(pool) == NAMES and len(NAMES) >= 20
-    kinds = {
-        f.type for n in NAMES for f in pool.FindMessageTypeByName(n).fields
-    }
+    kinds = {f.type for n in NAMES for f in pool.FindMessageTypeByName(n).fields}
     every = {v for k, v in vars(D.FieldDescriptor).items() if k.startswith("TYPE_")}
     assert every - kinds == {D.FieldDescriptor.TYPE_GROUP}  # proto3 has no groups
 
@@ -129,5 +129,5 @@ def test_grpc_messages_decode_with_our_reader(descriptor_set, data: st.DataObjec
 
 
 def test_grpc_messages_names_a_missing_method(descriptor_set) -> None:
-    with pytest.raises(ValueError, match="fuzz.v1.Catalog/Nope"):
+    with pytest.raises(ValueError, match=r"fuzz\.v1\.Catalog/Nope"):
         grpc_messages(descriptor_set, "fuzz.v1.Catalog/Nope")
