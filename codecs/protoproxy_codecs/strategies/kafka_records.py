@@ -19,6 +19,7 @@ import crc32c
 from hypothesis import strategies as st
 
 from ..kafka import compression
+from .varints import varint
 
 CODECS = (
     compression.NONE,
@@ -58,21 +59,6 @@ class BatchSpec:
     control: int | None = None
     partition_leader_epoch: int = -1
     extra: dict[str, int] = field(default_factory=dict)
-
-
-def _zigzag(n: int) -> int:
-    return (n << 1) ^ (n >> 63)
-
-
-def varint(n: int) -> bytes:
-    """Kafka's signed (zig-zag) varint/varlong."""
-    u = _zigzag(n) & 0xFFFFFFFFFFFFFFFF
-    out = bytearray()
-    while u > 0x7F:
-        out.append((u & 0x7F) | 0x80)
-        u >>= 7
-    out.append(u)
-    return bytes(out)
 
 
 def _vbytes(b: bytes | None) -> bytes:

@@ -19,6 +19,8 @@ from google.protobuf import descriptor as D
 from google.protobuf import message_factory
 from hypothesis import strategies as st
 
+from .varints import uvarint
+
 _I32 = (-(2**31), 2**31 - 1)
 _I64 = (-(2**63), 2**63 - 1)
 _U32 = (0, 2**32 - 1)
@@ -97,26 +99,17 @@ def _unknown_fields(descriptor: D.Descriptor) -> st.SearchStrategy[bytes]:
     def one(draw: st.DrawFn) -> bytes:
         number = draw(st.sampled_from(free))
         wire = draw(st.sampled_from([0, 1, 2, 5]))
-        key = _uvarint(number << 3 | wire)
+        key = uvarint(number << 3 | wire)
         if wire == 0:
-            return key + _uvarint(draw(_ints(*_U64)))
+            return key + uvarint(draw(_ints(*_U64)))
         if wire == 1:
             return key + draw(st.binary(min_size=8, max_size=8))
         if wire == 5:
             return key + draw(st.binary(min_size=4, max_size=4))
         payload = draw(st.binary(max_size=16))
-        return key + _uvarint(len(payload)) + payload
+        return key + uvarint(len(payload)) + payload
 
     return st.lists(st.composite(one)(), max_size=3).map(b"".join)
-
-
-def _uvarint(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 def protobuf_messages(
