@@ -11,6 +11,7 @@ lean on their edges, `records` fields carry real record batches
 
 from __future__ import annotations
 
+import struct
 import uuid
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -20,6 +21,7 @@ from hypothesis import strategies as st
 from ..kafka import framing, schema
 from ..kafka.api_keys import ApiKey
 from .kafka_records import record_sets
+from .varints import uvarint
 
 _INT_RANGES = {
     "int8": (-(2**7), 2**7 - 1),
@@ -196,6 +198,37 @@ def _pairs(api: int | str | list[int | str] | None, version: int | None) -> list
 
 
 _API_VERSIONS = int(ApiKey.API_VERSIONS)
+#: tag numbers no schema uses: a receiver must skip them (KIP-482)
+_UNKNOWN_TAGS = st.lists(st.integers(100, 20_000), unique=True, min_size=1, max_size=3)
+
+
+@st.composite
+def _tag_section(draw: st.DrawFn) -> bytes:
+    tags = sorted(draw(_UNKNOWN_TAGS))  # in ascending order, as the protocol wants
+    out = uvarint(len(tags))
+    for tag in tags:
+        payload = draw(st.binary(max_size=8))
+        out += uvarint(tag) + uvarint(len(payload)) + payload
+    return out
+
+
+def _with_unknown_tags(
+    draw: st.DrawFn, frame: bytes, header_tags_at: int | None, value: Any
+) -> bytes:
+    """`frame` with unknown tagged fields in its header and at the end of its body.
+
+    Only empty tag sections are filled: the header's (at `header_tags_at`), and
+    the body's top-level one when no known tagged field is set (then it is the
+    frame's last byte). Decoders keep or skip them; the value is unchanged.
+    """
+    if header_tags_at is not None and draw(st.booleans()):
+        assert frame[header_tags_at] == 0
+        frame = frame[:header_tags_at] + draw(_tag_section()) + frame[header_tags_at + 1 :]
+    if not getattr(value, "tags", None) and frame[-1] == 0 and draw(st.booleans()):
+        frame = frame[:-1] + draw(_tag_section())
+    return struct.pack(">i", len(frame) - 4) + frame[4:]
+
+
 _correlation_ids = _edges(-(2**31), 2**31 - 1)
 _client_ids = st.one_of(st.none(), st.just(""), st.text(max_size=16))
 
@@ -204,9 +237,14 @@ def kafka_requests(
     api: int | str | list[int | str] | None = None,
     version: int | None = None,
     records: RecordsFor | None = default_records,
+    unknown_tags: bool = True,
 ) -> st.SearchStrategy[KafkaFrame]:
     """Valid request frames of `api` (a key, a name like "Produce", a list, or None for all)
-    at `version` (None: every version kafka-python knows for it)."""
+    at `version` (None: every version kafka-python knows for it).
+
+    `records` draws the `records` fields (None: plain bytes); `unknown_tags`
+    adds tagged fields no schema knows to flexible versions' headers and bodies.
+    """
     pairs = _pairs(api, version)
 
     @st.composite
@@ -216,6 +254,9 @@ def kafka_requests(
         corr = draw(_correlation_ids)
         client_id = draw(_client_ids)
         frame = framing.encode_request(key, ver, corr, client_id, body)
+        if unknown_tags and schema.is_flexible(key, ver):
+            cid = 0 if client_id is None else len(client_id.encode())
+            frame = _with_unknown_tags(draw, frame, 4 + 10 + cid, body)
         return KafkaFrame(key, ver, corr, body, frame, client_id)
 
     return draw_request()
@@ -225,6 +266,7 @@ def kafka_responses(
     api: int | str | list[int | str] | None = None,
     version: int | None = None,
     records: RecordsFor | None = default_records,
+    unknown_tags: bool = True,
 ) -> st.SearchStrategy[KafkaFrame]:
     """Valid response frames, as `kafka_requests`; decode them knowing (api_key, version)."""
     pairs = _pairs(api, version)
@@ -239,6 +281,9 @@ def kafka_responses(
             body.error_code = 0
         corr = draw(_correlation_ids)
         frame = framing.encode_response(key, ver, corr, body)
+        if unknown_tags and schema.is_flexible(key, ver):
+            header_tags = 8 if schema.response_header_version(key, ver) == 1 else None
+            frame = _with_unknown_tags(draw, frame, header_tags, body)
         return KafkaFrame(key, ver, corr, body, frame)
 
     return draw_response()

@@ -136,3 +136,22 @@ def test_batches_read_back_in_our_record_view(spec: BatchSpec) -> None:
 def test_legacy_message_sets_read_back_in_kafka_python(spec: BatchSpec) -> None:
     got = [(r.key, r.value) for b in MemoryRecords(encode_batch(spec)) for r in b]
     assert got == [(r.key, r.value) for r in spec.records]
+
+
+def test_unknown_tagged_fields_are_drawn() -> None:
+    """Flexible frames carry tags no schema knows, in the header and the body, sometimes."""
+    kinds: set[str] = set()
+
+    @settings(max_examples=100, database=None, derandomize=True)
+    @given(kafka_requests("Metadata", 12))
+    def collect(f: KafkaFrame) -> None:
+        plain = framing.encode_request(f.api_key, f.version, f.correlation_id, f.client_id, f.value)
+        header, _ = framing.decode_request(f.frame[4:])
+        cid = 0 if f.client_id is None else len(f.client_id.encode())
+        if header.header_size > 10 + cid + 1:
+            kinds.add("header")
+        if len(f.frame) - header.header_size != len(plain) - (10 + cid + 1):
+            kinds.add("body")
+
+    collect()
+    assert kinds == {"header", "body"}
