@@ -1,4 +1,4 @@
-"""http2_conversations against h2 (the PyPI library) as the peer: no protocol error.
+"""http2_conversations against h2 (the PyPI library) as the peer, and our codec: no error.
 
 h2 is an independent implementation, so a conversation it refuses is a bug
 in the strategy (or a case worth arguing about with h2), never in our codec.
@@ -12,7 +12,9 @@ import h2.events
 import hpack
 from hypothesis import given
 
+from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM
 from protoproxy_codecs.http2 import frames as F
+from protoproxy_codecs.http2.codec import Http2Codec
 from protoproxy_codecs.strategies import (
     Http2Conversation,
     hpack_blocks,
@@ -67,3 +69,25 @@ def test_hpack_blocks_decode_in_order(blocks: list) -> None:
     decoder = hpack.Decoder()
     for b in blocks:
         assert [(n, v) for n, v in decoder.decode(b.block)] == b.headers
+
+
+@given(http2_conversations("client"))
+def test_client_conversation_decodes_in_our_codec(conv: Http2Conversation) -> None:
+    codec = Http2Codec()
+    for m in codec.feed(UPSTREAM, conv.data):  # DecodeError would fail the test
+        repr(m)
+
+
+@given(http2_conversations("server"))
+def test_server_conversation_decodes_in_our_codec(conv: Http2Conversation) -> None:
+    codec = Http2Codec()
+    encoder = hpack.Encoder()
+    client = bytearray(F.PREFACE + F.build_settings())
+    for sid in conv.streams:
+        block = encoder.encode(
+            [(":method", "GET"), (":path", "/"), (":scheme", "http"), (":authority", "h")]
+        )
+        client += F.build_header_block(sid, block, end_stream=True)
+    codec.feed(UPSTREAM, bytes(client))
+    for m in codec.feed(DOWNSTREAM, conv.data):
+        repr(m)
