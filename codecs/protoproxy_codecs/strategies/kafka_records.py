@@ -44,7 +44,11 @@ class RecordSpec:
 
 @dataclass(frozen=True)
 class BatchSpec:
-    """One RecordBatch v2 (magic 2), or one legacy message set (magic 0/1, uncompressed)."""
+    """One RecordBatch v2 (magic 2), or one legacy message set (magic 0/1).
+
+    Legacy sets are compressed with gzip or snappy only (lz4 in magic 0 had a
+    framing bug that clients special-case) and carry no headers.
+    """
 
     magic: int
     records: tuple[RecordSpec, ...]
@@ -124,16 +128,42 @@ def _bytes32(b: bytes | None) -> bytes:
     return struct.pack(">i", -1) if b is None else struct.pack(">i", len(b)) + b
 
 
+def _legacy_message(
+    magic: int, offset: int, attributes: int, timestamp: int, key: bytes | None, value: bytes | None
+) -> bytes:
+    body = struct.pack(">bb", magic, attributes)
+    if magic == 1:
+        body += struct.pack(">q", timestamp)
+    body += _bytes32(key) + _bytes32(value)
+    message = struct.pack(">I", zlib.crc32(body)) + body
+    return struct.pack(">qi", offset, len(message)) + message
+
+
 def _legacy(spec: BatchSpec) -> bytes:
-    out = bytearray()
-    for i, r in enumerate(spec.records):
-        body = struct.pack(">bb", spec.magic, 0)
-        if spec.magic == 1:
-            body += struct.pack(">q", spec.base_timestamp + r.timestamp_delta)
-        body += _bytes32(r.key) + _bytes32(r.value)
-        message = struct.pack(">I", zlib.crc32(body)) + body
-        out += struct.pack(">qi", spec.base_offset + i, len(message)) + message
-    return bytes(out)
+    """A message set; compressed, it is one wrapper message whose value is the inner set.
+
+    Inside a magic-1 wrapper, offsets are relative (0..n-1) and the wrapper
+    carries the last record's absolute offset, as Kafka 0.10 writes them.
+    """
+    compressed = spec.compression != compression.NONE
+    inner = b"".join(
+        _legacy_message(
+            spec.magic,
+            i if compressed else spec.base_offset + i,
+            0,
+            spec.base_timestamp + r.timestamp_delta,
+            r.key,
+            r.value,
+        )
+        for i, r in enumerate(spec.records)
+    )
+    if not compressed:
+        return inner
+    last = spec.base_offset + len(spec.records) - 1
+    top = spec.base_timestamp + max(r.timestamp_delta for r in spec.records)
+    return _legacy_message(
+        spec.magic, last, spec.compression, top, None, _compress(spec.compression, inner)
+    )
 
 
 def _control_record(kind: int, coordinator_epoch: int) -> RecordSpec:
@@ -163,6 +193,9 @@ def batch_specs(draw: st.DrawFn, magic: int = 2) -> BatchSpec:
         return BatchSpec(
             magic,
             records,
+            compression=draw(
+                st.sampled_from([compression.NONE, compression.GZIP, compression.SNAPPY])
+            ),
             base_offset=draw(st.integers(0, 2**40)),
             base_timestamp=draw(st.sampled_from([-1, 0, 1_700_000_000_000])),
         )
