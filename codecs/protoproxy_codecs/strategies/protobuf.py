@@ -4,6 +4,7 @@ Nothing is generated per message type: the descriptor is walked at draw time,
 so a user's own .proto (compiled, or loaded from a descriptor set) gets a
 strategy for free. The draws lean on what decoders get wrong: every scalar at
 its edges (NaN and infinities for floats), oneofs with one member set or none,
+required fields always set (proto2), groups like messages,
 maps, repeated and packed fields (empty too), nested messages down to
 `max_depth`, unknown fields of every wire type, and for open enums (proto3)
 values no enum member has.
@@ -86,6 +87,13 @@ def _is_repeated(field: D.FieldDescriptor) -> bool:
     return field.label == D.FieldDescriptor.LABEL_REPEATED
 
 
+def _is_required(field: D.FieldDescriptor) -> bool:
+    req = getattr(field, "is_required", None)
+    if req is not None:
+        return bool(req() if callable(req) else req)
+    return field.label == D.FieldDescriptor.LABEL_REQUIRED
+
+
 def _unknown_fields(descriptor: D.Descriptor) -> st.SearchStrategy[bytes]:
     """Encoded fields with numbers the message does not declare, of every wire type."""
     used = {f.number for f in descriptor.fields}
@@ -134,7 +142,10 @@ def _fill(draw: st.DrawFn, msg: Any, desc: D.Descriptor, depth: int, unknown: bo
         oneof = field.containing_oneof
         if oneof is not None and chosen[oneof.full_name] != field.name:
             continue
-        if oneof is None and not _is_repeated(field) and not draw(st.booleans()):
+        required = _is_required(field)
+        if depth <= 0 and not required and field.message_type is not None and not _is_map(field):
+            continue  # the depth bound: only required messages go deeper
+        if oneof is None and not _is_repeated(field) and not required and not draw(st.booleans()):
             continue  # singular fields: sometimes left unset
         _set(draw, msg, field, depth, unknown)
     if unknown and draw(st.booleans()):
@@ -173,7 +184,7 @@ def _set(draw: st.DrawFn, msg: Any, field: D.FieldDescriptor, depth: int, unknow
             container.extend(draw(st.lists(scalar_values(field), max_size=_MAX_ITEMS)))
         return
     if mt is not None:
-        if depth <= 0:
+        if depth <= 0 and not _is_required(field):
             return
         sub = getattr(msg, attr)
         sub.SetInParent()  # present even when every field of it stays unset

@@ -1,4 +1,4 @@
-"""The fixture descriptor set: fixtures/fuzz/allkinds.proto, compiled in-process."""
+"""The fixture descriptor set: fixtures/fuzz/*.proto, compiled in-process."""
 
 from __future__ import annotations
 
@@ -7,24 +7,18 @@ from pathlib import Path
 import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool
 
-PROTO = Path(__file__).resolve().parents[3] / "fixtures" / "fuzz" / "allkinds.proto"
+PROTOS = Path(__file__).resolve().parents[3] / "fixtures" / "fuzz"
 
 
 @pytest.fixture(scope="session")
 def descriptor_set(tmp_path_factory: pytest.TempPathFactory) -> descriptor_pb2.FileDescriptorSet:
     from grpc_tools import protoc
 
-    out = tmp_path_factory.mktemp("desc") / "allkinds.desc"
-    code = protoc.main(
-        [
-            "grpc_tools.protoc",
-            f"-I{PROTO.parent}",
-            f"--descriptor_set_out={out}",
-            "--include_imports",
-            PROTO.name,
-        ]
-    )
-    assert code == 0, f"protoc failed on {PROTO}"
+    out = tmp_path_factory.mktemp("desc") / "fuzz.desc"
+    names = sorted(p.name for p in PROTOS.glob("*.proto"))
+    args = [f"-I{PROTOS}", f"--descriptor_set_out={out}", "--include_imports", *names]
+    code = protoc.main(["grpc_tools.protoc", *args])
+    assert code == 0, f"protoc failed on {PROTOS}: {names}"
     return descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
 
 

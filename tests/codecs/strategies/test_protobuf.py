@@ -46,11 +46,14 @@ NAMES = [
 ]  # fmt: skip
 
 
+LEGACY = ["fuzz.v1.legacy.Config", "fuzz.v1.legacy.Needed"]
+
+
 def test_the_fixture_has_every_field_kind(pool: descriptor_pool.DescriptorPool) -> None:
     assert _names(pool) == NAMES and len(NAMES) >= 20
-    kinds = {f.type for n in NAMES for f in pool.FindMessageTypeByName(n).fields}
+    kinds = {f.type for n in NAMES + LEGACY for f in pool.FindMessageTypeByName(n).fields}
     every = {v for k, v in vars(D.FieldDescriptor).items() if k.startswith("TYPE_")}
-    assert every - kinds == {D.FieldDescriptor.TYPE_GROUP}  # proto3 has no groups
+    assert every - kinds == set()  # groups come from the proto2 file
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -77,6 +80,21 @@ def test_open_enums_keep_unknown_values(pool, data: st.DataObject) -> None:
     msg = data.draw(protobuf_messages(desc))
     back = type(msg).FromString(msg.SerializeToString())
     assert back.color == msg.color and list(back.colors) == list(msg.colors)
+
+
+@pytest.mark.parametrize("name", LEGACY)
+@settings(max_examples=max(5, settings().max_examples // 4))
+@given(data=st.data())
+def test_proto2_required_groups_closed_enums(pool, name: str, data: st.DataObject) -> None:
+    """Required fields are always set (else SerializeToString refuses), groups round-trip,
+    and a closed enum only ever holds its members."""
+    msg = data.draw(protobuf_messages(pool.FindMessageTypeByName(name)))
+    assert msg.IsInitialized()
+    wire = msg.SerializeToString(deterministic=True)
+    back = type(msg).FromString(wire)
+    assert back == msg and back.SerializeToString(deterministic=True) == wire
+    if name.endswith("Config"):
+        assert msg.level in (1, 2) and set(msg.levels) <= {1, 2}
 
 
 def test_the_edges_are_drawn(pool) -> None:
