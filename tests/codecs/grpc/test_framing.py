@@ -19,8 +19,7 @@ from protoproxy_codecs.grpc import (
     status_name,
 )
 from protoproxy_codecs.grpc.status import http_status
-
-from ..http2.strategies import chunks
+from protoproxy_codecs.strategies.http2 import chunks
 
 
 def _encode(messages: list[tuple[int, bytes]]) -> bytes:

@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 
 from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM, DecodeError, Limits, Sniff
 from protoproxy_codecs.http1 import Http1Codec
+from protoproxy_codecs.strategies.http1 import conversations, render_request, render_response
 
 from .helpers import cuts
-from .strategies import conversations, render_request, render_response
 
 
 @given(garbage=st.binary(max_size=400), data=st.data())

@@ -7,9 +7,15 @@ from hypothesis import strategies as st
 
 from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM
 from protoproxy_codecs.http1 import Http1Codec
+from protoproxy_codecs.strategies.http1 import (
+    Req,
+    Resp,
+    conversations,
+    render_request,
+    render_response,
+)
 
 from .helpers import cuts, heads, payload_by_key, raw_of
-from .strategies import Req, Resp, conversations, render_request, render_response
 
 
 class Ticker:

@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM, DecodeError, Direction, Limits
 from protoproxy_codecs.http2 import PREFACE, ErrorCode, Http2Codec
 from protoproxy_codecs.http2 import frames as F
-
-from .strategies import chunks, client_streams
+from protoproxy_codecs.strategies.http2 import chunks, client_streams
 
 START = PREFACE + F.build_settings()
 

@@ -20,8 +20,7 @@ from protoproxy_codecs.base import (
 )
 from protoproxy_codecs.http2 import PREFACE, ErrorCode, Http2Codec
 from protoproxy_codecs.http2 import frames as F
-
-from .strategies import chunks
+from protoproxy_codecs.strategies.http2 import chunks
 
 REQUEST = [(":method", "GET"), (":scheme", "http"), (":path", "/"), (":authority", "a")]
 SECOND = 1_000_000_000

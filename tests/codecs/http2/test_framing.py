@@ -10,8 +10,7 @@ from hypothesis import strategies as st
 from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM, Message, Sniff
 from protoproxy_codecs.http2 import PREFACE, Http2Codec
 from protoproxy_codecs.http2 import frames as F
-
-from .strategies import chunks, client_streams
+from protoproxy_codecs.strategies.http2 import chunks, client_streams
 
 
 def _summary(messages: list[Message]) -> list[tuple[Any, ...]]:

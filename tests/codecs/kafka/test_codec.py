@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 from protoproxy_codecs import registry
 from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM, DecodeError, Limits, Sniff
 from protoproxy_codecs.kafka import STATUS_OK, STATUS_UNDECODED, KafkaCodec, SecretView, framing
+from protoproxy_codecs.strategies.kafka import all_versions, chunks, message_values
 
 from .broker_side import respond, unredacted_view
 from .helpers import feed_all, produce_request, record_batch
-from .strategies import all_versions, chunks, message_values
 
 
 class FakeClock:

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM, DecodeError, Limits
 from protoproxy_codecs.kafka import KafkaCodec, framing, rewrite, scanner
+from protoproxy_codecs.strategies.kafka import all_versions, chunks, message_values
 
 from .helpers import produce_request, record_batch
-from .strategies import all_versions, chunks, message_values
 
 DEEP = os.environ.get("HYPOTHESIS_PROFILE") == "deep"
 # KAFKA_FUZZ_EXAMPLES overrides the count (e.g. for a quick deep-ish local run).

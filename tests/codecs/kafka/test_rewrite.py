@@ -8,8 +8,7 @@ from hypothesis import strategies as st
 
 from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM
 from protoproxy_codecs.kafka import KafkaCodec, framing, rewrite, schema
-
-from .strategies import message_values
+from protoproxy_codecs.strategies.kafka import message_values
 
 CASES = [
     (key, version)

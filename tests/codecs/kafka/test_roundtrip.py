@@ -11,8 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protoproxy_codecs.kafka import framing, scanner, schema, summary
-
-from .strategies import all_versions, message_values
+from protoproxy_codecs.strategies.kafka import all_versions, message_values
 
 VERSIONS = all_versions()
 # Many small cases: a slice of the profile's budget each (deep runs get more).

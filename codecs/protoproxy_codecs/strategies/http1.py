@@ -1,4 +1,8 @@
-"""Hypothesis strategies for HTTP/1.1 conversations, and their wire rendering.
+"""HTTP/1.1 requests, responses and conversations for hypothesis, and their wire rendering.
+
+Framing is drawn on purpose: Content-Length, chunked (with extensions and
+trailers), close-delimited and bodiless responses (HEAD, 204, 304 with a
+declared length), interim 1xx answers and Expect: 100-continue.
 
 The renderer is deliberately independent of the codec (plain byte joins), so
 the property tests compare the codec with the spec that produced the bytes.
@@ -46,6 +50,11 @@ class Req:
     expect: bool
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
 
+    def wire(self) -> bytes:
+        """The request as a client sends it: head and framed body."""
+        head, body = render_request(self)
+        return head + body
+
 
 @dataclass
 class Resp:
@@ -57,6 +66,10 @@ class Resp:
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     declared: int = 0  # Content-Length declared on a bodiless response
     bodiless: bool = False
+
+    def wire(self) -> bytes:
+        """The response as a server sends it, interim responses first."""
+        return render_response(self)
 
 
 def split_sizes(draw: st.DrawFn, n: int) -> list[int]:
@@ -128,6 +141,17 @@ def responses(draw: st.DrawFn, req: Req, last: bool) -> Resp:
         declared = len(body)
     chunks = split_sizes(draw, len(body)) if framing == "chunked" else []
     return Resp(interim, status, body, framing, chunks, draw(extra_headers()), declared, bodiless)
+
+
+def http1_requests() -> st.SearchStrategy[Req]:
+    """Valid requests; `.wire()` gives their bytes."""
+    return requests()
+
+
+def http1_responses(method: str = "GET", last: bool = True) -> st.SearchStrategy[Resp]:
+    """Valid responses to a `method` request; close-delimited bodies only when `last`."""
+    req = Req(method, "/", b"", "none", [], False, [], False)
+    return responses(req, last)
 
 
 @st.composite
