@@ -75,12 +75,14 @@ def run(args: argparse.Namespace) -> int:
     if args.check:
         from .scenario import load_scenario
         from .setup_grpc_fakes import check
+        from .setup_http_fakes import load_engines
         from .setup_kafka import load_seeds
 
         try:
             scenario = load_scenario(args.scenario)
             load_seeds(scenario)  # seed files are read, not only named
             check(scenario)  # protos compiled, stubs checked
+            load_engines(scenario)  # WireMock mapping files parsed and checked
         except ConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

@@ -174,3 +174,14 @@ def test_the_cli_prints_the_schema_and_checks_a_file(tmp_path: Path) -> None:
     seeds = subprocess.run([*run, "--check", str(good)], capture_output=True, text=True, timeout=60)
     assert seeds.returncode == 2
     assert "orders.jsonl:1" in seeds.stderr  # the seed files are checked too
+    mappings = good.parent / "mappings"
+    mappings.mkdir()
+    (mappings / "a.json").write_text(
+        '{"request": {"urlPath": "/a", "method": "GET"}, "respons": {}}'
+    )
+    wired = write(tmp_path, "http: {services: [{name: api, mappings: [mappings/]}]}", "w.yaml")
+    refused = subprocess.run(
+        [*run, "--check", str(wired)], capture_output=True, text=True, timeout=60
+    )
+    assert refused.returncode == 2
+    assert "a.json" in refused.stderr and "respons" in refused.stderr  # and the mapping files
