@@ -216,7 +216,14 @@ def test_kafka_python_scram_sha_256(bed: KafkaTestbed) -> None:
     cluster = bed.tb.services["kafka"]
     before = bed.run(lambda: cluster.sasl_failures)
     with pytest.raises(KafkaError):
-        bad = KafkaProducer(**common, sasl_plain_password=WRONG_PASSWORD, max_block_ms=5_000)
+        # kafka-python retries a failed bootstrap for bootstrap_timeout_ms (30 s by
+        # default); the first refusal is what this checks, so give up sooner
+        bad = KafkaProducer(
+            **common,
+            sasl_plain_password=WRONG_PASSWORD,
+            max_block_ms=5_000,
+            bootstrap_timeout_ms=2_000,
+        )
         bad.send("kp-scram", b"never").get(DEADLINE)
     assert bed.run(lambda: cluster.sasl_failures) > before
 
