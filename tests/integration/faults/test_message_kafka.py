@@ -397,7 +397,7 @@ def test_delay_keeps_order_and_counts_active(rig, seen):
         action={"delay": {"uniform": ["100ms", "300ms"]}},
         probability=0.5,
     )
-    vals = values(200, b"s")
+    vals = values(60, b"s")  # ~60 Produce requests, half held 100-300 ms, 5 in flight
     produced = kafka_python_produce(
         rig.bootstrap,
         "slow",
