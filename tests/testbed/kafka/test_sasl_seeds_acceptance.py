@@ -111,6 +111,13 @@ def test_kcat_seeds_and_scram_sha_256_through_the_proxy(
         b"first",
         b"second",
     ]
+    # the journal: kcat's two records, as produced; the seeds are no client's produce
+    produced = bed.journal.kafka(topic="scratch", operation="produce")
+    assert [(e.partition, e.offset, e.key, e.value) for e in produced] == [
+        (1, 0, "k1", "first"),
+        (1, 1, "k2", "second"),
+    ]
+    assert bed.journal.kafka(topic="orders", operation="produce").count() == 0
 
     failures_before = bed.run(lambda: cluster.sasl_failures)
     wrong = kcat(tool, bed.bootstrap, "-L", "-m", "5",
