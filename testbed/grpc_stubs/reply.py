@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from protoproxy_codecs.grpc.status import STATUS_NAMES  # the one table of status names
+
 
 class StubError(ValueError):
     """A stub file or stub dict that cannot be used; the message names the file
@@ -36,26 +38,6 @@ class Reply:
     near_misses: list[str] = field(default_factory=list)
 
 
-#: gRPC status codes by number, as grpcio's `StatusCode` names them.
-STATUS_NAMES: tuple[str, ...] = (
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-)
 _BY_NAME = {name.replace("_", ""): name for name in STATUS_NAMES}
 _BY_NAME["CANCELED"] = "CANCELLED"
 
