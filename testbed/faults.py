@@ -223,6 +223,9 @@ async def attach(tb: Testbed) -> TestbedFaults:
     tb._stack.callback(faults.cancel)
     tb.hints.append(_hint)
     await faults.apply_all(tb.scenario.faults)
+    from .schedule import attach as attach_schedule
+
+    await attach_schedule(tb)  # tb.schedule, its `at: 0` steps applied now
     return faults
 
 

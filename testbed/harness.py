@@ -43,6 +43,8 @@ class Testbed:
         self.hints: list[Any] = []
         #: every kind of fault, once started (testbed.faults.TestbedFaults)
         self.faults: Any = None
+        #: the scenario's `schedule:` (testbed/schedule.py), set at start
+        self.schedule: Any = None
         #: what every fake received (testbed/journal.py)
         self.journal = Journal(self.scenario.journal.limit)
         #: aiohttp route definitions the fakes add to the admin API (under /testbed/)

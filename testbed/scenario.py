@@ -180,6 +180,8 @@ class Scenario(_Model):
     http: HttpScenario = Field(default_factory=HttpScenario)
     echo: ServiceScenario = Field(default_factory=ServiceScenario)
     faults: list[dict[str, Any]] = Field(default_factory=list)
+    #: faults entries (or ``{remove: name}``) keyed by workload step ``at``: see testbed/schedule.py
+    schedule: list[dict[str, Any]] = Field(default_factory=list)
     #: Keep recent decoded messages for /messages (a laptop tool: on by default).
     tail: bool = True
     #: Write one JSON line per exchange to stdout.

@@ -190,6 +190,11 @@ class TestbedThread:
             raise
         return result
 
+    def advance(self) -> int:
+        """One more workload step for the scenario's `schedule:`; applies what is due."""
+        position: int = self.call(lambda tb: tb.schedule.advance())
+        return position
+
     # -- addresses ----------------------------------------------------------------------
     def address(self, name: str) -> str:
         """`host:port` of a listener (`kafka`, `grpc`, `http`, `echo`) or `admin`."""
