@@ -37,7 +37,9 @@ class Schedule:
             entry = dict(raw)
             at = entry.pop("at", 0)
             if not isinstance(at, int) or isinstance(at, bool) or at < 0:
-                raise ConfigError([(f"schedule[{i}].at", "must be an integer >= 0")], "testbed scenario")
+                raise ConfigError(
+                    [(f"schedule[{i}].at", "must be an integer >= 0")], "testbed scenario"
+                )
             if "remove" in entry:
                 if set(entry) != {"remove"} or not isinstance(entry["remove"], str):
                     raise ConfigError(

@@ -89,22 +89,24 @@ def _gate() -> st.SearchStrategy[dict[str, Any]]:
 
 def _toxic(protocol: str) -> st.SearchStrategy[dict[str, Any]]:
     attrs: dict[str, st.SearchStrategy[dict[str, int]]] = {
-        "latency": st.builds(
-            lambda ms: {"latency": ms}, st.sampled_from((20, 100, 300))
-        ),
+        "latency": st.builds(lambda ms: {"latency": ms}, st.sampled_from((20, 100, 300))),
         "reset_peer": st.just({"timeout": 0}),
         "timeout": st.sampled_from((100, 500)).map(lambda ms: {"timeout": ms}),
         "slicer": st.just({"average_size": 16, "size_variation": 8, "delay": 100}),
         "bandwidth": st.sampled_from((10, 100)).map(lambda r: {"rate": r}),
     }
-    return st.sampled_from(TOXICS).flatmap(
-        lambda t: st.tuples(st.just(t), attrs[t], st.sampled_from(("downstream", "upstream")))
-    ).map(
-        lambda x: {
-            "match": {"protocol": protocol},
-            "toxic": {"type": x[0], "stream": x[2], "attributes": x[1]},
-            "schedule": {"limit": 1},
-        }
+    return (
+        st.sampled_from(TOXICS)
+        .flatmap(
+            lambda t: st.tuples(st.just(t), attrs[t], st.sampled_from(("downstream", "upstream")))
+        )
+        .map(
+            lambda x: {
+                "match": {"protocol": protocol},
+                "toxic": {"type": x[0], "stream": x[2], "attributes": x[1]},
+                "schedule": {"limit": 1},
+            }
+        )
     )
 
 

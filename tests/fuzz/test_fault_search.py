@@ -112,15 +112,24 @@ def test_plans_validate_as_scenarios_and_steps_apply_in_order() -> None:
 
 def test_schedule_steps_apply_at_their_workload_step() -> None:
     entries = [
-        {"at": 0, "name": "a", "match": {"protocol": "kafka", "api": "Produce"},
-         "action": {"abort": "NOT_LEADER_OR_FOLLOWER"}},
+        {
+            "at": 0,
+            "name": "a",
+            "match": {"protocol": "kafka", "api": "Produce"},
+            "action": {"abort": "NOT_LEADER_OR_FOLLOWER"},
+        },
         {"at": 2, "remove": "a"},
         {"at": 2, "service": "kafka", "action": {"stop_broker": 1}},
         {"at": 3, "service": "kafka", "action": {"start_broker": 1}},
     ]
-    scenario = {"kafka": {"brokers": 2, "topics": {"plan": 1}}, "grpc": {"enabled": False},
-                "http": {"enabled": False}, "schedule": entries}
+    scenario = {
+        "kafka": {"brokers": 2, "topics": {"plan": 1}},
+        "grpc": {"enabled": False},
+        "http": {"enabled": False},
+        "schedule": entries,
+    }
     with TestbedThread(overrides=scenario) as tb:
+
         def names() -> list[str]:
             return tb.call(lambda t: list(t.faults.engine.faults))
 
@@ -135,5 +144,7 @@ def test_schedule_steps_apply_at_their_workload_step() -> None:
 
 def test_a_bad_schedule_names_the_entry() -> None:
     with pytest.raises(Exception, match=r"schedule\[1\]"):
-        with TestbedThread(overrides={"schedule": [{"at": 0, "remove": "x"}, {"at": -1, "remove": "y"}]}):
+        with TestbedThread(
+            overrides={"schedule": [{"at": 0, "remove": "x"}, {"at": -1, "remove": "y"}]}
+        ):
             pass
