@@ -143,8 +143,6 @@ def test_schedule_steps_apply_at_their_workload_step() -> None:
 
 
 def test_a_bad_schedule_names_the_entry() -> None:
-    with pytest.raises(Exception, match=r"schedule\[1\]"):
-        with TestbedThread(
-            overrides={"schedule": [{"at": 0, "remove": "x"}, {"at": -1, "remove": "y"}]}
-        ):
-            pass
+    bad = {"schedule": [{"at": 0, "remove": "x"}, {"at": -1, "remove": "y"}]}
+    with pytest.raises(Exception, match=r"schedule\[1\]"), TestbedThread(overrides=bad):
+        pass
