@@ -35,9 +35,7 @@ def decode(
     """Every TCP stream of the capture, decoded; in order of first packet."""
     flows: dict[Key, tuple[Flow, StreamDecoder]] = {}
     order: list[tuple[Flow, StreamDecoder]] = []
-    n = 0
-    for seg, offset in segments(path):
-        n += 1
+    for n, (seg, offset) in enumerate(segments(path), 1):
         if progress is not None and n % 4096 == 0:
             progress(offset)
         a, b = (seg.src, seg.sport), (seg.dst, seg.dport)

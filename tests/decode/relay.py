@@ -26,7 +26,7 @@ class Relay:
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
-        self.address = "127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
         self.threads: list[threading.Thread] = []
         self.lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
