@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -10,12 +11,34 @@ from .relay import Chunk, Relay
 
 
 @pytest.fixture(scope="package")
-def kafka_log() -> Iterator[list[Chunk]]:
-    from kafka import KafkaProducer
-
+def testbed() -> Iterator[object]:
     from testbed.threaded import TestbedThread
 
     with TestbedThread() as tb:
+        yield tb
+
+
+@pytest.fixture(scope="package")
+def grpc_log(testbed: object) -> list[Chunk]:
+    """grpcio's SyncClient: a unary call, then a server stream, on one h2c connection."""
+    from testbed.grpc.client import SyncClient
+
+    host, port = testbed.grpc_target.rsplit(":", 1)  # type: ignore[attr-defined]
+    relay = Relay((host, int(port)))
+    with SyncClient.connect(relay.address) as client:
+        assert client.unary().ok
+        assert client.server_stream().ok
+    relay.close()
+    assert relay.conns and relay.conns[0]
+    return relay.conns[0]
+
+
+@pytest.fixture(scope="package")
+def kafka_log(testbed: object) -> Iterator[list[Chunk]]:
+    from kafka import KafkaProducer
+
+    tb: Any = testbed
+    if True:
         host, port = tb.kafka_bootstrap.split(",")[0].rsplit(":", 1)
         relay = Relay((host, int(port)))
         producer = KafkaProducer(bootstrap_servers=relay.address, client_id="decode-test")

@@ -24,7 +24,7 @@ def _tshark_kafka(path: Path) -> list[tuple[int, int, int, str]]:
     ).stdout  # fmt: skip
     reqs = []
     for line in out.splitlines():
-        key, ver, corr, cid = (line.split("\t") + ["", "", "", ""])[:4]
+        key, ver, corr, cid = [*line.split("\t"), "", "", ""][:4]
         if key and ver:  # requests carry the version; tshark's response lines do not
             reqs.append((int(key), int(ver), int(corr), cid))
     return reqs
