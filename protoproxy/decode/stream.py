@@ -41,9 +41,11 @@ class StreamDecoder:
         self.exchanges: list[Exchange] = []
         self.requests: dict[Any, dict[str, Any]] = {}
         self.upstream_connect: int | None = None
+        self.now = 0  # the current packet's timestamp, ns
 
     # -- events from tcp.Flow
     def on(self, d: int, data: bytes | Gap, ts: int) -> None:
+        self.now = ts
         if self.dead:
             return
         if isinstance(data, Gap):
@@ -77,7 +79,12 @@ class StreamDecoder:
 
     def _start(self, name: str) -> None:
         self.protocol = name
-        self.codec = registry.get(name)()
+        # The codec's clock reads the packet time: every stamp it takes, even
+        # outside `feed(at=...)`, is capture time.
+        self.codec = registry.get(name)(clock=self._clock)
+
+    def _clock(self) -> int:
+        return self.now
 
     def _lost(self, d: int) -> None:
         """Codec state after a hole is unknown: Kafka resyncs, the others stop."""
@@ -85,6 +92,15 @@ class StreamDecoder:
             self.codec = None
             self.syncing = True
             self.sync_buf = (bytearray(), bytearray())
+            # Bytes held for sniffing from the other direction came after
+            # its own last hole: they are where that direction resyncs.
+            for hd, data, ts in self.held:
+                if hd != d:
+                    if not self.sync_buf[hd]:
+                        self.sync_ts[hd] = ts
+                    self.sync_buf[hd].extend(data)
+            self.held = []
+            self.head.clear()
         elif self.protocol != "tcp":
             self.dead = f"{self.protocol} stream lost sync at a gap; not resumable"
 
@@ -133,6 +149,7 @@ class StreamDecoder:
 
     def _feed(self, d: int, data: bytes, ts: int) -> None:
         codec = self.codec
+        self.now = ts
         direction = UPSTREAM if d == 0 else DOWNSTREAM
         try:
             messages = codec.feed(direction, data, ts)
