@@ -47,3 +47,21 @@ def kafka_log(testbed: object) -> Iterator[list[Chunk]]:
         relay.close()
     assert relay.conns and relay.conns[0]
     yield relay.conns[0]
+
+
+@pytest.fixture(scope="package")
+def http_log(testbed: object) -> list[Chunk]:
+    """urllib's GET through the relay to the testbed's HTTP fakes (a 404: no stub for the path)."""
+    import urllib.error
+    import urllib.request
+
+    hostport = testbed.http_url.split("//", 1)[1].split("/", 1)[0]  # type: ignore[attr-defined]
+    host, port = hostport.rsplit(":", 1)
+    relay = Relay((host, int(port)))
+    try:
+        urllib.request.urlopen(f"http://{relay.address}/nothing-here", timeout=30).read()
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 404
+    relay.close()
+    assert relay.conns and relay.conns[0]
+    return relay.conns[0]
