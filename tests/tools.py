@@ -25,3 +25,8 @@ def require_tool(name: str) -> str:
         pytest.fail(reason + "; CI=true forbids skipping", pytrace=False)
     pytest.skip(reason)
     raise AssertionError("unreachable")
+
+
+def require_tshark() -> str:
+    """tshark for the decode agreement tests: skip when missing, fail under CI=true."""
+    return require_tool("tshark")
