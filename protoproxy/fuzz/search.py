@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
+from hypothesis import seed as hypothesis_seed
 
 from .schedules import FaultPlan, Protocol, fault_schedules
 
@@ -81,7 +82,7 @@ def fault_search(
     """
     from testbed.threaded import TestbedThread
 
-    strategy = plans or fault_schedules(
+    strategy = plans if plans is not None else fault_schedules(
         protocol,
         max_steps=max_steps,
         workload_steps=workload_steps,
@@ -125,6 +126,7 @@ def fault_search(
     )
 
     def search(tb: Any) -> None:
+        @hypothesis_seed(seed)
         @options
         @given(strategy)
         def example(plan: FaultPlan) -> None:

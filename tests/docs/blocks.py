@@ -120,6 +120,6 @@ def problems(blocks: list[Block]) -> list[str]:
             out.append(f"{b.id}: only examples can be marked no-run")
         if b.lang == "output" and (b.follows is None or b.follows.output is not b):
             out.append(f"{b.id}: an output block must come right after the block it shows")
-        if b.lang == "output" and b.follows is not None and b.follows.lang != "sh":
-            out.append(f"{b.id}: only sh blocks have output blocks")
+        if b.lang == "output" and b.follows is not None and b.follows.lang not in ("sh", "python"):
+            out.append(f"{b.id}: only sh and python blocks have output blocks")
     return out

@@ -377,6 +377,8 @@ def run_python(block: Block, workdir: Path, bindir: Path) -> None:
         fail(block, f"still running after {PYTHON_TIMEOUT}s: {exc.output!r}")
     if proc.returncode != 0:
         fail(block, f"exit {proc.returncode}:\n{proc.stdout[-2000:]}{proc.stderr[-4000:]}")
+    if block.output is not None:
+        check_output(block, proc.stdout)
 
 
 def uses(block: Block, tool: str) -> bool:
