@@ -82,13 +82,17 @@ def fault_search(
     """
     from testbed.threaded import TestbedThread
 
-    strategy = plans if plans is not None else fault_schedules(
-        protocol,
-        max_steps=max_steps,
-        workload_steps=workload_steps,
-        faults=tuple(faults) if faults is not None else None,
-        seed=seed,
-        **schedule_options,
+    strategy = (
+        plans
+        if plans is not None
+        else fault_schedules(
+            protocol,
+            max_steps=max_steps,
+            workload_steps=workload_steps,
+            faults=tuple(faults) if faults is not None else None,
+            seed=seed,
+            **schedule_options,
+        )
     )
     base = dict(scenario or {})
     counter = itertools.count()
