@@ -11,6 +11,7 @@ lean on their edges, `records` fields carry real record batches
 
 from __future__ import annotations
 
+import functools
 import struct
 import uuid
 from collections.abc import Callable
@@ -123,10 +124,14 @@ def field_values(
     return st.one_of(st.none(), inner) if nullable else inner
 
 
+@functools.cache
 def message_values(
     api_key: int, version: int, request: bool, records: RecordsFor | None = None
 ) -> st.SearchStrategy[Any]:
     """kafka-python message instances of one (api_key, version, direction).
+
+    Cached: the strategy tree of a big schema costs milliseconds to build and
+    validate, more than drawing from it once.
 
     `records` says how `records` fields are drawn; None gives plain bytes
     (fast, what a codec that never opens batches needs), `default_records`
@@ -233,6 +238,62 @@ _correlation_ids = _edges(-(2**31), 2**31 - 1)
 _client_ids = st.one_of(st.none(), st.just(""), st.text(max_size=16))
 
 
+@st.composite
+def _requests(
+    draw: st.DrawFn,
+    pairs: tuple[tuple[int, int], ...],
+    records: RecordsFor | None,
+    unknown_tags: bool,
+) -> KafkaFrame:
+    key, ver = draw(st.sampled_from(pairs))
+    body = draw(message_values(key, ver, True, records))
+    corr = draw(_correlation_ids)
+    client_id = draw(_client_ids)
+    frame = framing.encode_request(key, ver, corr, client_id, body)
+    if unknown_tags and schema.is_flexible(key, ver):
+        cid = 0 if client_id is None else len(client_id.encode())
+        frame = _with_unknown_tags(draw, frame, 4 + 10 + cid, body)
+    return KafkaFrame(key, ver, corr, body, frame, client_id)
+
+
+@st.composite
+def _responses(
+    draw: st.DrawFn,
+    pairs: tuple[tuple[int, int], ...],
+    records: RecordsFor | None,
+    unknown_tags: bool,
+) -> KafkaFrame:
+    key, ver = draw(st.sampled_from(pairs))
+    body = draw(message_values(key, ver, False, records))
+    if key == _API_VERSIONS and ver >= 1:
+        # A broker answers an error in ApiVersions with a v0 body, whatever
+        # the version asked (clients read it so): a v1+ body has none.
+        body.error_code = 0
+    corr = draw(_correlation_ids)
+    frame = framing.encode_response(key, ver, corr, body)
+    if unknown_tags and schema.is_flexible(key, ver):
+        header_tags = 8 if schema.response_header_version(key, ver) == 1 else None
+        frame = _with_unknown_tags(draw, frame, header_tags, body)
+    return KafkaFrame(key, ver, corr, body, frame)
+
+
+def _hashable(api: int | str | list[int | str] | None) -> int | str | tuple[int | str, ...] | None:
+    return tuple(api) if isinstance(api, list | tuple) else api
+
+
+@functools.cache
+def _cached(
+    kind: str,
+    api: int | str | tuple[int | str, ...] | None,
+    version: int | None,
+    records: RecordsFor | None,
+    unknown_tags: bool,
+) -> st.SearchStrategy[KafkaFrame]:
+    pairs = tuple(_pairs(list(api) if isinstance(api, tuple) else api, version))
+    build = _requests if kind == "request" else _responses
+    return build(pairs, records, unknown_tags)
+
+
 def kafka_requests(
     api: int | str | list[int | str] | None = None,
     version: int | None = None,
@@ -244,22 +305,9 @@ def kafka_requests(
 
     `records` draws the `records` fields (None: plain bytes); `unknown_tags`
     adds tagged fields no schema knows to flexible versions' headers and bodies.
+    The same arguments give the same (cached) strategy object.
     """
-    pairs = _pairs(api, version)
-
-    @st.composite
-    def draw_request(draw: st.DrawFn) -> KafkaFrame:
-        key, ver = draw(st.sampled_from(pairs))
-        body = draw(message_values(key, ver, True, records))
-        corr = draw(_correlation_ids)
-        client_id = draw(_client_ids)
-        frame = framing.encode_request(key, ver, corr, client_id, body)
-        if unknown_tags and schema.is_flexible(key, ver):
-            cid = 0 if client_id is None else len(client_id.encode())
-            frame = _with_unknown_tags(draw, frame, 4 + 10 + cid, body)
-        return KafkaFrame(key, ver, corr, body, frame, client_id)
-
-    return draw_request()
+    return _cached("request", _hashable(api), version, records, unknown_tags)
 
 
 def kafka_responses(
@@ -269,24 +317,7 @@ def kafka_responses(
     unknown_tags: bool = True,
 ) -> st.SearchStrategy[KafkaFrame]:
     """Valid response frames, as `kafka_requests`; decode them knowing (api_key, version)."""
-    pairs = _pairs(api, version)
-
-    @st.composite
-    def draw_response(draw: st.DrawFn) -> KafkaFrame:
-        key, ver = draw(st.sampled_from(pairs))
-        body = draw(message_values(key, ver, False, records))
-        if key == _API_VERSIONS and ver >= 1:
-            # A broker answers an error in ApiVersions with a v0 body, whatever
-            # the version asked (clients read it so): a v1+ body has none.
-            body.error_code = 0
-        corr = draw(_correlation_ids)
-        frame = framing.encode_response(key, ver, corr, body)
-        if unknown_tags and schema.is_flexible(key, ver):
-            header_tags = 8 if schema.response_header_version(key, ver) == 1 else None
-            frame = _with_unknown_tags(draw, frame, header_tags, body)
-        return KafkaFrame(key, ver, corr, body, frame)
-
-    return draw_response()
+    return _cached("response", _hashable(api), version, records, unknown_tags)
 
 
 def chunks(data: bytes) -> st.SearchStrategy[list[bytes]]:
