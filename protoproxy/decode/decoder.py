@@ -6,7 +6,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from protoproxy_codecs.base import NS, Exchange
+from protoproxy_codecs.base import DOWNSTREAM, NS, UPSTREAM, Exchange
+from protoproxy_codecs.protobuf_display import DescriptorCatalog, display_grpc_message
 
 from . import sniff as sniffing
 from .pcap import ACK, SYN, Segment, segments
@@ -31,6 +32,7 @@ def decode(
     path: str | Path,
     protocol: str | None = None,
     progress: Callable[[int], None] | None = None,
+    frames: bool = False,
 ) -> list[StreamDecoder]:
     """Every TCP stream of the capture, decoded; in order of first packet."""
     flows: dict[Key, tuple[Flow, StreamDecoder]] = {}
@@ -45,7 +47,12 @@ def decode(
             mid = not seg.flags & SYN
             name = protocol or (sniffing.by_port(seg.sport, seg.dport) if mid else None)
             sd = StreamDecoder(
-                len(order) + 1, f"{client[0]}:{client[1]}", f"{server[0]}:{server[1]}", name, mid
+                len(order) + 1,
+                f"{client[0]}:{client[1]}",
+                f"{server[0]}:{server[1]}",
+                name,
+                mid,
+                frames,
             )
             flow = Flow(client, server, sd.on)
             pair = (flow, sd)
@@ -64,7 +71,9 @@ def _s(ns: int | None) -> float | None:
     return None if ns is None else round(ns / NS, 9)
 
 
-def row(sd: StreamDecoder, ex: Exchange, first: bool) -> dict[str, Any]:
+def row(
+    sd: StreamDecoder, ex: Exchange, first: bool, catalog: DescriptorCatalog | None = None
+) -> dict[str, Any]:
     """One exchange as a plain dict: the access-log fields plus protocol details."""
     r: dict[str, Any] = {
         "start": round(ex.started / NS, 6),
@@ -95,17 +104,58 @@ def row(sd: StreamDecoder, ex: Exchange, first: bool) -> dict[str, Any]:
             r["api_version"] = info.get("api_version")
             r["correlation_id"] = info.get("correlation_id")
             r["client_id"] = info.get("client_id")
-            topics = info.get("topics")
-            if isinstance(topics, dict):
-                r["topics"] = {
-                    t: sorted(p) if not isinstance(p, int) else p for t, p in topics.items()
-                }
+        records = ex.attrs.get("records")
+        if isinstance(records, dict):
+            # Produce: the request's partitions; Fetch: the response's
+            r["partitions"] = {t: sorted(parts) for t, parts in records.items()}
     elif ex.key is not None and isinstance(ex.key, int):
         r["stream_id"] = ex.key
+        if ex.protocol == "grpc":
+            r["messages"] = _messages(sd, ex, catalog)
     return r
 
 
-def rows(streams: list[StreamDecoder]) -> Iterator[dict[str, Any]]:
+def _messages(
+    sd: StreamDecoder, ex: Exchange, catalog: DescriptorCatalog | None
+) -> list[dict[str, Any]]:
+    """The call's messages (the first MAX_CALL_MESSAGES each way), typed when the
+    catalog knows the method, else protobuf's wire view."""
+    out: list[dict[str, Any]] = []
+    kept = sd.grpc.get(ex.key, {})
+    encoding = ex.attrs.get("grpc_encoding")
+    for side, direction in (("request", UPSTREAM), ("response", DOWNSTREAM)):
+        for ev in kept.get(side, ()):
+            item: dict[str, Any] = {
+                "direction": side,
+                "index": ev.index,
+                "length": ev.length,
+                "compressed": bool(ev.compressed),
+            }
+            if ev.truncated:
+                item["truncated"] = True
+            else:
+                item["display"] = display_grpc_message(
+                    ev.payload,
+                    compressed=bool(ev.compressed),
+                    encoding=encoding if isinstance(encoding, str) else None,
+                    catalog=catalog,
+                    path=ex.operation,
+                    direction=direction,
+                )
+            out.append(item)
+    return out
+
+
+def rows(
+    streams: list[StreamDecoder], catalog: DescriptorCatalog | None = None
+) -> Iterator[dict[str, Any]]:
     for sd in streams:
         for i, ex in enumerate(sd.exchanges):
-            yield row(sd, ex, i == 0)
+            yield row(sd, ex, i == 0, catalog)
+
+
+def frame_rows(streams: list[StreamDecoder]) -> Iterator[dict[str, Any]]:
+    """Every HTTP/2 frame of every stream decoded with `frames=True`, in capture order
+    per connection."""
+    for sd in streams:
+        yield from sd.frames or ()

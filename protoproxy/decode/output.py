@@ -24,6 +24,9 @@ _TABLE = (
 )
 
 
+_FRAME_TABLE = ("time", "conn", "direction", "stream_id", "type", "flags", "length")
+
+
 def jsonl(rows: Iterable[dict[str, Any]], out: IO[str]) -> None:
     for r in rows:
         out.write(json.dumps(r, sort_keys=True) + "\n")
@@ -35,9 +38,13 @@ def access_log(rows: Iterable[dict[str, Any]], out: IO[str]) -> None:
         out.write(json.dumps({k: r[k] for k in ACCESS_LOG_FIELDS if k in r}) + "\n")
 
 
-def table(rows: Iterable[dict[str, Any]], out: IO[str]) -> None:
-    lines = [[("" if r.get(k) is None else str(r.get(k))) for k in _TABLE] for r in rows]
-    widths = [max([len(k), *(len(line[i]) for line in lines)]) for i, k in enumerate(_TABLE)]
-    out.write("  ".join(k.ljust(w) for k, w in zip(_TABLE, widths, strict=True)).rstrip() + "\n")
+def table(rows: Iterable[dict[str, Any]], out: IO[str], columns: tuple[str, ...] = _TABLE) -> None:
+    lines = [[("" if r.get(k) is None else str(r.get(k))) for k in columns] for r in rows]
+    widths = [max([len(k), *(len(line[i]) for line in lines)]) for i, k in enumerate(columns)]
+    out.write("  ".join(k.ljust(w) for k, w in zip(columns, widths, strict=True)).rstrip() + "\n")
     for line in lines:
         out.write("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() + "\n")
+
+
+def frame_table(rows: Iterable[dict[str, Any]], out: IO[str]) -> None:
+    table(rows, out, _FRAME_TABLE)

@@ -15,14 +15,27 @@ from typing import Any
 
 from protoproxy_codecs import registry
 from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM, DecodeError, Exchange, Sniff
+from protoproxy_codecs.grpc.framing import GrpcMessage
 
 from . import sniff as sniffing
 from .tcp import Gap
 
+#: gRPC messages kept per call and direction for the output (the rest are counted)
+MAX_CALL_MESSAGES = 16
+#: bytes kept of one gRPC message for display
+MAX_MESSAGE_BYTES = 64 * 1024
+_HTTP2 = frozenset({"http2", "grpc"})
+
 
 class StreamDecoder:
     def __init__(
-        self, conn: int, client: str, server: str, protocol: str | None, mid: bool
+        self,
+        conn: int,
+        client: str,
+        server: str,
+        protocol: str | None,
+        mid: bool,
+        frames: bool = False,
     ) -> None:
         self.conn = conn
         self.client = client
@@ -42,6 +55,10 @@ class StreamDecoder:
         self.requests: dict[Any, dict[str, Any]] = {}
         self.upstream_connect: int | None = None
         self.now = 0  # the current packet's timestamp, ns
+        #: HTTP/2 frames, one dict each, when asked for (`--frames`)
+        self.frames: list[dict[str, Any]] | None = [] if frames else None
+        #: stream id -> direction ("request"/"response") -> gRPC messages kept
+        self.grpc: dict[int, dict[str, list[GrpcMessage]]] = {}
 
     # -- events from tcp.Flow
     def on(self, d: int, data: bytes | Gap, ts: int) -> None:
@@ -158,6 +175,8 @@ class StreamDecoder:
             self._lost(d)
             return
         codec.written(ts)
+        if self.protocol in _HTTP2:
+            self._http2(d, messages, ts)
         for m in messages:
             info = m.info
             if (
@@ -169,6 +188,35 @@ class StreamDecoder:
                 self.corr_ids.add(info["correlation_id"])
                 self.requests[info["correlation_id"]] = info
         self.exchanges.extend(codec.take_exchanges())
+
+    def _http2(self, d: int, messages: list[Any], ts: int) -> None:
+        """Frames for `--frames`, and each call's gRPC messages for the rows."""
+        side = "request" if d == 0 else "response"
+        for m in messages:
+            if self.frames is not None and m.kind != "preface":
+                info = m.info
+                self.frames.append(
+                    {
+                        "time": round(ts / 1e9, 6),
+                        "conn": self.conn,
+                        "direction": "upstream" if d == 0 else "downstream",
+                        "stream_id": info["stream_id"],
+                        "type": m.kind.upper(),
+                        "flags": info["flags"],
+                        "length": info["length"],
+                    }
+                )
+            if m.kind != "data" or m.info is None:
+                continue
+            events = m.info.get("grpc_messages")
+            if not events:
+                continue
+            kept = self.grpc.setdefault(events[0].stream_id, {}).setdefault(side, [])
+            for ev in events:
+                if len(kept) < MAX_CALL_MESSAGES:
+                    # Own the bytes: the event's view pins the frame.
+                    ev.payload = bytes(ev.payload[:MAX_MESSAGE_BYTES])
+                    kept.append(ev)
 
     def finish(self) -> None:
         if self.codec is not None:

@@ -68,3 +68,39 @@ def test_cli_formats(capsys: pytest.CaptureFixture[str]) -> None:
     assert access[0]["proxy_time"] is None and access[0]["upstream_connect"] is not None
     summary = _cli(["decode", str(FIXTURE), "--summary", "--format", "jsonl"], capsys)
     assert "n=1" in summary.splitlines()[-1]
+
+
+TESTBED_PROTO = FIXTURE.parents[1] / "protos" / "testbed.proto"
+
+
+def test_descriptors_type_the_messages(capsys: pytest.CaptureFixture[str]) -> None:
+    raw = [
+        json.loads(x)
+        for x in _cli(["decode", str(FIXTURE), "--format", "jsonl"], capsys).splitlines()
+    ]
+    typed = [
+        json.loads(x)
+        for x in _cli(
+            ["decode", str(FIXTURE), "--format", "jsonl", "--descriptors", str(TESTBED_PROTO)],
+            capsys,
+        ).splitlines()
+    ]
+    assert "raw" in raw[0]["messages"][1]["display"]
+    unary = typed[0]["messages"]
+    assert [(m["direction"], m["display"]["type"]) for m in unary] == [
+        ("request", "protoproxy.testbed.v1.Request"),
+        ("response", "protoproxy.testbed.v1.Response"),
+    ]
+    assert unary[1]["display"]["json"]["method"] == "/protoproxy.testbed.v1.TestService/Unary"
+    # the server stream's responses, each typed
+    stream = [m for m in typed[1]["messages"] if m["direction"] == "response"]
+    assert stream and all(m["display"]["type"] == "protoproxy.testbed.v1.Response" for m in stream)
+
+
+def test_bad_descriptors_are_a_usage_error(tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers())
+    bad = tmp_path / "bad.binpb"
+    bad.write_bytes(b"\xff\xff not a descriptor set")
+    args = parser.parse_args(["decode", str(FIXTURE), "--descriptors", str(bad)])
+    assert args.func(args) == 2

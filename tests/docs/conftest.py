@@ -47,6 +47,8 @@ def doc_workdir(
     path: str = request.node.callspec.params["block"].path
     if path not in docs_workdirs:
         workdir = tmp_path_factory.mktemp("docs-" + path.replace("/", "-"))
+        # Examples name the repository's fixtures as from its root, where a user runs them.
+        (workdir / "fixtures").symlink_to(ROOT / "fixtures", target_is_directory=True)
         for block in parse(ROOT / path):
             name = block.opts.get("file")
             if name:
