@@ -35,9 +35,11 @@ INT_EDGES: dict[str, tuple[int, ...]] = {
 STRING_EDGES: tuple[str, ...] = ("", "\x00", "é\u202e☃", "x" * 300, "\U0001f600" * 64)
 
 
-def draw_rng(seed: int, index: int) -> random.Random:
-    """The generator of request `index` under `seed` (string seeding is stable across runs)."""
-    return random.Random(f"hostile:{seed}:{index}")
+def draw_rng(seed: int, index: int, scope: str = "") -> random.Random:
+    """The generator of request `index` under `seed` (string seeding is stable
+    across runs and Python versions); `scope` tells apart fakes that count
+    their own requests (one gRPC service from another)."""
+    return random.Random(f"hostile:{seed}:{scope}:{index}")
 
 
 def chosen(rng: random.Random, rate: float) -> bool:
