@@ -22,10 +22,11 @@ exception out of the library: a bug, unless the application misused it).
 
 Every error, crash and hang is traced to the journal: gRPC calls by their
 ``x-op`` metadata (the exact call), Kafka operations by the client's
-client id and the operation's time window (each client instance has its own
-client id). **traced** counts failures whose window holds a hostile answer
-to that client, **untraced** the others (a consequence of an earlier answer,
-or not the fakes' doing). The first `--show` failures per (client, outcome,
+client id (each client instance has its own): the hostile answers to it
+during the operation, else the last one before it ("before": a client keeps
+state, such as a throttle pause, from an earlier answer). **traced** counts
+failures with such an entry, **untraced** the others (not the fakes' doing,
+or a client that failed before any hostile answer reached it). The first `--show` failures per (client, outcome,
 exception type) are printed with their journal entries; `--save DIR` writes
 each as a replay file (scenario + operation + outcome + journal entries).
 """
@@ -66,6 +67,8 @@ class Failure:
     detail: str
     entries: list[HostileAnswer]
     call: str = ""
+    #: monotonic ns the operation started at
+    started: int = 0
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -292,7 +295,7 @@ def run_client(ops_cls: type, tb: TestbedThread, address: str, args: argparse.Na
         else:
             tally.untraced += 1
         tally.failures.append(
-            Failure(impl.name, name, outcome, exception, detail, entries, call=op_id)
+            Failure(impl.name, name, outcome, exception, detail, entries, op_id, started)
         )
         streak += 1
         if outcome == "hang" or streak >= RENEW_AFTER:
@@ -315,10 +318,21 @@ def _trace(
     tb: TestbedThread, client: str, client_id: str, op_id: str, started: int, ended: int
 ) -> list[HostileAnswer]:
     """The hostile answers behind one failed operation (see the module's docstring)."""
-    entries = [e for e in tb.journal.hostile() if isinstance(e, HostileAnswer)]
     if client == "grpcio":
-        return [e for e in entries if e.metadata.get("x-op") == op_id]
-    return [e for e in entries if e.client_id == client_id and started <= e.at_ns <= ended]
+        # the client may see its error before the fake's handler has ended (and journaled)
+        for _ in range(10):
+            found = [e for e in _hostile(tb) if e.metadata.get("x-op") == op_id]
+            if found:
+                return found
+            time.sleep(0.1)
+        return []
+    mine = [e for e in _hostile(tb) if e.client_id == client_id and e.at_ns <= ended]
+    inside = [e for e in mine if e.at_ns >= started]
+    return inside or mine[-1:]
+
+
+def _hostile(tb: TestbedThread) -> list[HostileAnswer]:
+    return [e for e in tb.journal.hostile() if isinstance(e, HostileAnswer)]
 
 
 def _detail(exc: BaseException) -> str:
@@ -369,7 +383,8 @@ def report(results: dict[str, Tally], args: argparse.Namespace, scenarios: dict[
             for f in failures[: args.show]:
                 print(f"  op {f.call} ({f.op}): {f.detail.strip()[:300]}")
                 for e in f.entries[-3:]:
-                    print(f"    <- journal #{e.seq} {e.summary()}")
+                    when = "before" if e.at_ns < f.started else "during"
+                    print(f"    <- ({when}) journal #{e.seq} {e.summary()}")
                 if not f.entries:
                     print("    <- no hostile answer to this client in the operation's window")
                 if args.save and f.entries:

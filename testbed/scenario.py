@@ -117,11 +117,6 @@ class GrpcHostileScenario(HostileScenario):
     methods: list[str] | None = None
 
 
-class HttpHostileScenario(HostileScenario):
-    #: only requests whose path starts with one of these; all if left out
-    paths: list[str] | None = None
-
-
 class KafkaScenario(_Model):
     enabled: bool = True
     brokers: int = Field(default=3, ge=1, le=16)
@@ -209,8 +204,6 @@ class HttpScenario(ServiceScenario):
     #: the built-in routes on the ``http`` listener; default: on unless `services` is set
     demo: bool | None = None
     services: list[HttpServiceScenario] = Field(default_factory=list)
-    #: answer a share of the mapped services' requests with edge values (testbed/wiremock/hostile.py)
-    hostile: HttpHostileScenario | None = None
 
     @property
     def runs_demo(self) -> bool:
