@@ -134,7 +134,57 @@ class KafkaEvent(Entry):
         return f"{self.operation}{where}{group}"
 
 
-ENTRY_TYPES: dict[str, type[Entry]] = {t.protocol: t for t in (GrpcCall, HttpRequest, KafkaEvent)}
+#: answer bytes a HostileAnswer keeps as hex: enough to replay any answer the
+#: fakes draw (they bound their answers), small enough for a journal of 10 000
+MAX_ANSWER_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class HostileAnswer(Entry):
+    """An answer a hostile fake drew instead of its normal one (testbed/hostile.py).
+
+    It carries what a failing client is traced by (Kafka's correlation id and
+    client id, a gRPC call's index, also sent as the ``x-testbed-hostile``
+    trailer) and what replays it: `seed` and `index` redraw it from the same
+    normal answer, `answer_hex` is the exact answer on the wire.
+    """
+
+    protocol: ClassVar[str] = "hostile"
+
+    #: the fake's protocol: "kafka", "grpc" or "http"
+    target: str = ""
+    #: "Metadata v12", "pkg.Service/Method", "GET /path"
+    operation: str = ""
+    correlation_id: int | None = None
+    client_id: str | None = None
+    #: the client's address as the fake saw it (the proxy's upstream socket)
+    peer: str = ""
+    seed: int = 0
+    #: the request's index at the fake (0-based); with `seed` it fixes the draw
+    index: int = 0
+    #: what was changed, e.g. "throttle_time_ms=5000", "topics[0].error_code=32767"
+    edits: tuple[str, ...] = ()
+    #: request metadata / headers (lower-case, secrets redacted)
+    metadata: dict[str, str] = field(default_factory=dict)
+    #: the answer as sent (a Kafka frame with its size prefix; a gRPC message)
+    answer_hex: str = ""
+    answer_len: int = 0
+    #: the answer was longer than MAX_ANSWER_BYTES and `answer_hex` is its start
+    truncated: bool = False
+
+    def summary(self) -> str:
+        corr = f" corr={self.correlation_id}" if self.correlation_id is not None else ""
+        return f"{self.target} {self.operation}{corr} #{self.index}: {'; '.join(self.edits)}"
+
+    @staticmethod
+    def hex_of(answer: bytes) -> tuple[str, int, bool]:
+        """(answer_hex, answer_len, truncated) for `answer`."""
+        return answer[:MAX_ANSWER_BYTES].hex(), len(answer), len(answer) > MAX_ANSWER_BYTES
+
+
+ENTRY_TYPES: dict[str, type[Entry]] = {
+    t.protocol: t for t in (GrpcCall, HttpRequest, KafkaEvent, HostileAnswer)
+}
 
 
 def entry_from_json(data: dict[str, Any]) -> Entry:
@@ -142,7 +192,7 @@ def entry_from_json(data: dict[str, Any]) -> Entry:
     cls = ENTRY_TYPES[data["protocol"]]
     names = {f.name for f in fields(cls)}
     kwargs = {k: v for k, v in data.items() if k in names}
-    for key in ("near_misses", "messages"):
+    for key in ("near_misses", "messages", "edits"):
         if key in kwargs:
             kwargs[key] = tuple(kwargs[key])
     return cls(**kwargs)
@@ -311,6 +361,10 @@ class Journal:
         """Kafka operations, e.g. ``tb.journal.kafka(topic="orders")``."""
         what = f"Kafka {operation or 'operations'} on {topic or 'any topic'}"
         return self._view("kafka", what, topic=topic, operation=operation, service=service)
+
+    def hostile(self, service: str | None = None) -> JournalView:
+        """Hostile answers (testbed/hostile.py), e.g. ``tb.journal.hostile("kafka")``."""
+        return self._view("hostile", "hostile answers", service=service)
 
     def to_json(self, entries: list[Entry] | None = None) -> dict[str, Any]:
         chosen = self.entries() if entries is None else entries

@@ -84,6 +84,39 @@ class SaslScenario(_Model):
     users: dict[str, SaslUser] = Field(min_length=1)
 
 
+class HostileScenario(_Model):
+    """Hostile answers: a `rate` share of requests answered with edge values.
+
+    Which requests, and what each answer carries, is drawn from (`seed`, the
+    request's index at the fake), so the same seed and the same requests give
+    the same answers; testbed/hostile.py says what is drawn.
+    """
+
+    seed: int = 0
+    #: the share of requests answered hostile (0 to 1)
+    rate: float = Field(default=0.1, ge=0.0, le=1.0)
+
+
+def _kafka_api_name(name: str) -> str:
+    from protoproxy_codecs.kafka import schema
+
+    try:
+        schema.api_key_of(name)
+    except KeyError:
+        raise ValueError(f"unknown Kafka API {name!r} (e.g. Metadata, Produce, Fetch)") from None
+    return name
+
+
+class KafkaHostileScenario(HostileScenario):
+    #: only these APIs (by name: Metadata, Fetch...); leave out for every API
+    apis: list[Annotated[str, AfterValidator(_kafka_api_name)]] | None = None
+
+
+class GrpcHostileScenario(HostileScenario):
+    #: only these methods ("pkg.Service/Method", or a "Service/Method" suffix); all if left out
+    methods: list[str] | None = None
+
+
 class KafkaScenario(_Model):
     enabled: bool = True
     brokers: int = Field(default=3, ge=1, le=16)
@@ -98,6 +131,8 @@ class KafkaScenario(_Model):
     auto_create: bool = True
     #: SASL on every broker listener (SASL_PLAINTEXT); leave out for none
     sasl: SaslScenario | None = None
+    #: answer a share of requests with edge values (testbed/kafka/hostile.py)
+    hostile: KafkaHostileScenario | None = None
 
 
 class ServiceScenario(_Model):
@@ -149,10 +184,20 @@ class GrpcScenario(ServiceScenario):
     #: `services` lists the user's own
     demo: bool | None = None
     services: list[GrpcServiceScenario] = Field(default_factory=list)
+    #: answer a share of the user services' calls with edge values (testbed/grpc_fakes/hostile.py)
+    hostile: GrpcHostileScenario | None = None
 
     @property
     def runs_demo(self) -> bool:
         return self.enabled and (self.demo if self.demo is not None else not self.services)
+
+    @model_validator(mode="after")
+    def _hostile_needs_services(self) -> GrpcScenario:
+        if self.hostile is not None and not self.services:
+            raise ValueError(
+                "hostile: answers come from the user's services: list one under grpc.services"
+            )
+        return self
 
 
 class HttpScenario(ServiceScenario):

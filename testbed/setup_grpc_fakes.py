@@ -28,7 +28,13 @@ PROCESS_KEY = "grpc.fakes"
 
 
 def _configs(tb: Testbed) -> list[dict[str, Any]]:
-    return [s.model_dump(mode="json") for s in tb.scenario.grpc.services]
+    """The services as JSON for the child, each with the scenario's ``grpc.hostile``."""
+    hostile = tb.scenario.grpc.hostile
+    configs = [s.model_dump(mode="json") for s in tb.scenario.grpc.services]
+    if hostile is not None:
+        for config in configs:
+            config["hostile"] = hostile.model_dump(mode="json")
+    return configs
 
 
 def launch(tb: Testbed) -> None:

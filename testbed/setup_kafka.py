@@ -17,7 +17,7 @@ from .kafka_routes import topic_routes
 
 if TYPE_CHECKING:
     from .harness import Testbed
-    from .scenario import SaslScenario, Scenario
+    from .scenario import KafkaHostileScenario, SaslScenario, Scenario
 
 
 async def start(
@@ -40,6 +40,8 @@ async def start(
         cluster.create_topic(topic, spec.partitions)
     for topic, records in seeded.items():
         seeds.append(cluster, topic, records)
+    if sc.kafka.hostile is not None:
+        attach_hostile(tb, cluster, sc.kafka.hostile)
     tb.admin_routes.extend(topic_routes(cluster))
     tb.services["kafka"] = cluster
     port = sc.ports.get("kafka", 0)
@@ -51,6 +53,25 @@ async def start(
     endpoints = cluster.bootstrap_servers.split(",")
     tb.front("kafka", "kafka", endpoints, listeners, upstreams, kafka=settings)
     tb.hints.append(_kcat_hint)
+
+
+def attach_hostile(tb: Testbed, cluster: FakeKafkaCluster, spec: KafkaHostileScenario) -> None:
+    """Hostile answers from the cluster, journaled, and marked in the proxy's
+    access log (an exchange observer in the fault marks' slot, so that the
+    stats and the access log see ``attrs["fault"]`` = ``hostile#INDEX``)."""
+    from protoproxy.pipeline import ExchangeSlot
+    from protoproxy_codecs.kafka import schema
+    from testbed.kafka.hostile import KafkaHostile
+
+    apis = {schema.api_key_of(a) for a in spec.apis} if spec.apis is not None else None
+    hostile = KafkaHostile(spec.seed, spec.rate, apis, cluster.journal)
+    cluster.hostile = hostile
+
+    async def observe(tb: Testbed) -> None:
+        assert tb.proxy is not None
+        tb.proxy.pipeline.add_exchange_observer(ExchangeSlot.MARKS, hostile.marks.observe)
+
+    tb.after_start.append(observe)
 
 
 def load_seeds(sc: Scenario) -> dict[str, list[seeds.SeedRecord]]:

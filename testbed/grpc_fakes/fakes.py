@@ -68,7 +68,13 @@ class FakeSet:
                 raise BuildError(name, str(exc)) from None
             timings[f"{name}.schema"] = t1 - t0
             timings[f"{name}.stubs"] = time.perf_counter() - t1
-            services[name] = UserService(name, schema, store, record)
+            hostile = None
+            spec = config.get("hostile")
+            if spec is not None:
+                from .hostile import GrpcHostile
+
+                hostile = GrpcHostile(name, spec["seed"], spec["rate"], spec.get("methods"))
+            services[name] = UserService(name, schema, store, record, hostile)
         fakes = cls(services)
         fakes.timings = timings
         return fakes

@@ -26,8 +26,9 @@ from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from ..journal import GrpcCall
+from ..journal import GrpcCall, HostileAnswer
 from . import wire
+from .hostile import GrpcHostile, Plan
 from .schema import Method, Schema
 
 if TYPE_CHECKING:
@@ -63,6 +64,11 @@ class _Call:
         self.headers_sent = False
         #: recorded in the journal already (before an abort sends the status)
         self.journaled = False
+        #: a hostile answer's plan (testbed/grpc_fakes/hostile.py), None for a normal one
+        self.hostile: Plan | None = None
+        self.peer = ""
+        #: the first response message as sent, for the hostile journal entry
+        self.first_out = b""
 
     def took(self, reply: Reply) -> None:
         if reply.stub_id is not None and self.stub is None:
@@ -76,11 +82,19 @@ class _Call:
 class UserService:
     """``svc = UserService(name, schema, store, record)``; ``await svc.start(host)``."""
 
-    def __init__(self, name: str, schema: Schema, store: StubStore, record: Recorder) -> None:
+    def __init__(
+        self,
+        name: str,
+        schema: Schema,
+        store: StubStore,
+        record: Recorder,
+        hostile: GrpcHostile | None = None,
+    ) -> None:
         self.name = name
         self.schema = schema
         self.store = store
         self.record = record
+        self.hostile = hostile
         self._server: aio.Server | None = None
         self._health = health.aio.HealthServicer()
         self.address = ""
@@ -141,7 +155,12 @@ class UserService:
         )
 
     def _begin(self, method: Method, context: aio.ServicerContext) -> _Call:
-        return _Call(method, wire.metadata_dict(context.invocation_metadata()))
+        call = _Call(method, wire.metadata_dict(context.invocation_metadata()))
+        if self.hostile is not None:
+            call.hostile = self.hostile.plan(method.path)
+            if call.hostile is not None:
+                call.peer = context.peer()
+        return call
 
     def _journal(self, call: _Call) -> None:
         """Record the call once. An abort sends the status at once, so the paths
@@ -150,6 +169,24 @@ class UserService:
         if call.journaled:
             return
         call.journaled = True
+        plan = call.hostile
+        if plan is not None and self.hostile is not None:
+            answer_hex, answer_len, truncated = HostileAnswer.hex_of(call.first_out)
+            self.record(
+                HostileAnswer(
+                    service=self.name,
+                    target="grpc",
+                    operation=call.method.path,
+                    peer=call.peer,
+                    seed=self.hostile.seed,
+                    index=plan.index,
+                    edits=tuple(plan.edits),
+                    metadata=wire.redacted(call.metadata),
+                    answer_hex=answer_hex,
+                    answer_len=answer_len,
+                    truncated=truncated,
+                )
+            )
         self.record(
             GrpcCall(
                 service=self.name,
@@ -243,6 +280,7 @@ class UserService:
         """A unary answer (unary and client-streaming calls): the reply's first
         message, or its failure; an OK reply without one sends an empty message."""
         call.took(reply)
+        await self._hostile_status(call, context)
         await self._headers(call, reply, context)
         if reply.status != "OK" or reply.fail_after is not None:
             await self._fail(call, reply, context)
@@ -251,7 +289,7 @@ class UserService:
         out = await self._message(call, message, context)
         if delay > 0:
             await asyncio.sleep(delay)
-        context.set_trailing_metadata(wire.wire_metadata(reply.trailers))
+        context.set_trailing_metadata(self._tagged(call, wire.wire_metadata(reply.trailers)))
         call.responses, call.status = 1, "OK"
         return out
 
@@ -261,6 +299,7 @@ class UserService:
         """Write a reply's messages; end the call when it fails (or is the last).
         False when the call has ended."""
         call.took(reply)
+        await self._hostile_status(call, context)
         await self._headers(call, reply, context)
         limit = reply.fail_after
         for i, (delay, message) in enumerate(reply.messages):
@@ -275,7 +314,7 @@ class UserService:
             await self._fail(call, reply, context)
             return False
         if final:
-            context.set_trailing_metadata(wire.wire_metadata(reply.trailers))
+            context.set_trailing_metadata(self._tagged(call, wire.wire_metadata(reply.trailers)))
             call.status = "OK"
         return True
 
@@ -285,14 +324,39 @@ class UserService:
             await asyncio.sleep(reply.delay)
         if not call.headers_sent:
             call.headers_sent = True
-            if reply.headers:
-                await context.send_initial_metadata(wire.wire_metadata(reply.headers))
+            headers = wire.wire_metadata(reply.headers)
+            if call.hostile is not None and call.hostile.kind == "metadata":
+                headers = (*headers, *call.hostile.metadata)
+            if headers:
+                await context.send_initial_metadata(headers)
+
+    async def _hostile_status(self, call: _Call, context: aio.ServicerContext) -> None:
+        """A hostile plan that ends the call at once (before any header: Trailers-Only)."""
+        plan = call.hostile
+        if plan is None or plan.status is None or call.headers_sent:
+            return
+        call.status = plan.status.name
+        self._journal(call)
+        await context.abort(plan.status, plan.details, (*plan.metadata, plan.tag))
+
+    @staticmethod
+    def _tagged(
+        call: _Call, trailers: tuple[tuple[str, str | bytes], ...]
+    ) -> tuple[tuple[str, str | bytes], ...]:
+        return trailers if call.hostile is None else (*trailers, call.hostile.tag)
 
     async def _message(self, call: _Call, data: Any, context: aio.ServicerContext) -> Message:
         """The stub's JSON as the output type. Stubs are checked when loaded, so
         this fails only for a templated answer whose filled-in value does not fit."""
         try:
-            return wire.from_dict(data, call.method.output)
+            message = wire.from_dict(data, call.method.output)
+            plan = call.hostile
+            if plan is not None and (plan.empty or plan.suffix):
+                message = call.method.output() if plan.empty else message
+                message.MergeFromString(plan.suffix)
+            if plan is not None and not call.first_out:
+                call.first_out = message.SerializeToString()
+            return message
         except json_format.ParseError as exc:
             call.status = "INTERNAL"
             self._journal(call)
@@ -311,7 +375,7 @@ class UserService:
         except KeyError:
             code = grpc.StatusCode.UNKNOWN
         call.status = code.name
-        trailers = list(wire.wire_metadata(reply.trailers))
+        trailers = list(self._tagged(call, wire.wire_metadata(reply.trailers)))
         if reply.error_details:
             try:
                 raw = wire.status_details(

@@ -35,6 +35,8 @@ from .versions import narrowed
 if TYPE_CHECKING:
     from testbed.journal import Journal
 
+    from .hostile import KafkaHostile
+
 
 class FakeKafkaCluster:
     """An in-process Kafka cluster that real clients take for a broker.
@@ -118,6 +120,9 @@ class FakeKafkaCluster:
         self.supported = narrowed(api_versions or {})
         #: throttle_time_ms put in every response that has the field
         self.throttle_time_ms = 0
+        #: hostile answers (testbed/kafka/hostile.py): set by the testbed from
+        #: the scenario's ``kafka.hostile``; None answers every request normally
+        self.hostile: KafkaHostile | None = None
         self.topology = Topology(self._rng)
         self.producers = ProducerStates(first_producer_id=1000 + self._rng.randrange(1000))
         self.txns = TransactionCoordinator(self.producers.new_producer_id)

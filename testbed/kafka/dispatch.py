@@ -34,6 +34,8 @@ class Request:
     correlation_id: int
     client_id: str | None
     client_host: str
+    #: the client's "host:port" (hostile answers are marked by it)
+    peer: str = ""
 
     def response_class(self) -> Any:
         return schema.response_class(self.api_key, self.version)
@@ -76,7 +78,7 @@ _ASYNC = {key for key, fn in HANDLERS.items() if inspect.iscoroutinefunction(fn)
 
 
 async def dispatch(
-    server: BrokerServer, header: RequestHeaderInfo, body: Any, client_host: str
+    server: BrokerServer, header: RequestHeaderInfo, body: Any, client_host: str, peer: str = ""
 ) -> bytes | None:
     """The framed response to one request, or None when none is due."""
     key = header.api_key
@@ -85,7 +87,14 @@ async def dispatch(
     cluster.requests_handled += 1
     cluster.requests_by_api[key] += 1
     req = Request(
-        cluster, server.node_id, key, version, header.correlation_id, header.client_id, client_host
+        cluster,
+        server.node_id,
+        key,
+        version,
+        header.correlation_id,
+        header.client_id,
+        client_host,
+        peer,
     )
     rng = cluster.supported.get(key)
     if key == ApiKey.API_VERSIONS and rng is not None and not rng[0] <= version <= rng[1]:
@@ -105,7 +114,10 @@ async def dispatch(
         return None
     if cluster.throttle_time_ms and hasattr(resp, "throttle_time_ms"):
         resp.throttle_time_ms = cluster.throttle_time_ms
-    return framing.encode_response(key, req.version, header.correlation_id, resp)
+    frame = framing.encode_response(key, req.version, header.correlation_id, resp)
+    if cluster.hostile is not None:
+        return cluster.hostile.answer(req, frame)
+    return frame
 
 
 def unsupported_response(req: Request) -> bytes:

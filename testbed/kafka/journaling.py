@@ -128,6 +128,13 @@ class KafkaJournal:
             while len(self._pending) > self.journal.limit:
                 self._drop_oldest()
 
+    def add(self, entry: Entry) -> None:
+        """Any other entry (a hostile answer), in the cluster's order."""
+        with self._lock:
+            self._pending.append(entry)
+            while len(self._pending) > self.journal.limit:
+                self._drop_oldest()
+
     def _drop_oldest(self) -> None:
         item = self._pending.popleft()
         if isinstance(item, _Produced):

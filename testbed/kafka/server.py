@@ -113,6 +113,7 @@ class BrokerServer:
         self._writers.add(writer)
         peer = writer.get_extra_info("peername")
         client_host = peer[0] if peer else ""
+        client_addr = f"{peer[0]}:{peer[1]}" if peer else ""
         max_size = self.cluster.limits.max_message_size
         credentials = self.cluster.sasl
         gate = SaslGate(credentials) if credentials is not None else None
@@ -136,7 +137,7 @@ class BrokerServer:
                     if gate is not None and not gate.authenticated:
                         out, close = await gate.request(self, header, body, client_host)
                     else:
-                        out = await dispatch(self, header, body, client_host)
+                        out = await dispatch(self, header, body, client_host, client_addr)
                 if out is not None:
                     writer.write(out)
                     if close or writer.transport.get_write_buffer_size() > _WRITE_HIGH_WATER:

@@ -1,0 +1,198 @@
+"""Hostile fakes: the scenario option, what is drawn, and that real clients' answers are traced.
+
+Each Kafka test starts one broker behind the real proxy and talks to it with a
+real client (raw frames, kafka-python, confluent-kafka); the gRPC test runs
+grpcio against the shop fake in its child process. Draws are seeded, so every
+assertion here is about answers that are the same on every run.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from protoproxy.config_errors import ConfigError
+from protoproxy_codecs.kafka import framing, schema
+from protoproxy_codecs.kafka.api_keys import ApiKey
+from protoproxy_codecs.strategies.kafka import all_versions
+from testbed.hostile import draw_rng
+from testbed.journal import HostileAnswer
+from testbed.kafka.hostile import draw_answer
+from testbed.scenario import load_scenario, resolve_scenario
+from testbed.threaded import TestbedThread
+
+ROOT = Path(__file__).resolve().parents[2]
+OFF = {"enabled": False}
+
+
+def kafka_scenario(**hostile: Any) -> dict[str, Any]:
+    return {
+        "kafka": {"brokers": 1, "hostile": {"seed": 7, **hostile}},
+        "grpc": OFF,
+        "http": OFF,
+        "echo": OFF,
+    }
+
+
+@pytest.mark.parametrize(
+    ("data", "path"),
+    [
+        ({"kafka": {"hostile": {"rate": 1.5}}}, "kafka.hostile.rate"),
+        ({"kafka": {"hostile": {"rate": -0.1}}}, "kafka.hostile.rate"),
+        ({"kafka": {"hostile": {"apis": ["Metadta"]}}}, "kafka.hostile.apis[0]"),
+        ({"kafka": {"hostile": {"sede": 1}}}, "kafka.hostile.sede"),
+        ({"grpc": {"hostile": {"rate": 0.5}}}, "grpc"),
+    ],
+)
+def test_bad_option_names_its_path(data: dict[str, Any], path: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        resolve_scenario(data)
+    assert f"{path}:" in str(info.value)
+
+
+def test_every_schema_draws_decodable_answers_and_the_same_seed_draws_the_same() -> None:
+    """Over every API's first and last version: a drawn answer keeps its
+    correlation id and decodes with the codec; the same (seed, index) gives the
+    same bytes, another seed other bytes."""
+    drawn = differ = 0
+    pairs = sorted(
+        {(k, v) for k, v in all_versions() if v == 0 or (k, v + 1) not in set(all_versions())}
+    )
+    for key, version in pairs:
+        cls = schema.response_class(key, version)
+        normal = framing.encode_response(key, version, 1234, cls())
+        for index in range(3):
+            a = draw_answer(draw_rng(7, index), key, version, 1234, normal)
+            b = draw_answer(draw_rng(7, index), key, version, 1234, normal)
+            c = draw_answer(draw_rng(8, index), key, version, 1234, normal)
+            assert a == b
+            if a is None:
+                continue
+            drawn += 1
+            differ += c is None or c.frame != a.frame
+            (size,) = struct.unpack(">i", a.frame[:4])
+            assert size == len(a.frame) - 4
+            corr, _ = framing.decode_response(key, version, memoryview(a.frame)[4:])
+            assert corr == 1234
+    assert drawn > 3 * len(pairs) // 2
+    assert differ > drawn // 2
+
+
+def _read_frame(sock: socket.socket) -> bytes:
+    head = _recv_exactly(sock, 4)
+    return head + _recv_exactly(sock, struct.unpack(">i", head)[0])
+
+
+def _recv_exactly(sock: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        assert chunk, "the proxy closed the connection"
+        data += chunk
+    return data
+
+
+def test_rate_one_answers_every_request_hostile_journaled_and_marked() -> None:
+    """Raw ApiVersions and ListGroups through the proxy: each answer has the
+    request's correlation id, is the journal entry's exact bytes, and the
+    proxy's exchange carries ``hostile#INDEX`` where the access log writes faults."""
+    requests = [(ApiKey.API_VERSIONS, 3), (ApiKey.LIST_GROUPS, 4)] * 4
+    with TestbedThread(kafka_scenario(rate=1.0)) as tb:
+        faults: list[Any] = []
+        tb.call(
+            lambda t: t.proxy.exchange_observers.append(
+                lambda conn, exs: faults.extend((ex.key, ex.attrs.get("fault")) for ex in exs)
+            )
+        )
+        host, port = tb.kafka_bootstrap.rsplit(":", 1)
+        got: dict[int, bytes] = {}
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            for corr, (key, version) in enumerate(requests, start=100):
+                body = schema.request_class(key, version)()
+                sock.sendall(framing.encode_request(key, version, corr, "raw", body))
+                frame = _read_frame(sock)
+                got_corr, _ = framing.decode_response(key, version, memoryview(frame)[4:])
+                assert got_corr == corr
+                got[corr] = frame
+        entries = tb.journal.hostile("kafka")
+        assert len(entries) == len(requests)
+    by_corr = {e.correlation_id: e for e in entries}
+    assert set(by_corr) == set(got)
+    for corr, frame in got.items():
+        entry = by_corr[corr]
+        assert isinstance(entry, HostileAnswer)
+        assert entry.client_id == "raw" and entry.edits and entry.seed == 7
+        assert bytes.fromhex(entry.answer_hex) == frame  # nothing rewrites these two APIs
+    marks = dict(faults)
+    assert {marks[c] for c in got} == {f"hostile#{by_corr[c].index}" for c in got}
+
+
+def test_kafka_python_meets_a_hostile_answer_traced_by_client_id() -> None:
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    with TestbedThread(kafka_scenario(rate=1.0, apis=["ListGroups"])) as tb:
+        admin = KafkaAdminClient(
+            bootstrap_servers=tb.kafka_bootstrap, client_id="hostile-kp", request_timeout_ms=5000
+        )
+        try:
+            try:
+                outcome: Any = admin.list_groups()
+            except KafkaError as exc:
+                outcome = exc
+        finally:
+            admin.close()
+        entries = tb.journal.hostile("kafka")
+    assert outcome is not None
+    assert [e.operation.split()[0] for e in entries] == ["ListGroups"] * len(entries)
+    assert entries and all(e.client_id == "hostile-kp" for e in entries)
+
+
+def test_confluent_kafka_meets_a_hostile_answer_traced_by_client_id() -> None:
+    confluent = pytest.importorskip("confluent_kafka")
+    from confluent_kafka.admin import AdminClient
+
+    with TestbedThread(kafka_scenario(rate=1.0, apis=["ListGroups"])) as tb:
+        admin = AdminClient({"bootstrap.servers": tb.kafka_bootstrap, "client.id": "hostile-rd"})
+        future = admin.list_consumer_groups(request_timeout=5)
+        try:
+            outcome: Any = future.result(timeout=15)
+        except confluent.KafkaException as exc:
+            outcome = exc
+        entries = tb.journal.hostile("kafka")
+    assert outcome is not None
+    assert entries and all(e.client_id == "hostile-rd" for e in entries)
+    assert all(e.operation.startswith("ListGroups v") for e in entries)
+
+
+def test_grpcio_meets_hostile_answers_traced_by_trailer_and_metadata() -> None:
+    """Every call hostile: grpcio sees odd statuses and messages; each call's
+    ``x-op`` metadata finds its journal entry, and the trailer (when grpcio
+    shows it) names the same index."""
+    grpc = pytest.importorskip("grpc")
+    data = load_scenario(ROOT / "fixtures/grpc_fakes/shop/scenario.yaml").model_dump(mode="json")
+    data["grpc"]["hostile"] = {"seed": 7, "rate": 1.0, "methods": ["Catalog/GetItem"]}
+    seen: dict[str, str | None] = {}
+    with TestbedThread(data) as tb:
+        with grpc.insecure_channel(tb.address("shop")) as channel:
+            call = channel.unary_unary("/shop.v1.Catalog/GetItem")
+            for op in range(6):
+                try:
+                    _, info = call.with_call(
+                        b"\x0a\x06book-1", timeout=10, metadata=[("x-op", f"{op}")]
+                    )
+                    trailers = info.trailing_metadata()
+                except grpc.RpcError as exc:
+                    trailers = exc.trailing_metadata()
+                seen[str(op)] = dict(trailers or ()).get("x-testbed-hostile")
+        entries = {e.metadata["x-op"]: e for e in tb.journal.hostile("shop")}
+    assert set(entries) == set(seen)
+    for op, index in seen.items():
+        assert entries[op].target == "grpc" and entries[op].edits
+        if index is not None:
+            assert int(index) == entries[op].index
+    assert any(index is not None for index in seen.values())
