@@ -54,6 +54,18 @@ _STATIC_STR: tuple[tuple[Header, int], ...] = (
 )
 
 
+def _text(raw: bytes) -> str:
+    """A header name or value as str. Field values are octets (RFC 9113 8.2.1: obs-text
+    is allowed), not UTF-8: a peer's byte 0xff must not end the connection, and
+    `wire` gives the same bytes back when a block is re-encoded."""
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def wire(text: str) -> bytes:
+    """The octets a header str came from (`_text`'s inverse)."""
+    return text.encode("utf-8", "surrogateescape")
+
+
 def _read_int(block: bytes | memoryview, pos: int, value: int) -> tuple[int, int]:
     """Continue an HPACK integer whose prefix was all ones; returns (value, next pos)."""
     shift = 0
@@ -373,7 +385,7 @@ class HeaderDecoder:
                         hit = strs.get(entry)
                         if hit is None:
                             hit = (
-                                (entry[0].decode("utf-8"), entry[1].decode("utf-8")),
+                                (_text(entry[0]), _text(entry[1])),
                                 len(entry[0]) + len(entry[1]) + 32,
                             )
                             if hit[1] <= _STRS_ENTRY:
@@ -412,7 +424,7 @@ class HeaderDecoder:
                     else:
                         fields = decoder.decode(block[pos:end], raw=True)
                         name, value = fields[0]
-                        header = (name.decode("utf-8"), value.decode("utf-8"))
+                        header = (_text(name), _text(value))
                         hsize = len(name) + len(value) + 32
                         if _static_name(block, pos, first):
                             if first & 0x40 and inserts is not None:
@@ -489,7 +501,12 @@ class MirrorEncoder:
         self.max_allowed = max_allowed
 
     def encode(self, headers: Iterable[tuple[str | bytes, str | bytes]]) -> bytes:
-        return self._encoder.encode(headers)
+        return self._encoder.encode(
+            [
+                (wire(n) if isinstance(n, str) else n, wire(v) if isinstance(v, str) else v)
+                for n, v in headers
+            ]
+        )
 
     def set_table_size(self, size: int) -> None:
         """The destination acked a new SETTINGS_HEADER_TABLE_SIZE: shrink if needed."""
@@ -541,8 +558,8 @@ def encode_context_free(headers: Iterable[tuple[str | bytes, str | bytes]]) -> b
     """
     out = bytearray()
     for name, value in headers:
-        n = name.encode() if isinstance(name, str) else name
-        v = value.encode() if isinstance(value, str) else value
+        n = wire(name) if isinstance(name, str) else name
+        v = wire(value) if isinstance(value, str) else value
         index = _STATIC_FULL.get((n, v))
         if index is not None:
             out += _int(index, 7, 0x80)

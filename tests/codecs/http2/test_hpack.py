@@ -298,3 +298,30 @@ def test_replayed_block_still_needs_the_size_update_after_a_smaller_setting() ->
     with pytest.raises(DecodeError) as info:
         ours.decode(block)
     assert info.value.reason == "compression_error"
+
+
+@given(
+    value=st.binary(min_size=1, max_size=40).filter(lambda b: not set(b) & {0, 10, 13}),
+    huffman=st.booleans(),
+)
+def test_non_utf8_values_decode_and_reencode_to_the_same_octets(
+    value: bytes, huffman: bool
+) -> None:
+    """Field values are octets: a 0xff from a peer (hostile fakes sent one in a
+    `-bin` trailer) must not end the connection, and re-encoding gives it back."""
+    from protoproxy_codecs.http2.hpack_state import wire
+
+    enc = hpack.Encoder()
+    headers = [(b":status", b"200"), (b"x-raw-bin", value)]
+    codec = Http2Codec()
+    codec.feed(UPSTREAM, PREFACE + F.build_settings())
+    codec.feed(DOWNSTREAM, F.build_settings())
+    sid = 1
+    block = enc.encode([(b":method", b"GET"), (b":path", b"/"), (b":scheme", b"http")])
+    codec.feed(UPSTREAM, F.build_header_block(sid, block, end_stream=True))
+    resp = hpack.Encoder().encode(headers, huffman=huffman)
+    (msg,) = codec.feed(DOWNSTREAM, F.build_header_block(sid, resp, end_stream=True))
+    name, got = msg.info["headers"][1]
+    assert (name, wire(got)) == ("x-raw-bin", value)
+    again = hpack.Decoder().decode(encode_context_free(msg.info["headers"]), raw=True)
+    assert again[1] == (b"x-raw-bin", value)
