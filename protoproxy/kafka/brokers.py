@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import ipaddress
 import logging
 import socket
 from collections.abc import Callable
@@ -84,6 +85,7 @@ class BrokerListeners:
         self.advertised_host = self.settings.advertised_host or _advertisable(self.host)
         self.by_node: dict[int, BrokerListenerRuntime] = {}
         self.failures = 0
+        self._warned: set[tuple[int, str]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._next_port = 0  # index into the port range where the next search starts
 
@@ -112,6 +114,11 @@ class BrokerListeners:
         client then bypasses the proxy for that broker, which is logged and
         counted rather than breaking the client).
         """
+        bad = broker_problem(node_id, host, port)
+        if bad is not None:
+            # A broker's answer, not our config: its connections must not end over it.
+            self._failed(node_id, bad)
+            return host, port
         upstream = hostport(host, port)
         lst = self.by_node.get(node_id)
         if lst is None:
@@ -226,6 +233,12 @@ class BrokerListeners:
         self.failures += 1
         if self.on_failure is not None:
             self.on_failure(self.bootstrap.name)
+        # Every Metadata answer repeats it: say each (broker, reason) once, and a
+        # bounded number of them (the counter above counts them all).
+        key = (node_id, why)
+        if key in self._warned or len(self._warned) >= MAX_WARNED:
+            return
+        self._warned.add(key)
         log.warning(
             "kafka listener %s: broker %d is advertised unrewritten (clients will bypass "
             "the proxy for it): %s",
@@ -233,6 +246,40 @@ class BrokerListeners:
             node_id,
             why,
         )
+
+
+#: distinct (broker, reason) failures logged; later ones are only counted
+MAX_WARNED = 64
+#: RFC 1035's limit on a whole name; a label is at most 63 octets
+MAX_HOST = 253
+
+
+def broker_problem(node_id: int, host: str, port: int) -> str | None:
+    """Why a broker a Metadata answer advertises cannot get a listener, or None.
+
+    The host must be something a socket can connect to: an IP address, or a
+    DNS name that IDNA encodes (the codec's error ended the connection before).
+    """
+    if node_id < 0:
+        return f"node id {node_id} is negative"
+    if not 0 < port <= 65535:
+        return f"port {port} is out of range"
+    if not host:
+        return "empty host"
+    if len(host) > MAX_HOST:
+        return f"host of {len(host)} characters (at most {MAX_HOST})"
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        pass
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        return f"host {host[:64]!r} is not a DNS name"
+    if any(c in host for c in "[]/@ ") or ":" in host:
+        return f"host {host[:64]!r} is not a DNS name"
+    return None
 
 
 def _advertisable(host: str) -> str:

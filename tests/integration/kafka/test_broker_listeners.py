@@ -195,3 +195,81 @@ def test_admin_serves_the_broker_map() -> None:
         real = {n: s.address for n, s in rig.cluster.servers.items()}  # type: ignore[union-attr]
         assert {b["node_id"]: b["upstream"] for b in cluster["brokers"]} == real
         assert all(b["listener"] == f"kafka-broker{b['node_id']}" for b in cluster["brokers"])
+
+
+#: Brokers a hostile or broken upstream may advertise: none may end the client's
+#: connection (a Metadata answer is a payload inside good framing).
+BAD_BROKERS = [
+    (0, "", 9092, "empty host"),
+    (1, "h" * 300, 9092, "host of 300 characters"),
+    (2, "bad host", 9092, "is not a DNS name"),
+    (3, "127.0.0.1", 0, "port 0 is out of range"),
+    (-5, "127.0.0.1", 9092, "node id -5 is negative"),
+    (6, "a" * 64 + ".example", 9092, "is not a DNS name"),  # a label over 63 octets
+]
+
+
+async def _answer_metadata(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """An upstream that answers Metadata v9 with BAD_BROKERS, anything else with ApiVersions."""
+    with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+        while True:
+            (n,) = struct.unpack(">i", await reader.readexactly(4))
+            header, _ = framing.decode_request(await reader.readexactly(n))
+            brokers = [
+                {"node_id": node, "host": host, "port": port, "rack": None}
+                for node, host, port, _ in BAD_BROKERS
+            ]
+            body = {
+                "throttle_time_ms": 0,
+                "brokers": brokers,
+                "cluster_id": "c",
+                "controller_id": 0,
+                "topics": [],
+            }
+            writer.write(framing.encode_response(3, 9, header.correlation_id, body))
+            await writer.drain()
+
+
+async def test_bad_advertised_brokers_keep_the_connection(caplog: pytest.LogCaptureFixture) -> None:
+    from protoproxy.app import App
+    from protoproxy.config import from_dict
+
+    server = await asyncio.start_server(_answer_metadata, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    app = App(
+        from_dict(
+            {
+                "admin": {"enabled": False},
+                "listeners": [
+                    {"name": "kafka", "listen": "127.0.0.1:0", "protocol": "kafka",
+                     "upstream": "up"}
+                ],
+                "upstreams": [{"name": "up", "endpoints": [f"127.0.0.1:{port}"]}],
+            }
+        )
+    )  # fmt: skip
+    await app.start()
+    try:
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", app.proxy.listeners["kafka"].port
+        )
+        for corr in (1, 2, 3):  # the same connection answers every time
+            writer.write(framing.encode_request(3, 9, corr, "raw", {"topics": None}))
+            (n,) = struct.unpack(">i", await asyncio.wait_for(reader.readexactly(4), 10))
+            got, body = framing.decode_response(3, 9, await reader.readexactly(n))
+            assert got == corr
+            # advertised unrewritten: the proxy could not listen for them
+            assert [(b.node_id, b.host, b.port) for b in body.brokers] == [
+                (node, host, bport) for node, host, bport, _ in BAD_BROKERS
+            ]
+        writer.close()
+        assert not app.kafka.brokers["kafka"].by_node
+        reasons = [r.getMessage() for r in caplog.records if "unrewritten" in r.getMessage()]
+        for node, *_, why in BAD_BROKERS:  # each said once, not once per answer
+            said = [m for m in reasons if f"broker {node} " in m and why in m]
+            assert len(said) == 1, (node, why, reasons)
+        failures = app.proxy.stats.families["protoproxy_kafka_broker_listener_failures_total"]
+        assert failures.total() == 3 * len(BAD_BROKERS)  # but every one is counted
+    finally:
+        await app.stop(drain=0)
+        server.close()
