@@ -11,6 +11,7 @@ lean on their edges, `records` fields carry real record batches
 
 from __future__ import annotations
 
+import functools
 import struct
 import uuid
 from collections.abc import Callable
@@ -123,6 +124,7 @@ def field_values(
     return st.one_of(st.none(), inner) if nullable else inner
 
 
+@functools.cache  # one strategy per (api, version, direction): hypothesis validates it once
 def message_values(
     api_key: int, version: int, request: bool, records: RecordsFor | None = None
 ) -> st.SearchStrategy[Any]:
@@ -212,6 +214,9 @@ def _tag_section(draw: st.DrawFn) -> bytes:
     return out
 
 
+_TAG_SECTION = _tag_section()  # built once: a strategy per draw costs more than the draw
+
+
 def _with_unknown_tags(
     draw: st.DrawFn, frame: bytes, header_tags_at: int | None, value: Any
 ) -> bytes:
@@ -223,9 +228,9 @@ def _with_unknown_tags(
     """
     if header_tags_at is not None and draw(st.booleans()):
         assert frame[header_tags_at] == 0
-        frame = frame[:header_tags_at] + draw(_tag_section()) + frame[header_tags_at + 1 :]
+        frame = frame[:header_tags_at] + draw(_TAG_SECTION) + frame[header_tags_at + 1 :]
     if not getattr(value, "tags", None) and frame[-1] == 0 and draw(st.booleans()):
-        frame = frame[:-1] + draw(_tag_section())
+        frame = frame[:-1] + draw(_TAG_SECTION)
     return struct.pack(">i", len(frame) - 4) + frame[4:]
 
 
