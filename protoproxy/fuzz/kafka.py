@@ -217,6 +217,8 @@ class KafkaDriver:
 
     protocol: ClassVar[str] = "kafka"
     listener_protocol: ClassVar[str] = "kafka"
+    #: keep a clean connection for the next case (False: one connection per case)
+    reuse: ClassVar[bool] = True
 
     def __init__(self, options: Options) -> None:
         self.options = options
@@ -313,6 +315,8 @@ class KafkaDriver:
             raise
         if not expect or not expect[-1][3]:
             self.drop()  # after acks=0 Produce the broker may close: never reuse
+        elif not self.reuse:
+            self.drop()
         return Observation(case.label, slowest, sum(1 for e in expect if e[3]))
 
     def _exchange(self, conn: Connection, wire: list[bytes], expect: list[list[Any]]) -> int:
