@@ -223,10 +223,8 @@ class KafkaDriver:
     def __init__(self, options: Options) -> None:
         self.options = options
         self.wanted = api_keys_of(options.api) if options.api else None
-        allowed = set()
-        for status in options.allow_status:
-            allowed.add(status.upper())
-        self.allow_unknown_server_error = bool(allowed & {"-1", "UNKNOWN_SERVER_ERROR", "UNKNOWN"})
+        allowed = {status.upper() for status in options.allow_status}
+        self.allow_unknown_server_error = bool(allowed & {"-1", "UNKNOWN_SERVER_ERROR"})
         #: (api_key, version) the target advertises, kafka-python draws and --api wants
         self.pairs: list[tuple[int, int]] | None = None
         self.advertised: dict[int, tuple[int, int]] = {}
