@@ -202,7 +202,10 @@ def fuzz(args: argparse.Namespace) -> int:
                 direct=args.direct,
                 keep_going=args.keep_going,
             )
-            result = Runner(run_spec, driver, via, progress).run()
+            try:
+                result = Runner(run_spec, driver, via, progress).run()
+            finally:
+                driver.close()  # its connections end before the proxy does
             if front is not None:
                 result.proxy = front.stats()
     except Unreachable as exc:
@@ -240,8 +243,11 @@ def replay(args: argparse.Namespace) -> int:
         check_reachable(target)
         with _via(failure.listener_protocol, target, failure.direct) as (via, _front):
             try:
-                driver.execute(failure.case, via)
-                driver.probe(via)
+                try:
+                    driver.execute(failure.case, via)
+                    driver.probe(via)
+                finally:
+                    driver.close()  # its connections end before the proxy does
             except OracleFailure as exc:
                 print(
                     f"replay {args.replay}: still fails: {exc.oracle}: {exc.detail}",

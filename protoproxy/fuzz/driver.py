@@ -117,7 +117,11 @@ class Options:
 
 class Driver(Protocol):
     """One protocol's side of a fuzz run. `via` is where to connect: the proxy's
-    listener in front of the target (or the target itself under --direct)."""
+    listener in front of the target (or the target itself under --direct).
+
+    Optional methods the runner calls when present: ``prepare(via)`` once before
+    the first `strategy()` (a strategy that depends on what the target speaks),
+    and ``state_machine(via)`` for stateful rounds."""
 
     protocol: ClassVar[str]
 
@@ -131,4 +135,6 @@ class Driver(Protocol):
         """Raise `OracleFailure("alive" | "health", ...)` when the target is not well."""
         ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """End the driver's connections; may be called more than once."""
+        ...

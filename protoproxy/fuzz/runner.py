@@ -304,6 +304,14 @@ class Runner:
             budget = s.max_examples = DEFAULT_MAX_EXAMPLES
         has_machine = s.options.stateful and hasattr(self.driver, "state_machine")
         n = 0
+        prepare = getattr(self.driver, "prepare", None)
+        if prepare is not None:
+            # A driver whose strategy depends on the target (Kafka: what ApiVersions
+            # advertises) learns it here, before the first draw.
+            try:
+                prepare(self.via)
+            except OSError as exc:
+                raise Unreachable(f"cannot prepare against {self.via}: {exc}") from exc
         try:
             while True:
                 left = self._budget_left()

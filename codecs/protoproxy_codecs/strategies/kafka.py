@@ -217,6 +217,9 @@ def _tag_section(draw: st.DrawFn) -> bytes:
     return out
 
 
+_TAG_SECTION = _tag_section()  # built once: a strategy per draw costs more than the draw
+
+
 def _with_unknown_tags(
     draw: st.DrawFn, frame: bytes, header_tags_at: int | None, value: Any
 ) -> bytes:
@@ -228,9 +231,9 @@ def _with_unknown_tags(
     """
     if header_tags_at is not None and draw(st.booleans()):
         assert frame[header_tags_at] == 0
-        frame = frame[:header_tags_at] + draw(_tag_section()) + frame[header_tags_at + 1 :]
+        frame = frame[:header_tags_at] + draw(_TAG_SECTION) + frame[header_tags_at + 1 :]
     if not getattr(value, "tags", None) and frame[-1] == 0 and draw(st.booleans()):
-        frame = frame[:-1] + draw(_tag_section())
+        frame = frame[:-1] + draw(_TAG_SECTION)
     return struct.pack(">i", len(frame) - 4) + frame[4:]
 
 

@@ -1,0 +1,116 @@
+"""`protoproxy fuzz kafka` end to end: the real proxy front, a planted-bug responder, and
+the testbed's fake cluster (which must raise no false alarm)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from protoproxy.fuzz import cli
+from protoproxy.fuzz.driver import Target
+from testbed.threaded import TestbedThread
+
+from .planted_kafka import PlantedKafka
+
+KAFKA_ONLY = {
+    "grpc": {"enabled": False},
+    "http": {"enabled": False},
+    "echo": {"enabled": False},
+    "tail": False,
+    "kafka": {"brokers": 1},
+}
+
+
+def fuzz(target: object, out: Path, *extra: str) -> int:
+    argv = ["fuzz", "kafka", "--target", str(target), "--out", str(out), "--seed", "1"]
+    return cli.main([*argv, "--quiet", *extra])
+
+
+def test_planted_close_is_found_shrunk_and_replayed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The default budget (no --max-examples) finds the close, shrinks it to the one
+    minimal request, writes it once; the replay fails until the responder is fixed."""
+    with PlantedKafka() as server:
+        assert fuzz(server.target, tmp_path) == 1
+        files = sorted((tmp_path / "failures").iterdir())
+        assert [f.name for f in files] == ["0001.json"]
+        data = json.loads(files[0].read_text())
+        assert data["oracle"] == "closed_with_reason"
+        corr = -(2**31)  # the first edge the correlation id strategy offers
+        assert data["detail"] == f"closed without answering Metadata v1 (correlation id {corr})"
+        case = data["case"]
+        assert case["label"] == "Metadata v1"
+        assert case["decoded"] == [
+            {
+                "api": "Metadata",
+                "api_key": 3,
+                "version": 1,
+                "correlation_id": corr,
+                "client_id": None,
+                "body": {"topics": [{"name": ""}] * 3},
+            }
+        ]
+        # size, Metadata v1, the id, a null client id, three empty names
+        assert case["wire"] == ["000000140003000180000000ffff00000003" + "0000" * 3]
+        assert data["driver"] == "kafka" and data["listener_protocol"] == "kafka"
+        report = json.loads((tmp_path / "report.json").read_text())
+        assert [f["oracle"] for f in report["failures"]] == ["closed_with_reason"]
+        assert report["proxy"], "the cases went through the proxy"
+        capsys.readouterr()
+
+        assert cli.main(["fuzz", "--replay", str(files[0])]) == 1
+        assert "still fails: closed_with_reason" in capsys.readouterr().err
+    with PlantedKafka(fixed=True) as fixed:
+        assert cli.main(["fuzz", "--replay", str(files[0]), "--target", str(fixed.target)]) == 0
+        assert "no longer fails" in capsys.readouterr().err
+        assert fixed.requests >= 2  # the case's Metadata and the probe's ApiVersions
+
+
+def test_api_narrows_what_is_drawn_and_server_errors_are_caught(tmp_path: Path) -> None:
+    with PlantedKafka(server_error=True) as server:
+        rc = fuzz(
+            server.target, tmp_path / "narrow", "--api", "ApiVersions", "--max-examples", "30"
+        )
+        assert rc == 0
+        report = json.loads((tmp_path / "narrow" / "report.json").read_text())
+        assert report["cases"] == 30
+        assert {label.split()[0] for label in report["coverage"]} == {"ApiVersions"}
+
+        assert fuzz(server.target, tmp_path / "err", "--api", "Metadata", "--direct") == 1
+        data = json.loads((tmp_path / "err" / "failures" / "0001.json").read_text())
+        assert data["oracle"] == "not_a_server_error"
+        assert data["detail"].endswith("answered UNKNOWN_SERVER_ERROR (-1)")
+        assert data["case"]["label"] == "Metadata v1"
+
+        allowed = ["--api", "Metadata", "--direct", "--max-examples", "20"]
+        rc = fuzz(
+            server.target, tmp_path / "ok", *allowed, "--allow-status", "UNKNOWN_SERVER_ERROR"
+        )
+        assert rc == 0
+
+
+def test_unknown_api_name_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with PlantedKafka() as server:
+        assert fuzz(server.target, Path("unused"), "--api", "Produce,Nope") == 2
+    assert "--api Nope: no such Kafka API" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def fake_broker() -> Iterator[Target]:
+    """The fake cluster's broker itself: `protoproxy fuzz` puts its own proxy in front."""
+    with TestbedThread(KAFKA_ONLY) as tb:
+        bootstrap = tb.call(lambda t: t.services["kafka"].bootstrap_servers)
+        yield Target.parse(bootstrap.split(",")[0])
+
+
+def test_no_false_alarm_against_the_fake_cluster(tmp_path: Path, fake_broker: Target) -> None:
+    assert fuzz(fake_broker, tmp_path, "--max-examples", "150", "--no-stateful") == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["cases"] == 150 and report["failures"] == []
+    apis = {label.split()[0] for label in report["coverage"]}
+    assert {"Produce", "Fetch", "Metadata"} <= apis
+    assert len(apis) >= 12, sorted(apis)
