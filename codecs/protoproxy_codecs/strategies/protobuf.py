@@ -3,7 +3,8 @@
 Nothing is generated per message type: the descriptor is walked at draw time,
 so a user's own .proto (compiled, or loaded from a descriptor set) gets a
 strategy for free. The draws lean on what decoders get wrong: every scalar at
-its edges (NaN and infinities for floats), oneofs with one member set or none,
+its edges (NaN and infinities for floats), strings and bytes of 256 to 1024 as
+well as short ones, oneofs with one member set or none,
 required fields always set (proto2), groups like messages,
 maps, repeated and packed fields (empty too), nested messages down to
 `max_depth`, unknown fields of every wire type, and for open enums (proto3)
@@ -39,12 +40,29 @@ _RANGES: dict[int, tuple[int, int]] = {
     D.FieldDescriptor.TYPE_FIXED64: _U64,
 }
 _MAX_ITEMS = 4
+#: lengths of the long strings and bytes: past the 255/256 and 300-ish limits that
+#: servers check (or forget to), still cheap to draw and to send
+_LONG = (256, 1024)
 _FLOAT_EDGES = st.sampled_from([0.0, -0.0, math.nan, math.inf, -math.inf, 1.0])
 
 
 def _ints(lo: int, hi: int) -> st.SearchStrategy[int]:
     edges = sorted(n for n in {lo, lo + 1, hi - 1, hi, -1, 0, 1, 127, 128} if lo <= n <= hi)
     return st.sampled_from(edges) | st.integers(lo, hi)
+
+
+def _long_texts() -> st.SearchStrategy[str]:
+    """Strings of 256..1024 characters: a short unit repeated to a drawn length, so a
+    draw costs a few choices and shrinks to ``"0" * n`` for the smallest failing n."""
+    return st.builds(
+        lambda unit, n: (unit * n)[:n], st.text(min_size=1, max_size=8), st.integers(*_LONG)
+    )
+
+
+def _long_bytes() -> st.SearchStrategy[bytes]:
+    return st.builds(
+        lambda unit, n: (unit * n)[:n], st.binary(min_size=1, max_size=8), st.integers(*_LONG)
+    )
 
 
 def _closed(enum: D.EnumDescriptor) -> bool:
@@ -63,9 +81,9 @@ def scalar_values(field: D.FieldDescriptor) -> st.SearchStrategy[Any]:
     if t == D.FieldDescriptor.TYPE_DOUBLE:
         return _FLOAT_EDGES | st.just(sys.float_info.max) | st.just(5e-324) | st.floats()
     if t == D.FieldDescriptor.TYPE_STRING:
-        return st.text(max_size=20) | st.just("") | st.just("\U0010ffff" * 3)
+        return st.text(max_size=20) | st.just("") | st.just("\U0010ffff" * 3) | _long_texts()
     if t == D.FieldDescriptor.TYPE_BYTES:
-        return st.binary(max_size=32)
+        return st.binary(max_size=32) | _long_bytes()
     if t == D.FieldDescriptor.TYPE_ENUM:
         known = st.sampled_from([v.number for v in field.enum_type.values])
         if _closed(field.enum_type):
