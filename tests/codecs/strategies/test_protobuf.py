@@ -100,13 +100,11 @@ def test_proto2_required_groups_closed_enums(pool, name: str, data: st.DataObjec
 def test_the_edges_are_drawn(pool) -> None:
     """The strategy reaches what decoders get wrong, not just middling values."""
     seen: set[str] = set()
-    flat = ["Ints", "Floats", "Enums", "Choice", "ScalarMaps"]
-    strategy = st.one_of(
-        [protobuf_messages(pool.FindMessageTypeByName(f"{PACKAGE}.{n}")) for n in flat]
-    )
+    # draws per type, for about ten sightings of the rarest edge each: hypothesis
+    # mixes constants from the modules loaded into its draws, so which examples a
+    # derandomized run gets depends on what else the session imported
+    budgets = {"Ints": 300, "Floats": 30, "Enums": 30, "Choice": 30, "ScalarMaps": 30}
 
-    @settings(max_examples=300, database=None, derandomize=True)
-    @given(strategy)
     def collect(msg) -> None:
         name = msg.DESCRIPTOR.name
         if len(UnknownFieldSet(msg)):
@@ -125,7 +123,9 @@ def test_the_edges_are_drawn(pool) -> None:
         elif name == "ScalarMaps" and len(msg.by_name):
             seen.add("map")
 
-    collect()
+    for name, n in budgets.items():
+        strategy = protobuf_messages(pool.FindMessageTypeByName(f"{PACKAGE}.{name}"))
+        settings(max_examples=n, database=None, derandomize=True)(given(strategy)(collect))()
     want = {"int64 min", "uint64 max", "unknown enum", "oneof", "map", "nan/inf", "unknown field"}
     assert want <= seen
 
