@@ -27,6 +27,8 @@ from .replay import Failure, write_failure
 
 #: examples in one hypothesis run when a --seconds budget slices the work
 CHUNK = 200
+#: the first round under --seconds, before the case rate is known
+FIRST_TIMED_CHUNK = 20
 #: --max-examples when neither it nor --seconds is given
 DEFAULT_MAX_EXAMPLES = 1000
 #: the stateful machine's share of the example budget
@@ -246,6 +248,22 @@ class Runner:
 
         return self._hypothesis(test, seed, stateful=False)
 
+    def _timed_chunk(self) -> int:
+        """A round's size under --seconds: what the rate so far fits in the time left.
+
+        A hypothesis run cannot be cut short without counting as a failure, and
+        past the deadline it still draws (sending nothing) to the end of its
+        round; drawing is most of a case's cost, so a fixed 200-case round
+        overran a 60 s budget by seconds. The first round is small to learn the rate.
+        """
+        assert self.spec.seconds is not None
+        elapsed = time.monotonic() - self._t0
+        if self.result.cases == 0 or elapsed <= 0:
+            return FIRST_TIMED_CHUNK
+        rate = self.result.cases / elapsed
+        left = self.spec.seconds - elapsed
+        return max(1, min(CHUNK, int(rate * left) + 1))
+
     def _budget_exhausted(self) -> bool:
         left = self._budget_left()
         return left is not None and left <= 0
@@ -317,7 +335,7 @@ class Runner:
                 left = self._budget_left()
                 if (left is not None and left <= 0) or self._over_time():
                     break
-                chunk = CHUNK if s.seconds is not None else (left or CHUNK)
+                chunk = self._timed_chunk() if s.seconds is not None else (left or CHUNK)
                 if left is not None:
                     chunk = min(chunk, left)
                 plain = chunk

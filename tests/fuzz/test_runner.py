@@ -183,3 +183,13 @@ def test_missing_driver_is_reported(capsys: pytest.CaptureFixture[str]) -> None:
     registry.register("line", "tests.fuzz.no_such_module:Nope", "tcp")
     assert cli.main(["fuzz", "line", "--target", "127.0.0.1:1"]) == 2
     assert "not built" in capsys.readouterr().err
+
+
+def test_seconds_budget_runs_rounds_and_reports_the_rate(tmp_path: Path) -> None:
+    with LineServer(fixed=True) as server:
+        rc = fuzz(server.target, tmp_path, "--seconds", "1.5", "--no-stateful")
+    assert rc == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["cases"] > 0 and report["failures"] == []
+    assert report["cases_per_s"] > 0
+    assert sum(report["coverage"].values()) == report["cases"]
