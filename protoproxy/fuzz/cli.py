@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -169,8 +170,6 @@ def run(args: argparse.Namespace) -> int:
 
 def fuzz(args: argparse.Namespace) -> int:
     from .progress import Progress
-    from .report import write_reports
-    from .runner import Runner, RunSpec, Unreachable, check_reachable
 
     name = args.fuzz_driver
     spec = registry.DRIVERS[name]
@@ -184,6 +183,38 @@ def fuzz(args: argparse.Namespace) -> int:
         return _usage(args, f"{name}: {exc}")
     protocol = registry.listener_protocol(name, type(driver))
     progress = Progress.choose(args.progress, args.quiet)
+    with _quiet_proxy(args.quiet):
+        return _run_driver(args, name, spec, options, seed, driver, protocol, progress)
+
+
+@contextlib.contextmanager
+def _quiet_proxy(quiet: bool) -> Iterator[None]:
+    """--quiet: the in-process proxy's connection warnings (a case that ends one,
+    the shutdown) stay out of stderr; the report has the counts. Restored after,
+    as tests call `main` in their own process."""
+    logger = logging.getLogger("protoproxy")
+    level = logger.level
+    if quiet:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _run_driver(
+    args: argparse.Namespace,
+    name: str,
+    spec: str,
+    options: Options,
+    seed: int,
+    driver: Any,
+    protocol: str,
+    progress: Any,
+) -> int:
+    from .report import write_reports
+    from .runner import Runner, RunSpec, Unreachable, check_reachable
+
     try:
         check_reachable(args.target)
         if not args.quiet:
