@@ -343,6 +343,14 @@ def open_echo_connection() -> Any:
 PY_RUNNER = textwrap.dedent(
     """
     import ast, asyncio, sys, types
+    # A loaded CI machine is not an example's failure: no deadline and no
+    # too-slow health check for hypothesis, as in the suite's "ci" profile.
+    from hypothesis import HealthCheck, settings
+    settings.register_profile(
+        "docs", database=None, deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    settings.load_profile("docs")
     source = open(sys.argv[1]).read()
     code = compile(source, sys.argv[1], "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
     module = types.ModuleType("__main__")
