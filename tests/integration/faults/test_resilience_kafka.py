@@ -82,6 +82,8 @@ EXAMPLES = int(
 STEPS = 4
 #: fault steps per plan at most
 FAULTS = 4
+#: hypothesis's seed and the fault engine's (its random draws restart at each example)
+SEED = 11
 
 # (api, error) for aborts: retriable errors a client must ride out.
 ABORTS = [
@@ -139,6 +141,7 @@ def plans() -> Any:
         apis=APIS,
         delays=DELAYS,
         toxics=TOXICS,
+        seed=SEED,
     )
 
 
@@ -260,6 +263,8 @@ def _script(ctx: SearchContext) -> list[tuple[str, int]]:
 def _workload(tb: Any, ctx: SearchContext) -> None:
     from kafka import KafkaProducer
 
+    _t0 = time.monotonic()
+    print("EX", ctx.example, ctx.plan, _script(ctx), flush=True)
     run = Run(prefix=b"%d-" % ctx.example, group=ctx.name("res-g"))
     ctx.record("run", run)
     run.base_proxy, run.base_errors = _proxy_counts(tb)
@@ -286,6 +291,7 @@ def _workload(tb: Any, ctx: SearchContext) -> None:
             ctx.step()
     finally:
         _teardown(tb, run)
+        print("  took %.2f" % (time.monotonic() - _t0), flush=True)
 
 
 def _produce(run: Run, n: int) -> None:
@@ -554,7 +560,7 @@ def test_kafka_under_faults(monkeypatch: pytest.MonkeyPatch) -> None:
         protocol="kafka",
         plans=plans(),
         max_examples=EXAMPLES,
-        seed=11,
+        seed=SEED,
         scenario={
             "grpc": {"enabled": False},
             "http": {"enabled": False},
