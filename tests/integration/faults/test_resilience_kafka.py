@@ -263,8 +263,6 @@ def _script(ctx: SearchContext) -> list[tuple[str, int]]:
 def _workload(tb: Any, ctx: SearchContext) -> None:
     from kafka import KafkaProducer
 
-    _t0 = time.monotonic()
-    print("EX", ctx.example, ctx.plan, _script(ctx), flush=True)
     run = Run(prefix=b"%d-" % ctx.example, group=ctx.name("res-g"))
     ctx.record("run", run)
     run.base_proxy, run.base_errors = _proxy_counts(tb)
@@ -291,7 +289,6 @@ def _workload(tb: Any, ctx: SearchContext) -> None:
             ctx.step()
     finally:
         _teardown(tb, run)
-        print("  took %.2f" % (time.monotonic() - _t0), flush=True)
 
 
 def _produce(run: Run, n: int) -> None:
