@@ -11,6 +11,7 @@ list (a proxy fault, or a `service:` fault), or `{"remove": name}`, so a plan
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -21,12 +22,15 @@ Protocol = Literal["kafka", "grpc"]
 
 #: every kind of step, simplest first (hypothesis shrinks towards the first)
 KINDS: dict[str, tuple[str, ...]] = {
-    "kafka": ("abort", "drop", "delay", "toxic", "move_leader", "stop_broker", "remove"),
+    "kafka": ("abort", "drop", "delay", "cut", "toxic", "move_leader", "stop_broker", "remove"),
     "grpc": ("abort", "drop", "delay", "toxic", "grpc_program", "remove"),
 }
 KAFKA_ERRORS = ("NOT_LEADER_OR_FOLLOWER", "REQUEST_TIMED_OUT", "NOT_ENOUGH_REPLICAS")
 GRPC_STATUSES = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "INTERNAL")
 TOXICS = ("latency", "reset_peer", "timeout", "slicer", "bandwidth")
+#: Kafka message-fault kinds whose API `apis=` chooses (aborts take theirs from `aborts=`)
+KAFKA_API_KINDS = ("drop", "delay", "cut")
+DELAYS = ("50ms", "200ms")
 
 
 @dataclass(frozen=True)
@@ -73,9 +77,19 @@ class FaultPlan:
         return "FaultPlan(" + "; ".join(f"@{s.at} {s.kind}" for s in self.steps) + ")"
 
 
+@dataclass(frozen=True)
+class _Vocabulary:
+    """What message and toxic steps draw from (`fault_schedules`' keyword options)."""
+
+    aborts: tuple[tuple[str, str], ...]
+    apis: Mapping[str, tuple[str | None, ...]]
+    delays: tuple[Any, ...]
+    toxics: Mapping[str, Mapping[str, Any]] | None
+
+
 # -- strategies for one step ----------------------------------------------------------
-def _kafka_match() -> st.SearchStrategy[dict[str, Any]]:
-    return st.just({"protocol": "kafka", "api": "Produce"})
+def _kafka_match(api: str | None) -> dict[str, Any]:
+    return {"protocol": "kafka"} if api is None else {"protocol": "kafka", "api": api}
 
 
 def _grpc_match(method: str) -> st.SearchStrategy[dict[str, Any]]:
@@ -87,7 +101,14 @@ def _gate() -> st.SearchStrategy[dict[str, Any]]:
     return st.integers(1, 3).map(lambda n: {"schedule": {"first": n}})
 
 
-def _toxic(protocol: str) -> st.SearchStrategy[dict[str, Any]]:
+def _toxic(
+    protocol: str, given: Mapping[str, Mapping[str, Any]] | None
+) -> st.SearchStrategy[dict[str, Any]]:
+    if given is not None:
+        # the caller's toxics, whole: on every connection of the protocol until removed
+        return st.sampled_from(sorted(given)).map(
+            lambda t: {"match": {"protocol": protocol}, "toxic": dict(given[t])}
+        )
     attrs: dict[str, st.SearchStrategy[dict[str, int]]] = {
         "latency": st.builds(lambda ms: {"latency": ms}, st.sampled_from((20, 100, 300))),
         "reset_peer": st.just({"timeout": 0}),
@@ -110,18 +131,33 @@ def _toxic(protocol: str) -> st.SearchStrategy[dict[str, Any]]:
     )
 
 
-def _message(kind: str, protocol: str, method: str) -> st.SearchStrategy[dict[str, Any]]:
-    match = _kafka_match() if protocol == "kafka" else _grpc_match(method)
-    if kind == "abort":
-        action = (
-            st.sampled_from(KAFKA_ERRORS).map(lambda e: {"abort": e})
-            if protocol == "kafka"
-            else st.sampled_from(GRPC_STATUSES).map(lambda s: {"abort": {"status": s}})
+def _message(
+    kind: str, protocol: str, method: str, vocab: _Vocabulary
+) -> st.SearchStrategy[dict[str, Any]]:
+    match: st.SearchStrategy[dict[str, Any]]
+    action: st.SearchStrategy[dict[str, Any]]
+    if protocol == "kafka" and kind == "abort":
+        # an (api, error) pair: the error is one that API's responses carry
+        return st.tuples(st.sampled_from(vocab.aborts), _gate()).map(
+            lambda x: {"match": _kafka_match(x[0][0]), "action": {"abort": x[0][1]}, **x[1]}
         )
+    if protocol == "kafka":
+        match = st.sampled_from(vocab.apis[kind]).map(_kafka_match)
+    else:
+        match = _grpc_match(method)
+    if kind == "abort":
+        action = st.sampled_from(GRPC_STATUSES).map(lambda s: {"abort": {"status": s}})
     elif kind == "drop":
         action = st.just({"drop": {}})
+        if protocol == "kafka":
+            # a dropped request, or a dropped response (the broker did act on it)
+            match = st.tuples(match, st.sampled_from(("upstream", "downstream"))).map(
+                lambda x: {**x[0], "direction": x[1]}
+            )
+    elif kind == "cut":
+        action = st.sampled_from(("reset", "close")).map(lambda how: {how: {}})
     else:
-        action = st.sampled_from(("50ms", "200ms")).map(lambda d: {"delay": d})
+        action = st.sampled_from(vocab.delays).map(lambda d: {"delay": d})
     return st.tuples(match, action, _gate()).map(lambda x: {"match": x[0], "action": x[1], **x[2]})
 
 
@@ -139,13 +175,17 @@ def _plan(
     method: str,
     seed: int,
     scenario: dict[str, Any],
+    vocab: _Vocabulary,
 ) -> FaultPlan:
     n = draw(st.integers(0, max_steps))
+    # The drawn order is the applied order (the `at`s drawn first, then sorted), so
+    # what each step assumes when drawn holds when it applies: a leader moves to a
+    # live broker, a broker is started after its stop, one broker is always up.
+    ats = sorted(draw(st.integers(0, workload_steps)) for _ in range(n))
     steps: list[PlanStep] = []
     added: list[str] = []
     stopped: list[int] = []
-    for i in range(n):
-        at = draw(st.integers(0, workload_steps))
+    for i, at in enumerate(ats):
         choices = [
             k
             for k in kinds
@@ -155,11 +195,11 @@ def _plan(
         kind = draw(st.sampled_from(choices))
         name = f"plan-{i}"
         entry: dict[str, Any]
-        if kind in ("abort", "drop", "delay"):
-            entry = {"name": name, **draw(_message(kind, protocol, method))}
+        if kind in ("abort", "drop", "delay", "cut"):
+            entry = {"name": name, **draw(_message(kind, protocol, method, vocab))}
             added.append(name)
         elif kind == "toxic":
-            entry = {"name": name, **draw(_toxic(protocol))}
+            entry = {"name": name, **draw(_toxic(protocol, vocab.toxics))}
             added.append(name)
         elif kind == "move_leader":
             live = [b for b in range(brokers) if b not in stopped]
@@ -197,26 +237,7 @@ def _plan(
                 added.remove(target)
                 entry = {"remove": target}
         steps.append(PlanStep(at, kind, entry))
-    return FaultPlan(tuple(_causal(steps)), protocol, seed, scenario)
-
-
-def _causal(steps: list[PlanStep]) -> list[PlanStep]:
-    """Steps sorted by `at`, a remove no earlier than its add and a start no earlier
-    than its stop: the drawn order is the causal order, kept for equal `at`."""
-    out: list[PlanStep] = []
-    since: dict[str, int] = {}
-    for s in steps:
-        at = s.at
-        if s.kind == "remove":
-            at = max(at, since[s.entry["remove"]])
-        elif s.kind == "start_broker":
-            at = max(at, since[f"broker:{s.entry['action']['start_broker']}"])
-        elif s.kind == "stop_broker":
-            since[f"broker:{s.entry['action']['stop_broker']}"] = at
-        elif "name" in s.entry:
-            since[s.entry["name"]] = at
-        out.append(PlanStep(at, s.kind, s.entry))
-    return sorted(out, key=lambda s: s.at)  # stable
+    return FaultPlan(tuple(steps), protocol, seed, scenario)
 
 
 def fault_schedules(
@@ -230,11 +251,22 @@ def fault_schedules(
     partitions: int = 3,
     method: str = "Unary",
     seed: int = 0,
+    aborts: Sequence[tuple[str, str]] | None = None,
+    apis: Mapping[str, Sequence[str | None]] | None = None,
+    delays: Sequence[Any] = DELAYS,
+    toxics: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> st.SearchStrategy[FaultPlan]:
     """Plans of up to `max_steps` steps at workload steps 0..`workload_steps`.
 
     `faults` limits the kinds (see `KINDS`); Kafka plans act on Produce and on
     `topic`'s partitions, gRPC plans on `method` of the testbed's demo service.
+    The vocabulary can be widened: `aborts` are the Kafka (api, error) pairs
+    an abort draws from (default: Produce with each of `KAFKA_ERRORS`); `apis`
+    maps `drop`, `delay` and `cut` to the Kafka APIs they match (None: every
+    API; default: Produce); `delays` are the `delay` actions' arguments (a
+    duration or `{uniform: [lo, hi]}`); `toxics` replaces the random toxics
+    with named toxic specs (type, stream, attributes), each put on every
+    connection until a `remove` step takes it off.
     """
     if protocol not in KINDS:
         raise ValueError(f"protocol must be one of {', '.join(KINDS)}, not {protocol!r}")
@@ -246,6 +278,21 @@ def fault_schedules(
         kinds = tuple(k for k in kinds if k in faults)
         if not kinds:
             raise ValueError("faults= leaves no kind of step")
+    if protocol != "kafka" and (aborts is not None or apis is not None):
+        raise ValueError("aborts= and apis= are Kafka options")
+    unknown_apis = set(apis or {}) - set(KAFKA_API_KINDS)
+    if unknown_apis:
+        raise ValueError(
+            f"apis= takes {', '.join(KAFKA_API_KINDS)}, not {', '.join(sorted(unknown_apis))}"
+        )
+    vocab = _Vocabulary(
+        aborts=tuple(aborts) if aborts is not None else tuple(("Produce", e) for e in KAFKA_ERRORS),
+        apis={k: tuple((apis or {}).get(k, ("Produce",))) for k in KAFKA_API_KINDS},
+        delays=tuple(delays),
+        toxics=dict(toxics) if toxics is not None else None,
+    )
+    if not vocab.aborts or not vocab.delays or not all(vocab.apis.values()) or toxics == {}:
+        raise ValueError("aborts=, apis=, delays= and toxics= must not be empty")
     scenario: dict[str, Any] = {}
     if protocol == "kafka":
         scenario["kafka"] = {"brokers": brokers, "topics": {topic: partitions}}
@@ -260,4 +307,5 @@ def fault_schedules(
         method=method,
         seed=seed,
         scenario=scenario,
+        vocab=vocab,
     )
