@@ -37,7 +37,7 @@ class BugDetector:
         self.buf = bytearray()
         self.preface_left = len(F.PREFACE)
         self.opened: set[int] = set()
-        #: idle streams a PRIORITY frame named as its dependency
+        #: idle streams a PRIORITY frame was sent on
         self.named: set[int] = set()
 
     def feed(self, data: bytes) -> bool:
@@ -54,10 +54,8 @@ class BugDetector:
                 break
             ftype, flags = buf[3], buf[4]
             sid = int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF
-            if ftype == F.PRIORITY and end == 14:
-                dep = int.from_bytes(buf[9:13], "big") & 0x7FFFFFFF
-                if dep not in self.opened:
-                    self.named.add(dep)
+            if ftype == F.PRIORITY and sid not in self.opened and self.opened:
+                self.named.add(sid)
             elif ftype == F.HEADERS and sid not in self.opened:
                 if flags & F.FLAG_PADDED and sid in self.named:
                     return True

@@ -35,13 +35,20 @@ _HEADER_NAME = st.sampled_from(HEADER_NAMES)
 _EXTRA_HEADERS = st.integers(0, 4)
 _PIECES = st.sampled_from([1, 1, 2, 4, 16])
 _STATUSES = st.sampled_from([200, 204, 404, 500, 503])
-_PING_DATA = st.binary(min_size=8, max_size=8)
 _TABLE_SIZES = st.sampled_from([0, 1, 256, 4096])
 _BYTE = st.integers(0, 255)
 _UNKNOWN_STREAMS = st.integers(0, 9)
 _UNKNOWN_PAYLOADS = st.binary(max_size=40)
+_ANY_STREAM = st.integers(1, 200)
+#: ops that act on an open stream
+_ON_A_STREAM = frozenset({"data", "fill", "trailers", "rst", "end"})
+#: whether a conversation goes on: False first, so shrinking ends it early;
+#: about 12 more ops on average
+_MORE = st.sampled_from([False] + [True] * 12)
+#: "ping" first: it is what an op shrinks towards, and a PING (two choices)
+#: is then small enough for the shrinker to delete outright
 _OPS = st.sampled_from(
-    ["open", "data", "priority", "unknown", "ping", "window", "rst", "end"]
+    ["ping", "open", "data", "priority", "unknown", "window", "rst", "end"]
     + ["trailers", "settings", "table", "fill", "window_max"]
 )
 
@@ -130,6 +137,18 @@ def header_block_frames(
     return _header_block(draw, encoder, sid, end_stream, headers, max_frame_size)
 
 
+@st.composite
+def _opening(
+    draw: st.DrawFn, encoder: hpack.Encoder, sid: int, side: Literal["client", "server"]
+) -> tuple[bool, bytes]:
+    """A stream's first header block (a request, or a response): (END_STREAM?, frames)."""
+    end = draw(_BOOLS)
+    if side == "client":
+        return end, _header_block(draw, encoder, sid, end)
+    status = str(draw(_STATUSES))
+    return end, _header_block(draw, encoder, sid, end, [(":status", status)])
+
+
 @dataclass
 class Http2Conversation:
     """One side's bytes, and what the peer has to do for them to make sense.
@@ -192,18 +211,23 @@ def _conversation(
     open_sids: list[int] = []
     answered: list[int] = []  # server side: the client streams answered so far
     headers_sent: set[int] = set()
-    for _ in range(draw(st.integers(1, max_ops))):
+    for i in range(max_ops):
+        # "Another op?" before each one (as st.lists does), not a count drawn
+        # up front: the shrinker can then delete any op, not only the last.
+        if i and not draw(_MORE):
+            break
         op = draw(_OPS)
-        if op == "open" or not open_sids:
+        if not headers_sent or (op in _ON_A_STREAM and not open_sids):
+            op = "open"  # the first op, and those needing an open stream when none is
+        if op == "open":
             sid = next_sid
             next_sid += 2
-            end = draw(_BOOLS)
-            if side == "client":
-                out += _header_block(draw, encoder, sid, end)
-            else:
+            # one draw (one span) for the whole block: lowering this op to
+            # "ping" and deleting the span is how the shrinker drops a stream
+            end, block = draw(_opening(encoder, sid, side))
+            out += block
+            if side == "server":
                 answered.append(sid)
-                status = str(draw(_STATUSES))
-                out += _header_block(draw, encoder, sid, end, [(":status", status)])
             headers_sent.add(sid)
             if not end:
                 open_sids.append(sid)
@@ -227,7 +251,9 @@ def _conversation(
             out += _header_block(draw, encoder, sid, True, trailer)
             open_sids.remove(sid)
         elif op == "priority":
-            sid = draw(st.integers(1, 200))
+            # often the next stream, still idle (RFC 9113 5.1: PRIORITY may
+            # precede the HEADERS that opens it), else any stream at all
+            sid = draw(st.just(next_sid) | _ANY_STREAM)
             out += F.frame(F.PRIORITY, 0, sid, _priority(draw, sid))
         elif op == "unknown":
             out += F.frame(
@@ -237,7 +263,8 @@ def _conversation(
                 draw(_UNKNOWN_PAYLOADS),
             )
         elif op == "ping":
-            out += F.build_ping(draw(_PING_DATA))
+            # no draw: an op the shrinker can delete with its two choices
+            out += F.build_ping(struct.pack(">Q", i))
         elif op == "window":
             sid = draw(st.sampled_from([0, *open_sids]))
             inc = draw(st.integers(1, 1000))
