@@ -211,3 +211,23 @@ class PlantedHttp2Server:
         self.listener.close()
         for sock in conns:
             sock.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m tests.fuzz.planted_http2 [--fixed]``: serve, print the port, run
+    until stdin closes (a child of the test, on its own core and its own GIL)."""
+    import argparse
+    import sys
+
+    p = argparse.ArgumentParser()
+    p.add_argument("--fixed", action="store_true")
+    p.add_argument("--revive", type=float, default=0.02, help="seconds dead (<0: forever)")
+    args = p.parse_args(argv)
+    revive = args.revive if args.revive >= 0 else None
+    with PlantedHttp2Server(fixed=args.fixed, revive_s=revive) as server:
+        print(server.target.port, flush=True)
+        sys.stdin.read()
+
+
+if __name__ == "__main__":
+    main()

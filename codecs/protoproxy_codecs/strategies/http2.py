@@ -33,7 +33,10 @@ _DEPENDENCIES = st.sampled_from([0, 1, 3, 2**31 - 1]) | st.integers(0, 2**31 - 1
 _WEIGHTS = st.sampled_from([0, 15, 255]) | st.integers(0, 255)
 _HEADER_NAME = st.sampled_from(HEADER_NAMES)
 _EXTRA_HEADERS = st.integers(0, 4)
-_PIECES = st.sampled_from([1, 1, 2, 4, 16])
+#: a block in at most 8 pieces: with the optional empty one, at most 8
+#: CONTINUATION frames, the limit nghttp2 (>= 1.61, and Debian's 1.52 with the
+#: CVE-2024-27316 fix) enforces by dropping the connection
+_PIECES = st.sampled_from([1, 1, 2, 4, 8])
 _STATUSES = st.sampled_from([200, 204, 404, 500, 503])
 _TABLE_SIZES = st.sampled_from([0, 1, 256, 4096])
 _BYTE = st.integers(0, 255)
