@@ -38,6 +38,7 @@ import time
 from typing import Any, ClassVar
 
 from hypothesis.strategies import SearchStrategy
+
 from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM, DecodeError
 from protoproxy_codecs.http2 import frames as F
 from protoproxy_codecs.http2.codec import Http2Codec
@@ -126,7 +127,10 @@ class _Server:
         elif ftype == F.PING and not flags & F.FLAG_ACK:
             replies += F.build_ping(raw[9:17], ack=True)
         elif ftype == F.GOAWAY:
-            self.goaway = (int.from_bytes(raw[9:13], "big") & 0x7FFFFFFF, int.from_bytes(raw[13:17], "big"))
+            self.goaway = (
+                int.from_bytes(raw[9:13], "big") & 0x7FFFFFFF,
+                int.from_bytes(raw[13:17], "big"),
+            )
         elif ftype == F.DATA and len(raw) > 9:
             replies += F.build_window_update(0, len(raw) - 9)  # padding counts too
             if not flags & F.FLAG_END_STREAM and sid not in self.client_reset:

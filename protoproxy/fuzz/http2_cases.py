@@ -20,6 +20,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
+
 from protoproxy_codecs.base import UPSTREAM, DecodeError, Message
 from protoproxy_codecs.http2 import frames as F
 from protoproxy_codecs.http2.codec import Http2Codec
@@ -130,9 +131,7 @@ def closing_frames(messages: list[Message]) -> bytes:
         ftype, sid, flags = info["type"], info["stream_id"], info["flags"]
         if ftype == F.HEADERS and sid not in done and sid not in opened:
             opened.append(sid)
-        if ftype in (F.HEADERS, F.DATA) and flags & F.FLAG_END_STREAM:
-            done.add(sid)
-        elif ftype == F.RST_STREAM:
+        if (ftype in (F.HEADERS, F.DATA) and flags & F.FLAG_END_STREAM) or ftype == F.RST_STREAM:
             done.add(sid)
         elif ftype == F.SETTINGS and not flags & F.FLAG_ACK:
             for key, value in info["settings"]:

@@ -15,17 +15,21 @@ stream 1 depending on stream 3, then a padded HEADERS opening stream 3.
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import subprocess
+import sys
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import h2.config
 import h2.connection
 import h2.events
 import h2.exceptions
-from protoproxy_codecs.http2 import frames as F
 
 from protoproxy.fuzz.driver import Target
+from protoproxy_codecs.http2 import frames as F
 
 BODY = b"ok"
 
@@ -213,11 +217,35 @@ class PlantedHttp2Server:
             sock.close()
 
 
+@contextlib.contextmanager
+def planted_child(fixed: bool = False) -> Iterator[Target]:
+    """The planted server in a child process (its own GIL, so the fuzzer's
+    generation and the server do not take turns on one core)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.fuzz.planted_http2", *(["--fixed"] if fixed else [])],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line.strip().isdigit():
+            raise RuntimeError(f"planted server did not start: {line!r}")
+        yield Target("127.0.0.1", int(line))
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
 def main(argv: list[str] | None = None) -> None:
     """``python -m tests.fuzz.planted_http2 [--fixed]``: serve, print the port, run
     until stdin closes (a child of the test, on its own core and its own GIL)."""
     import argparse
-    import sys
 
     p = argparse.ArgumentParser()
     p.add_argument("--fixed", action="store_true")
