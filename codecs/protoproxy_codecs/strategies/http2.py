@@ -51,8 +51,10 @@ _MORE = st.sampled_from([False] + [True] * 12)
 #: "ping" first: it is what an op shrinks towards, and a PING (two choices)
 #: is then small enough for the shrinker to delete outright
 _OPS = st.sampled_from(
-    ["ping", "open", "data", "priority", "unknown", "window", "rst", "end"]
-    + ["trailers", "settings", "table", "fill", "window_max"]
+    [
+        *("ping", "open", "data", "priority", "unknown", "window", "rst", "end"),
+        *("trailers", "settings", "table", "fill", "window_max"),
+    ]
 )
 
 
