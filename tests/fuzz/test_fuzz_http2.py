@@ -10,14 +10,16 @@ default budget and shrink it to exactly three frames.
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from protoproxy.fuzz import cli
-from protoproxy.fuzz.driver import Options, OracleFailure, Target
+from protoproxy.fuzz.driver import Case, Options, OracleFailure, Target
 from protoproxy.fuzz.http2 import Http2Driver
 from protoproxy.fuzz.http2_cases import build_case
 from protoproxy_codecs.http2 import frames as F
@@ -160,3 +162,89 @@ def test_no_false_alarm_against_nghttpd(tmp_path: Path, nghttpd: Target) -> None
     assert not list(out.glob("failures/*.json"))
     # nghttpd never refused a conversation with a GOAWAY error either
     assert not [label for label in report["coverage"] if "GOAWAY" in label]
+
+
+class _Scripted:
+    """A one-connection server that answers anything with fixed bytes: the
+    oracles' negative cases, which no real server gives on demand."""
+
+    def __init__(self, answer: bytes) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.answer = answer
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def target(self) -> Target:
+        return Target("127.0.0.1", self.sock.getsockname()[1])
+
+    def _serve(self) -> None:
+        conn, _ = self.sock.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(self.answer)
+            conn.recv(65536)  # hold the connection until the client goes
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _requests() -> Case:
+    """Two requests, streams 1 and 3: the driver reads until both are answered,
+    so a frame the server sends between the two answers is always judged."""
+    import hpack
+
+    enc = hpack.Encoder()
+    data = F.PREFACE + F.build_settings([(int(F.SettingId.ENABLE_PUSH), 0)])
+    for sid in (1, 3):
+        block = enc.encode([tuple(h) for h in _request(sid)], huffman=False)
+        data += F.frame(F.HEADERS, F.FLAG_END_HEADERS | F.FLAG_END_STREAM, sid, block)
+    return build_case(data, [data])
+
+
+def _response(status: str, sid: int = 1) -> bytes:
+    import hpack
+
+    block = hpack.Encoder().encode([(":status", status)], huffman=False)
+    return F.build_header_block(sid, block, end_stream=True)
+
+
+_OK = _response("200", 1) + _response("200", 3)
+
+
+@pytest.mark.parametrize(
+    ("answer", "allow", "oracle"),
+    [
+        (F.build_settings() + F.build_rst_stream(7, 0) + _OK, (), "correlation"),
+        (
+            F.build_settings()
+            + _response("200", 1)
+            + F.build_data(1, b"late")
+            + _response("200", 3),
+            (),
+            "correlation",
+        ),
+        (F.build_settings() + _response("503", 1) + _response("200", 3), (), "not_a_server_error"),
+        (F.build_settings() + _response("503", 1) + _response("200", 3), ("503",), None),
+        (
+            F.build_settings() + b"\0\0\4\x08\0\0\0\0\0\0\0\0\0" + _OK,
+            (),
+            "decodes",
+        ),  # WINDOW_UPDATE of 0
+    ],
+    ids=["never-opened", "after-end-stream", "5xx", "5xx-allowed", "bad-frame"],
+)
+def test_oracles_on_scripted_answers(
+    answer: bytes, allow: tuple[str, ...], oracle: str | None
+) -> None:
+    server = _Scripted(answer)
+    driver = Http2Driver(Options(deadline_s=2, allow_status=frozenset(allow)))
+    try:
+        if oracle is None:
+            assert driver.execute(_requests(), server.target).responses == 2
+        else:
+            with pytest.raises(OracleFailure) as failed:
+                driver.execute(_requests(), server.target)
+            assert failed.value.oracle == oracle
+    finally:
+        server.close()
