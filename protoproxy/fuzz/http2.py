@@ -53,7 +53,7 @@ _PROBE_HELLO = (
     F.PREFACE + F.build_settings([(int(F.SettingId.ENABLE_PUSH), 0)]) + F.build_ping(PROBE_PING)
 )
 #: seconds between probes while waiting for a target to come back
-_RETRY_S = 0.01
+_RETRY_S = 0.002
 _SETTINGS_ACK = F.build_settings(ack=True)
 #: frames a server may send on a stream it ended itself (half closed, local)
 _AFTER_END = frozenset({F.WINDOW_UPDATE, F.RST_STREAM, F.PRIORITY})

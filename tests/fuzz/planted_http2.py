@@ -143,7 +143,7 @@ class _Connection:
 class PlantedHttp2Server:
     """``with PlantedHttp2Server() as server:``; ``server.target`` is where to fuzz."""
 
-    def __init__(self, fixed: bool = False, revive_s: float | None = 0.02) -> None:
+    def __init__(self, fixed: bool = False, revive_s: float | None = 0.005) -> None:
         self.fixed = fixed
         self.revive_s = revive_s
         self.deaths = 0
@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> None:
 
     p = argparse.ArgumentParser()
     p.add_argument("--fixed", action="store_true")
-    p.add_argument("--revive", type=float, default=0.02, help="seconds dead (<0: forever)")
+    p.add_argument("--revive", type=float, default=0.005, help="seconds dead (<0: forever)")
     args = p.parse_args(argv)
     revive = args.revive if args.revive >= 0 else None
     with PlantedHttp2Server(fixed=args.fixed, revive_s=revive) as server:
