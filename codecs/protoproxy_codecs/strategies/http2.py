@@ -25,6 +25,37 @@ HEADER_NAMES = ["x-a", "x-b", "user-agent", "content-type", "x-long-header-name"
 _VALUES = st.text("abcdef0123 -_.", min_size=0, max_size=30).map(str.strip)
 #: frame types no HTTP/2 library parses (0xA ALTSVC and 0xC ORIGIN are taken)
 _UNKNOWN_TYPES = st.integers(0x10, 0xFF)
+# Strategies built once: hypothesis caches few of its constructors (never a
+# sampled_from of a list, a `|` or a composite call), and validating a fresh
+# strategy at every draw was most of a conversation's generation time.
+_BOOLS = st.booleans()
+_DEPENDENCIES = st.sampled_from([0, 1, 3, 2**31 - 1]) | st.integers(0, 2**31 - 1)
+_WEIGHTS = st.sampled_from([0, 15, 255]) | st.integers(0, 255)
+_HEADER_NAME = st.sampled_from(HEADER_NAMES)
+_EXTRA_HEADERS = st.integers(0, 4)
+#: a block in at most 8 pieces: with the optional empty one, at most 8
+#: CONTINUATION frames, the limit nghttp2 (>= 1.61, and Debian's 1.52 with the
+#: CVE-2024-27316 fix) enforces by dropping the connection
+_PIECES = st.sampled_from([1, 1, 2, 4, 8])
+_STATUSES = st.sampled_from([200, 204, 404, 500, 503])
+_TABLE_SIZES = st.sampled_from([0, 1, 256, 4096])
+_BYTE = st.integers(0, 255)
+_UNKNOWN_STREAMS = st.integers(0, 9)
+_UNKNOWN_PAYLOADS = st.binary(max_size=40)
+_ANY_STREAM = st.integers(1, 200)
+#: ops that act on an open stream
+_ON_A_STREAM = frozenset({"data", "fill", "trailers", "rst", "end"})
+#: whether a conversation goes on: False first, so shrinking ends it early;
+#: about 12 more ops on average
+_MORE = st.sampled_from([False] + [True] * 12)
+#: "ping" first: it is what an op shrinks towards, and a PING (two choices)
+#: is then small enough for the shrinker to delete outright
+_OPS = st.sampled_from(
+    [
+        *("ping", "open", "data", "priority", "unknown", "window", "rst", "end"),
+        *("trailers", "settings", "table", "fill", "window_max"),
+    ]
+)
 
 
 @st.composite
@@ -45,17 +76,54 @@ def chunks(draw: st.DrawFn, data: bytes) -> list[bytes]:
 
 def _pad(draw: st.DrawFn, payload: bytes, room: int = 1 << 30) -> tuple[int, bytes]:
     """Optionally pad a payload: (extra flags, new payload); at most `room` bytes in all."""
-    if not draw(st.booleans()) or room < len(payload) + 1:
+    if not draw(_BOOLS) or room < len(payload) + 1:
         return 0, payload
     pad = draw(st.integers(min_value=0, max_value=min(255, room - len(payload) - 1)))
     return F.FLAG_PADDED, bytes([pad]) + payload + b"\0" * pad
 
 
 def _priority(draw: st.DrawFn, sid: int) -> bytes:
-    dep = draw(st.sampled_from([0, 1, 3, 2**31 - 1]) | st.integers(0, 2**31 - 1))
+    dep = draw(_DEPENDENCIES)
     dep = 0 if dep == sid else dep  # a stream may not depend on itself
-    weight = draw(st.sampled_from([0, 15, 255]) | st.integers(0, 255))
-    return struct.pack(">LB", dep | (draw(st.booleans()) << 31), weight)
+    weight = draw(_WEIGHTS)
+    return struct.pack(">LB", dep | (draw(_BOOLS) << 31), weight)
+
+
+def _header_block(
+    draw: st.DrawFn,
+    encoder: hpack.Encoder,
+    sid: int,
+    end_stream: bool,
+    headers: list[tuple[str, str]] | None = None,
+    max_frame_size: int = F.DEFAULT_MAX_FRAME_SIZE,
+) -> bytes:
+    """`header_block_frames`' body, called with the caller's `draw` (no strategy per call)."""
+    if headers is None:
+        headers = [(":method", "POST"), (":path", f"/p/{sid}"), (":scheme", "http")]
+        headers.append((":authority", "h"))
+    headers = list(headers)
+    for _ in range(draw(_EXTRA_HEADERS)):
+        headers.append((draw(_HEADER_NAME), draw(_VALUES)))
+    block = encoder.encode(headers, huffman=draw(_BOOLS))
+    n_pieces = draw(_PIECES)
+    size = max(1, -(-len(block) // n_pieces))
+    size = min(size, max_frame_size - 6 - 256)
+    pieces = [block[i : i + size] for i in range(0, len(block), size)] or [b""]
+    if draw(_BOOLS):
+        pieces.insert(1, b"")  # an empty CONTINUATION is legal
+    flags = F.FLAG_END_STREAM if end_stream else 0
+    first = pieces[0]
+    if draw(_BOOLS):
+        first = _priority(draw, sid) + first
+        flags |= F.FLAG_PRIORITY
+    pflags, first = _pad(draw, first, max_frame_size)
+    flags |= pflags
+    if len(pieces) == 1:
+        flags |= F.FLAG_END_HEADERS
+    out = F.frame(F.HEADERS, flags, sid, first)
+    for i, piece in enumerate(pieces[1:], start=2):
+        out += F.frame(F.CONTINUATION, F.FLAG_END_HEADERS if i == len(pieces) else 0, sid, piece)
+    return out
 
 
 @st.composite
@@ -71,32 +139,19 @@ def header_block_frames(
 
     `headers` defaults to a request's pseudo-headers; extra headers are added.
     """
-    if headers is None:
-        headers = [(":method", "POST"), (":path", f"/p/{sid}"), (":scheme", "http")]
-        headers.append((":authority", "h"))
-    headers = list(headers)
-    for _ in range(draw(st.integers(0, 4))):
-        headers.append((draw(st.sampled_from(HEADER_NAMES)), draw(_VALUES)))
-    block = encoder.encode(headers, huffman=draw(st.booleans()))
-    n_pieces = draw(st.sampled_from([1, 1, 2, 4, 16]))
-    size = max(1, -(-len(block) // n_pieces))
-    size = min(size, max_frame_size - 6 - 256)
-    pieces = [block[i : i + size] for i in range(0, len(block), size)] or [b""]
-    if draw(st.booleans()):
-        pieces.insert(1, b"")  # an empty CONTINUATION is legal
-    flags = F.FLAG_END_STREAM if end_stream else 0
-    first = pieces[0]
-    if draw(st.booleans()):
-        first = _priority(draw, sid) + first
-        flags |= F.FLAG_PRIORITY
-    pflags, first = _pad(draw, first, max_frame_size)
-    flags |= pflags
-    if len(pieces) == 1:
-        flags |= F.FLAG_END_HEADERS
-    out = F.frame(F.HEADERS, flags, sid, first)
-    for i, piece in enumerate(pieces[1:], start=2):
-        out += F.frame(F.CONTINUATION, F.FLAG_END_HEADERS if i == len(pieces) else 0, sid, piece)
-    return out
+    return _header_block(draw, encoder, sid, end_stream, headers, max_frame_size)
+
+
+@st.composite
+def _opening(
+    draw: st.DrawFn, encoder: hpack.Encoder, sid: int, side: Literal["client", "server"]
+) -> tuple[bool, bytes]:
+    """A stream's first header block (a request, or a response): (END_STREAM?, frames)."""
+    end = draw(_BOOLS)
+    if side == "client":
+        return end, _header_block(draw, encoder, sid, end)
+    status = str(draw(_STATUSES))
+    return end, _header_block(draw, encoder, sid, end, [(":status", status)])
 
 
 @dataclass
@@ -161,20 +216,23 @@ def _conversation(
     open_sids: list[int] = []
     answered: list[int] = []  # server side: the client streams answered so far
     headers_sent: set[int] = set()
-    for _ in range(draw(st.integers(1, max_ops))):
-        ops = ["open", "data", "priority", "unknown", "ping", "window", "rst", "end"]
-        ops += ["trailers", "settings", "table", "fill", "window_max"]
-        op = draw(st.sampled_from(ops))
-        if op == "open" or not open_sids:
+    for i in range(max_ops):
+        # "Another op?" before each one (as st.lists does), not a count drawn
+        # up front: the shrinker can then delete any op, not only the last.
+        if i and not draw(_MORE):
+            break
+        op = draw(_OPS)
+        if not headers_sent or (op in _ON_A_STREAM and not open_sids):
+            op = "open"  # the first op, and those needing an open stream when none is
+        if op == "open":
             sid = next_sid
             next_sid += 2
-            end = draw(st.booleans())
-            if side == "client":
-                out += draw(header_block_frames(encoder, sid, end))
-            else:
+            # one draw (one span) for the whole block: lowering this op to
+            # "ping" and deleting the span is how the shrinker drops a stream
+            end, block = draw(_opening(encoder, sid, side))
+            out += block
+            if side == "server":
                 answered.append(sid)
-                status = str(draw(st.sampled_from([200, 204, 404, 500, 503])))
-                out += draw(header_block_frames(encoder, sid, end, [(":status", status)]))
             headers_sent.add(sid)
             if not end:
                 open_sids.append(sid)
@@ -188,27 +246,30 @@ def _conversation(
             payload = b"\xaa" * room if fill else draw(st.binary(max_size=min(300, room)))
             flags, payload = _pad(draw, payload, room)
             windows.spend(sid, len(payload))
-            end = draw(st.booleans())
+            end = draw(_BOOLS)
             out += F.frame(F.DATA, flags | (F.FLAG_END_STREAM if end else 0), sid, payload)
             if end:
                 open_sids.remove(sid)
         elif op == "trailers":
             sid = draw(st.sampled_from(open_sids))
             trailer = [("grpc-status", "0")] if side == "server" else [("x-trailer", "t")]
-            out += draw(header_block_frames(encoder, sid, True, trailer))
+            out += _header_block(draw, encoder, sid, True, trailer)
             open_sids.remove(sid)
         elif op == "priority":
-            sid = draw(st.integers(1, 200))
+            # often the next stream, still idle (RFC 9113 5.1: PRIORITY may
+            # precede the HEADERS that opens it), else any stream at all
+            sid = draw(st.just(next_sid) | _ANY_STREAM)
             out += F.frame(F.PRIORITY, 0, sid, _priority(draw, sid))
         elif op == "unknown":
             out += F.frame(
                 draw(_UNKNOWN_TYPES),
-                draw(st.integers(0, 255)),
-                draw(st.integers(0, 9)),
-                draw(st.binary(max_size=40)),
+                draw(_BYTE),
+                draw(_UNKNOWN_STREAMS),
+                draw(_UNKNOWN_PAYLOADS),
             )
         elif op == "ping":
-            out += F.build_ping(draw(st.binary(min_size=8, max_size=8)))
+            # no draw: an op the shrinker can delete with its two choices
+            out += F.build_ping(struct.pack(">Q", i))
         elif op == "window":
             sid = draw(st.sampled_from([0, *open_sids]))
             inc = draw(st.integers(1, 1000))
@@ -227,7 +288,7 @@ def _conversation(
             out += F.build_settings(_settings_change(draw, side))
         elif op == "table":
             # a dynamic-table size update, within the receiver's default 4096
-            encoder.header_table_size = draw(st.sampled_from([0, 1, 256, 4096]))
+            encoder.header_table_size = draw(_TABLE_SIZES)
         elif op == "rst":
             sid = draw(st.sampled_from(open_sids))
             out += F.build_rst_stream(sid, draw(st.integers(0, 13)))
