@@ -61,6 +61,6 @@ def packet(ifid: int, ts_ns: int, data: bytes, flags: int, comment: str | None =
         options += _option(1, comment.encode())  # opt_comment
     options += _OPT.pack(0, 0)
     pad = -len(data) % 4
-    length = 32 + len(data) + pad + len(options) + 4
+    length = 28 + len(data) + pad + len(options) + 4
     head = _EPB.pack(6, length, ifid, ts_ns >> 32, ts_ns & 0xFFFFFFFF, len(data), len(data))
     return b"".join((head, data, b"\0" * pad, options, _U32.pack(length)))
