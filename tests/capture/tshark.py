@@ -1,19 +1,30 @@
-"""Reading taps back with tshark: problems it reports, and each TCP stream's bytes."""
+"""Reading taps back with tshark: what it flags, each TCP stream's bytes, dissected fields.
+
+tshark takes about a second to start here, so each capture is read twice
+at most (its problems, then one field dump) and the answers are cached.
+"""
 
 from __future__ import annotations
 
+import functools
 import subprocess
 from collections import defaultdict
 from pathlib import Path
 
 from tests.tools import require_tshark
 
-#: what a clean capture must not show: dissector errors and TCP analysis flags
-#: (lost or out-of-order segments, retransmissions, window problems, dup ACKs)
-PROBLEMS = "_ws.malformed || tcp.analysis.flags || _ws.expert.severity >= error"
+#: what a clean capture must not show: dissector errors, TCP analysis flags (lost
+#: or out-of-order segments, retransmissions, window problems, dup ACKs), bad checksums
+PROBLEMS = (
+    "_ws.malformed || tcp.analysis.flags || _ws.expert.severity >= error"
+    " || tcp.checksum.status == 0 || ip.checksum.status == 0"
+)
+FIELDS = ("tcp.srcport", "tcp.dstport", "tcp.payload", "http2.type", "http2.streamid",
+          "http2.header.name", "http2.header.value", "kafka.api_key", "kafka.correlation_id",
+          "kafka.client_id")  # fmt: skip
 
 
-def _run(path: Path, decode_as: list[str], *args: str) -> str:
+def _run(path: Path, decode_as: tuple[str, ...], *args: str) -> str:
     tshark = require_tshark()
     cmd = [tshark, "-r", str(path), "-o", "tcp.check_checksum:TRUE", "-o", "ip.check_checksum:TRUE"]
     for rule in decode_as:
@@ -22,28 +33,41 @@ def _run(path: Path, decode_as: list[str], *args: str) -> str:
     return out.stdout
 
 
-def problems(path: Path, decode_as: list[str]) -> list[str]:
-    """Frames tshark flags (malformed, TCP analysis, bad checksums), as its summary lines."""
-    return _run(path, decode_as, "-Y", f"{PROBLEMS} || tcp.checksum.status == 0 || ip.checksum.status == 0").splitlines()
+@functools.cache
+def problems(path: Path, decode_as: tuple[str, ...]) -> list[str]:
+    """Frames tshark flags, as its summary lines."""
+    return _run(path, decode_as, "-Y", PROBLEMS).splitlines()
 
 
-def streams(path: Path) -> dict[tuple[int, int], bytes]:
+@functools.cache
+def dump(path: Path, decode_as: tuple[str, ...]) -> list[dict[str, str]]:
+    """Every frame's FIELDS (repeated fields joined with ``|``)."""
+    args = ["-T", "fields", "-E", "occurrence=a", "-E", "aggregator=|"]
+    for name in FIELDS:
+        args += ["-e", name]
+    rows = []
+    for line in _run(path, decode_as, *args).splitlines():
+        rows.append(dict(zip(FIELDS, [*line.split("\t"), *[""] * len(FIELDS)], strict=False)))
+    return rows
+
+
+def streams(path: Path, decode_as: tuple[str, ...] = ()) -> dict[tuple[int, int], bytes]:
     """(source port, destination port) -> the payload bytes that endpoint sent, in order."""
-    out = _run(path, [], "-T", "fields", "-e", "tcp.srcport", "-e", "tcp.dstport", "-e", "tcp.payload")
     got: dict[tuple[int, int], bytearray] = defaultdict(bytearray)
-    for line in out.splitlines():
-        sport, dport, payload = [*line.split("\t"), "", ""][:3]
-        if payload:
-            got[(int(sport), int(dport))] += bytes.fromhex(payload.replace(":", ""))
+    for row in dump(path, decode_as):
+        if row["tcp.payload"]:
+            key = (int(row["tcp.srcport"]), int(row["tcp.dstport"]))
+            got[key] += bytes.fromhex(row["tcp.payload"].replace(":", "").replace("|", ""))
     return {k: bytes(v) for k, v in got.items()}
 
 
-def fields(path: Path, decode_as: list[str], display: str, *names: str) -> list[list[str]]:
-    args = ["-Y", display, "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=|"]
-    for n in names:
-        args += ["-e", n]
-    return [line.split("\t") for line in _run(path, decode_as, *args).splitlines()]
-
-
-def frame_count(path: Path) -> int:
-    return len(_run(path, [], "-T", "fields", "-e", "frame.number").splitlines())
+def headers(path: Path, decode_as: tuple[str, ...]) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Each HTTP/2 HEADERS frame's (stream id, [(name, value)...]), as tshark decoded it."""
+    out = []
+    for row in dump(path, decode_as):
+        types = row["http2.type"].split("|")
+        if "1" not in types:
+            continue
+        names, values = row["http2.header.name"].split("|"), row["http2.header.value"].split("|")
+        out.append((row["http2.streamid"], list(zip(names, values, strict=False))))
+    return out
