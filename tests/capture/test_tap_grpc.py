@@ -102,7 +102,7 @@ def test_tshark_reads_the_tap_cleanly(recorded: dict[str, Any]) -> None:
 
 
 def test_each_stream_is_what_its_endpoint_sent(recorded: dict[str, Any]) -> None:
-    got = streams(recorded["files"]["raw"])
+    got = streams(recorded["files"]["raw"], _decode_as(recorded))
     listen, upstream = recorded["listen"], recorded["upstream"]
     down, up = recorded["down"][0], recorded["up"][0]
     client_leg = {k: v for k, v in got.items() if listen in k}
@@ -125,10 +125,14 @@ def test_redacted_tap_holds_no_credentials(recorded: dict[str, Any]) -> None:
     # payloads are not redacted, so the request streams are searched byte-wise.
     listen, upstream = recorded["listen"], recorded["upstream"]
     requests = [
-        v for (s, d), v in streams(recorded["files"]["red"]).items() if d in (listen, upstream)
+        v
+        for (s, d), v in streams(recorded["files"]["red"], _decode_as(recorded)).items()
+        if d in (listen, upstream)
     ]
     raw_requests = [
-        v for (s, d), v in streams(recorded["files"]["raw"]).items() if d in (listen, upstream)
+        v
+        for (s, d), v in streams(recorded["files"]["raw"], _decode_as(recorded)).items()
+        if d in (listen, upstream)
     ]
     assert len(requests) == 2
     assert any(b"SECRET" in r for r in raw_requests)  # the raw tap has them (literal values)

@@ -1,7 +1,7 @@
 """Reading taps back with tshark: what it flags, each TCP stream's bytes, dissected fields.
 
-tshark takes about a second to start here, so each capture is read twice
-at most (its problems, then one field dump) and the answers are cached.
+tshark takes a second or two to start on a loaded machine, so each capture
+is read once, into one field dump that every question is answered from.
 """
 
 from __future__ import annotations
@@ -13,15 +13,16 @@ from pathlib import Path
 
 from tests.tools import require_tshark
 
-#: what a clean capture must not show: dissector errors, TCP analysis flags (lost
-#: or out-of-order segments, retransmissions, window problems, dup ACKs), bad checksums
-PROBLEMS = (
-    "_ws.malformed || tcp.analysis.flags || _ws.expert.severity >= error"
-    " || tcp.checksum.status == 0 || ip.checksum.status == 0"
-)
-FIELDS = ("tcp.srcport", "tcp.dstport", "tcp.payload", "http2.type", "http2.streamid",
-          "http2.header.name", "http2.header.value", "kafka.api_key", "kafka.correlation_id",
-          "kafka.client_id")  # fmt: skip
+FIELDS = ("frame.number", "tcp.srcport", "tcp.dstport", "tcp.payload", "http2.type",
+          "http2.streamid", "http2.header.name", "http2.header.value", "kafka.api_key",
+          "kafka.correlation_id", "kafka.client_id", "kafka.api_version",
+          # what a clean capture must not show: TCP analysis flags (lost or out-of-order
+          # segments, retransmissions, window problems, dup ACKs), dissector errors,
+          # bad checksums (status 0)
+          "tcp.analysis.flags", "_ws.malformed", "_ws.expert.severity",
+          "tcp.checksum.status", "ip.checksum.status")  # fmt: skip
+#: _ws.expert.severity of an error (tshark's PI_ERROR)
+ERROR = 0x00800000
 
 
 def _run(path: Path, decode_as: tuple[str, ...], *args: str) -> str:
@@ -33,10 +34,20 @@ def _run(path: Path, decode_as: tuple[str, ...], *args: str) -> str:
     return out.stdout
 
 
-@functools.cache
-def problems(path: Path, decode_as: tuple[str, ...]) -> list[str]:
-    """Frames tshark flags, as its summary lines."""
-    return _run(path, decode_as, "-Y", PROBLEMS).splitlines()
+def problems(path: Path, decode_as: tuple[str, ...]) -> list[dict[str, str]]:
+    """The frames tshark flags (TCP analysis, malformed, errors, bad checksums)."""
+    bad = []
+    for row in dump(path, decode_as):
+        severities = [int(v) for v in row["_ws.expert.severity"].split("|") if v]
+        if (
+            row["tcp.analysis.flags"]
+            or row["_ws.malformed"]
+            or any(v >= ERROR for v in severities)
+            or "0" in row["tcp.checksum.status"].split("|")
+            or "0" in row["ip.checksum.status"].split("|")
+        ):
+            bad.append(row)
+    return bad
 
 
 @functools.cache
