@@ -256,7 +256,10 @@ class Http1Side(SideRedactor):
         for m in list(_HEADER.finditer(bytes(buf), pos)):
             if m.start() < pos or (m.start() == 0 and not self.line_start):
                 continue
-            pos = self._value(buf, m.end())
+            start = m.end()
+            while start < len(buf) and buf[start] in b" \t":  # keep the separator
+                start += 1
+            pos = self._value(buf, start)
         last = buf.rfind(b"\n")
         tail = bytes(buf[last + 1 :]) if last >= 0 else (bytes(buf) if self.line_start else b"")
         if not self.in_value and tail and tail.lower() in _PREFIXES:
