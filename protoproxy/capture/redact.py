@@ -244,6 +244,7 @@ class Http1Side(SideRedactor):
         self.carry = b""
         self.line_start = True
         self.in_value = False
+        self.started = False  # a value's first non-blank byte was seen
 
     def feed(self, data: bytes) -> bytes:
         if self.blind:
@@ -256,10 +257,8 @@ class Http1Side(SideRedactor):
         for m in list(_HEADER.finditer(bytes(buf), pos)):
             if m.start() < pos or (m.start() == 0 and not self.line_start):
                 continue
-            start = m.end()
-            while start < len(buf) and buf[start] in b" \t":  # keep the separator
-                start += 1
-            pos = self._value(buf, start)
+            self.started = False
+            pos = self._value(buf, m.end())
         last = buf.rfind(b"\n")
         tail = bytes(buf[last + 1 :]) if last >= 0 else (bytes(buf) if self.line_start else b"")
         if not self.in_value and tail and tail.lower() in _PREFIXES:
@@ -272,6 +271,10 @@ class Http1Side(SideRedactor):
 
     def _value(self, buf: bytearray, start: int) -> int:
         """Fill from `start` to the end of the line; returns where the line ends."""
+        if not self.started:  # keep the blanks after the colon
+            while start < len(buf) and buf[start] in b" \t":
+                start += 1
+            self.started = start < len(buf)
         nl = buf.find(b"\n", start)
         if nl < 0:
             end = len(buf) - 1 if buf.endswith(b"\r") else len(buf)
