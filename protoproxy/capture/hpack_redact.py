@@ -128,6 +128,8 @@ class HpackNames:
 
     def redact(self, block: bytearray) -> int:
         """Overwrite secret values in `block` in place; returns how many were."""
+        if block and min(block) >= 0x80:
+            return 0  # only indexed fields under 127 (repeated requests): no value, no change
         pos = 0
         done = 0
         while pos < len(block):
@@ -149,8 +151,14 @@ class HpackNames:
                 raw = bytes(block[start:pos])
                 name = _decode(raw) if huff else raw
             start, pos, huff = self._string(block, pos)
-            value_len = len(_decode(bytes(block[start:pos]))) if huff else pos - start
-            if name.lower() in SECRET_HEADERS and pos > start:
+            secret = name.lower() in SECRET_HEADERS and pos > start
+            # the decoded length matters for the table's size and a Huffman filler only
+            value_len = (
+                len(_decode(bytes(block[start:pos])))
+                if huff and (indexing or secret)
+                else pos - start
+            )
+            if secret:
                 if huff:
                     filler = huffman_filler(pos - start, value_len)
                     block[start:pos] = filler if filler is not None else b"\xf9" * (pos - start)

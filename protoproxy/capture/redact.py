@@ -294,6 +294,7 @@ class Http1Side(SideRedactor):
 _PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 _HEADERS, _PUSH_PROMISE, _CONTINUATION = 0x1, 0x5, 0x9
 _END_HEADERS, _PADDED, _PRIORITY = 0x4, 0x8, 0x20
+_BLOCK_KINDS = frozenset({_HEADERS, _PUSH_PROMISE, _CONTINUATION})
 MAX_FRAME = (1 << 24) - 1
 
 
@@ -320,33 +321,41 @@ class Http2Side(SideRedactor):
             self.passing -= take
             data = data[take:]
         if data:
-            self.buf += data
-            self._frames(out)
+            self._frames(data, out)
         return b"".join(out)
 
-    def _frames(self, out: list[bytes]) -> None:
-        buf = self.buf
-        while len(buf) >= 9 and not self.passing:
-            length = int.from_bytes(buf[0:3], "big")
-            kind = buf[3]
-            total = 9 + length
-            if kind not in (_HEADERS, _PUSH_PROMISE, _CONTINUATION) and not self.block:
-                take = min(total, len(buf))
-                out.append(bytes(buf[:take]))
-                del buf[:take]
-                self.passing = total - take
+    def _frames(self, data: bytes, out: list[bytes]) -> None:
+        """Pass whole non-header frames at once; hold header blocks until complete."""
+        buf = bytes(self.buf) + data if self.buf else data
+        n = len(buf)
+        pos = emit = 0
+        while n - pos >= 9:
+            total = 9 + (buf[pos] << 16 | buf[pos + 1] << 8 | buf[pos + 2])
+            kind = buf[pos + 3]
+            if kind not in _BLOCK_KINDS and not self.block:
+                if pos + total > n:
+                    self.passing = pos + total - n
+                    pos = n
+                    break
+                pos += total
                 continue
-            if len(buf) < total:
+            if pos + total > n:
                 if total > HOLD_MAX:
-                    self._give_up(out)
-                return
-            frame = bytearray(buf[:total])
-            del buf[:total]
+                    out.append(buf[emit:pos])
+                    self._give_up(out, n - pos)
+                    self.buf.clear()
+                    return
+                break
+            out.append(buf[emit:pos])
+            frame = bytearray(buf[pos : pos + total])
+            pos = emit = pos + total
             self.block.append(frame)
-            if frame[4] & _END_HEADERS or kind not in (_HEADERS, _PUSH_PROMISE, _CONTINUATION):
+            if frame[4] & _END_HEADERS or kind not in _BLOCK_KINDS:
                 self._redact_block()
                 out.extend(bytes(f) for f in self.block)
                 self.block = []
+        out.append(buf[emit:pos])
+        self.buf = bytearray(buf[pos:]) if pos < n else bytearray()
 
     def _redact_block(self) -> None:
         spans: list[tuple[bytearray, int, int]] = []
@@ -379,11 +388,10 @@ class Http2Side(SideRedactor):
             f[s:e] = block[at : at + e - s]
             at += e - s
 
-    def _give_up(self, out: list[bytes]) -> None:
+    def _give_up(self, out: list[bytes], pending: int) -> None:
         self.blind = True
-        held = sum(len(f) for f in self.block) + len(self.buf)
+        held = sum(len(f) for f in self.block) + pending
         self.block = []
-        self.buf.clear()
         out.append(_fill(held))
 
     def close(self) -> bytes:
