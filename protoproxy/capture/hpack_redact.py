@@ -98,6 +98,9 @@ class HpackNames:
         self.table: deque[tuple[bytes, int]] = deque()
         self.size = 0
         self.max_size = 4096
+        #: blocks that neither read nor change the dynamic table, as redacted:
+        #: repeated requests and responses are walked once
+        self.memo: dict[bytes, bytes] = {}
 
     def _name(self, index: int) -> bytes:
         if 0 < index <= len(_STATIC):
@@ -130,8 +133,14 @@ class HpackNames:
         """Overwrite secret values in `block` in place; returns how many were."""
         if block and min(block) >= 0x80:
             return 0  # only indexed fields under 127 (repeated requests): no value, no change
+        key = bytes(block)
+        known = self.memo.get(key)
+        if known is not None:
+            block[:] = known
+            return int(known != key)
         pos = 0
         done = 0
+        pure = True  # the result does not depend on the dynamic table, nor change it
         while pos < len(block):
             b = block[pos]
             if b & 0x80:  # indexed field
@@ -139,11 +148,13 @@ class HpackNames:
                 self._name(index)
                 continue
             if b & 0xE0 == 0x20:  # dynamic table size update
+                pure = False
                 self.max_size, pos = _integer(block, pos, 5)
                 self._evict(self.max_size)
                 continue
             indexing = b & 0xC0 == 0x40
             index, pos = _integer(block, pos, 6 if indexing else 4)
+            pure = pure and not indexing and index <= len(_STATIC)
             if index:
                 name = self._name(index)
             else:
@@ -167,10 +178,16 @@ class HpackNames:
                 done += 1
             if indexing:
                 self._add(name, len(name) + value_len + 32)
+        if pure:
+            if len(self.memo) >= 1024:
+                self.memo.clear()
+            self.memo[key] = bytes(block)
         return done
 
 
+@lru_cache(maxsize=4096)
 def _decode(raw: bytes) -> bytes:
+    """Huffman-decoded; cached, since headers repeat (a Date value for a second, a path...)."""
     try:
         return decode_huffman(raw)
     except Exception as exc:  # hpack raises its own HPACKDecodingError and IndexError
