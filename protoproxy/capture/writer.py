@@ -113,6 +113,9 @@ class TapFiles:
         self._thread = threading.Thread(target=self._run, name=f"tap-{name}", daemon=True)
         self.lock = threading.Lock()  # files list and synced sizes vs the download
         folder.mkdir(parents=True, exist_ok=True)
+        self._rotate()  # a tap that saw nothing still downloads as a valid (empty) capture
+        self._file.flush()  # type: ignore[attr-defined]
+        self.synced[self.files[-1]] = self._size
         self._thread.start()
 
     # -- the data path -----------------------------------------------------------------
