@@ -30,9 +30,8 @@ WINDOW = 65535
 #: a pure ACK from the receiver once this many bytes are unacknowledged
 ACK_EVERY = 1 << 20
 
-_IPV4 = struct.Struct(">BBHHHBBH4s4s")
-_IPV6 = struct.Struct(">IHBB16s16s")
-_TCP = struct.Struct(">HHIIBBHHH")
+_IPV4_TCP = struct.Struct(">BBHHHBBH4s4sHHIIHHHH")
+_IPV6_TCP = struct.Struct(">IHBB16s16sHHIIHHHH")
 _SYN_OPTIONS = struct.pack(">BBHBBBB", 2, 4, MSS, 1, 3, 3, WSCALE)  # MSS, NOP, WS
 _MOD = 0xFFFF
 
@@ -85,37 +84,50 @@ class TcpLeg:
         self.reset = False
         self.ident = [1, 1]
         self._pseudo = [self._pseudo_sum(0), self._pseudo_sum(1)]
+        #: the IPv4 header's constant words (version, flags, TTL, protocol, addresses)
+        self._ip = [
+            (0x4500 + 0x4000 + (64 << 8 | 6) + int.from_bytes(a.addr + b.addr, "big")) % _MOD
+            for a, b in ((a, b), (b, a))
+        ]
 
     def _pseudo_sum(self, side: int) -> int:
+        """The pseudo-header's addresses and protocol, as a word sum modulo 0xFFFF."""
         src, dst = self.ends[side].addr, self.ends[1 - side].addr
-        return int.from_bytes(src + dst, "big") + 6
+        return (int.from_bytes(src + dst, "big") + 6) % _MOD
 
     # -- building ---------------------------------------------------------------------
     def _packet(self, side: int, flags: int, payload: bytes = b"", options: bytes = b"") -> bytes:
+        """One packet, headers packed once: the checksums are summed from the field values."""
         src, dst = self.ends[side], self.ends[1 - side]
-        other = 1 - side
-        ack = self.seq[other] if flags & ACK else 0
+        seq = self.seq[side]
+        ack = self.seq[1 - side] if flags & ACK else 0
         hlen = 20 + len(options)
-        tcp = (
-            _TCP.pack(
-                src.port, dst.port, self.seq[side], ack, (hlen // 4) << 4, flags, WINDOW, 0, 0
-            )
-            + options
-        )
         tcp_len = hlen + len(payload)
-        total = self._pseudo[side] + tcp_len + _words(tcp)
+        offset_flags = (hlen // 4) << 12 | flags
+        total = (
+            self._pseudo[side] + tcp_len + src.port + dst.port + (seq >> 16) + (seq & 0xFFFF)
+            + (ack >> 16) + (ack & 0xFFFF) + offset_flags + WINDOW
+        )  # fmt: skip
+        if options:
+            total += _words(options)
         if payload:
             total += _words(payload)
         csum = _fold(total)
-        tcp = tcp[:16] + csum.to_bytes(2, "big") + tcp[18:]
         if self.v6:
-            ip = _IPV6.pack(0x60000000, tcp_len, 6, 64, src.addr, dst.addr)
+            head = _IPV6_TCP.pack(
+                0x60000000, tcp_len, 6, 64, src.addr, dst.addr,
+                src.port, dst.port, seq, ack, offset_flags, WINDOW, csum, 0,
+            )  # fmt: skip
         else:
             ident = self.ident[side]
             self.ident[side] = (ident + 1) & 0xFFFF
-            head = _IPV4.pack(0x45, 0, 20 + tcp_len, ident, 0x4000, 64, 6, 0, src.addr, dst.addr)
-            ip = head[:10] + _fold(_words(head)).to_bytes(2, "big") + head[12:]
-        return ip + tcp + payload if payload else ip + tcp
+            length = 20 + tcp_len
+            ip_sum = _fold(self._ip[side] + length + ident)
+            head = _IPV4_TCP.pack(
+                0x45, 0, length, ident, 0x4000, 64, 6, ip_sum, src.addr, dst.addr,
+                src.port, dst.port, seq, ack, offset_flags, WINDOW, csum, 0,
+            )  # fmt: skip
+        return b"".join((head, options, payload)) if options or payload else head
 
     # -- what happened ------------------------------------------------------------------
     def handshake(self) -> list[bytes]:
