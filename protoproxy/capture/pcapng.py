@@ -54,13 +54,21 @@ def interface(name: str, description: str) -> bytes:
     return _block(1, struct.pack("<HHI", LINKTYPE_RAW, 0, SNAPLEN) + options)
 
 
+#: the options of a packet without a comment, by direction flag (epb_flags, end)
+_PLAIN = {f: _OPT.pack(2, 4) + _U32.pack(f) + _OPT.pack(0, 0) for f in (0, INBOUND, OUTBOUND)}
+_PADS = (b"", b"\0\0\0", b"\0\0", b"\0")
+
+
 def packet(ifid: int, ts_ns: int, data: bytes, flags: int, comment: str | None = None) -> bytes:
     """An Enhanced Packet Block: the packet, its direction flag, an optional comment."""
-    options = _OPT.pack(2, 4) + _U32.pack(flags)  # epb_flags
     if comment:
-        options += _option(1, comment.encode())  # opt_comment
-    options += _OPT.pack(0, 0)
-    pad = -len(data) % 4
-    length = 28 + len(data) + pad + len(options) + 4
-    head = _EPB.pack(6, length, ifid, ts_ns >> 32, ts_ns & 0xFFFFFFFF, len(data), len(data))
-    return b"".join((head, data, b"\0" * pad, options, _U32.pack(length)))
+        options = (
+            _OPT.pack(2, 4) + _U32.pack(flags) + _option(1, comment.encode()) + _OPT.pack(0, 0)
+        )
+    else:
+        options = _PLAIN[flags]
+    n = len(data)
+    pad = _PADS[n & 3]
+    length = 32 + n + len(pad) + len(options)
+    head = _EPB.pack(6, length, ifid, ts_ns >> 32, ts_ns & 0xFFFFFFFF, n, n)
+    return b"".join((head, data, pad, options, _U32.pack(length)))
