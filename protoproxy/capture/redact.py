@@ -102,55 +102,65 @@ class KafkaSide(SideRedactor):
             self.passing -= take
             data = data[take:]
         if data:
-            self.buf += data
-            self._frames(out)
+            self._frames(data, out)
         return b"".join(out)
 
-    def _frames(self, out: list[bytes]) -> None:
-        buf = self.buf
-        while len(buf) >= 4 and not self.passing:
-            size = _I32.unpack_from(buf, 0)[0]
+    def _frames(self, data: bytes, out: list[bytes]) -> None:
+        """Walk the frames in place: passed frames go out as slices, SASL ones are held."""
+        buf = bytes(self.buf) + data if self.buf else data
+        n = len(buf)
+        pos = emit = 0
+        while n - pos >= 4:
+            size = _I32.unpack_from(buf, pos)[0]
             if size < 0:
+                out.append(buf[emit:pos])
                 self.blind = True
-                out.append(_fill(len(buf)))
-                buf.clear()
+                out.append(_fill(n - pos))
+                self.buf = bytearray()
                 return
             total = 4 + size
             if not self.holding:
-                need = min(total, 14 if self.request else 8)
-                if len(buf) < need:
-                    return
-                verdict = self._verdict(buf, total)
+                if n - pos < min(total, 14 if self.request else 8):
+                    break
+                verdict = self._verdict(buf, pos, total)
                 if verdict == "hold" and total > HOLD_MAX:
                     verdict = "fill"
-                if verdict == "hold":
-                    self.holding = True
-                else:
-                    self.filling = verdict == "fill"
-                    take = min(total, len(buf))
-                    chunk = bytes(buf[:take])
-                    out.append(chunk[:4] + _fill(take - 4) if self.filling else chunk)
-                    del buf[:take]
-                    self.passing = total - take
+                if verdict == "pass":
+                    if pos + total > n:
+                        self.passing, self.filling = pos + total - n, False
+                        pos = n
+                        break
+                    pos += total
                     continue
-            if len(buf) < total:
-                return
-            frame = bytearray(buf[:total])
-            del buf[:total]
+                if verdict == "fill":
+                    out.append(buf[emit : pos + 4])
+                    take = min(total, n - pos)
+                    out.append(_fill(take - 4))
+                    self.passing, self.filling = total - take, True
+                    pos = emit = pos + take
+                    continue
+                self.holding = True
+            if pos + total > n:
+                break
+            out.append(buf[emit:pos])
+            frame = bytearray(buf[pos : pos + total])
+            pos = emit = pos + total
             self.holding = False
             self._redact(frame)
             out.append(bytes(frame))
+        out.append(buf[emit:pos])
+        self.buf = bytearray(buf[pos:]) if pos < n else bytearray()
 
-    def _verdict(self, buf: bytearray, total: int) -> str:
+    def _verdict(self, buf: bytes, at: int, total: int) -> str:
         leg = self.leg
         if self.request:
             if leg.rounds is not None:
-                if self._is_request(buf, total):
+                if self._is_request(buf, at, total):
                     leg.rounds, leg.tokens = None, 0
                 else:
                     leg.tokens += 1
                     return "fill"
-            api_key, version, corr = struct.unpack_from(">hhi", buf, 4)
+            api_key, version, corr = struct.unpack_from(">hhi", buf, at + 4)
             if api_key in (_SASL_AUTH, _SASL_HANDSHAKE):
                 leg.pending[corr] = (api_key, version)
                 return "hold"
@@ -162,19 +172,19 @@ class KafkaSide(SideRedactor):
                 if leg.rounds == 0:
                     leg.rounds = None
             return "fill"
-        corr = _I32.unpack_from(buf, 4)[0]
+        corr = _I32.unpack_from(buf, at + 4)[0]
         if corr in leg.pending:
             return "hold"
         return "pass"
 
-    def _is_request(self, buf: bytearray, total: int) -> bool:
+    def _is_request(self, buf: bytes, at: int, total: int) -> bool:
         """In token mode, a Kafka request with the handshake's client_id ends it."""
-        api_key, version, _corr, cid_len = struct.unpack_from(">hhih", buf, 4)
+        api_key, version, _corr, cid_len = struct.unpack_from(">hhih", buf, at + 4)
         if not schema.is_known(api_key, version) or cid_len < -1 or 14 + cid_len > total:
             return False
-        if len(buf) < 14 + max(cid_len, 0):
+        if len(buf) - at < 14 + max(cid_len, 0):
             return False  # not enough held to tell: a token, filled
-        cid = None if cid_len < 0 else bytes(buf[14 : 14 + cid_len])
+        cid = None if cid_len < 0 else bytes(buf[at + 14 : at + 14 + cid_len])
         return cid == self.leg.client_id
 
     def _redact(self, frame: bytearray) -> None:
