@@ -14,6 +14,8 @@ import signal
 
 from .admin import routes_listeners, routes_state
 from .admin.server import AdminServer
+from .capture.install import install as install_captures
+from .capture.taps import Captures
 from .config import Config
 from .faults.engine import FaultEngine
 from .faults.install import install as install_faults
@@ -58,12 +60,14 @@ class App:
         self.toxics: ToxicManager = faults.toxics
         self.message_faults: MessageFaults = faults.message_faults
         self.record: Recorder = install_record(self.proxy, hooks)
+        self.captures: Captures = install_captures(self.proxy, hooks)
         if hooks.admin:  # routes spanning components, once they all exist
             hooks.routes(routes_state.routes(self.proxy, self.kafka, self.grpc))
             hooks.routes(routes_listeners.routes(self.proxy))
 
     async def start(self) -> None:
         await self.proxy.start()
+        await self.captures.start_configured()
         if self.admin is not None:
             try:
                 await self.admin.start()
@@ -74,6 +78,7 @@ class App:
     async def stop(self, drain: float | None = None) -> None:
         await self.proxy.stop(drain)
         await self.record.close()  # what the connections carried is written before we return
+        await self.captures.close()
         if self.admin is not None:
             await self.admin.stop()
 

@@ -217,6 +217,56 @@ class Record(Model):
     inline_body_bytes: Size = 4096
 
 
+class CaptureTap(Model):
+    """A tap: both legs of matching connections as pcapng (docs/captures.md#taps).
+
+    The same model reads `captures.taps` entries, a listener's `capture:` and
+    the body of ``POST /captures``.
+    """
+
+    #: the tap's id in the admin API and its file names (default: tap-N)
+    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    #: only this listener's connections (a listener's own `capture:` implies it)
+    listener: str | None = None
+    #: only connections speaking this protocol (grpc: HTTP/2)
+    protocol: Literal["tcp", "http", "http2", "grpc", "kafka"] | None = None
+    #: only clients from this address or network (``10.0.0.0/8``, ``::1``)
+    peer: str | None = None
+    #: overwrite credentials with same-length filler; false is logged as a warning
+    redact: bool = True
+    #: a file is rotated once it holds this much
+    max_file_bytes: Size = 64 * 1024 * 1024
+    #: rotated files kept (the oldest are deleted)
+    max_files: int = Field(default=8, ge=1, le=10_000)
+    #: bytes the tap writes in all; then it stops and counts what it drops
+    max_bytes: Size = 1024 * 1024 * 1024
+    #: events (reads, writes, closes) waiting for the writer thread; past it, dropped
+    queue: int = Field(default=100_000, ge=1, le=10_000_000)
+    #: bytes those events may hold
+    queue_bytes: Size = 64 * 1024 * 1024
+    #: SSLKEYLOGFILE-format key log of the TLS the tapped listener terminates or originates
+    keylog: Path | None = None
+
+    @field_validator("peer")
+    @classmethod
+    def _peer(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            ipaddress.ip_network(value.strip().strip("[]"), strict=False)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an address or network (10.0.0.0/8, ::1)") from None
+        return value.strip().strip("[]")
+
+
+class Captures(Model):
+    """Taps started with the proxy, and where every tap writes."""
+
+    #: the folder tap files go into (default: a temporary folder made at start)
+    dir: Path | None = None
+    taps: list[CaptureTap] = Field(default_factory=list)
+
+
 class Listener(Model):
     name: str
     listen: HostPort
@@ -230,6 +280,8 @@ class Listener(Model):
     max_connections: int | None = Field(default=None, ge=1)
     #: record what passes through as testbed fakes (docs/config.md#record)
     record: Record | None = None
+    #: tap this listener's connections into pcapng files (docs/captures.md#taps)
+    capture: CaptureTap | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Listener:
@@ -251,6 +303,8 @@ class Listener(Model):
             raise ValueError("kafka settings need protocol: kafka")
         if self.record is not None and self.protocol == "tcp":
             raise ValueError("record needs a decoded protocol (http, http2, grpc, kafka or auto)")
+        if self.capture is not None and self.capture.listener not in (None, self.name):
+            raise ValueError("capture.listener: a listener's capture taps that listener only")
         return self
 
 
@@ -451,6 +505,7 @@ class Config(Model):
     access_log: AccessLog = Field(default_factory=AccessLog)
     metrics: Metrics = Field(default_factory=Metrics)
     tail: Tail = Field(default_factory=Tail)
+    captures: Captures = Field(default_factory=Captures)
     seed: int | None = None
 
     def upstream(self, name: str) -> Upstream:
@@ -511,6 +566,19 @@ def _cross_check(cfg: Config) -> list[tuple[str, str]]:
                         f"unknown upstream {route.upstream!r} (known: {', '.join(known) or 'none'})",
                     )
                 )
+    tap_names: set[str] = {lst.capture.name or lst.name for lst in cfg.listeners if lst.capture}
+    for i, tap in enumerate(cfg.captures.taps):
+        if tap.listener is not None and tap.listener not in names:
+            problems.append(
+                (
+                    f"captures.taps[{i}].listener",
+                    f"unknown listener {tap.listener!r} (known: {', '.join(sorted(names))})",
+                )
+            )
+        if tap.name is not None:
+            if tap.name in tap_names:
+                problems.append((f"captures.taps[{i}].name", f"duplicate tap name {tap.name!r}"))
+            tap_names.add(tap.name)
     fault_names: set[str] = set()
     protocols = {lst.name: lst.protocol for lst in cfg.listeners}
     for i, fault in enumerate(cfg.faults):
@@ -589,6 +657,9 @@ def _resolve_paths(cfg: Config, base: Path) -> None:
         if up.tls is not None:
             up.tls.ca, up.tls.cert, up.tls.key = fix(up.tls.ca), fix(up.tls.cert), fix(up.tls.key)
     cfg.tail.descriptors = [p if p.is_absolute() else base / p for p in cfg.tail.descriptors]
+    cfg.captures.dir = fix(cfg.captures.dir)
+    for tap in [*cfg.captures.taps, *(lst.capture for lst in cfg.listeners if lst.capture)]:
+        tap.keylog = fix(tap.keylog)
     for lst in cfg.listeners:
         rec = lst.record
         if rec is not None:

@@ -39,6 +39,10 @@ class Hooks:
         self._proxy.pipeline.add_exchange_observer(slot, observer)
 
     # -- connection and listener events -------------------------------------------------
+    def codec(self, observer: ConnectionObserver) -> None:
+        """Called when a connection's codec is chosen, after its filters are built."""
+        self._proxy.codec_observers.append(observer)
+
     def closed(self, observer: ConnectionObserver) -> None:
         self._proxy.close_observers.append(observer)
 

@@ -116,6 +116,14 @@ class ClientTls:
     def __init__(self, config: UpstreamTls) -> None:
         self.config = config
         self._by_alpn: dict[tuple[str, ...], ssl.SSLContext] = {}
+        #: SSLKEYLOGFILE path for these handshakes (a tap's `keylog`), or None
+        self.keylog: str | None = None
+
+    def set_keylog(self, path: str) -> None:
+        """Log the keys of this upstream's handshakes from now on (protoproxy.capture)."""
+        self.keylog = path
+        for ctx in self._by_alpn.values():
+            ctx.keylog_filename = path
 
     def context(self, alpn: tuple[str, ...]) -> ssl.SSLContext:
         ctx = self._by_alpn.get(alpn)
@@ -140,6 +148,8 @@ class ClientTls:
         offered = list(cfg.alpn) if cfg.alpn is not None else list(alpn)
         if offered:
             ctx.set_alpn_protocols(offered)
+        if self.keylog is not None:
+            ctx.keylog_filename = self.keylog
         return ctx
 
     def engine(self, host: str, alpn: tuple[str, ...]) -> TlsEngine:
