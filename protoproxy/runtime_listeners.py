@@ -153,9 +153,7 @@ class ListenerDirectory:
     def family(self, name: str) -> list[ListenerRuntime]:
         """The listener `name` and the broker listeners it opened (Kafka)."""
         pattern = _brokers_of(name)
-        return [
-            lst for n, lst in self.proxy.listeners.items() if n == name or pattern.fullmatch(n)
-        ]
+        return [lst for n, lst in self.proxy.listeners.items() if n == name or pattern.fullmatch(n)]
 
     async def _forget(self, name: str) -> None:
         for lst in self.family(name):
