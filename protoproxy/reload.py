@@ -300,8 +300,8 @@ class Reloader:
                         "(delete it there, or rename this one)",
                     )
                 )
-            elif cfg.name not in old_lst:
-                plan.listeners.added.append(cfg.name)
+            elif cfg.name not in old_lst or cfg.name not in proxy.listeners:
+                plan.listeners.added.append(cfg.name)  # new, or deleted through the API
             elif self._listener_changed(old_lst[cfg.name], cfg, plan):
                 plan.listeners.changed.append(cfg.name)
         plan.listeners.removed = [n for n in old_lst if n not in new_lst]

@@ -392,6 +392,13 @@ async def test_reload_in_process(tmp_path: Path) -> None:
             assert await ask(fresh, b"w") == b"2:w"  # new connections: the new one
             fresh[1].close()
 
+        # a file listener deleted through the API comes back: the file owns it
+        await ListenerDirectory(app.proxy).remove("b")
+        out = await app.reloader.reload()
+        assert out.result == "ok" and out.plan is not None
+        assert out.plan.listeners.added == ["b"]
+        assert set(app.proxy.listeners) == {"a", "b", "side"}
+
         # a name the API took is refused, with its path
         path.write_text(
             tcp_config(
