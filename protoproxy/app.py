@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from pathlib import Path
 
-from .admin import routes_listeners, routes_state
+from .admin import routes_listeners, routes_reload, routes_state
 from .admin.server import AdminServer
 from .capture.install import install as install_captures
 from .capture.taps import Captures
@@ -32,6 +33,7 @@ from .observe.install import install as install_observe
 from .proxy import Proxy
 from .record.install import Recorder
 from .record.install import install as install_record
+from .reload import Reloader
 
 log = logging.getLogger("protoproxy")
 
@@ -44,7 +46,14 @@ class App:
     by the order below.
     """
 
-    def __init__(self, config: Config) -> None:
+    def __init__(
+        self,
+        config: Config,
+        config_path: str | Path | None = None,
+        admin_token: str | None = None,
+    ) -> None:
+        """`config_path` is the file `config` came from, re-read on reload (SIGHUP,
+        ``POST /config/reload``) with `admin_token` (``--admin-token``) applied again."""
         self.config = config
         self.proxy = Proxy(config)
         self.admin = AdminServer(self.proxy, config.admin) if config.admin.enabled else None
@@ -64,6 +73,9 @@ class App:
         if hooks.admin:  # routes spanning components, once they all exist
             hooks.routes(routes_state.routes(self.proxy, self.kafka, self.grpc))
             hooks.routes(routes_listeners.routes(self.proxy))
+        #: after the faults: a reload diffs the file's faults against the engine's
+        self.reloader = Reloader(self, config_path, admin_token)
+        hooks.routes(routes_reload.routes(self.reloader))
 
     async def start(self) -> None:
         await self.proxy.start()
@@ -90,11 +102,13 @@ class App:
         await self.stop(drain=0)
 
     async def serve_forever(self) -> None:
-        """Run until SIGINT/SIGTERM, then drain and stop."""
+        """Run until SIGINT/SIGTERM, then drain and stop; SIGHUP reloads the config file."""
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        if self.reloader.path is not None:
+            loop.add_signal_handler(signal.SIGHUP, self.reloader.on_signal)
         await self.start()
         await stop.wait()
         log.info("shutting down: draining %d connections", len(self.proxy.connections))

@@ -78,7 +78,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .app import App
 
     try:
-        asyncio.run(App(cfg).serve_forever())
+        asyncio.run(App(cfg, args.config, token).serve_forever())
     except AdminSecurityError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import socket
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from .config import Listener
@@ -40,7 +41,11 @@ class ListenError(OSError):
 
 
 class ListenerRuntime:
-    def __init__(self, proxy: Proxy, config: Listener) -> None:
+    def __init__(
+        self, proxy: Proxy, config: Listener, clusters: Mapping[str, Cluster] | None = None
+    ) -> None:
+        """`clusters` (default: the proxy's) is where upstream names are looked up:
+        a reload builds listeners against clusters it has not registered yet."""
         self.proxy = proxy
         self.config = config
         self.name = config.name
@@ -50,10 +55,11 @@ class ListenerRuntime:
             if config.tls is not None and config.tls.mode == "terminate"
             else None
         )
+        clusters = proxy.clusters if clusters is None else clusters
         self.default: Cluster | None = (
-            proxy.clusters[config.upstream] if config.upstream is not None else None
+            clusters[config.upstream] if config.upstream is not None else None
         )
-        self.by_sni: dict[str, Cluster] = {r.sni: proxy.clusters[r.upstream] for r in config.routes}
+        self.by_sni: dict[str, Cluster] = {r.sni: clusters[r.upstream] for r in config.routes}
         self.server: asyncio.Server | None = None
         self.address: tuple[str, int] | None = None
         self.enabled = config.enabled

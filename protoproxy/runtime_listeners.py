@@ -150,22 +150,41 @@ class ListenerDirectory:
                 return cfg.name
         return None
 
-    async def _forget(self, name: str) -> None:
-        proxy = self.proxy
+    def family(self, name: str) -> list[ListenerRuntime]:
+        """The listener `name` and the broker listeners it opened (Kafka)."""
         pattern = _brokers_of(name)
-        doomed = [n for n in proxy.listeners if n == name or pattern.fullmatch(n)]
-        for n in doomed:
-            lst = proxy.listeners[n]
-            await lst.set_enabled(False)
+        return [lst for n, lst in self.proxy.listeners.items() if n == name or pattern.fullmatch(n)]
+
+    async def _forget(self, name: str) -> None:
+        for lst in self.family(name):
+            await lst.set_enabled(False)  # its connections close, Toxiproxy's way
+        self.retire(name)
+
+    def retire(self, name: str) -> None:
+        """Take a listener and its broker listeners out of the proxy, leaving their
+        established connections open: they finish on the runtime that accepted them
+        (a config reload's drain; `remove` closes them first)."""
+        proxy = self.proxy
+        for lst in self.family(name):
             lst.stop_accepting()
-            del proxy.listeners[n]
-            if n != name and lst.default is not None:
+            del proxy.listeners[lst.name]
+            if lst.name != name and lst.default is not None:
                 proxy.clusters.pop(lst.default.name, None)  # a broker's own cluster
         cfg = next((c for c in proxy.config.listeners if c.name == name), None)
         if cfg is not None:
             proxy.config.listeners.remove(cfg)
             for observe in proxy.listener_observers:
                 observe(cfg, False)
+
+    async def install(self, lst: ListenerRuntime) -> None:
+        """Make a listener built (and bound, if enabled) elsewhere part of the proxy:
+        the effective config, the listener observers, its pinned broker listeners.
+        A config reload binds first, so that a port in use changes nothing."""
+        self.proxy.config.listeners.append(lst.config)
+        self.proxy.listeners[lst.name] = lst
+        for observe in self.proxy.listener_observers:
+            observe(lst.config, True)
+        await self._start_dependents(lst.name)
 
     def _drop_upstream(self, name: str) -> None:
         config = self.proxy.config

@@ -52,6 +52,18 @@ class Cluster:
         self.tls = ClientTls(config.tls) if config.tls is not None else None
         self._next = 0
 
+    def reconfigure(self, fresh: Cluster) -> None:
+        """Take `fresh`'s settings (a config reload): connections made from now on
+        use its endpoints, TLS and timeouts. Established ones keep the endpoint and
+        TLS session they have; an endpoint in both keeps its counters."""
+        kept = {e.name: e for e in self.endpoints}
+        self.config = fresh.config
+        self.endpoints = [kept.get(e.name, e) for e in fresh.endpoints]
+        self.connect_timeout = fresh.connect_timeout
+        self.attempts = fresh.attempts
+        self.tls = fresh.tls
+        self._next = 0
+
     def _order(self) -> list[Endpoint]:
         start = self._next
         self._next = (start + 1) % len(self.endpoints)
