@@ -108,9 +108,19 @@ def fake_broker() -> Iterator[Target]:
 
 
 def test_no_false_alarm_against_the_fake_cluster(tmp_path: Path, fake_broker: Target) -> None:
-    assert fuzz(fake_broker, tmp_path, "--max-examples", "150", "--no-stateful") == 0
-    report = json.loads((tmp_path / "report.json").read_text())
-    assert report["cases"] == 150 and report["failures"] == []
+    """Every API the fake advertises, then the three every client uses: no failure.
+
+    Which APIs a run draws is not fixed across sessions (hypothesis mixes in
+    constants of the modules loaded), so the broad run asserts breadth, and the
+    named APIs are asserted in a run that draws only them."""
+    broad, named = tmp_path / "broad", tmp_path / "named"
+    assert fuzz(fake_broker, broad, "--max-examples", "100", "--no-stateful") == 0
+    report = json.loads((broad / "report.json").read_text())
+    assert report["cases"] == 100 and report["failures"] == []
     apis = {label.split()[0] for label in report["coverage"]}
-    assert {"Produce", "Fetch", "Metadata"} <= apis
-    assert len(apis) >= 12, sorted(apis)
+    assert len(apis) >= 8, sorted(apis)
+    only = "Produce,Fetch,Metadata"
+    assert fuzz(fake_broker, named, "--max-examples", "60", "--no-stateful", "--api", only) == 0
+    report = json.loads((named / "report.json").read_text())
+    assert report["cases"] == 60 and report["failures"] == []
+    assert {label.split()[0] for label in report["coverage"]} == set(only.split(","))

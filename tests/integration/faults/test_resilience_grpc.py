@@ -29,7 +29,7 @@ from testbed.grpc.client import SyncClient, channel_options
 SERVICE = "protoproxy.testbed.v1.TestService"
 EXAMPLES = int(
     os.environ.get(
-        "PROTOPROXY_RESILIENCE_EXAMPLES", 500 if settings.default.max_examples >= 500 else 50
+        "PROTOPROXY_RESILIENCE_EXAMPLES", 500 if settings.default.max_examples >= 500 else 25
     )
 )
 METHODS = ["Unary", "ServerStream", "ClientStream", "Bidi"]
