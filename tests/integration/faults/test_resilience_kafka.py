@@ -42,7 +42,7 @@ does): records carry their example's number, each example's consumer group
 is new, and counts are taken from the example's start, after the previous
 example's connections have all closed.
 
-CI runs 25 examples (derandomized by `fault_search`'s seed: the same 25 each
+CI runs 15 examples (derandomized by `fault_search`'s seed: the same 15 each
 run); ``HYPOTHESIS_PROFILE=deep`` runs 500, ``PROTOPROXY_RESILIENCE_EXAMPLES=N`` any N.
 """
 
@@ -75,7 +75,7 @@ TOPIC = "plan"  # the plan's topic: its move_leader steps act on it
 EXAMPLES = int(
     os.environ.get(
         "PROTOPROXY_RESILIENCE_EXAMPLES",
-        500 if settings.default.max_examples >= 500 else 25,
+        500 if settings.default.max_examples >= 500 else 15,
     )
 )
 #: traffic steps per example; the plan's steps land before any of them

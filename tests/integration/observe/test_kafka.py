@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import socket
 import struct
 import threading
@@ -239,7 +240,8 @@ def test_sasl_credentials_are_redacted(tmp_path: Path, caplog) -> None:
 
 # -- series cap --------------------------------------------------------------------------
 
-CLIENT_IDS = 100_000
+#: 100,000 under the deep profile; CI's default run has a 10-minute budget
+CLIENT_IDS = 100_000 if os.environ.get("HYPOTHESIS_PROFILE") == "deep" else 30_000
 CAP = 1000
 
 
@@ -278,7 +280,7 @@ def test_distinct_client_ids_stay_within_the_series_cap(kafka) -> None:
     assert len(series) <= CAP
     assert total(series) == CLIENT_IDS
     assert total(series, client_id="other") == CLIENT_IDS - (CAP - 1)
-    # 90,000 more distinct ids after the cap filled: memory did not grow with them
+    # the ids sent after the first 10,000 (the cap long full): memory did not grow with them
     assert grown < 16 * 1024 * 1024, f"RSS grew by {grown} bytes"
     assert max(caches) <= 256  # the per-connection label cache is bounded too
     for name, samples in m.items():
