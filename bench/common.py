@@ -162,3 +162,30 @@ def rss(pid: int, key: str = "VmRSS") -> int:
 def table(rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
+
+
+def fuzz_summary(reports: dict[str, dict], note: str = "") -> bool:
+    """Print `protoproxy fuzz` reports (name -> report.json) side by side, the
+    proxy/direct ratio of cases per second and every failure; True if any failed."""
+    rows = [("run", "cases", "seconds", "cases/s", "labels", "failures")]
+    for name, r in reports.items():
+        rows.append(
+            (
+                name,
+                str(r["cases"]),
+                f"{r['elapsed_s']:.1f}",
+                f"{r['cases_per_s']:.1f}",
+                str(len(r["coverage"])),
+                str(len(r["failures"])),
+            )
+        )
+    print(table(rows))
+    direct = reports["direct"]["cases_per_s"]
+    ratio = reports["proxy"]["cases_per_s"] / direct if direct else 0.0
+    print(f"proxy/direct cases/s: {ratio:.2f}{f' ({note})' if note else ''}")
+    failed = False
+    for name, r in reports.items():
+        for f in r["failures"]:
+            failed = True
+            print(f"{name}: FAILED {f.get('oracle')} on {f.get('label')}: {f.get('detail')}")
+    return failed

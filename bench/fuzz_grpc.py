@@ -26,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path[:0] = [str(HERE), str(ROOT / "codecs"), str(ROOT)]  # this checkout, not an install
 
-from common import free_port, process, table, wait_port  # noqa: E402
+from common import free_port, fuzz_summary, process, wait_port  # noqa: E402
 
 PROTO = ROOT / "fixtures" / "fuzz" / "testbed" / "testbed_fuzz.proto"
 
@@ -72,27 +72,8 @@ def main() -> int:
                 print(f"{name}: no report (exit {procs[name].returncode})\n{errors[name]}")
                 return 2
             reports[name] = json.loads(path.read_text())
-    rows = [("run", "cases", "seconds", "cases/s", "labels", "failures")]
-    for name, r in reports.items():
-        rows.append(
-            (
-                name,
-                str(r["cases"]),
-                f"{r['elapsed_s']:.1f}",
-                f"{r['cases_per_s']:.1f}",
-                str(len(r["coverage"])),
-                str(len(r["failures"])),
-            )
-        )
-    print(table(rows))
-    direct = reports["direct"]["cases_per_s"]
-    ratio = reports["proxy"]["cases_per_s"] / direct if direct else 0.0
     mode = "one after the other" if args.sequential else "side by side"
-    print(f"proxy/direct cases/s: {ratio:.2f} ({mode}, {args.seconds:g} s each)")
-    failed = {name: r["failures"] for name, r in reports.items() if r["failures"]}
-    for name, failures in failed.items():
-        for f in failures:
-            print(f"{name}: FAILED {f.get('oracle')} on {f.get('label')}: {f.get('detail')}")
+    failed = fuzz_summary(reports, f"{mode}, {args.seconds:g} s each")
     return 1 if failed else 0
 
 

@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import free_port, need, process, table, wait_port
+from common import free_port, fuzz_summary, need, process, wait_port
 
 
 def fuzz(port: int, out: Path, seconds: float, seed: int, direct: bool) -> subprocess.Popen[bytes]:
@@ -67,27 +67,7 @@ def main() -> int:
                 print(f"{name}: no report (exit {codes[name]})", file=sys.stderr)
                 return 2
             reports[name] = json.loads(path.read_text())
-        rows = [("run", "cases", "seconds", "cases/s", "labels", "failures")]
-        for name, r in reports.items():
-            rows.append(
-                (
-                    name,
-                    str(r["cases"]),
-                    f"{r['elapsed_s']:.1f}",
-                    f"{r['cases_per_s']:.1f}",
-                    str(len(r["coverage"])),
-                    str(len(r["failures"])),
-                )
-            )
-        print(table(rows))
-        direct = reports["direct"]["cases_per_s"]
-        ratio = reports["proxy"]["cases_per_s"] / direct if direct else 0.0
-        print(f"proxy/direct cases/s: {ratio:.2f}")
-        failed = False
-        for name, r in reports.items():
-            for f in r["failures"]:
-                failed = True
-                print(f"{name}: {f['oracle']} on {f['label']}: {f['detail']}", file=sys.stderr)
+        failed = fuzz_summary(reports)
         return 1 if failed or any(codes.values()) else 0
 
 

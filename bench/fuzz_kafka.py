@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "codecs")]
 
-from common import table  # noqa: E402
+from common import fuzz_summary  # noqa: E402
 
 from testbed.threaded import TestbedThread  # noqa: E402
 
@@ -65,29 +65,8 @@ def main() -> None:
         broker = tb.call(lambda t: t.services["kafka"].bootstrap_servers).split(",")[0]
         for name, flags in (("proxy", []), ("direct", ["--direct"])):
             runs[name] = fuzz(broker, Path(tmp) / name, args.seconds, args.seed, extra + flags)
-    rows = [("run", "cases", "seconds", "cases/s", "labels", "failures")]
-    for name, r in runs.items():
-        rows.append(
-            (
-                name,
-                str(r["cases"]),
-                f"{r['elapsed_s']:.1f}",
-                f"{r['cases_per_s']:.0f}",
-                str(len(r["coverage"])),
-                str(len(r["failures"])),
-            )
-        )
     print(f"protoproxy fuzz kafka, {args.seconds:g} s each, seed {args.seed}, fake cluster")
-    print(table(rows))
-    direct = runs["direct"]["cases_per_s"]
-    ratio = runs["proxy"]["cases_per_s"] / direct if direct else 0.0
-    print(f"proxy / direct: {ratio:.2f}")
-    failed = False
-    for name, r in runs.items():
-        for f in r["failures"]:
-            failed = True
-            print(f"{name}: {f['oracle']} on {f['label']}: {f['detail']}", file=sys.stderr)
-    sys.exit(1 if failed else 0)
+    sys.exit(1 if fuzz_summary(runs) else 0)
 
 
 if __name__ == "__main__":
