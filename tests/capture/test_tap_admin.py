@@ -213,6 +213,8 @@ def test_a_full_queue_drops_and_counts(proxy: ProxyThread, tmp_path: Path) -> No
     assert dropped[("tiny", "queue_full")] == listing["dropped"]
     path = tmp_path / "tiny.pcapng"
     path.write_bytes(_api(proxy, "GET", "/captures/tiny.pcap")[1])
-    # the lost bytes are holes in the sequence numbers: tshark says so
-    lost = [r for r in dump(path, ()) if r["tcp.analysis.flags"]]
-    assert lost
+    # tshark reads what was kept. Whether it flags the hole ("previous segment
+    # not captured") depends on which events the race with the writer dropped:
+    # a hole with no later segment in its direction is not flagged, so a clean
+    # CI run failed on `assert lost`. The counts above are the test.
+    assert dump(path, ())
