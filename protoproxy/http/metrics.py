@@ -215,12 +215,15 @@ class CallStartFilter:
     messages carry their stream id as `key`.
     """
 
-    __slots__ = ("listener", "max_sid", "metrics")
+    __slots__ = ("last_headers", "last_path", "listener", "max_sid", "metrics")
 
     def __init__(self, metrics: HttpMetrics, listener: str) -> None:
         self.metrics = metrics
         self.listener = listener
         self.max_sid = 0
+        #: the last request head scanned, and the gRPC path it started (or None)
+        self.last_headers: object = None
+        self.last_path: str | None = None
 
     def on_messages(
         self, conn: Connection, direction: Direction, messages: list[Message]
@@ -239,13 +242,24 @@ class CallStartFilter:
             if headers is None:  # HEADERS still waiting for its CONTINUATION
                 continue
             max_sid = sid
-            path = None
-            for name, value in headers:
-                if name == ":path":
-                    path = value
-                elif name == "content-type":
-                    if path is not None and value.startswith("application/grpc"):
-                        self.metrics.call_started(self.listener, path)
-                    break
+            if headers is self.last_headers:
+                # The HPACK block cache hands back the same tuple for the same
+                # block: a client repeating one request is scanned once.
+                path = self.last_path
+            else:
+                path = None
+                for name, value in headers:
+                    if name == ":path":
+                        path = value
+                    elif name == "content-type":
+                        if path is None or not value.startswith("application/grpc"):
+                            path = None
+                        break
+                else:
+                    path = None
+                self.last_headers = headers
+                self.last_path = path
+            if path is not None:
+                self.metrics.call_started(self.listener, path)
         self.max_sid = max_sid
         return messages

@@ -173,6 +173,8 @@ class Http2Codec(BaseCodec):
         self._failed: DecodeError | None = None
         self._reencoders: list[MirrorEncoder | None] = [None, None]
         self.goaway: list[tuple[int, int] | None] = [None, None]  # (last id, code) per sender
+        #: The last request head _new_call read: (headers, method, path, authority, is gRPC)
+        self._last_head: tuple[Headers | None, str, str, str, bool] = (None, "", "", "", False)
         if upgraded:
             if upgrade_settings:
                 pairs = F.parse_settings(upgrade_settings[: len(upgrade_settings) // 6 * 6])
@@ -643,20 +645,28 @@ class Http2Codec(BaseCodec):
             self._finish(sid, stream)
 
     def _new_call(self, sid: int, headers: Headers, now: int) -> HttpCall | GrpcCall:
-        method = path = authority = ""
-        content_type = None
-        for name, value in headers:
-            if name[:1] == ":":  # an empty name must not raise IndexError
-                if name == ":path":
-                    path = value
-                elif name == ":method":
-                    method = value
-                elif name == ":authority":
-                    authority = value
-            elif name == "content-type":
-                content_type = value
-                break  # pseudo-headers precede regular ones
-        if is_grpc(content_type):
+        head = self._last_head
+        if head[0] is headers:
+            # The HPACK block cache hands back the same tuple for the same block
+            # (a client repeating one request): its fields are as last time.
+            _, method, path, authority, grpc = head
+        else:
+            method = path = authority = ""
+            content_type = None
+            for name, value in headers:
+                if name[:1] == ":":  # an empty name must not raise IndexError
+                    if name == ":path":
+                        path = value
+                    elif name == ":method":
+                        method = value
+                    elif name == ":authority":
+                        authority = value
+                elif name == "content-type":
+                    content_type = value
+                    break  # pseudo-headers precede regular ones
+            grpc = is_grpc(content_type)
+            self._last_head = (headers, method, path, authority, grpc)
+        if grpc:
             return GrpcCall(
                 sid, path, headers, now, self.limits.max_message_size, self._grpc_budget
             )

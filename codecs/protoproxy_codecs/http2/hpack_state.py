@@ -257,6 +257,8 @@ class HeaderDecoder:
     __slots__ = (
         "_cache",
         "_decoder",
+        "_fixed_replay",
+        "_fixed_version",
         "_inserts",
         "_literals",
         "_replays",
@@ -293,6 +295,10 @@ class HeaderDecoder:
         self._replays: dict[bytes, tuple[Headers, tuple[_Insert, ...], int, int]] = {}
         #: Entries the last decoded block inserted, or None if it read the dynamic table.
         self._inserts: list[_Insert] | None = None
+        #: A replay whose block leaves the table as it found it, and the table
+        #: version at which it did: until the table changes, it is a no-op.
+        self._fixed_replay: tuple[Headers, tuple[_Insert, ...], int, int] | None = None
+        self._fixed_version = -1
         self.hits = 0
         self.misses = 0
         self.literal_hits = 0
@@ -312,14 +318,33 @@ class HeaderDecoder:
             # e.g. nginx's `server`/`date`/`content-type` literals, every response
             self.replay_hits += 1
             headers, inserts, biggest, self.last_size = replay
-            if biggest > table.max_size:  # an insert clears the table: keep it all
+            if replay is self._fixed_replay and table.version == self._fixed_version:
+                # The table is a fixed point of this block (see below): applying
+                # it again would evict exactly the copies it inserts.
+                self._undo = None
+            elif biggest > table.max_size:  # an insert clears the table: keep it all
                 self._undo = (table.max_size, list(entries))
                 for entry, size in inserts:
                     table.insert(entry, size)
-            else:
-                self._undo = _Replayed(len(inserts), table.insert_all(inserts))
-            if self._cache:
                 self._cache.clear()
+            else:
+                evicted = table.insert_all(inserts)
+                k = len(inserts)
+                if len(evicted) == k and k < len(entries):
+                    # Every inserted entry survived and as many old ones went: if
+                    # the table is what it was (a server repeating one block fills
+                    # it with copies of that block), the next same block is free.
+                    now = list(entries)
+                    if now == now[k:] + evicted[::-1]:
+                        self._fixed_replay = replay
+                        self._fixed_version = table.version
+                        self._undo = None
+                    else:
+                        self._undo = _Replayed(k, evicted)
+                        self._cache.clear()
+                else:
+                    self._undo = _Replayed(k, evicted)
+                    self._cache.clear()
             if table.max_size > self._decoder.max_allowed_table_size:
                 # hpack's end-of-block check: after a smaller SETTINGS was acked
                 # the next block must start with a size update; a replay has none.

@@ -28,6 +28,11 @@ def _literal(name: bytes, value: bytes) -> bytes:
             ),
             st.tuples(st.just("replay"), st.integers(0, 50)),
             st.tuples(st.just("resize"), st.sampled_from([0, 40, 90, 150, 4096])),
+            # the last block again and again, as nginx answers: the table reaches
+            # a fixed point of it, which the decoder then skips
+            st.tuples(st.just("repeat"), st.integers(1, 12)),
+            # a block that indexes the newest dynamic entry (block-cacheable)
+            st.tuples(st.just("index"), st.integers(0, 3)),
         ),
         max_size=60,
     )
@@ -39,7 +44,10 @@ def test_table_and_pre_block_snapshot_match_a_plain_decoder(ops: list[tuple]) ->
     ours = HeaderDecoder(65536)
     plain = hpack.Decoder()
     seen: list[bytes] = []
+    steps: list[tuple] = []
     for op in ops:
+        steps.extend([("replay", -1)] * op[1] if op[0] == "repeat" else [op])
+    for op in steps:
         if op[0] == "resize":
             # acked smaller/larger setting plus the size update a peer must send
             size = op[1]
@@ -48,6 +56,8 @@ def test_table_and_pre_block_snapshot_match_a_plain_decoder(ops: list[tuple]) ->
             block = bytes([0x20 | size]) if size < 31 else bytes([0x3F]) + _tail(size - 31)
         elif op[0] == "new":
             block = b"".join(_literal(n.encode(), b"v%d" % op[2]) for n in op[1])
+        elif op[0] == "index":
+            block = bytes([0x80 | (62 + op[1])])
         else:
             if not seen:
                 continue
@@ -87,3 +97,25 @@ def test_replay_that_evicts_its_own_entries_rebuilds_the_old_table() -> None:
     ours.decode(block)  # a replay: evicts the previous block's entries and its own
     assert ours.replay_hits == 1
     assert ours.mirror_encoder(before_last_block=True).table_entries == before
+
+
+def test_a_block_repeated_until_the_table_is_its_fixed_point_costs_no_table_change() -> None:
+    """nginx sends the same inserting block in every response: once the table
+    holds only copies of it, a repeat leaves the table as it was, and the decoder
+    skips the inserts and evictions (the version stays) while staying equal to
+    hpack's, before and after, with the block cache still valid in between."""
+    ours = HeaderDecoder(65536)
+    plain = hpack.Decoder()
+    block = _literal(b"server", b"nginx") + _literal(b"date", b"Thu, 03 Dec 2026")
+    index = bytes([0x80 | 62])  # the newest entry: read from the table, block-cached
+    skipped = 0
+    for _ in range(100):
+        for b in (block, index):
+            before = list(plain.header_table.dynamic_entries)
+            version = ours._table.version
+            assert ours.decode(b) == tuple(plain.decode(b))
+            assert list(ours._table.dynamic_entries) == list(plain.header_table.dynamic_entries)
+            assert ours.mirror_encoder(before_last_block=True).table_entries == before
+            if b is block and ours._table.version == version:
+                skipped += 1
+    assert skipped >= 50  # 4096 bytes hold 43 such pairs: the 44th repeat is free

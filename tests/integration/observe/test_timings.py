@@ -131,6 +131,24 @@ def test_grpc_unary_calls_have_sub_millisecond_timings(grpc_server, tmp_path: Pa
     assert min(bounds) == 25e-6
 
 
+def test_grpc_calls_started_counts_every_call_with_repeated_or_varying_heads(
+    grpc_server, tmp_path: Path
+) -> None:
+    """Without a deadline grpcio sends the same request head every call (the
+    HPACK cache hands the codec the same headers object, which the call-start
+    counter and the call builder read once); with one, grpc-timeout varies.
+    Both kinds count once each, under the right method."""
+    with ProxyThread(proxy_config(grpc_server.address, tail=False)) as proxy:
+        with SyncClient.connect(f"127.0.0.1:{proxy.port('front')}") as client:
+            for i in range(300):
+                assert client.unary(payload=b"p%d" % i, timeout=None if i % 3 else 10).ok
+            assert client.server_stream(payload=b"s").ok
+        m = scrape(proxy.admin_url)
+    assert total(m["protoproxy_grpc_calls_started_total"], method="Unary") == 300
+    assert total(m["protoproxy_grpc_calls_started_total"], method="ServerStream") == 1
+    assert total(m["protoproxy_grpc_calls_total"], method="Unary") == 300
+
+
 def test_kafka_produce_requests_have_sub_millisecond_timings(kafka, tmp_path: Path) -> None:
     log_path = tmp_path / "access.log"
     cfg = proxy_config(kafka.address, protocol="kafka", access_log=log_path, tail=False)
