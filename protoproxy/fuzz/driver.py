@@ -11,9 +11,10 @@ rebuilds it with `Case.from_json` and runs the same `execute` again.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from hypothesis.strategies import SearchStrategy
+if TYPE_CHECKING:  # `protoproxy --help` need not import hypothesis (120 ms)
+    from hypothesis.strategies import SearchStrategy
 
 #: Every oracle's name, as reports and replay files spell it. A driver raises
 #: `OracleFailure` with one of these.

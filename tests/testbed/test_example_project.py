@@ -30,6 +30,8 @@ def run_pytest(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     for var in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS", "PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
         env.pop(var, None)
+    for var in [v for v in env if v.startswith("PYTEST_XDIST_")]:
+        env.pop(var)  # a worker's own marks: the child is a plain pytest run
     return subprocess.run(
         [sys.executable, "-m", "pytest", *args],
         cwd=cwd,
