@@ -2,7 +2,8 @@
 
 Recording relays sit on both sides of the proxy (client -> relay -> proxy ->
 relay -> server), so what each endpoint really sent is known byte for byte.
-Two taps record the same connection: one with `redact: false` (its streams
+1,000 unary calls and a server stream, on one connection (HPACK state and
+TCP sequence numbers over a long tap). Two taps record the same connection: one with `redact: false` (its streams
 must equal the relays' records exactly) and one redacting (no token bytes
 anywhere in it, and tshark still reads every header and gRPC status).
 """
@@ -21,6 +22,8 @@ from tests.peers import LoopThread, ProxyThread
 from .tshark import headers, problems, streams
 
 TOKEN = "Bearer tok-9f8e7d6c5b4a-SECRET"
+#: unary calls on the one connection (issue 15: tshark reads a tap of 1,000 calls cleanly)
+CALLS = 1000
 COOKIE = "session=cafebabe-deadbeef-SECRET"
 
 
@@ -59,7 +62,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
             down = relays.call(lambda: open_relay("127.0.0.1", proxy.port("grpc")))
             md = [("authorization", TOKEN), ("cookie", COOKIE)]
             with SyncClient.connect(down.address) as client:
-                results = [client.unary(metadata=md) for _ in range(3)]
+                results = [client.unary(metadata=md) for _ in range(CALLS)]
                 results.append(client.server_stream(metadata=md))
             relays.call(lambda: down.wait_closed())
             relays.call(lambda: up.wait_closed())
