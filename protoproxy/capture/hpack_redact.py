@@ -101,6 +101,12 @@ class HpackNames:
         #: blocks that neither read nor change the dynamic table, as redacted:
         #: repeated requests and responses are walked once
         self.memo: dict[bytes, bytes] = {}
+        #: blocks that left the table as they found it (nginx's response block
+        #: once the table holds only copies of it): redacted bytes, secrets
+        #: overwritten, and the table `version` they hold for
+        self.fixed: dict[bytes, tuple[bytes, int, int]] = {}
+        #: bumped whenever a block leaves the table different from before
+        self.version = 0
 
     def _name(self, index: int) -> bytes:
         if 0 < index <= len(_STATIC):
@@ -129,6 +135,21 @@ class HpackNames:
             raise HpackError("string longer than the block")
         return pos, pos + length, huffman
 
+    def redacted(self, fragment: bytes) -> bytes:
+        """`fragment` with its secret values overwritten: the same object when
+        there were none (the caller's cue to pass the frame through as it is)."""
+        known = self.memo.get(fragment)
+        if known is not None:
+            return known
+        fixed = self.fixed.get(fragment)
+        if fixed is not None and fixed[1] == self.version:
+            return fixed[0]
+        if not fragment or min(fragment) >= 0x80:
+            return fragment  # only indexed fields under 127 (repeated requests)
+        block = bytearray(fragment)
+        self._walk(block, fragment)
+        return fragment if block == fragment else bytes(block)
+
     def redact(self, block: bytearray) -> int:
         """Overwrite secret values in `block` in place; returns how many were."""
         if block and min(block) >= 0x80:
@@ -138,6 +159,15 @@ class HpackNames:
         if known is not None:
             block[:] = known
             return int(known != key)
+        fixed = self.fixed.get(key)
+        if fixed is not None and fixed[1] == self.version:
+            block[:] = fixed[0]
+            return fixed[2]
+        return self._walk(block, key)
+
+    def _walk(self, block: bytearray, key: bytes) -> int:
+        """Field by field, keeping the table; remembers the result where it may."""
+        before = (self.max_size, tuple(self.table))
         pos = 0
         done = 0
         pure = True  # the result does not depend on the dynamic table, nor change it
@@ -178,10 +208,19 @@ class HpackNames:
                 done += 1
             if indexing:
                 self._add(name, len(name) + value_len + 32)
+        result = key if not done else bytes(block)  # unchanged: the key itself, for `is`
         if pure:
             if len(self.memo) >= 1024:
                 self.memo.clear()
-            self.memo[key] = bytes(block)
+            self.memo[key] = result
+        elif (self.max_size, tuple(self.table)) == before:
+            # Same table after as before: the same block again gives the same
+            # bytes and the same table, for as long as the table stays as it is.
+            if len(self.fixed) >= 1024:
+                self.fixed.clear()
+            self.fixed[key] = (result, self.version, done)
+        else:
+            self.version += 1
         return done
 
 

@@ -305,6 +305,8 @@ _PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 _HEADERS, _PUSH_PROMISE, _CONTINUATION = 0x1, 0x5, 0x9
 _END_HEADERS, _PADDED, _PRIORITY = 0x4, 0x8, 0x20
 _BLOCK_KINDS = frozenset({_HEADERS, _PUSH_PROMISE, _CONTINUATION})
+#: the HEADERS flags that decide whether a frame is a whole, plain block
+_SIMPLE = _END_HEADERS | _PADDED | _PRIORITY
 MAX_FRAME = (1 << 24) - 1
 
 
@@ -342,6 +344,30 @@ class Http2Side(SideRedactor):
         while n - pos >= 9:
             total = 9 + (buf[pos] << 16 | buf[pos + 1] << 8 | buf[pos + 2])
             kind = buf[pos + 3]
+            if (
+                kind == _HEADERS
+                and not self.block
+                and pos + total <= n
+                and buf[pos + 4] & _SIMPLE == _END_HEADERS
+            ):
+                # A whole header block in one unpadded frame (nearly all of them):
+                # walked where it lies, copied only if a value was overwritten.
+                fragment = buf[pos + 9 : pos + total]
+                try:
+                    redacted = self.names.redacted(fragment)
+                except HpackError:
+                    # fail closed: this direction is filled from here on
+                    self.blind = True
+                    out.append(buf[emit:pos])
+                    out.append(_fill(n - pos))
+                    self.buf = bytearray()
+                    return
+                if redacted is not fragment and redacted != fragment:
+                    out.append(buf[emit : pos + 9])
+                    out.append(redacted)
+                    emit = pos + total
+                pos += total
+                continue
             if kind not in _BLOCK_KINDS and not self.block:
                 if pos + total > n:
                     self.passing = pos + total - n

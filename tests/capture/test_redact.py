@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pytest
 from hpack import Decoder, Encoder
+from hypothesis import given
+from hypothesis import strategies as st
 
 from protoproxy.capture.hpack_redact import HpackNames, huffman_filler
 from protoproxy.capture.redact import LegRedactor, for_protocol
@@ -116,3 +118,69 @@ def test_huffman_filler_keeps_both_lengths() -> None:
         assert filler is not None and len(filler) == encoded
         assert len(decode_huffman(filler)) == decoded
     assert huffman_filler(1, 5) is None  # 5 symbols need at least 25 bits
+
+
+_POOL = [
+    (b"server", b"nginx"),
+    (b"date", b"Thu, 03 Dec 2026 13:00:00 GMT"),
+    (b"date", b"Thu, 03 Dec 2026 13:00:01 GMT"),
+    (b"content-type", b"application/grpc"),
+    (b"authorization", b"Bearer " + SECRET),
+    (b"cookie", b"session=" + SECRET + b"-2"),
+    (b"x-long", b"y" * 90),
+]
+
+
+def _hpack_int(value: int, prefix: int, first: int) -> bytes:
+    mask = (1 << prefix) - 1
+    if value < mask:
+        return bytes([first | value])
+    out, value = bytearray([first | mask]), value - mask
+    while value >= 128:
+        out.append(0x80 | (value & 0x7F))
+        value >>= 7
+    return bytes([*out, value])
+
+
+@given(
+    st.lists(st.lists(st.sampled_from(range(len(_POOL))), max_size=6), min_size=1, max_size=30),
+    st.sampled_from([4096, 200, 120]),
+)
+def test_repeated_inserting_blocks_through_the_h2_redactor_decode_alike(
+    blocks: list[list[int]], table: int
+) -> None:
+    """HEADERS frames as nginx sends them: every field a literal with
+    incremental indexing, the same blocks again and again (so the memo and the
+    fixed-point memo of `HpackNames` answer, with evictions at small table
+    sizes), through the HTTP/2 leg redactor. Decoded back by hpack, every name
+    and every non-secret value is the one sent, and no secret survives."""
+    dec = Decoder()
+    side = for_protocol("http2").sides[1]  # type: ignore[union-attr]
+    for n, picks in enumerate(blocks * 3):  # and twice again: repeats on a warm table
+        headers = [_POOL[i] for i in picks]
+        block = _hpack_int(table, 5, 0x20) if n == 0 else b""
+        block += b"".join(bytes([0x40, len(k)]) + k + bytes([len(v)]) + v for k, v in headers)
+        frame = len(block).to_bytes(3, "big") + bytes([1, 0x05]) + (1).to_bytes(4, "big") + block
+        out = side.feed(frame)
+        assert len(out) == len(frame) and SECRET not in out
+        got = dec.decode(out[9:], raw=True)
+        assert [k for k, _ in got] == [k for k, _ in headers]
+        for (name, value), (_, sent) in zip(got, headers, strict=True):
+            if name in (b"authorization", b"cookie"):
+                assert len(value) == len(sent)
+            else:
+                assert value == sent
+
+
+def test_nginx_like_repeats_reach_the_fixed_point_and_stay_redacted() -> None:
+    """Once the table holds only copies of the repeated block, a repeat leaves
+    it as it was: the redactor stops walking it (the table version stays) and
+    still writes the same redacted bytes."""
+    side = for_protocol("http2").sides[1]  # type: ignore[union-attr]
+    block = b"".join(bytes([0x40, len(k)]) + k + bytes([len(v)]) + v for k, v in _POOL[:5])
+    frame = len(block).to_bytes(3, "big") + bytes([1, 0x05]) + (1).to_bytes(4, "big") + block
+    outs = [side.feed(frame) for _ in range(100)]
+    assert all(SECRET not in out and len(out) == len(frame) for out in outs)
+    assert side.names.fixed  # the fixed point was reached and remembered
+    version = side.names.version
+    assert side.feed(frame) == outs[-1] and side.names.version == version
