@@ -22,7 +22,7 @@ from protoproxy_codecs.base import DOWNSTREAM, UPSTREAM, Direction, Message
 from ..pipeline import FilterSlot
 from .actions import DIRECTIONS, FRAME_ACTIONS, Action
 from .handler import Handler, Matcher, flip_bits
-from .stage import TimedStage
+from .stage import TimedStage, clock
 
 if TYPE_CHECKING:
     from ..connection import Connection
@@ -75,12 +75,12 @@ class Gate(TimedStage):
         super().__init__(conn, direction, fault, random.Random(0))
 
     def hold(self, seconds: float, fault: ActiveFault) -> None:
-        due = max(self.loop.time() + seconds, self.last_due)
+        due = max(clock() + seconds, self.last_due)
         self.last_due = due
         fault.active += 1
         self.queue.append((due, fault))
         if self._timer is None:
-            self._timer = self.loop.call_at(self.queue[0][0], self._fire)
+            self._arm(self.queue[0][0])
 
     def write(self, data: bytes) -> None:
         self.enqueue(self.last_due, data)

@@ -19,11 +19,16 @@ that drops bytes drops the callbacks behind them too (see `Outlet`).
 from __future__ import annotations
 
 import random
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from protoproxy_codecs.base import Direction
+
+#: The clock of held bytes' due times: monotonic seconds, read fresh each time
+#: (not the loop's, which uvloop caches per iteration in whole milliseconds).
+clock = time.monotonic
 
 if TYPE_CHECKING:
     import asyncio
@@ -147,11 +152,11 @@ class TimedStage(Stage):
         return bool(self.queue) or self.eof_pending
 
     def enqueue(self, due: float, data: bytes) -> None:
-        """Release `data` at `due` (loop time), never before earlier data."""
+        """Release `data` at `due` (`clock()` time), never before earlier data."""
         if due < self.last_due:
             due = self.last_due
         self.last_due = due
-        if not self.queue and due <= self.loop.time():
+        if not self.queue and due <= clock():
             assert self.next is not None
             self.next.write(data)
             return
@@ -159,7 +164,14 @@ class TimedStage(Stage):
         self.held += len(data)
         self._held_changed(self.held)
         if self._timer is None:
-            self._timer = self.loop.call_at(self.queue[0][0], self._fire)
+            self._arm(self.queue[0][0])
+
+    def _arm(self, due: float) -> None:
+        """Fire at `due` or later. The loop's own clock may lag (uvloop's is the
+        loop iteration's start, in whole ms), so a timer set on it can fire a
+        little before a delay measured from when the bytes came in is over;
+        `_fire` then finds nothing due and arms again for the rest."""
+        self._timer = self.loop.call_later(max(due - clock(), 0.0), self._fire)
 
     def when_sent(self, callback: Callable[[], None]) -> None:
         if self.queue:
@@ -184,7 +196,7 @@ class TimedStage(Stage):
         if not self.alive:
             self.cancel()
             return
-        now = self.loop.time()
+        now = clock()
         queue = self.queue
         nxt = self.next
         assert nxt is not None
@@ -209,7 +221,7 @@ class TimedStage(Stage):
             self.held -= released
             self._held_changed(self.held)
         if queue:
-            self._timer = self.loop.call_at(queue[0][0], self._fire)
+            self._arm(queue[0][0])
         elif self.eof_pending:
             self.eof_pending = False
             nxt.write_eof()

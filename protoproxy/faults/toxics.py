@@ -15,7 +15,7 @@ import struct
 from random import Random
 from typing import TYPE_CHECKING
 
-from .stage import Stage, TimedStage
+from .stage import Stage, TimedStage, clock
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -43,7 +43,7 @@ class Latency(TimedStage):
         jitter = float(self.attrs.get("jitter", 0))
         if jitter > 0:
             latency += self.rng.uniform(-jitter, jitter)
-        self.enqueue(self.loop.time() + max(latency, 0.0) / 1000.0, data)
+        self.enqueue(clock() + max(latency, 0.0) / 1000.0, data)
 
 
 class Bandwidth(TimedStage):
@@ -60,10 +60,10 @@ class Bandwidth(TimedStage):
     def write(self, data: bytes) -> None:
         rate = float(self.attrs.get("rate", 0)) * 1000.0  # bytes per second
         if rate <= 0:
-            self.enqueue(self.loop.time(), data)
+            self.enqueue(clock(), data)
             return
         step = max(1, int(rate / 10))  # 100 ms worth
-        t = max(self.loop.time(), self.free_at)
+        t = max(clock(), self.free_at)
         if len(data) <= step:
             t += len(data) / rate
             self.enqueue(t, data)
@@ -85,11 +85,11 @@ class Slicer(TimedStage):
     def write(self, data: bytes) -> None:
         avg = int(self.attrs.get("average_size", 0))
         if avg <= 0 or len(data) <= avg:
-            self.enqueue(self.loop.time(), data)
+            self.enqueue(clock(), data)
             return
         var = min(int(self.attrs.get("size_variation", 0)), avg - 1)
         gap = float(self.attrs.get("delay", 0)) / 1e6
-        t = max(self.loop.time(), self.last_due + gap if self.queue else 0.0)
+        t = max(clock(), self.last_due + gap if self.queue else 0.0)
         view = memoryview(data)
         pos, n = 0, len(data)
         rng = self.rng

@@ -30,6 +30,8 @@ ORACLES: dict[str, str] = {
     "health": "the target's own reported health stays green (gRPC health, when served)",
     "not_a_server_error": "no server error: gRPC UNKNOWN, INTERNAL or DATA_LOSS, "
     "HTTP 5xx, Kafka UNKNOWN_SERVER_ERROR (--allow-status to accept one)",
+    "model": "a stateful run's answers agree with the target's earlier ones (Kafka: "
+    "offsets grow by the records produced, fetches return them, commits read back)",
 }
 
 

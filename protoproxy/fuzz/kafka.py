@@ -40,6 +40,7 @@ from protoproxy_codecs.kafka.api_keys import ApiKey
 from protoproxy_codecs.strategies.kafka import KafkaFrame, kafka_requests
 
 from .driver import Case, Observation, Options, OracleFailure, Target
+from .kafka_machine import machine, replay_steps, versions_for
 
 _I32 = struct.Struct(">i")
 _API_VERSIONS = int(ApiKey.API_VERSIONS)
@@ -231,6 +232,13 @@ class KafkaDriver:
         self._conn: Connection | None = None
         self._strategy: SearchStrategy[Case] | None = None
         self._probe_corr = 0
+        #: the stateful machine's versions of the APIs it uses (None: some missing)
+        self.versions: dict[int, int] | None = None
+        #: names the machine's topics and groups: distinct per run, the same while
+        #: hypothesis shrinks, so a rerun of a step finds what its run made
+        self.run_token = uuid.uuid4().hex[:6]
+        #: the decoded answers of the last `_exchange`, in order
+        self.answers: list[Any] = []
 
     # -- what to draw ----------------------------------------------------------------
 
@@ -254,6 +262,14 @@ class KafkaDriver:
             names = ", ".join(self.options.api) or "any API"
             raise ConnectionError(f"{via} advertises no version of {names} that can be drawn")
         self.pairs = pairs
+        self.versions = versions_for(self.advertised)
+
+    def state_machine(self, via: Target) -> type | None:
+        """Request sequences against a model (kafka_machine.py), when the target
+        speaks every API they use and --api does not narrow the run."""
+        if self.versions is None or self.wanted is not None:
+            return None
+        return machine(self, via, self.versions)
 
     def _api_versions(self, conn: Connection) -> dict[int, tuple[int, int]]:
         self._probe_corr += 1
@@ -304,6 +320,9 @@ class KafkaDriver:
             self._conn = None
 
     def execute(self, case: Case, via: Target) -> Observation:
+        if case.extra.get("steps"):  # a stateful sequence (a replay): its steps, model and all
+            self.prepare(via)
+            return replay_steps(self, case, via)
         expect = case.extra.get("expect") or [_expectation(chunk) for chunk in case.wire]
         conn = self.connection(via)
         try:
@@ -325,6 +344,7 @@ class KafkaDriver:
         except (ConnectionResetError, BrokenPipeError) as exc:
             raise OracleFailure("closed_with_reason", f"closed while sending: {exc}") from None
         slowest = 0
+        self.answers = []
         deadline_ns = int(self.options.deadline_s * 1e9)
         for api_key, version, corr, wanted in expect:
             if not wanted:
@@ -348,15 +368,16 @@ class KafkaDriver:
                     "deadline", f"{what} answered after {took / 1e9:.3f}s"
                 )  # a socket timeout bounds each read, not the whole case
             slowest = max(slowest, took)
-            self.judge(api_key, version, corr, frame, what)
+            self.answers.append(self.judge(api_key, version, corr, frame, what))
         if conn.buf:
             raise OracleFailure(
                 "correlation", f"{len(conn.buf)} bytes more than one answer per request"
             )
         return slowest
 
-    def judge(self, api_key: int, version: int, corr: int, frame: bytes, what: str) -> None:
-        """One answer against `decodes`, `correlation` and `not_a_server_error`."""
+    def judge(self, api_key: int, version: int, corr: int, frame: bytes, what: str) -> Any:
+        """One answer against `decodes`, `correlation` and `not_a_server_error`;
+        returns it decoded."""
         if len(frame) < 4:
             raise OracleFailure("decodes", f"answer to {what}: {len(frame)}-byte frame")
         got = _I32.unpack_from(frame, 0)[0]
@@ -377,6 +398,7 @@ class KafkaDriver:
                 raise OracleFailure(
                     "not_a_server_error", f"{what} answered UNKNOWN_SERVER_ERROR (-1)"
                 )
+        return body
 
     def probe(self, via: Target) -> None:
         """ApiVersions v0 on the case's connection (a fresh one if it was dropped)."""

@@ -320,7 +320,6 @@ class Runner:
         budget = s.max_examples
         if budget is None and s.seconds is None:
             budget = s.max_examples = DEFAULT_MAX_EXAMPLES
-        has_machine = s.options.stateful and hasattr(self.driver, "state_machine")
         n = 0
         prepare = getattr(self.driver, "prepare", None)
         if prepare is not None:
@@ -330,6 +329,10 @@ class Runner:
                 prepare(self.via)
             except OSError as exc:
                 raise Unreachable(f"cannot prepare against {self.via}: {exc}") from exc
+        # A driver may have a machine for some targets only (Kafka: one that
+        # speaks every API its steps use): otherwise the whole budget is plain.
+        factory = getattr(self.driver, "state_machine", None)
+        has_machine = s.options.stateful and factory is not None and factory(self.via) is not None
         try:
             while True:
                 left = self._budget_left()

@@ -116,8 +116,8 @@ class _Connection:
             sid = event.stream_id
             try:
                 conn.send_headers(sid, [(":status", "200"), ("content-length", str(len(BODY)))])
-            except h2.exceptions.StreamClosedError:
-                return
+            except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+                return  # the stream, or (after a GOAWAY) the connection, is closed
             self.pending[sid] = BODY
         elif isinstance(event, h2.events.StreamReset):
             self.pending.pop(event.stream_id, None)

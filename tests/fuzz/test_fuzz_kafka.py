@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from protoproxy.fuzz import cli
 from protoproxy.fuzz.driver import Target
+from protoproxy_codecs.kafka.api_keys import ApiKey
 from testbed.threaded import TestbedThread
 
 from .planted_kafka import PlantedKafka
@@ -124,3 +126,58 @@ def test_no_false_alarm_against_the_fake_cluster(tmp_path: Path, fake_broker: Ta
     report = json.loads((named / "report.json").read_text())
     assert report["cases"] == 60 and report["failures"] == []
     assert {label.split()[0] for label in report["coverage"]} == set(only.split(","))
+
+
+def test_stateful_sequences_raise_no_false_alarm(tmp_path: Path, fake_broker: Target) -> None:
+    """The request-sequence machine (create, produce, fetch, latest, commit, fetch
+    the commit) against the fake cluster, through the proxy: its model holds."""
+    assert fuzz(fake_broker, tmp_path, "--max-examples", "80") == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["failures"] == [] and report["stateful_cases"] >= 10
+    assert any(label.startswith("stateful ") for label in report["coverage"])
+
+
+def test_a_bug_only_a_sequence_shows_is_found_shrunk_and_replayed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A planted bug in the fake cluster: a Produce to a partition that already
+    holds records answers base offset 0. Single cases cannot see it; the machine
+    finds it and shrinks it to create, produce, produce; the replay runs the
+    steps again, model and all, and fails until the bug is gone."""
+    from testbed.kafka import dispatch
+
+    produce = dispatch.HANDLERS[ApiKey.PRODUCE]
+
+    def planted(req: Any, body: Any) -> Any:
+        answer = produce(req, body)
+        for topic in answer.responses:
+            for part in topic.partition_responses:
+                if part.base_offset > 0:
+                    part.base_offset = 0
+        return answer
+
+    with TestbedThread(KAFKA_ONLY) as tb:
+        bootstrap = tb.call(lambda t: t.services["kafka"].bootstrap_servers)
+        broker = Target.parse(bootstrap.split(",")[0])
+        monkeypatch.setitem(dispatch.HANDLERS, ApiKey.PRODUCE, planted)
+        assert fuzz(broker, tmp_path / "plain", "--max-examples", "100", "--no-stateful") == 0
+        assert fuzz(broker, tmp_path / "sm", "--max-examples", "400") == 1
+        (replay,) = (tmp_path / "sm" / "failures").iterdir()
+        data = json.loads(replay.read_text())
+        assert data["stateful"] is True and data["oracle"] == "model"
+        steps = data["case"]["extra"]["steps"]
+        topic = steps[0][1]
+        assert steps == [
+            ["create_topic", topic, 1],
+            ["produce", topic, 0, [[None, ""]]],
+            ["produce", topic, 0, [[None, ""]]],
+        ]
+        assert data["detail"] == (
+            f"Produce of 1 to {topic}/0 answered base offset 0; the partition's end was 1"
+        )
+        capsys.readouterr()
+        assert cli.main(["fuzz", "--replay", str(replay)]) == 1
+        assert "still fails: model" in capsys.readouterr().err
+        monkeypatch.setitem(dispatch.HANDLERS, ApiKey.PRODUCE, produce)
+        assert cli.main(["fuzz", "--replay", str(replay)]) == 0
+        assert "no longer fails" in capsys.readouterr().err

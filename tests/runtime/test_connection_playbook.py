@@ -173,7 +173,8 @@ class Boom:
         (
             "http2",
             H2_PREFACE + H2_SETTINGS,
-            F.build_goaway(0, F.ErrorCode.INTERNAL_ERROR, b"internal_error"),
+            # the server sent nothing yet: the proxy's own SETTINGS comes first
+            F.build_settings() + F.build_goaway(0, F.ErrorCode.INTERNAL_ERROR, b"internal_error"),
         ),
         ("tcp", b"bytes", b""),
     ],

@@ -202,12 +202,15 @@ class Http2Codec(BaseCodec):
             raise DecodeError("connection already failed", self._failed.reason)
         up, down = self._sides
         relayed = (up.max_stream, down.max_stream)
+        started = down.started
         try:
             return self._feed(direction, data)
         except DecodeError as exc:
             # Frames parsed earlier in this call never reach the runtime, so the
-            # GOAWAY must not name their streams as processed.
+            # GOAWAY must not name their streams as processed, nor count the
+            # server's SETTINGS as passed on (see _to_client).
             up.max_stream, down.max_stream = relayed
+            down.started = started
             self._failed = exc
             raise
 
@@ -885,15 +888,25 @@ class Http2Codec(BaseCodec):
         code = F.REASON_CODES.get(error.reason, ErrorCode.PROTOCOL_ERROR)
         debug = error.reason.encode()
         up, down = self._sides
-        to_client = F.build_goaway(up.max_stream, code, debug)
+        to_client = self._to_client(F.build_goaway(up.max_stream, code, debug))
         to_server = F.build_goaway(down.max_stream, code, debug) if not up.preface_left else b""
         return (to_client, to_server) if direction is UPSTREAM else (to_server, to_client)
+
+    def _to_client(self, frames: bytes) -> bytes:
+        """`frames` the proxy itself sends the client, after an empty SETTINGS when
+        the server's own has not passed yet: a server's first frame must be
+        SETTINGS (RFC 9113 3.4), and a GOAWAY that beat the server's preface
+        to the client (a bad client frame read before the upstream answered)
+        would be the client's protocol error."""
+        if self._sides[DOWNSTREAM].started:
+            return frames
+        return F.build_settings() + frames
 
     def internal_error_reply(self) -> tuple[bytes, bytes]:
         """GOAWAY INTERNAL_ERROR to the client and (once it has the preface) the server."""
         up, down = self._sides
         code, debug = ErrorCode.INTERNAL_ERROR, b"internal_error"
-        to_client = F.build_goaway(up.max_stream, code, debug)
+        to_client = self._to_client(F.build_goaway(up.max_stream, code, debug))
         to_server = F.build_goaway(down.max_stream, code, debug) if not up.preface_left else b""
         return to_client, to_server
 
@@ -930,7 +943,8 @@ class Http2Codec(BaseCodec):
         the close tells it enough.
         """
         up = self._sides[UPSTREAM]
-        return F.build_goaway(up.max_stream, ErrorCode.ENHANCE_YOUR_CALM, reason.encode()), b""
+        goaway = F.build_goaway(up.max_stream, ErrorCode.ENHANCE_YOUR_CALM, reason.encode())
+        return self._to_client(goaway), b""
 
     # -- injection support --------------------------------------------------------------
 

@@ -165,7 +165,9 @@ def test_bad_preface_and_settings_first() -> None:
     codec = Http2Codec()
     exc = _fail(codec, UPSTREAM, b"GET / HTTP/1.1\r\n")
     to_client, to_server = codec.error_reply(UPSTREAM, exc)
-    assert _goaway(to_client)[:2] == (0, ErrorCode.PROTOCOL_ERROR)
+    # the server's SETTINGS never passed: the proxy's own (empty) comes first
+    assert to_client[:9] == F.build_settings()
+    assert _goaway(to_client[9:])[:2] == (0, ErrorCode.PROTOCOL_ERROR)
     assert to_server == b""  # the server never saw a preface
     codec = Http2Codec()
     assert _fail(codec, UPSTREAM, PREFACE + F.build_ping()).reason == "protocol_error"
@@ -188,7 +190,34 @@ def test_open_streams_are_bounded() -> None:
     codec.feed(UPSTREAM, _request(1, end=False) + _request(3, end=False))
     exc = _fail(codec, UPSTREAM, _request(5, end=False))
     assert exc.reason == "too_many_streams"
-    assert _goaway(codec.error_reply(UPSTREAM, exc)[0])[1] == ErrorCode.ENHANCE_YOUR_CALM
+    to_client = codec.error_reply(UPSTREAM, exc)[0]
+    assert to_client[:9] == F.build_settings()  # no server SETTINGS passed yet
+    assert _goaway(to_client[9:])[1] == ErrorCode.ENHANCE_YOUR_CALM
+
+
+def test_a_goaway_to_the_client_never_comes_before_a_settings() -> None:
+    """RFC 9113 3.4: a server's first frame is SETTINGS. A GOAWAY of the proxy's
+    own that beats the server's SETTINGS to the client follows an empty SETTINGS;
+    once the server's has passed, it goes alone. A server SETTINGS parsed in the
+    read that failed never reached the client, so it does not count."""
+    codec = Http2Codec()
+    codec.feed(UPSTREAM, START)
+    exc = _fail(codec, DOWNSTREAM, F.build_settings() + F.frame(F.DATA, 0, 0, b""))
+    to_server, to_client = codec.error_reply(DOWNSTREAM, exc)
+    assert (
+        to_client[:9] == F.build_settings()
+        and _goaway(to_client[9:])[1] == ErrorCode.PROTOCOL_ERROR
+    )
+    assert _goaway(to_server)[1] == ErrorCode.PROTOCOL_ERROR
+    for reply in (codec.internal_error_reply()[0], codec.limit_reply("idle_timeout")[0]):
+        assert reply[:9] == F.build_settings() and _goaway(reply[9:])
+    codec = _connected()  # the server's SETTINGS passed
+    for reply in (
+        codec.internal_error_reply()[0],
+        codec.limit_reply("idle_timeout")[0],
+        codec.error_reply(UPSTREAM, _fail(codec, UPSTREAM, F.frame(F.DATA, 0, 0, b"")))[0],
+    ):
+        assert _goaway(reply)
 
 
 def test_closed_streams_are_forgotten_and_late_frames_relayed() -> None:
