@@ -102,6 +102,21 @@ class ServiceThread(LoopThread):
             self.loop.close()
 
 
+def _ephemeral_admin(config: dict[str, Any]) -> dict[str, Any]:
+    """`config` with its admin API on an ephemeral port unless it names one.
+
+    The default (127.0.0.1:9901) is the testbed's too, which the docs tests hold
+    in another pytest worker meanwhile: a test that does not care where its
+    admin API listens must not take a fixed port.
+    """
+    admin = config.get("admin")
+    if admin is None:
+        return {**config, "admin": {"listen": "127.0.0.1:0"}}
+    if isinstance(admin, dict) and "listen" not in admin and admin.get("enabled", True):
+        return {**config, "admin": {**admin, "listen": "127.0.0.1:0"}}
+    return config
+
+
 class ProxyThread(LoopThread):
     """A Proxy on its own event loop in a daemon thread."""
 
@@ -109,6 +124,8 @@ class ProxyThread(LoopThread):
         self, config: Config | dict[str, Any], setup: Callable[[Proxy], Any] | None = None
     ):
         super().__init__(new_loop())
+        if isinstance(config, dict):
+            config = _ephemeral_admin(config)
         self.config = config if isinstance(config, Config) else from_dict(config)
         self.setup = setup
         self.proxy: Proxy | None = None

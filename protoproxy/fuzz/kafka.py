@@ -25,7 +25,6 @@ JoinGroup's rebalance timeout) are capped so a case's answer is owed quickly.
 
 from __future__ import annotations
 
-import socket
 import struct
 import time
 import uuid
@@ -41,6 +40,7 @@ from protoproxy_codecs.strategies.kafka import KafkaFrame, kafka_requests
 
 from .driver import Case, Observation, Options, OracleFailure, Target
 from .kafka_machine import machine, replay_steps, versions_for
+from .kafka_wire import Connection, jsonable
 
 _I32 = struct.Struct(">i")
 _API_VERSIONS = int(ApiKey.API_VERSIONS)
@@ -82,21 +82,6 @@ def drawable(api_key: int, version: int) -> bool:
 
 def label_of(api_key: int, version: int) -> str:
     return f"{schema.api_name(api_key)} v{version}"
-
-
-def jsonable(value: Any) -> Any:
-    """A decoded field value as JSON: bytes as hex, UUIDs as text, sets as sorted lists."""
-    if isinstance(value, dict):
-        return {k: jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value).hex()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, set | frozenset):
-        return sorted(value)
-    return value
 
 
 def expects_response(frame: KafkaFrame) -> bool:
@@ -172,45 +157,6 @@ def kafka_case(frames: list[KafkaFrame]) -> Case:
 
 def api_versions_request(correlation_id: int, client_id: str = "protoproxy-fuzz") -> bytes:
     return framing.encode_request(_API_VERSIONS, 0, correlation_id, client_id, {})
-
-
-class Connection:
-    """One blocking socket with a frame reader; `dirty` once it may not be reused."""
-
-    def __init__(self, via: Target, timeout: float) -> None:
-        self.via = via
-        self.sock = socket.create_connection((via.host, via.port), timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buf = bytearray()
-        self.dirty = False
-
-    def send(self, chunk: bytes) -> None:
-        self.sock.sendall(chunk)
-
-    def read_frame(self) -> bytes | None:
-        """The next frame without its size prefix; None when the peer closed first.
-        TimeoutError when none comes within the socket's timeout."""
-        buf = self.buf
-        while True:
-            if len(buf) >= 4:
-                size = _I32.unpack_from(buf, 0)[0]
-                if size < 0:
-                    raise DecodeError(f"negative frame size {size}", "negative_size")
-                if len(buf) >= 4 + size:
-                    frame = bytes(buf[4 : 4 + size])
-                    del buf[: 4 + size]
-                    return frame
-            chunk = self.sock.recv(_RECV)
-            if not chunk:
-                return None
-            buf += chunk
-
-    def close(self) -> None:
-        self.dirty = True
-        try:
-            self.sock.close()
-        except OSError:
-            pass
 
 
 class KafkaDriver:

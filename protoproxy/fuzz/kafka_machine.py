@@ -36,9 +36,10 @@ from protoproxy_codecs.kafka import framing, schema
 from protoproxy_codecs.kafka.api_keys import ApiKey
 
 from .driver import Case, Observation, OracleFailure, Target
+from .kafka_wire import Connection, jsonable
 
 if TYPE_CHECKING:
-    from .kafka import Connection, KafkaDriver
+    from .kafka import KafkaDriver
 
 _CLIENT = "protoproxy-fuzz-sm"
 #: what each step uses: api -> (lowest, highest) version the machine can build
@@ -107,8 +108,6 @@ class KafkaModel:
     one request, reads its answer, judges it, and checks the model."""
 
     def __init__(self, driver: KafkaDriver, via: Target, versions: dict[int, int]) -> None:
-        from .kafka import Connection
-
         self.driver = driver
         self.versions = versions
         self.conn: Connection = Connection(via, driver.options.deadline_s)
@@ -125,8 +124,6 @@ class KafkaModel:
         self.corr += 1
         frame = framing.encode_request(api_key, version, self.corr, _CLIENT, body)
         self.case.wire.append(frame)
-        from .kafka import jsonable  # (kafka.py imports this module)
-
         self.case.decoded.append(
             {"api": schema.api_name(api_key), "version": version, "body": jsonable(body)}
         )
