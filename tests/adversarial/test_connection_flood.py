@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import re
-import resource
 import socket
 import subprocess
 import sys
@@ -35,7 +34,6 @@ from tests.peers import (
     ThreadedServer,
     exchange,
     listener_port,
-    protoproxy_run,
     wait_for,
 )
 
@@ -168,9 +166,16 @@ ASYNCIO_CHILD = textwrap.dedent(
 )
 
 
-def _low_nofile() -> None:
-    """In the child only (preexec_fn): soft and hard, so raising to hard gains nothing."""
-    resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
+#: The child lowers its own fd limit, soft and hard (so raising to hard gains
+#: nothing), first thing. Not a preexec_fn: that runs between fork and exec in
+#: a parent with threads (grpc's, in a pytest worker that ran gRPC tests),
+#: where grpc's fork handlers can break the child before it ever starts.
+_LOW_NOFILE = f"import resource; resource.setrlimit(resource.RLIMIT_NOFILE, ({NOFILE}, {NOFILE}))\n"
+#: `python -c _RUN_MODULE MODULE ARGS...`: run a module, as -m would, under that limit
+_RUN_MODULE = (
+    _LOW_NOFILE + "import runpy, sys; sys.argv = sys.argv[1:]; "
+    "runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)"
+)
 
 
 def _child_config(upstream: str) -> dict[str, Any]:
@@ -192,9 +197,7 @@ def _env() -> dict[str, str]:
 
 @contextlib.contextmanager
 def _child(argv: list[str]) -> Iterator[tuple[subprocess.Popen[str], ChildStderr]]:
-    proc = subprocess.Popen(
-        argv, stderr=subprocess.PIPE, text=True, env=_env(), preexec_fn=_low_nofile
-    )
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env=_env())
     stderr = ChildStderr(proc)
     try:
         yield proc, stderr
@@ -222,7 +225,8 @@ def _burst_until(port: int, done: Any, rounds: int = 20) -> bool:
 
 def test_emfile_on_accept_is_counted_and_logged_rate_limited_asyncio() -> None:
     upstream = ScriptedServer(default=Script(b"hi"))
-    argv = [sys.executable, "-c", ASYNCIO_CHILD, json.dumps(_child_config(upstream.address))]
+    code = _LOW_NOFILE + ASYNCIO_CHILD
+    argv = [sys.executable, "-c", code, json.dumps(_child_config(upstream.address))]
     with _child(argv) as (_proc, stderr):
         port = listener_port(stderr, "l")
         admin = _admin_port(stderr)
@@ -252,9 +256,10 @@ def test_a_listener_survives_fd_exhaustion_under_uvloop(tmp_path: Path) -> None:
     upstream = ScriptedServer(default=Script(b"hi"))
     config = tmp_path / "proxy.yaml"
     config.write_text(json.dumps(_child_config(upstream.address)))
-    proc = protoproxy_run(
-        config, stderr=subprocess.PIPE, text=True, env=_env(), preexec_fn=_low_nofile
-    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _RUN_MODULE, "protoproxy", "run", str(config)],
+        stderr=subprocess.PIPE, text=True, env=_env(),
+    )  # fmt: skip
     stderr = ChildStderr(proc)
     try:
         port = listener_port(stderr, "l")
