@@ -58,6 +58,10 @@ def test_wrong_invariant_is_broken_shrunk_to_one_step_and_replays() -> None:
             max_examples=8,
             max_steps=3,
             workload_steps=RECORDS - 1,
+            # what a client meets the same way every run: whether a stopped broker
+            # or a moved leader fails a Produce races the client's metadata
+            # refresh, and a plan that fails once but not on replay cannot shrink
+            faults=["abort", "drop", "cut", "delay"],
         )
     failure = caught.value
     assert len(failure.plan.steps) == 1, str(failure.plan)
