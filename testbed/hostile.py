@@ -63,3 +63,27 @@ class Counter:
         index = self.next
         self.next += 1
         return index
+
+
+class Policy:
+    """One fake's hostile policy: its seed, rate and request counter. The
+    protocol's subclass decides which requests may be hostile and what each
+    hostile answer carries."""
+
+    def __init__(self, scope: str, seed: int, rate: float) -> None:
+        self.scope = scope
+        self.seed = seed
+        self.rate = rate
+        self.counter = Counter()
+
+    def draw(self, wanted: bool) -> tuple[int, random.Random] | None:
+        """The next request's (index, generator) when it is answered hostile.
+        Every request takes an index, wanted or not, so one request's draw does
+        not depend on which others were wanted."""
+        index = self.counter.take()
+        if not wanted:
+            return None
+        rng = draw_rng(self.seed, index, self.scope)
+        if not chosen(rng, self.rate):
+            return None
+        return index, rng

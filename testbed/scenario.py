@@ -200,10 +200,25 @@ class GrpcScenario(ServiceScenario):
         return self
 
 
+class HttpHostileScenario(HostileScenario):
+    #: only requests whose path starts with one of these ("/api/"); all if left out
+    paths: list[str] | None = None
+
+
 class HttpScenario(ServiceScenario):
     #: the built-in routes on the ``http`` listener; default: on unless `services` is set
     demo: bool | None = None
     services: list[HttpServiceScenario] = Field(default_factory=list)
+    #: answer a share of the `services` fakes' requests with edge values (testbed/wiremock/hostile.py)
+    hostile: HttpHostileScenario | None = None
+
+    @model_validator(mode="after")
+    def _hostile_needs_services(self) -> HttpScenario:
+        if self.hostile is not None and not self.services:
+            raise ValueError(
+                "hostile: answers come from the user's services: list one under http.services"
+            )
+        return self
 
     @property
     def runs_demo(self) -> bool:

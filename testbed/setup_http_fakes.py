@@ -46,13 +46,18 @@ async def start(
 ) -> None:
     """Load every service's mappings first (a bad file stops start-up before any
     socket is opened), then start the servers on `tb._stack`."""
+    from .wiremock.hostile import HttpHostile
     from .wiremock.service import WireMockService
 
     sc = tb.scenario
     engines = load_engines(sc)
+    spec = sc.http.hostile
     for entry, engine in zip(sc.http.services, engines, strict=True):
+        hostile = None
+        if spec is not None:
+            hostile = HttpHostile(entry.name, spec.seed, spec.rate, spec.paths)
         service = await tb._stack.enter_async_context(
-            WireMockService(engine, entry.name, host=sc.host, journal=tb.journal)
+            WireMockService(engine, entry.name, host=sc.host, journal=tb.journal, hostile=hostile)
         )
         tb.services[entry.name] = service
         host, port = service.address

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from testbed.hostile import STRING_EDGES, Counter, chosen, draw_rng, pick
+from testbed.hostile import STRING_EDGES, Policy, pick
 
 KINDS = ("status", "trailers_only", "empty", "unknown_fields", "huge", "metadata")
 TRAILER = "x-testbed-hostile"
@@ -106,15 +106,13 @@ def _odd_metadata(rng: random.Random) -> list[tuple[str, str | bytes]]:
     return out
 
 
-class GrpcHostile:
+class GrpcHostile(Policy):
     """One fake service's hostile policy."""
 
     def __init__(self, service: str, seed: int, rate: float, methods: list[str] | None) -> None:
+        super().__init__(service, seed, rate)
         self.service = service
-        self.seed = seed
-        self.rate = rate
         self.methods = methods
-        self.counter = Counter()
 
     def _wanted(self, path: str) -> bool:
         if self.methods is None:
@@ -125,12 +123,10 @@ class GrpcHostile:
 
     def plan(self, path: str) -> Plan | None:
         """The plan of the next call (to `path`), None when it is answered normally."""
-        index = self.counter.take()
-        if not self._wanted(path):
+        drawn = self.draw(self._wanted(path))
+        if drawn is None:
             return None
-        rng = draw_rng(self.seed, index, self.service)
-        if not chosen(rng, self.rate):
-            return None
+        index, rng = drawn
         kind = pick(rng, KINDS)
         plan = Plan(index, kind)
         if kind in ("status", "trailers_only"):

@@ -25,9 +25,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import h11
 
-from ..journal import HttpRequest, Journal
+from ..journal import HostileAnswer, HttpRequest, Journal
 from .admin import AdminApi
 from .engine import HttpIn, HttpOut, WireMockEngine
+from .hostile import HttpHostile, HttpPlan
 
 #: Reason phrases as Jetty writes them (h11 would send none; some clients mind).
 _PHRASES = {s.value: s.phrase for s in HTTPStatus}
@@ -55,8 +56,11 @@ class WireMockService:
         host: str = "127.0.0.1",
         port: int = 0,
         journal: Journal | None = None,
+        hostile: HttpHostile | None = None,
     ) -> None:
         self.engine = engine
+        #: the scenario's ``http.hostile`` policy (hostile.py), None for none
+        self.hostile = hostile
         self.name = name
         self.host = host
         self.port = port
@@ -119,6 +123,26 @@ class WireMockService:
                 await writer.wait_closed()
 
     # -- the journal -------------------------------------------------------------
+    def record_hostile(self, req: HttpIn, plan: HttpPlan, answer: bytes, client: str) -> None:
+        if self.journal is None or self.hostile is None:
+            return
+        answer_hex, answer_len, truncated = HostileAnswer.hex_of(answer)
+        self.journal.record(
+            HostileAnswer(
+                service=self.name,
+                target="http",
+                operation=f"{req.method} {urlsplit(req.url).path}",
+                peer=client,
+                seed=self.hostile.seed,
+                index=plan.index,
+                edits=tuple(plan.edits),
+                metadata=journal_headers(req.headers),
+                answer_hex=answer_hex,
+                answer_len=answer_len,
+                truncated=truncated,
+            )
+        )
+
     def record(self, req: HttpIn, out: HttpOut) -> None:
         if self.journal is None:
             return
@@ -203,10 +227,12 @@ class _Connection:
             data = await self.reader.read(READ_SIZE)
             self.conn.receive_data(data)  # b"" is EOF
 
-    def _send(self, event: object) -> None:
+    def _send(self, event: object, sent: bytearray | None = None) -> None:
         data = self.conn.send(event)  # type: ignore[arg-type]
         if data:
             self.writer.write(data)
+            if sent is not None:
+                sent += data
 
     async def serve(self) -> None:
         while True:
@@ -236,8 +262,12 @@ class _Connection:
                 headers = list(out.headers)
                 if out.mapping_id is not None and not _has(headers, "matched-stub-id"):
                     headers.append(("Matched-Stub-Id", out.mapping_id))
+                plan = self._plan(req, headers)
                 try:
-                    await self._respond(req, out.status, headers, out.body, out.status_message)
+                    if plan is None:
+                        await self._respond(req, out.status, headers, out.body, out.status_message)
+                    else:
+                        await self._respond_hostile(req, plan, out, headers)
                 except h11.LocalProtocolError as e:
                     # h11 checks the head before a byte is sent: a 1xx status, a
                     # header value with a line break (a template's output)...
@@ -290,6 +320,56 @@ class _Connection:
             absolute_url=target if "://" in target else f"http://{host}{target}",
         )
 
+    def _plan(self, req: HttpIn, headers: list[tuple[str, str]]) -> HttpPlan | None:
+        if self.svc.hostile is None:
+            return None
+        content_type = next((v for k, v in headers if k.lower() == "content-type"), None)
+        return self.svc.hostile.plan(urlsplit(req.url).path, content_type)
+
+    async def _respond_hostile(
+        self, req: HttpIn, plan: HttpPlan, out: HttpOut, headers: list[tuple[str, str]]
+    ) -> None:
+        """The stub's answer changed as `plan` says, journaled with the bytes sent."""
+        status = plan.status if plan.status is not None else out.status
+        reason = plan.reason if plan.reason is not None else out.status_message
+        if plan.status is not None:
+            reason = None  # the new status's own phrase
+        extra = [(k, v.encode("latin-1")) for k, v in plan.headers]  # h11 sends str as ASCII
+        headers = [*headers, *extra, plan.tag]  # type: ignore[list-item]
+        body = b"" if plan.empty else out.body
+        sent = bytearray()
+        if plan.chunk_sizes:
+            await self._respond_chunked(req, status, headers, body, plan, sent)
+        else:
+            await self._respond(req, status, headers, body, reason, sent)
+        self.svc.record_hostile(req, plan, bytes(sent), self.client)
+
+    async def _respond_chunked(
+        self,
+        req: HttpIn,
+        status: int,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        plan: HttpPlan,
+        sent: bytearray,
+    ) -> None:
+        out = [
+            (k, v) for k, v in headers if k.lower() not in ("content-length", "transfer-encoding")
+        ]
+        bodiless = req.method == "HEAD" or status in (204, 304)
+        if not bodiless:
+            out.append(("Transfer-Encoding", "chunked"))
+        phrase = _PHRASES.get(status, "").encode("latin-1", "replace")
+        self._send(h11.Response(status_code=status, headers=out, reason=phrase), sent)
+        if not bodiless:
+            for piece in plan.chunks(body):
+                self._send(h11.Data(data=piece), sent)
+            # trailers go only on chunked framing: an HTTP/1.0 client reads to the close
+            chunked = self.conn.their_http_version == b"1.1"
+            self._send(h11.EndOfMessage(headers=plan.trailers if chunked else []), sent)
+        else:
+            self._send(h11.EndOfMessage(), sent)
+
     async def _respond(
         self,
         req: HttpIn,
@@ -297,6 +377,7 @@ class _Connection:
         headers: list[tuple[str, str]],
         body: bytes,
         reason: str | None = None,
+        sent: bytearray | None = None,
     ) -> None:
         out = [
             (k, v) for k, v in headers if k.lower() not in ("content-length", "transfer-encoding")
@@ -306,10 +387,10 @@ class _Connection:
             out.append(("Content-Length", str(len(body))))
         phrase = reason if reason is not None else _PHRASES.get(status, "")
         raw_phrase = phrase.encode("latin-1", "replace")
-        self._send(h11.Response(status_code=status, headers=out, reason=raw_phrase))
+        self._send(h11.Response(status_code=status, headers=out, reason=raw_phrase), sent)
         if not bodiless and body:
-            self._send(h11.Data(data=body))
-        self._send(h11.EndOfMessage())
+            self._send(h11.Data(data=body), sent)
+        self._send(h11.EndOfMessage(), sent)
 
     async def _fault(self, fault: str, closing: bool) -> None:
         """Break the connection as `fault` says; the caller closes it after.

@@ -196,3 +196,113 @@ def test_grpcio_meets_hostile_answers_traced_by_trailer_and_metadata() -> None:
         if index is not None:
             assert int(index) == entries[op].index
     assert any(index is not None for index in seen.values())
+
+
+def http_scenario(tmp_path: Path, **hostile: Any) -> dict[str, Any]:
+    """One WireMock fake answering GET /items with a JSON body, behind the proxy."""
+    (tmp_path / "items.json").write_text(
+        '{"request": {"method": "GET", "urlPathPattern": "/.*"},'
+        ' "response": {"status": 200, "jsonBody": {"items": [1, 2, 3], "note": "fine"},'
+        ' "headers": {"Content-Type": "application/json"}}}'
+    )
+    return {
+        "kafka": OFF,
+        "grpc": OFF,
+        "echo": OFF,
+        "http": {
+            "services": [{"name": "api", "mappings": [str(tmp_path)]}],
+            "hostile": {"seed": 7, **hostile},
+        },
+    }
+
+
+def test_http_bad_option_names_its_path() -> None:
+    with pytest.raises(ConfigError) as info:
+        resolve_scenario({"http": {"hostile": {"rate": 0.5}}})
+    assert "http:" in str(info.value) and "http.services" in str(info.value)
+
+
+def test_http_draws_are_seeded_and_cover_every_kind() -> None:
+    from testbed.wiremock.hostile import KINDS, HttpHostile
+
+    def kinds(seed: int) -> list[str | None]:
+        policy = HttpHostile("api", seed, 0.5, None)
+        return [(p.kind if (p := policy.plan("/x")) else None) for _ in range(60)]
+
+    assert kinds(7) == kinds(7) != kinds(8)
+    assert set(kinds(7)) == {*KINDS, None}
+
+
+def test_requests_meets_hostile_http_answers_traced_by_header_and_journal(tmp_path: Path) -> None:
+    """Every answer hostile, through the proxy, to the requests library: each
+    response is valid HTTP/1.1 that requests reads (status, headers, body as the
+    plan says), carries ``X-Testbed-Hostile: INDEX``, and the request's own
+    ``x-op`` header finds its journal entry, whose bytes are what the fake sent;
+    the answers requests refuses are traced to their entries the same way."""
+    import json
+
+    import requests
+
+    from testbed.wiremock.hostile import KINDS, ODD_STATUSES
+
+    stub = {"items": [1, 2, 3], "note": "fine"}
+    with TestbedThread(http_scenario(tmp_path, rate=1.0, paths=["/api/"])) as tb:
+        base = f"http://{tb.address('api')}"
+        with requests.Session() as session:
+            normal = session.get(f"{base}/other", timeout=10)
+            assert normal.status_code == 200 and "X-Testbed-Hostile" not in normal.headers
+            answers = {}
+            errors = {}
+            for op in range(80):  # seed 7: every kind, and every kind of headers
+                try:
+                    resp = session.get(f"{base}/api/items", headers={"x-op": str(op)}, timeout=10)
+                except requests.ConnectionError as exc:
+                    errors[str(op)] = str(exc)
+                else:
+                    answers[str(op)] = resp
+        entries = {e.metadata["x-op"]: e for e in tb.journal.hostile("api")}
+    assert set(entries) == set(answers) | set(errors)
+    # The finding (docs/fuzzing.md): http.client, under requests and urllib3, refuses
+    # an answer of more than 100 header lines; each refusal traces to that answer.
+    assert errors and all("got more than 100 headers" in e for e in errors.values())
+    assert {entries[op].edits for op in errors} == {("100 extra headers",)}
+    kinds: set[str] = {"100 extra headers"}
+    for op, resp in answers.items():
+        entry = entries[op]
+        assert isinstance(entry, HostileAnswer) and entry.target == "http"
+        assert entry.operation == "GET /api/items" and entry.seed == 7 and entry.edits
+        assert resp.headers["X-Testbed-Hostile"] == str(entry.index)
+        sent = bytes.fromhex(entry.answer_hex)
+        assert sent.startswith(b"HTTP/1.1 %d " % resp.status_code)
+        edits = " ".join(entry.edits)
+        if edits.startswith("status="):
+            kinds.add("status")
+            assert resp.status_code in ODD_STATUSES and json.loads(resp.content) == stub
+        elif edits == "no body":
+            kinds.add("empty")
+            assert resp.status_code == 200 and resp.content == b""
+        elif edits.startswith("chunked"):
+            kinds.add("chunked")
+            assert resp.headers["Transfer-Encoding"] == "chunked"
+            assert json.loads(resp.content) == stub
+        elif edits.startswith("reason"):
+            kinds.add("reason")
+            assert resp.status_code == 200 and json.loads(resp.content) == stub
+        else:
+            kinds.add(edits)
+            assert resp.status_code == 200 and json.loads(resp.content) == stub
+            if edits == "an 8 KiB header value":
+                assert resp.headers["X-Hostile-Long"] == "v" * 8192
+            elif edits.startswith("a second Content-Type"):
+                assert resp.headers["Content-Type"] == "application/json, text/plain"
+            elif edits.startswith("latin-1"):
+                assert resp.headers["X-Hostile-Latin1"] == "caf\xe9 \xbf\xff"
+    header_kinds = {
+        "100 extra headers",
+        "an empty header value",
+        "an 8 KiB header value",
+        "a second Content-Type: text/plain",
+        "latin-1 bytes in a header value",
+    }
+    assert kinds == {"status", "empty", "chunked", "reason"} | header_kinds
+    assert set(KINDS) == {"status", "empty", "chunked", "reason", "headers"}
