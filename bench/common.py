@@ -167,7 +167,7 @@ def table(rows: list[tuple[str, ...]]) -> str:
 def fuzz_summary(reports: dict[str, dict], note: str = "") -> bool:
     """Print `protoproxy fuzz` reports (name -> report.json) side by side, the
     proxy/direct ratio of cases per second and every failure; True if any failed."""
-    rows = [("run", "cases", "seconds", "cases/s", "labels", "failures")]
+    rows = [("run", "cases", "seconds", "cases/s", "responses/s", "labels", "failures")]
     for name, r in reports.items():
         rows.append(
             (
@@ -175,6 +175,7 @@ def fuzz_summary(reports: dict[str, dict], note: str = "") -> bool:
                 str(r["cases"]),
                 f"{r['elapsed_s']:.1f}",
                 f"{r['cases_per_s']:.1f}",
+                f"{r.get('responses_per_s', 0.0):.1f}",
                 str(len(r["coverage"])),
                 str(len(r["failures"])),
             )

@@ -32,6 +32,8 @@ def to_json(result: RunResult) -> dict[str, Any]:
         "stateful_cases": result.stateful_cases,
         "elapsed_s": round(result.elapsed_s, 3),
         "cases_per_s": round(result.cases_per_s, 1),
+        "responses": result.responses,
+        "responses_per_s": round(result.responses_per_s, 1),
         "rounds": result.rounds,
         "coverage": dict(result.coverage.most_common()),
         "slowest": [

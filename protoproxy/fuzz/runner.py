@@ -84,6 +84,8 @@ class RunResult:
     spec: RunSpec
     via: Target
     cases: int = 0
+    #: answers read and judged over all cases (a Kafka case may pipeline several)
+    responses: int = 0
     elapsed_s: float = 0.0
     coverage: Counter[str] = field(default_factory=Counter)
     #: label -> the slowest response seen for it, ns
@@ -96,6 +98,10 @@ class RunResult:
     @property
     def cases_per_s(self) -> float:
         return self.cases / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def responses_per_s(self) -> float:
+        return self.responses / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
     def slowest(self, n: int = 10) -> list[tuple[str, int]]:
         return sorted(self.slowest_ns.items(), key=lambda kv: -kv[1])[:n]
@@ -163,6 +169,8 @@ class Runner:
         r.cases += 1
         key = obs.label if obs is not None and obs.label else label
         r.coverage[key] += 1
+        if obs is not None:
+            r.responses += obs.responses
         if obs is not None and obs.latency_ns > r.slowest_ns.get(key, -1):
             r.slowest_ns[key] = obs.latency_ns
         self._tick()
