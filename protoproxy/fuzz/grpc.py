@@ -219,7 +219,17 @@ class GrpcDriver:
             responses, call.code(), call.details() or "", call.trailing_metadata() or (), took
         )
 
+    def state_machine(self, via: Target) -> type | None:
+        """Sequences of interleaved streams (grpc_machine.py), when there are streaming methods."""
+        from .grpc_machine import machine
+
+        return machine(self, via)
+
     def execute(self, case: Case, via: Target) -> Observation:
+        if case.extra.get("steps"):  # a stateful sequence (a replay)
+            from .grpc_machine import replay_steps
+
+            return replay_steps(self, case, via)
         m = self.by_label.get(case.label)
         if m is None:
             raise ValueError(f"{case.label}: not a method of {', '.join(self.options.proto)}")
