@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
 import grpc
-from google.protobuf import descriptor_pb2, json_format, message_factory, text_format
+from google.protobuf import descriptor_pb2, message_factory
 from google.protobuf.message import DecodeError
 from grpc_health.v1 import health_pb2
 from hypothesis import strategies as st
@@ -31,14 +30,15 @@ from protoproxy.record.schema import Schema, compile_protos
 from protoproxy_codecs.strategies import protobuf_messages
 
 from .driver import Case, Observation, Options, OracleFailure, Target
+from .grpc_machine import machine, replay_steps
+from .grpc_types import MAX_DEPTH, Answer, Method, as_json
+
+__all__ = ["MAX_DEPTH", "Answer", "GrpcDriver", "Method", "as_json"]
 
 #: statuses that say the server broke, not the request (`not_a_server_error`)
 SERVER_ERRORS = frozenset(
     {grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL, grpc.StatusCode.DATA_LOSS}
 )
-#: message nesting drawn: a recursive message (a tree) costs about 2.3x per level more
-#: to draw, and drawing is most of a case's time
-MAX_DEPTH = 2
 #: requests per call of a client- or bidi-streaming method
 MAX_STREAM_MESSAGES = 3
 #: a DEADLINE_EXCEEDED this close to our deadline is ours (`deadline`); earlier, the server's
@@ -56,32 +56,6 @@ _CHANNEL_OPTIONS = [
     ("grpc.enable_retries", 0),  # a retried call would hide the first answer
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
 ]
-
-
-@dataclass(frozen=True)
-class Method:
-    """One method of the schema, as a case needs it."""
-
-    label: str  # "pkg.Service/Method"
-    request: Any  # the request's Descriptor
-    response: Any  # the response's message class
-    client_streaming: bool
-    server_streaming: bool
-
-    @property
-    def path(self) -> str:
-        return "/" + self.label
-
-
-@dataclass
-class Answer:
-    """What one call got back: its response bytes, status and trailers."""
-
-    responses: list[bytes]
-    code: grpc.StatusCode
-    details: str
-    trailers: Sequence[tuple[str, str | bytes]]
-    took_ns: int
 
 
 def load_schema(options: Options) -> tuple[Schema, list[str]]:
@@ -117,15 +91,6 @@ def schema_methods(schema: Schema, files: Iterable[str]) -> list[Method]:
                     )
                 )
     return out
-
-
-def as_json(msg: Any) -> Any:
-    """The message as JSON for the replay file; text format for what JSON cannot carry
-    (an Any of an unknown type, a Timestamp out of range)."""
-    try:
-        return json_format.MessageToDict(msg, preserving_proto_field_name=True)
-    except (json_format.Error, TypeError, ValueError, KeyError):
-        return {"_text": text_format.MessageToString(msg)}
 
 
 class GrpcDriver:
@@ -221,14 +186,10 @@ class GrpcDriver:
 
     def state_machine(self, via: Target) -> type | None:
         """Sequences of interleaved streams (grpc_machine.py), when there are streaming methods."""
-        from .grpc_machine import machine
-
         return machine(self, via)
 
     def execute(self, case: Case, via: Target) -> Observation:
         if case.extra.get("steps"):  # a stateful sequence (a replay)
-            from .grpc_machine import replay_steps
-
             return replay_steps(self, case, via)
         m = self.by_label.get(case.label)
         if m is None:

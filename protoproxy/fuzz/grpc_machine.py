@@ -40,7 +40,7 @@ from hypothesis.strategies import SearchStrategy
 from protoproxy_codecs.strategies import protobuf_messages
 
 from .driver import Case, Observation, OracleFailure, Target
-from .grpc import MAX_DEPTH, Answer, Method, as_json
+from .grpc_types import MAX_DEPTH, Answer, Method, as_json
 
 if TYPE_CHECKING:
     from .grpc import GrpcDriver
