@@ -94,7 +94,8 @@ class HttpHostile(Policy):
 
     def plan(self, path: str, content_type: str | None = None) -> HttpPlan | None:
         """The plan of the next answer (to `path`), None when it is answered
-        normally. Admin calls take no index (the service never asks for them)."""
+        normally. Admin calls and answers that are a stub's fault take no index
+        (the service never asks for them)."""
         wanted = self.paths is None or any(path.startswith(p) for p in self.paths)
         drawn = self.draw(wanted)
         if drawn is None:
