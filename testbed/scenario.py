@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
@@ -176,7 +176,33 @@ class HttpServiceScenario(_Model):
     mappings: list[ScenarioPath] = Field(default_factory=list)
 
 
-class GrpcScenario(ServiceScenario):
+class UserServicesScenario(ServiceScenario):
+    """A protocol whose fakes may be the user's own (`services`), answered
+    hostile (`hostile`) or not, beside the built-in demo (`demo`)."""
+
+    kind: ClassVar[str]
+    #: the protocol's built-in demo service; default: on unless `services` lists the user's own
+    demo: bool | None = None
+    #: (each protocol narrows the types of these two)
+    services: list[Any] = Field(default_factory=list)
+    hostile: Any = None
+
+    @property
+    def runs_demo(self) -> bool:
+        return self.enabled and (self.demo if self.demo is not None else not self.services)
+
+    @model_validator(mode="after")
+    def _hostile_needs_services(self) -> UserServicesScenario:
+        if self.hostile is not None and not self.services:
+            raise ValueError(
+                f"hostile: answers come from the user's services: list one under {self.kind}.services"
+            )
+        return self
+
+
+class GrpcScenario(UserServicesScenario):
+    kind: ClassVar[str] = "grpc"
+
     #: Run grpcio's server in the testbed's own process instead of a child process
     #: (testbed.grpc_process): for tests that reach into the live FakeGrpcService.
     in_process: bool = False
@@ -187,42 +213,20 @@ class GrpcScenario(ServiceScenario):
     #: answer a share of the user services' calls with edge values (testbed/grpc_fakes/hostile.py)
     hostile: GrpcHostileScenario | None = None
 
-    @property
-    def runs_demo(self) -> bool:
-        return self.enabled and (self.demo if self.demo is not None else not self.services)
-
-    @model_validator(mode="after")
-    def _hostile_needs_services(self) -> GrpcScenario:
-        if self.hostile is not None and not self.services:
-            raise ValueError(
-                "hostile: answers come from the user's services: list one under grpc.services"
-            )
-        return self
-
 
 class HttpHostileScenario(HostileScenario):
     #: only requests whose path starts with one of these ("/api/"); all if left out
     paths: list[str] | None = None
 
 
-class HttpScenario(ServiceScenario):
+class HttpScenario(UserServicesScenario):
+    kind: ClassVar[str] = "http"
+
     #: the built-in routes on the ``http`` listener; default: on unless `services` is set
     demo: bool | None = None
     services: list[HttpServiceScenario] = Field(default_factory=list)
     #: answer a share of the `services` fakes' requests with edge values (testbed/wiremock/hostile.py)
     hostile: HttpHostileScenario | None = None
-
-    @model_validator(mode="after")
-    def _hostile_needs_services(self) -> HttpScenario:
-        if self.hostile is not None and not self.services:
-            raise ValueError(
-                "hostile: answers come from the user's services: list one under http.services"
-            )
-        return self
-
-    @property
-    def runs_demo(self) -> bool:
-        return self.enabled and (self.demo if self.demo is not None else not self.services)
 
 
 class JournalScenario(_Model):
