@@ -26,9 +26,11 @@ client id (each client instance has its own): the hostile answers to it
 during the operation, else the last one before it ("before": a client keeps
 state, such as a throttle pause, from an earlier answer). **traced** counts
 failures with such an entry, **untraced** the others (not the fakes' doing,
-or a client that failed before any hostile answer reached it). The first `--show` failures per (client, outcome,
-exception type) are printed with their journal entries; `--save DIR` writes
-each as a replay file (scenario + operation + outcome + journal entries).
+or a client that failed before any hostile answer reached it). The first
+`--show` failures per (client, outcome, exception type, and the status code
+of a gRPC error the client raised itself rather than the one the fake sent)
+are printed with their journal entries; `--save DIR` writes each as a replay
+file (scenario + operation + outcome + journal entries).
 """
 
 from __future__ import annotations
@@ -71,8 +73,19 @@ class Failure:
     started: int = 0
 
     @property
+    def code(self) -> str:
+        """The status code (``internal``) of a gRPC error the client made itself, else
+        "": an odd status the fake sent is one finding, each code grpcio raised another."""
+        head = self.detail.split(":", 1)[0]
+        if not head.startswith("StatusCode."):
+            return ""
+        name = head.removeprefix("StatusCode.")
+        sent = any(edit.startswith(f"status={name} ") for e in self.entries for edit in e.edits)
+        return "" if sent else name.lower()
+
+    @property
     def key(self) -> tuple[str, str, str]:
-        return (self.client, self.outcome, self.exception)
+        return (self.client, self.outcome, "-".join(filter(None, (self.exception, self.code))))
 
 
 @dataclass
@@ -395,7 +408,7 @@ def report(results: dict[str, Tally], args: argparse.Namespace, scenarios: dict[
 
 def _save(folder: Path, f: Failure, scenario: dict[str, Any]) -> int:
     folder.mkdir(parents=True, exist_ok=True)
-    stem = f"{f.client}-{f.outcome}-{f.exception}".lower()
+    stem = "-".join(filter(None, (f.client, f.outcome, f.exception, f.code))).lower()
     path = folder / f"{stem}.json"
     if path.exists():
         return 0

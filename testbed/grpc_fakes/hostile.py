@@ -15,7 +15,17 @@ whether the call is hostile and, if so, one kind of answer:
 - ``huge``: the stub's message with one unknown length-delimited field of
   64 KiB, 1 MiB or 4 MiB + 1 (just past grpcio's default receive limit);
 - ``metadata``: the stub's answer after initial metadata with edge values:
-  100 keys, an empty value, a 4 KiB value, binary bytes in a ``-bin`` key.
+  100 keys, an empty value, a 4 KiB value, binary bytes in a ``-bin`` key;
+- ``continuation``: the stub's answer, its header blocks framed as HEADERS
+  (padded by 0, 1 or 255 bytes) and then 1, 8 or 64 CONTINUATION frames;
+- ``settings``: the stub's answer, with a SETTINGS change mid-connection
+  before it and the server's values restored after it: unknown setting ids,
+  a header table of 0, no new streams, the minimum frame size, push off, an
+  empty SETTINGS, or one id given twice.
+
+The two frame kinds are carried out by the fake's frame relay
+(testbed/grpc_fakes/frames.py), which reads them off the call's
+``x-testbed-frames`` header.
 
 Every hostile answer carries the trailer ``x-testbed-hostile: INDEX`` (a
 client's RpcError shows it) and goes to the journal as a `HostileAnswer`
@@ -31,7 +41,24 @@ import grpc
 
 from testbed.hostile import STRING_EDGES, Policy, pick
 
-KINDS = ("status", "trailers_only", "empty", "unknown_fields", "huge", "metadata")
+from .frames import MARKER, FramePlan
+
+FRAME_KINDS = ("continuation", "settings")
+KINDS = ("status", "trailers_only", "empty", "unknown_fields", "huge", "metadata", *FRAME_KINDS)
+#: CONTINUATION frames per header block: 64 is the most a defended peer takes by default
+CHAINS = (1, 8, 64)
+PADS = (0, 1, 255)
+#: (what the journal says, the SETTINGS entries): only changes a client must follow
+#: and that cannot hurt the server (never a bigger window, table or frame than it has)
+SETTINGS_EDITS: tuple[tuple[str, tuple[tuple[int, int], ...]], ...] = (
+    ("unknown ids 0xa, 0x4242, 0xffff", ((0xA, 1), (0x4242, 0), (0xFFFF, 2**32 - 1))),
+    ("HEADER_TABLE_SIZE=0", ((0x1, 0),)),
+    ("MAX_CONCURRENT_STREAMS=0", ((0x3, 0),)),
+    ("MAX_FRAME_SIZE=16384", ((0x5, 16384),)),
+    ("ENABLE_PUSH=0", ((0x2, 0),)),
+    ("empty", ()),
+    ("HEADER_TABLE_SIZE twice (256, then 0)", ((0x1, 256), (0x1, 0))),
+)
 TRAILER = "x-testbed-hostile"
 ODD_STATUSES = tuple(c for c in grpc.StatusCode if c is not grpc.StatusCode.OK)
 HUGE_SIZES = (64 * 1024, 1024 * 1024, 4 * 1024 * 1024 + 1)
@@ -53,10 +80,17 @@ class Plan:
     suffix: bytes = b""
     #: every response message replaced by the empty one
     empty: bool = False
+    #: a frame kind's edit, for the frame relay
+    frames: FramePlan | None = None
 
     @property
     def tag(self) -> tuple[str, str]:
         return (TRAILER, str(self.index))
+
+    @property
+    def marker(self) -> tuple[tuple[str, str], ...]:
+        """The header that asks the frame relay for this plan's frames (none: no frame kind)."""
+        return () if self.frames is None else ((MARKER, self.frames.value()),)
 
 
 def _varint(n: int) -> bytes:
@@ -153,6 +187,16 @@ class GrpcHostile(Policy):
             size = pick(rng, HUGE_SIZES)
             plan.suffix = _huge(size)
             plan.edits.append(f"unknown field of {size} bytes")
+        elif kind == "continuation":
+            chain, pad = pick(rng, CHAINS), pick(rng, PADS)
+            plan.frames = FramePlan(kind, chain=chain, pad=pad)
+            plan.edits.append(
+                f"header blocks as HEADERS ({pad} bytes of padding) + {chain} CONTINUATION"
+            )
+        elif kind == "settings":
+            said, pairs = pick(rng, SETTINGS_EDITS)
+            plan.frames = FramePlan(kind, settings=pairs)
+            plan.edits.append(f"SETTINGS mid-connection: {said}; the server's values after")
         else:
             plan.metadata = _odd_metadata(rng)
             plan.edits.append(f"initial metadata: {_described(plan.metadata)}")

@@ -28,6 +28,7 @@ from grpc_reflection.v1alpha import reflection
 
 from ..journal import GrpcCall, HostileAnswer
 from . import wire
+from .frames import FrameRelay
 from .hostile import GrpcHostile, Plan
 from .schema import Method, Schema
 
@@ -96,6 +97,7 @@ class UserService:
         self.record = record
         self.hostile = hostile
         self._server: aio.Server | None = None
+        self._relay: FrameRelay | None = None
         self._health = health.aio.HealthServicer()
         self.address = ""
         add_service_files(schema)
@@ -117,7 +119,9 @@ class UserService:
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         names = (*self.schema.services, health.SERVICE_NAME, reflection.SERVICE_NAME)
         reflection.enable_server_reflection(names, server, pool=self.schema.pool)
-        bind = f"{host}:{port}"
+        # A hostile fake answers through its frame relay (frames.py), grpcio behind it
+        # on a loopback port of its own.
+        bind = f"{host}:{port}" if self.hostile is None else "127.0.0.1:0"
         try:
             bound = server.add_insecure_port(bind)
         except RuntimeError as exc:  # grpcio's only signal for a failed bind
@@ -126,10 +130,16 @@ class UserService:
         for service in ("", *self.schema.services):
             await self._health.set(service, SERVING)
         self._server = server
+        if self.hostile is not None:
+            self._relay = FrameRelay(("127.0.0.1", bound))
+            bound = await self._relay.start(host, port)
         shown = f"[{host}]" if ":" in host else host
         self.address = f"{shown}:{bound}"
 
     async def stop(self, grace: float | None = None) -> None:
+        relay, self._relay = self._relay, None
+        if relay is not None:
+            await relay.stop()
         server, self._server = self._server, None
         if server is not None:
             await server.stop(grace)
@@ -325,8 +335,10 @@ class UserService:
         if not call.headers_sent:
             call.headers_sent = True
             headers = wire.wire_metadata(reply.headers)
-            if call.hostile is not None and call.hostile.kind == "metadata":
-                headers = (*headers, *call.hostile.metadata)
+            if call.hostile is not None:
+                if call.hostile.kind == "metadata":
+                    headers = (*headers, *call.hostile.metadata)
+                headers = (*headers, *call.hostile.marker)
             if headers:
                 await context.send_initial_metadata(headers)
 
@@ -343,7 +355,9 @@ class UserService:
     def _tagged(
         call: _Call, trailers: tuple[tuple[str, str | bytes], ...]
     ) -> tuple[tuple[str, str | bytes], ...]:
-        return trailers if call.hostile is None else (*trailers, call.hostile.tag)
+        if call.hostile is None:
+            return trailers
+        return (*trailers, call.hostile.tag, *call.hostile.marker)
 
     async def _message(self, call: _Call, data: Any, context: aio.ServicerContext) -> Message:
         """The stub's JSON as the output type. Stubs are checked when loaded, so

@@ -306,3 +306,160 @@ def test_requests_meets_hostile_http_answers_traced_by_header_and_journal(tmp_pa
     }
     assert kinds == {"status", "empty", "chunked", "reason"} | header_kinds
     assert set(KINDS) == {"status", "empty", "chunked", "reason", "headers"}
+
+
+def _frames(raw: bytearray) -> list[tuple[int, int, int, bytes]]:
+    """(type, flags, stream id, payload) of each whole frame at the front of `raw`, taken off it."""
+    out = []
+    while len(raw) >= 9:
+        length = int.from_bytes(raw[:3], "big")
+        if len(raw) < 9 + length:
+            break
+        sid = int.from_bytes(raw[5:9], "big") & 0x7FFFFFFF
+        out.append((raw[3], raw[4], sid, bytes(raw[9 : 9 + length])))
+        del raw[: 9 + length]
+    return out
+
+
+def test_frame_kinds_reach_an_h2_client_as_the_marker_says_on_one_connection() -> None:
+    """40 hostile GetItem calls on one HTTP/2 connection, read frame by frame:
+    each call's ``x-testbed-frames`` header (which the relay acts on) matches
+    the frames seen (CONTINUATION count, padding; the SETTINGS before the call
+    and the restore after it), h2 (the PyPI library) accepts every frame, and
+    the journal entry found by the call's ``x-op`` says the same edit."""
+    h2_connection = pytest.importorskip("h2.connection")
+    import h2.config
+    import h2.events
+
+    from testbed.grpc_fakes.frames import FramePlan
+
+    data = load_scenario(ROOT / "fixtures/grpc_fakes/shop/scenario.yaml").model_dump(mode="json")
+    data["grpc"]["hostile"] = {"seed": 7, "rate": 1.0, "methods": ["Catalog/GetItem"]}
+    kinds_seen: set[str] = set()
+    with TestbedThread(data) as tb:
+        host, port = tb.testbed.services["shop"].address.rsplit(":", 1)
+        conn = h2_connection.H2Connection(h2.config.H2Configuration(header_encoding=None))
+        conn.initiate_connection()
+        conn.increment_flow_control_window(2**30)
+        marks: dict[str, FramePlan | None] = {}
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(conn.data_to_send())
+            raw = bytearray()
+            for op in range(40):
+                sid = conn.get_next_available_stream_id()
+                head = [(":method", "POST"), (":scheme", "http"), (":authority", "shop")]
+                head += [(":path", "/shop.v1.Catalog/GetItem"), ("te", "trailers")]
+                head += [("content-type", "application/grpc"), ("x-op", str(op))]
+                conn.send_headers(sid, head)
+                conn.send_data(sid, b"\0\0\0\0\x08\x0a\x06book-1", end_stream=True)
+                sock.sendall(conn.data_to_send())
+                frames: list[tuple[int, int, int, bytes]] = []
+                headers: dict[bytes, bytes] = {}
+                ended = False
+                while not ended:
+                    chunk = sock.recv(1 << 20)
+                    assert chunk, "the fake closed the connection"
+                    raw += chunk
+                    for frame in _frames(raw):
+                        frames.append(frame)
+                        ftype, flags, fsid, payload = frame
+                        header = len(payload).to_bytes(3, "big") + bytes((ftype, flags))
+                        for event in conn.receive_data(header + fsid.to_bytes(4, "big") + payload):
+                            assert not isinstance(event, h2.events.ConnectionTerminated), event
+                            if isinstance(event, h2.events.DataReceived):
+                                conn.acknowledge_received_data(
+                                    event.flow_controlled_length, event.stream_id
+                                )
+                            if isinstance(
+                                event, h2.events.ResponseReceived | h2.events.TrailersReceived
+                            ):
+                                headers.update(event.headers)
+                            if isinstance(event, h2.events.StreamEnded | h2.events.StreamReset):
+                                ended = event.stream_id == sid
+                    sock.sendall(conn.data_to_send())
+                marker = headers.get(b"x-testbed-frames")
+                plan = FramePlan.parse(marker.decode()) if marker else None
+                marks[str(op)] = plan
+                if plan is None:
+                    continue
+                kinds_seen.add(plan.kind)
+                mine = [f for f in frames if f[2] == sid]
+                if plan.kind == "continuation":
+                    # each block: HEADERS (padded as planned) then `chain` CONTINUATION frames
+                    blocks = [i for i, f in enumerate(mine) if f[0] == 0x1]
+                    assert blocks, mine
+                    for i in blocks:
+                        assert bool(mine[i][1] & 0x8) == (plan.pad > 0)
+                        if plan.pad:
+                            assert mine[i][3][0] == plan.pad
+                        chain = [f[0] for f in mine[i + 1 : i + 1 + plan.chain]]
+                        assert chain == [0x9] * plan.chain
+                        assert mine[i + plan.chain][1] & 0x4  # END_HEADERS on the last
+                else:
+                    settings = [f for f in frames if f[0] == 0x4 and not f[1] & 0x1]
+                    entries = [
+                        tuple(
+                            (
+                                int.from_bytes(p[i : i + 2], "big"),
+                                int.from_bytes(p[i + 2 : i + 6], "big"),
+                            )
+                            for i in range(0, len(p), 6)
+                        )
+                        for *_, p in settings
+                    ]
+                    assert plan.settings in entries, (plan, entries)
+                    first = frames.index(settings[entries.index(plan.settings)])
+                    assert first < frames.index(mine[0])  # before the call's first block
+                    known = {k for k, _ in plan.settings} & {0x1, 0x3, 0x5}
+                    if known:  # and the server's own values after its last
+                        later = entries[entries.index(plan.settings) + 1 :]
+                        assert any({k for k, _ in e} == known for e in later), entries
+        entries = {e.metadata["x-op"]: e for e in tb.journal.hostile("shop")}
+    assert set(entries) == set(marks)
+    for op, plan in marks.items():
+        said = " ".join(entries[op].edits)
+        if plan is None:
+            assert "CONTINUATION" not in said and "SETTINGS" not in said
+        elif plan.kind == "continuation":
+            assert f"{plan.pad} bytes of padding) + {plan.chain} CONTINUATION" in said
+        else:
+            assert said.startswith("SETTINGS mid-connection")
+    assert kinds_seen == {"continuation", "settings"}
+
+
+def test_grpcio_fails_a_call_whose_response_headers_frame_is_padded() -> None:
+    """Pins the finding in docs/fuzzing.md: grpcio (C-core) cannot read a
+    padded HEADERS frame (RFC 9113 6.2 allows one; h2 and nghttp2 read the
+    same bytes), so every call answered that way fails INTERNAL "Failed
+    parsing HTTP/2". Unpadded CONTINUATION chains of up to 64 frames and every
+    SETTINGS change read fine, through the proxy. If this fails, grpcio
+    changed: update the finding."""
+    grpc = pytest.importorskip("grpc")
+    data = load_scenario(ROOT / "fixtures/grpc_fakes/shop/scenario.yaml").model_dump(mode="json")
+    data["grpc"]["hostile"] = {"seed": 7, "rate": 1.0, "methods": ["Catalog/GetItem"]}
+    results: dict[str, tuple[str, str]] = {}
+    with TestbedThread(data) as tb:
+        with grpc.insecure_channel(tb.address("shop")) as channel:
+            call = channel.unary_unary("/shop.v1.Catalog/GetItem")
+            for op in range(60):
+                try:
+                    call.with_call(b"\x0a\x06book-1", timeout=10, metadata=[("x-op", f"{op}")])
+                    results[str(op)] = ("OK", "")
+                except grpc.RpcError as exc:
+                    results[str(op)] = (exc.code().name, exc.details() or "")
+        entries = {e.metadata["x-op"]: e for e in tb.journal.hostile("shop")}
+    padded = unpadded = settings = 0
+    for op, entry in entries.items():
+        said = " ".join(entry.edits)
+        if "CONTINUATION" in said:
+            if "(0 bytes of padding)" in said:
+                unpadded += 1
+                assert results[op] == ("OK", ""), (said, results[op])
+            else:
+                padded += 1
+                code, details = results[op]
+                assert code == "INTERNAL" and "Failed parsing HTTP/2" in details, (said, code)
+        elif said.startswith("SETTINGS"):
+            settings += 1
+            assert results[op] == ("OK", ""), (said, results[op])
+    assert padded and unpadded and settings
